@@ -1,0 +1,59 @@
+//! The envelope codec: `version (u16, big-endian) || postcard(Envelope)`.
+//!
+//! Decoding is strict and total. It refuses an unknown version before reading anything else,
+//! refuses trailing bytes, and never allocates more than the input's length: postcard checks a
+//! string's or byte sequence's declared length against the bytes actually present, and serde
+//! caps a sequence's up-front reservation, so a length prefix of 2^60 costs nothing. Callers
+//! bound the input itself with [`crate::FrameLimit`].
+
+use crate::PROTOCOL_VERSION;
+use crate::message::Envelope;
+
+/// Encoding failed; with the message types of this crate this only happens if postcard itself
+/// fails, which it does not for in-memory buffers.
+#[derive(Debug, thiserror::Error)]
+#[error("could not encode a message: {0}")]
+pub struct EncodeError(#[from] postcard::Error);
+
+/// Why bytes are not a valid envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Fewer than the two version bytes.
+    #[error("message of {0} bytes is too short to hold a protocol version")]
+    TooShort(usize),
+    /// The version is not [`PROTOCOL_VERSION`].
+    #[error("protocol version {got} is not supported (this build speaks version {PROTOCOL_VERSION})")]
+    UnsupportedVersion {
+        /// The version found.
+        got: u16,
+    },
+    /// The bytes after the version are not a postcard-encoded envelope.
+    #[error("malformed message: {0}")]
+    Malformed(postcard::Error),
+    /// A valid envelope followed by extra bytes.
+    #[error("{0} unexpected bytes after the message")]
+    TrailingBytes(usize),
+}
+
+/// Encodes an envelope with the current protocol version in front.
+pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, EncodeError> {
+    let out = PROTOCOL_VERSION.to_be_bytes().to_vec();
+    Ok(postcard::to_extend(envelope, out)?)
+}
+
+/// Decodes exactly one envelope from `bytes`.
+pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
+    let (version, rest) = match bytes {
+        [hi, lo, rest @ ..] => (u16::from_be_bytes([*hi, *lo]), rest),
+        _ => return Err(DecodeError::TooShort(bytes.len())),
+    };
+    if version != PROTOCOL_VERSION {
+        return Err(DecodeError::UnsupportedVersion { got: version });
+    }
+    let (envelope, trailing) =
+        postcard::take_from_bytes::<Envelope>(rest).map_err(DecodeError::Malformed)?;
+    if !trailing.is_empty() {
+        return Err(DecodeError::TrailingBytes(trailing.len()));
+    }
+    Ok(envelope)
+}

@@ -1,0 +1,254 @@
+//! Message types. Every message travels in an [`Envelope`]: a [`Header`] (job, round, sender
+//! sequence number) and a [`Body`]. The protocol version is not a field here: the codec writes it
+//! in front of the envelope and refuses any other version before looking at the rest.
+//!
+//! Variant order is part of the wire format (postcard encodes an enum variant as its index), so
+//! new variants go at the end and existing ones are never reordered; `tests/vectors.rs` pins the
+//! bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{PartyId, PartyName};
+
+/// A job, numbered by the coordinator. [`JobId::NONE`] marks messages that are not about a job
+/// (registration, connection-level errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct JobId(pub u64);
+
+impl JobId {
+    /// "Not about a job".
+    pub const NONE: JobId = JobId(0);
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "job-{}", self.0)
+    }
+}
+
+/// A round within a job (a job may take several rounds, e.g. one per k-means iteration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RoundId(pub u32);
+
+/// What every message carries besides its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// The job the message is about, or [`JobId::NONE`].
+    pub job: JobId,
+    /// The round within the job (0 when not about a job).
+    pub round: RoundId,
+    /// The sender's sequence number on this connection: 0, 1, 2, ... with no gaps. A receiver
+    /// refuses a repeated, skipped or reordered number (see [`crate::seq`]).
+    pub seq: u64,
+}
+
+/// A complete message: header and body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Job, round and sequence number.
+    pub header: Header,
+    /// What is said.
+    pub body: Body,
+}
+
+/// The messages of the protocol. Who may send which is enforced by the receiver from the
+/// sender's certificate role (see `docs/PROTOCOL.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// Node -> coordinator, first message on a connection.
+    Register(Register),
+    /// Coordinator -> node: registration accepted, with the identity read from the certificate.
+    Registered(Registered),
+    /// Coordinator -> node: a job the node is asked to take part in.
+    JobAnnounce(JobAnnounce),
+    /// Node -> coordinator: the node takes part in the announced job.
+    Accept,
+    /// Node -> coordinator: the node declines the announced job, and why.
+    Refuse(Refusal),
+    /// Node -> coordinator: the node's contribution to a round.
+    Submit(Contribution),
+    /// Coordinator -> node: the released result of a job the node contributed to.
+    Result(JobResult),
+    /// Analyst -> coordinator: run this job.
+    SubmitJob(JobSpec),
+    /// Coordinator -> analyst: how a submitted job ended.
+    Outcome(JobOutcome),
+    /// Either direction: a protocol error; the sender closes the stream after it.
+    Error(ErrorFrame),
+}
+
+impl Body {
+    /// A short name for logs (never the payload).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Register(_) => "register",
+            Body::Registered(_) => "registered",
+            Body::JobAnnounce(_) => "job-announce",
+            Body::Accept => "accept",
+            Body::Refuse(_) => "refuse",
+            Body::Submit(_) => "submit",
+            Body::Result(_) => "result",
+            Body::SubmitJob(_) => "submit-job",
+            Body::Outcome(_) => "outcome",
+            Body::Error(_) => "error",
+        }
+    }
+}
+
+/// A node's registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Register {
+    /// The node's software version, for the coordinator's logs.
+    pub software: String,
+}
+
+/// The coordinator's answer to [`Register`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    /// Who the coordinator took the node to be, from its certificate.
+    pub party: PartyId,
+}
+
+/// The kinds of job. Each fixes the layout of the contribution vector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobSpec {
+    /// Count and sum over each node's transactions file: distinct customers, rows and total
+    /// amount in minor currency units. Contribution layout: see [`JobSpec::vector_len`].
+    TransactionTotals,
+}
+
+impl JobSpec {
+    /// Number of ring elements in a contribution to this job.
+    ///
+    /// `TransactionTotals`: `[customers, rows, amount_minor_units]`, each an integer in
+    /// `Z_2^64`; the amount is two's-complement so that refunds can be negative.
+    pub fn vector_len(&self) -> usize {
+        match self {
+            JobSpec::TransactionTotals => 3,
+        }
+    }
+
+    /// A short name for logs and reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobSpec::TransactionTotals => "transaction-totals",
+        }
+    }
+}
+
+/// An announced job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobAnnounce {
+    /// What to compute.
+    pub spec: JobSpec,
+    /// How long the coordinator waits for this node's contribution, in milliseconds.
+    pub timeout_ms: u32,
+}
+
+/// Why a node declined a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefuseReason {
+    /// The node does not implement this job kind.
+    UnsupportedJob,
+    /// The node's data could not be read or failed validation.
+    DataUnavailable,
+    /// The job would take the node past its privacy budget.
+    BudgetExhausted,
+    /// The node's operator policy forbids this job.
+    Policy,
+    /// The node is already busy with another job.
+    Busy,
+}
+
+/// A refusal with a human-readable detail (never customer data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The machine-readable reason.
+    pub reason: RefuseReason,
+    /// What the node operator would want to read.
+    pub detail: String,
+}
+
+/// A node's contribution: a vector over the ring `Z_2^64`, laid out as the job's spec says.
+/// Today the values are plain; with secure aggregation they are masked and noised, and the
+/// coordinator's merge (wrapping addition) stays the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// Ring elements.
+    pub values: Vec<u64>,
+}
+
+/// A released result: the ring sum of the contributions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// What was computed.
+    pub spec: JobSpec,
+    /// The sum over contributors, element-wise in `Z_2^64`.
+    pub values: Vec<u64>,
+    /// The nodes whose contributions are in the sum, sorted.
+    pub contributors: Vec<PartyName>,
+}
+
+/// How one node failed a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeFailure {
+    /// The node.
+    pub node: PartyName,
+    /// What went wrong, for people.
+    pub reason: String,
+}
+
+/// How a submitted job ended, as told to the analyst.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobOutcome {
+    /// A result was released; some nodes may have failed without preventing it.
+    Completed {
+        /// The released result.
+        result: JobResult,
+        /// Nodes that were asked but are not in the result.
+        failures: Vec<NodeFailure>,
+    },
+    /// Nothing was released.
+    Aborted {
+        /// Why, for people.
+        reason: String,
+        /// Nodes that failed.
+        failures: Vec<NodeFailure>,
+    },
+}
+
+/// The closed set of protocol error codes. A receiver that sends one closes the stream after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// A frame's length prefix was above the receiver's limit.
+    FrameTooLarge,
+    /// The bytes did not decode as an envelope.
+    Malformed,
+    /// The envelope's protocol version is not the receiver's.
+    UnsupportedVersion,
+    /// A sequence number was repeated, skipped or reordered.
+    OutOfSequence,
+    /// The sender's certificate role may not send this message.
+    RoleNotPermitted,
+    /// The message is valid but not expected in the current state.
+    UnexpectedMessage,
+    /// The message names a job or round the receiver does not know.
+    UnknownJob,
+    /// The contribution does not have the job's layout.
+    BadContribution,
+    /// The receiver is shutting down.
+    ShuttingDown,
+    /// Another connection registered the same party; this one is closed.
+    Replaced,
+    /// The receiver failed internally; the sender did nothing wrong.
+    Internal,
+}
+
+/// A protocol error as sent on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    /// What kind of error.
+    pub code: ErrorCode,
+    /// Details for the peer's logs (never customer data).
+    pub detail: String,
+}

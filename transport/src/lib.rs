@@ -1,0 +1,83 @@
+//! fedprof transport: QUIC (quinn) with mutual TLS (rustls, TLS 1.3 only, *ring* provider),
+//! certificate-based identities, and framed, sequence-checked message streams.
+//!
+//! Owns: the federation PKI ([`pki`]), endpoint configuration and limits ([`tls`]),
+//! authenticated connections and message streams ([`connection`]) and the accept loop with
+//! graceful shutdown ([`server`]). Does not own any business rule: what a message means, and
+//! which role may send it, is decided by the node and coordinator crates from the identity this
+//! crate hands them. That identity comes only from the peer's verified certificate.
+
+pub mod connection;
+pub mod pki;
+pub mod server;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use connection::{
+    MessageReader, MessageStream, MessageWriter, PeerConnection, StreamError, close_code, connect,
+};
+pub use pki::{FederationCa, IssuedParty, PkiError, Validity, identity_from_cert};
+pub use server::{ShutdownSignal, ShutdownTrigger, serve};
+pub use tls::{ClientLimits, Credentials, ServerLimits, TlsFiles, client_endpoint, server_endpoint};
+
+/// Failures setting up endpoints and connections.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// A TLS file could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A TLS file is not valid PEM of the expected kind.
+    #[error("invalid {what}{}: {detail}", path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
+    Pem {
+        /// Which item ("CA certificate", "certificate", "private key").
+        what: &'static str,
+        /// The parser's complaint.
+        detail: String,
+        /// The file, when known.
+        path: Option<PathBuf>,
+    },
+    /// A certificate names no valid fedprof party.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// rustls refused the configuration (e.g. the key does not match the certificate).
+    #[error("TLS configuration refused: {0}")]
+    Tls(#[from] rustls::Error),
+    /// Another configuration problem.
+    #[error("transport configuration refused: {detail}")]
+    Config {
+        /// What was wrong.
+        detail: String,
+    },
+    /// The UDP socket could not be bound.
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The connection attempt could not start (e.g. invalid server name).
+    #[error("cannot connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    /// The connection failed or was closed (handshake refused, timeout, peer closed).
+    #[error("connection failed: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// The peer presented no certificate.
+    #[error("the peer presented no certificate")]
+    NoPeerCertificate,
+    /// The peer's certificate names the wrong kind of party.
+    #[error("expected a {expected}, but the peer's certificate names {got}")]
+    WrongPeerRole {
+        /// The role required.
+        expected: fedprof_protocol::Role,
+        /// The identity found.
+        got: fedprof_protocol::PartyId,
+    },
+}

@@ -1,0 +1,237 @@
+//! The federation's public-key infrastructure: a CA, one certificate per party, and reading a
+//! party's identity back out of a certificate.
+//!
+//! Identity encoding (one place, used both when issuing and when verifying): a certificate names
+//! its party with exactly one subject-alternative-name URI `fedprof://<role>/<name>` (for
+//! example `fedprof://node/branch-a`). The common name repeats it for people reading the
+//! certificate but is never trusted. The coordinator's certificate additionally carries the
+//! DNS names or IP addresses nodes dial, so ordinary TLS server-name checks apply.
+//!
+//! All keys are Ed25519: small, fast, deterministic signatures, and later issues sign ledger
+//! entries with the same key the certificate binds.
+
+use fedprof_protocol::{PartyId, PartyName, Role};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls_pki_types::CertificateDer;
+use time::{Duration, OffsetDateTime};
+use x509_parser::extensions::GeneralName;
+
+const URI_SCHEME: &str = "fedprof://";
+
+/// Failures issuing or reading certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// rcgen refused to generate a key or certificate.
+    #[error("could not generate a certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A server name for the coordinator certificate is neither an IP address nor a DNS name.
+    #[error("{0:?} is not a valid DNS name or IP address for the coordinator certificate")]
+    BadServerName(String),
+    /// The certificate's DER could not be parsed.
+    #[error("certificate could not be parsed: {0}")]
+    Parse(String),
+    /// The certificate carries no `fedprof://` URI, or more than one.
+    #[error("certificate does not name exactly one fedprof party (found {0} fedprof:// URIs)")]
+    NoIdentity(usize),
+    /// The `fedprof://` URI is not `fedprof://<role>/<name>` with a known role and a valid name.
+    #[error("certificate names an invalid party {0:?}")]
+    BadIdentity(String),
+}
+
+/// How long issued certificates are valid, counted from `now` (passed in, so tests and
+/// reproducible setups control it).
+#[derive(Debug, Clone, Copy)]
+pub struct Validity {
+    /// Start of validity; set a little in the past to tolerate clock skew between machines.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+}
+
+impl Validity {
+    /// From one hour before `now` for `days` days.
+    pub fn days_from(now: OffsetDateTime, days: i64) -> Self {
+        Validity { not_before: now - Duration::hours(1), not_after: now + Duration::days(days) }
+    }
+}
+
+/// A party's freshly issued certificate and private key, both PEM.
+pub struct IssuedParty {
+    /// The certificate (PEM).
+    pub cert_pem: String,
+    /// The private key (PKCS#8 PEM). Write it with mode 0600; never log it.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for IssuedParty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedParty").field("key_pem", &"<redacted>").finish_non_exhaustive()
+    }
+}
+
+/// A federation certificate authority held in memory while issuing.
+pub struct FederationCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for FederationCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FederationCa(<key redacted>)")
+    }
+}
+
+impl FederationCa {
+    /// Creates a new self-signed CA for the federation called `federation`.
+    pub fn generate(federation: &str, validity: Validity) -> Result<Self, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, format!("fedprof CA {federation}"));
+        params.distinguished_name.push(DnType::OrganizationName, federation);
+        // The CA signs party certificates only, never another CA.
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+        Ok(FederationCa { issuer: CertifiedIssuer::self_signed(params, key)? })
+    }
+
+    /// The CA certificate (PEM), which every party trusts.
+    pub fn cert_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// The CA private key (PKCS#8 PEM). Only needed to issue more certificates: keep offline.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    /// Issues a certificate for `party`. `server_names` (DNS names or IP addresses) are only
+    /// meaningful for the coordinator, the one party that accepts connections.
+    pub fn issue(
+        &self,
+        party: &PartyId,
+        server_names: &[String],
+        validity: Validity,
+    ) -> Result<IssuedParty, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, format!("{} {}", party.role, party.name));
+        params.subject_alt_names.push(SanType::URI(identity_uri(party).try_into()?));
+        for name in server_names {
+            let san = match name.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(
+                    name.clone().try_into().map_err(|_| PkiError::BadServerName(name.clone()))?,
+                ),
+            };
+            params.subject_alt_names.push(san);
+        }
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = match party.role {
+            Role::Coordinator => {
+                vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
+            }
+            Role::Node | Role::Analyst | Role::Auditor => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        };
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(IssuedParty { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+}
+
+fn identity_uri(party: &PartyId) -> String {
+    format!("{URI_SCHEME}{}/{}", party.role, party.name)
+}
+
+/// Reads the party a certificate names (see the module docs for the encoding).
+///
+/// This does not verify the certificate: call it on certificates rustls has already verified
+/// against the federation CA.
+pub fn identity_from_cert(der: &CertificateDer<'_>) -> Result<PartyId, PkiError> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
+    let san = cert.subject_alternative_name().map_err(|e| PkiError::Parse(e.to_string()))?;
+    let uris: Vec<&str> = san
+        .iter()
+        .flat_map(|ext| ext.value.general_names.iter())
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) if uri.starts_with(URI_SCHEME) => Some(*uri),
+            _ => None,
+        })
+        .collect();
+    let [uri] = uris.as_slice() else {
+        return Err(PkiError::NoIdentity(uris.len()));
+    };
+    parse_identity_uri(uri).ok_or_else(|| PkiError::BadIdentity((*uri).to_owned()))
+}
+
+fn parse_identity_uri(uri: &str) -> Option<PartyId> {
+    let (role, name) = uri.strip_prefix(URI_SCHEME)?.split_once('/')?;
+    Some(PartyId { role: Role::from_label(role)?, name: PartyName::new(name).ok()? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::pem::PemObject;
+
+    fn party(role: Role, name: &str) -> PartyId {
+        PartyId { role, name: PartyName::new(name).unwrap() }
+    }
+
+    fn validity() -> Validity {
+        Validity::days_from(OffsetDateTime::now_utc(), 1)
+    }
+
+    #[test]
+    fn issued_identity_reads_back() {
+        let ca = FederationCa::generate("test", validity()).unwrap();
+        for p in [party(Role::Node, "branch-a"), party(Role::Analyst, "x"), party(Role::Auditor, "y")]
+        {
+            let issued = ca.issue(&p, &[], validity()).unwrap();
+            let der = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();
+            assert_eq!(identity_from_cert(&der).unwrap(), p);
+        }
+        let coord = party(Role::Coordinator, "coordinator");
+        let issued =
+            ca.issue(&coord, &["127.0.0.1".into(), "coord.example".into()], validity()).unwrap();
+        let der = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();
+        assert_eq!(identity_from_cert(&der).unwrap(), coord);
+    }
+
+    #[test]
+    fn certificates_without_identity_are_refused() {
+        // A CA certificate has no fedprof:// URI.
+        let ca = FederationCa::generate("test", validity()).unwrap();
+        let der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
+        assert!(matches!(identity_from_cert(&der), Err(PkiError::NoIdentity(0))));
+        assert!(matches!(
+            identity_from_cert(&CertificateDer::from(vec![0x30, 0x03, 1, 2, 3])),
+            Err(PkiError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn identity_uris_are_strict() {
+        assert_eq!(parse_identity_uri("fedprof://node/a"), Some(party(Role::Node, "a")));
+        for bad in ["fedprof://admin/a", "fedprof://node/A", "fedprof://node", "http://node/a", "fedprof://node/a/b"]
+        {
+            assert_eq!(parse_identity_uri(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_server_name_is_reported() {
+        let ca = FederationCa::generate("test", validity()).unwrap();
+        let err = ca.issue(&party(Role::Coordinator, "c"), &["bad name\u{7f}".into()], validity());
+        assert!(matches!(err, Err(PkiError::BadServerName(_))), "{err:?}");
+    }
+}
