@@ -1,1 +1,16 @@
-//! coordinator (work in progress)
+//! fedprof coordinator: runs jobs across the registered nodes and merges their contributions.
+//!
+//! Owns the federation-side logic: who is connected and registered ([`core`]), each job's round
+//! ([`round`]), the merge, and the async service that puts them on the network ([`service`]).
+//! Does not parse customer data, and never sees a raw record: what reaches it is a vector whose
+//! layout the job fixes. Round and registry logic is sans-IO; only [`service`] uses tokio.
+
+pub mod config;
+pub mod core;
+pub mod round;
+pub mod service;
+
+pub use config::CoordinatorConfig;
+pub use core::{Coordinator, Input, Output, Requester};
+pub use round::{Round, RoundPolicy};
+pub use service::{CoordinatorHandle, CoordinatorService};

@@ -24,8 +24,10 @@ pub(crate) fn decode_32(text: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
         return Err(KeyError::WrongLength { found });
     }
     let mut out = Zeroizing::new([0u8; 32]);
-    // A non-ASCII character makes the byte length exceed the character count.
-    let mut invalid = u16::from(text.len() != HEX_LEN_32);
+    // Non-ASCII text has more than 64 bytes, and only the first 64 are decoded. That still
+    // rejects it: its first non-ASCII character follows only ASCII ones, so it starts within
+    // the first 64 bytes, and bytes of non-ASCII characters (0x80 and up) are never hex digits.
+    let mut invalid = 0u16;
     let (pairs, _) = text.as_bytes().as_chunks::<2>();
     for (byte, [hi, lo]) in out.iter_mut().zip(pairs) {
         let hi = decode_nibble(*hi);

@@ -249,6 +249,12 @@ mod tests {
         for (text, expected) in cases {
             let err = SecretKey32::from_hex(&text).unwrap_err();
             assert_eq!(err, expected, "{text:?}");
+            // The message says where the text went wrong.
+            let where_ = match err {
+                KeyError::WrongLength { found } => format!("found {found} characters"),
+                KeyError::NotHex { position } => format!("character {position} of 64"),
+            };
+            assert!(err.to_string().contains(&where_), "{err}");
             for shown in [err.to_string(), format!("{err:?}")] {
                 // No run of 6 input characters may appear in what a user or log sees.
                 let chars: Vec<char> = text.chars().collect();

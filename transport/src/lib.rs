@@ -15,6 +15,8 @@ pub mod tls;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// The QUIC endpoint type, re-exported so callers need not depend on quinn.
+pub use quinn::Endpoint;
 pub use connection::{
     MessageReader, MessageStream, MessageWriter, PeerConnection, StreamError, close_code, connect,
 };

@@ -1,0 +1,144 @@
+//! The coordinator's configuration file (TOML). Unknown keys are refused; every default is
+//! stated here and in the sample that `fedprof federation init` writes.
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::path::Path;
+use std::time::Duration;
+
+use fedprof_config::{ConfigError, ConfigFile};
+use fedprof_protocol::FrameLimit;
+use fedprof_transport::{ServerLimits, TlsFiles};
+use serde::Deserialize;
+
+use crate::round::RoundPolicy;
+
+/// `coordinator.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// UDP address to listen on, e.g. `"0.0.0.0:7300"`.
+    pub listen: SocketAddr,
+    /// The coordinator's TLS files.
+    pub tls: TlsFiles,
+    /// Connection limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Round policy.
+    #[serde(default)]
+    pub rounds: RoundsConfig,
+}
+
+/// `[limits]`: see [`ServerLimits`] for what each limit does.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Most simultaneous connections (default 1024).
+    pub max_connections: NonZeroUsize,
+    /// Seconds of silence before a connection is closed (default 30).
+    pub idle_timeout_secs: NonZeroU64,
+    /// Largest accepted frame in bytes (default 16 MiB).
+    pub max_frame_bytes: FrameLimit,
+    /// Seconds open connections get to finish on shutdown (default 5).
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let d = ServerLimits::default();
+        LimitsConfig {
+            max_connections: NonZeroUsize::new(d.max_connections).unwrap_or(NonZeroUsize::MIN),
+            idle_timeout_secs: NonZeroU64::new(d.idle_timeout.as_secs()).unwrap_or(NonZeroU64::MIN),
+            max_frame_bytes: d.max_frame,
+            shutdown_grace_secs: d.shutdown_grace.as_secs(),
+        }
+    }
+}
+
+impl From<LimitsConfig> for ServerLimits {
+    fn from(l: LimitsConfig) -> Self {
+        ServerLimits {
+            max_connections: l.max_connections.get(),
+            idle_timeout: Duration::from_secs(l.idle_timeout_secs.get()),
+            max_frame: l.max_frame_bytes,
+            shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
+        }
+    }
+}
+
+/// `[rounds]`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoundsConfig {
+    /// Fewest contributing nodes for a result to be released (default 2).
+    pub min_nodes: NonZeroUsize,
+    /// Seconds nodes get to contribute after a job is announced (default 120).
+    pub contribution_timeout_secs: NonZeroU64,
+}
+
+impl Default for RoundsConfig {
+    fn default() -> Self {
+        RoundsConfig {
+            min_nodes: NonZeroUsize::MIN.saturating_add(1),
+            contribution_timeout_secs: NonZeroU64::MIN.saturating_add(119),
+        }
+    }
+}
+
+impl From<RoundsConfig> for RoundPolicy {
+    fn from(r: RoundsConfig) -> Self {
+        RoundPolicy {
+            min_nodes: r.min_nodes.get(),
+            timeout: Duration::from_secs(r.contribution_timeout_secs.get()),
+        }
+    }
+}
+
+impl CoordinatorConfig {
+    /// Reads and checks `path`; TLS paths are resolved against the file's directory and must
+    /// exist.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = ConfigFile::read(path)?;
+        let mut config: CoordinatorConfig = file.parse()?;
+        config.tls.resolve_against(file.dir());
+        file.require_file("tls.ca", &config.tls.ca)?;
+        file.require_file("tls.cert", &config.tls.cert)?;
+        file.require_file("tls.key", &config.tls.key)?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let f = ConfigFile::from_text(
+            "/c/coordinator.toml",
+            "listen = \"127.0.0.1:7300\"\n[tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n",
+        );
+        let c: CoordinatorConfig = f.parse().unwrap();
+        let limits = ServerLimits::from(c.limits);
+        assert_eq!(limits, ServerLimits::default());
+        let policy = RoundPolicy::from(c.rounds);
+        assert_eq!(policy.min_nodes, 2);
+        assert_eq!(policy.timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn zero_and_out_of_range_values_are_refused_with_their_field() {
+        let base = "listen = \"127.0.0.1:7300\"\n[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n";
+        for (extra, field) in [
+            ("[rounds]\nmin_nodes = 0\n", "rounds.min_nodes"),
+            ("[limits]\nmax_frame_bytes = 10\n", "limits.max_frame_bytes"),
+            ("[limits]\nmax_conections = 10\n", "limits.max_conections"),
+        ] {
+            let f = ConfigFile::from_text("/c/coordinator.toml", format!("{base}{extra}"));
+            let e = f.parse::<CoordinatorConfig>().unwrap_err();
+            assert_eq!(e.location().unwrap().field, field, "{e}");
+            assert_eq!(e.location().unwrap().line_col.map(|(l, _)| l), Some(7), "{e}");
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The coordinator's sans-IO core: connections, registrations and rounds.
+//!
+//! The async shell ([`crate::service`]) feeds it [`Input`]s with the current time and carries
+//! out the [`Output`]s. Nothing here touches a socket, a clock or a task, so the whole
+//! federation logic can be driven in a unit test, deterministically.
+//!
+//! Authorization is by certificate role only: a connection's [`PartyId`] comes from the
+//! transport, and a message a role may not send closes the connection with
+//! [`ErrorCode::RoleNotPermitted`], whatever the message claims.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use fedprof_protocol::{
+    Body, Envelope, ErrorCode, JobId, JobOutcome, JobSpec, PartyId, PartyName, Registered, Role,
+    RoundId,
+};
+use tracing::{debug, info, warn};
+
+use crate::round::{Round, RoundEffect, RoundPolicy};
+
+/// The shell's handle for one connection.
+pub type ConnId = u64;
+
+/// Who asked for a job, so its outcome goes back to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requester {
+    /// An analyst over the network.
+    Analyst(ConnId),
+    /// A caller in the same process (the demo, `fedprof local`), by ticket.
+    Local(u64),
+}
+
+/// Something that happened.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A peer authenticated; `party` is from its certificate.
+    Connected {
+        /// The connection.
+        conn: ConnId,
+        /// Who it is.
+        party: PartyId,
+    },
+    /// A message arrived (already decoded and sequence-checked by the transport).
+    Message {
+        /// The connection.
+        conn: ConnId,
+        /// The message.
+        envelope: Envelope,
+    },
+    /// The connection is gone.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+        /// Why, for logs and failure reports.
+        reason: String,
+    },
+    /// Run a job over the registered nodes.
+    SubmitJob {
+        /// What to run.
+        spec: JobSpec,
+        /// Who gets the outcome.
+        requester: Requester,
+    },
+    /// Time passed; deadlines are checked.
+    Tick,
+}
+
+/// Something the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send a message on a connection.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The job it is about.
+        job: JobId,
+        /// The round.
+        round: RoundId,
+        /// The message.
+        body: Body,
+    },
+    /// Send an `Error` frame, then close the connection.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Error code.
+        code: ErrorCode,
+        /// Detail.
+        detail: String,
+    },
+    /// A job ended; `Local` requesters are answered from this.
+    JobFinished {
+        /// The job.
+        job: JobId,
+        /// Who asked.
+        requester: Requester,
+        /// How it ended.
+        outcome: JobOutcome,
+    },
+    /// The set of registered nodes changed (for progress displays and readiness checks).
+    NodesChanged(Vec<PartyName>),
+}
+
+#[derive(Debug)]
+struct Session {
+    party: PartyId,
+    registered: bool,
+}
+
+/// The coordinator's state.
+#[derive(Debug)]
+pub struct Coordinator {
+    policy: RoundPolicy,
+    sessions: HashMap<ConnId, Session>,
+    /// Registered nodes and the connection each is on.
+    nodes: BTreeMap<PartyName, ConnId>,
+    rounds: BTreeMap<JobId, (Round, Requester)>,
+    last_job: u64,
+}
+
+impl Coordinator {
+    /// A coordinator with no connections, running rounds under `policy`.
+    pub fn new(policy: RoundPolicy) -> Self {
+        Coordinator {
+            policy,
+            sessions: HashMap::new(),
+            nodes: BTreeMap::new(),
+            rounds: BTreeMap::new(),
+            last_job: 0,
+        }
+    }
+
+    /// The registered nodes.
+    pub fn nodes(&self) -> Vec<PartyName> {
+        self.nodes.keys().cloned().collect()
+    }
+
+    /// The earliest round deadline, when the shell should send [`Input::Tick`].
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.rounds.values().filter_map(|(r, _)| r.deadline()).min()
+    }
+
+    /// Handles one input at time `now`.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::Connected { conn, party } => {
+                debug!(conn, %party, "connected");
+                self.sessions.insert(conn, Session { party, registered: false });
+            }
+            Input::Message { conn, envelope } => self.on_message(conn, envelope, now, &mut out),
+            Input::Closed { conn, reason } => self.on_closed(conn, &reason, &mut out),
+            Input::SubmitJob { spec, requester } => self.start_job(spec, requester, now, &mut out),
+            Input::Tick => {
+                let jobs: Vec<JobId> = self.rounds.keys().copied().collect();
+                for job in jobs {
+                    if let Some((round, _)) = self.rounds.get_mut(&job) {
+                        let effects = round.on_tick(now);
+                        self.apply(job, effects, &mut out);
+                    }
+                }
+            }
+        }
+        self.finish_settled(&mut out);
+        out
+    }
+
+    fn on_message(&mut self, conn: ConnId, envelope: Envelope, now: Instant, out: &mut Vec<Output>) {
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return; // Already closed; a message still in flight.
+        };
+        let Envelope { header, body } = envelope;
+        let role = session.party.role;
+        match (role, body) {
+            (Role::Node, Body::Register(reg)) if !session.registered => {
+                session.registered = true;
+                let name = session.party.name.clone();
+                info!(node = %name, software = %reg.software, "node registered");
+                out.push(Output::Send {
+                    conn,
+                    job: JobId::NONE,
+                    round: RoundId(0),
+                    body: Body::Registered(Registered { party: session.party.clone() }),
+                });
+                if let Some(old) = self.nodes.insert(name.clone(), conn) {
+                    // A reconnecting node takes over; the old connection is dropped.
+                    self.sessions.remove(&old);
+                    out.push(Output::Close {
+                        conn: old,
+                        code: ErrorCode::Replaced,
+                        detail: format!("{name} connected again"),
+                    });
+                    self.fail_member(&name, "replaced by a new connection", out);
+                }
+                out.push(Output::NodesChanged(self.nodes()));
+            }
+            (Role::Node, body @ (Body::Accept | Body::Refuse(_) | Body::Submit(_)))
+                if session.registered =>
+            {
+                let name = session.party.name.clone();
+                let Some((round, _)) = self.rounds.get_mut(&header.job) else {
+                    // A round that already settled (e.g. timed out): the node is too late, not
+                    // misbehaving. Jobs never issued are a protocol error.
+                    if header.job.0 == 0 || header.job.0 > self.last_job {
+                        self.reject(conn, ErrorCode::UnknownJob, format!("no {}", header.job), out);
+                    } else {
+                        debug!(node = %name, job = %header.job, "late {} ignored", body.kind());
+                    }
+                    return;
+                };
+                match round.on_message(&name, body) {
+                    Ok(effects) => self.apply(header.job, effects, out),
+                    Err(e) => self.reject(conn, ErrorCode::UnknownJob, e.to_string(), out),
+                }
+            }
+            (Role::Analyst, Body::SubmitJob(spec)) => {
+                info!(analyst = %session.party.name, job = spec.name(), "job submitted");
+                self.start_job(spec, Requester::Analyst(conn), now, out);
+            }
+            (_, Body::Error(e)) => {
+                warn!(peer = %session.party, code = ?e.code, detail = %e.detail, "peer reported an error");
+                self.forget(conn, &format!("peer error {:?}: {}", e.code, e.detail), out);
+            }
+            (role, body) => {
+                let code = if permitted(role, &body) {
+                    ErrorCode::UnexpectedMessage
+                } else {
+                    ErrorCode::RoleNotPermitted
+                };
+                let detail = format!("a {role} may not send {} here", body.kind());
+                self.reject(conn, code, detail, out);
+            }
+        }
+    }
+
+    fn start_job(&mut self, spec: JobSpec, requester: Requester, now: Instant, out: &mut Vec<Output>) {
+        self.last_job += 1;
+        let job = JobId(self.last_job);
+        info!(%job, kind = spec.name(), nodes = self.nodes.len(), "starting job");
+        let (round, effects) = Round::start(job, spec, self.nodes.keys().cloned(), self.policy, now);
+        self.rounds.insert(job, (round, requester));
+        self.apply(job, effects, out);
+    }
+
+    /// Turns a round's effects into outputs addressed to connections.
+    fn apply(&mut self, job: JobId, effects: Vec<RoundEffect>, out: &mut Vec<Output>) {
+        for effect in effects {
+            match effect {
+                RoundEffect::Send { node, body } => {
+                    // A node that is not connected any more has already been failed.
+                    if let Some(&conn) = self.nodes.get(&node) {
+                        out.push(Output::Send { conn, job, round: RoundId(0), body });
+                    }
+                }
+                RoundEffect::Reject { node, code, detail } => {
+                    if let Some(&conn) = self.nodes.get(&node) {
+                        self.reject(conn, code, detail, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes `conn` with an error and forgets it.
+    fn reject(&mut self, conn: ConnId, code: ErrorCode, detail: String, out: &mut Vec<Output>) {
+        if let Some(s) = self.sessions.get(&conn) {
+            warn!(peer = %s.party, ?code, %detail, "closing connection after protocol error");
+        }
+        let reason = format!("protocol error {code:?}: {detail}");
+        out.push(Output::Close { conn, code, detail });
+        self.forget(conn, &reason, out);
+    }
+
+    fn on_closed(&mut self, conn: ConnId, reason: &str, out: &mut Vec<Output>) {
+        if let Some(s) = self.sessions.get(&conn) {
+            info!(peer = %s.party, %reason, "connection closed");
+        }
+        self.forget(conn, reason, out);
+    }
+
+    /// Drops a connection's session; a node on it leaves every open round as failed.
+    fn forget(&mut self, conn: ConnId, reason: &str, out: &mut Vec<Output>) {
+        let Some(session) = self.sessions.remove(&conn) else { return };
+        let name = session.party.name;
+        if session.party.role == Role::Node && self.nodes.get(&name) == Some(&conn) {
+            self.nodes.remove(&name);
+            out.push(Output::NodesChanged(self.nodes()));
+            self.fail_member(&name, reason, out);
+        }
+    }
+
+    fn fail_member(&mut self, node: &PartyName, reason: &str, out: &mut Vec<Output>) {
+        let jobs: Vec<JobId> = self.rounds.keys().copied().collect();
+        for job in jobs {
+            if let Some((round, _)) = self.rounds.get_mut(&job) {
+                let effects = round.on_disconnect(node, reason);
+                self.apply(job, effects, out);
+            }
+        }
+    }
+
+    /// Removes settled rounds and reports their outcomes.
+    fn finish_settled(&mut self, out: &mut Vec<Output>) {
+        let settled: Vec<JobId> = self
+            .rounds
+            .iter()
+            .filter(|(_, (r, _))| r.outcome().is_some())
+            .map(|(j, _)| *j)
+            .collect();
+        for job in settled {
+            let Some((round, requester)) = self.rounds.remove(&job) else { continue };
+            let Some(outcome) = round.outcome().cloned() else { continue };
+            match &outcome {
+                JobOutcome::Completed { result, failures } => info!(
+                    %job, contributors = result.contributors.len(), failed = failures.len(), "job completed"
+                ),
+                JobOutcome::Aborted { reason, .. } => warn!(%job, %reason, "job aborted"),
+            }
+            if let Requester::Analyst(conn) = requester {
+                if self.sessions.contains_key(&conn) {
+                    out.push(Output::Send {
+                        conn,
+                        job,
+                        round: RoundId(0),
+                        body: Body::Outcome(outcome.clone()),
+                    });
+                }
+            }
+            out.push(Output::JobFinished { job, requester, outcome });
+        }
+    }
+}
+
+/// Whether `role` may ever send `body` to the coordinator.
+fn permitted(role: Role, body: &Body) -> bool {
+    match body {
+        Body::Register(_) | Body::Accept | Body::Refuse(_) | Body::Submit(_) => role == Role::Node,
+        Body::SubmitJob(_) => role == Role::Analyst,
+        Body::Error(_) => true,
+        Body::Registered(_) | Body::JobAnnounce(_) | Body::Result(_) | Body::Outcome(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,294 @@
+//! The coordinator on the network: the async shell around [`crate::core::Coordinator`].
+//!
+//! One task owns the core and is the only place its state changes; each connection has a
+//! reader (in its handler task) and a writer task, joined to the core by bounded channels.
+//! Every wait is bounded: stream opening, error delivery and shutdown all have timeouts.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use fedprof_protocol::{Body, ErrorCode, FrameLimit, JobId, JobOutcome, JobSpec, PartyName, RoundId};
+use fedprof_transport::{
+    Credentials, PeerConnection, ServerLimits, ShutdownSignal, TransportError, close_code, serve,
+    server_endpoint,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::config::CoordinatorConfig;
+use crate::core::{ConnId, Coordinator, Input, Output, Requester};
+use crate::round::RoundPolicy;
+
+/// How long a connected peer has to open its message stream.
+const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an `Error` frame gets to reach the peer before the connection is closed anyway.
+const ERROR_DELIVERY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Messages queued for one connection before it is considered stuck and dropped.
+const WRITER_QUEUE: usize = 64;
+/// Events queued for the core before connection readers wait.
+const EVENT_QUEUE: usize = 1024;
+
+/// Failures of the service's local API.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The coordinator stopped before answering.
+    #[error("the coordinator is shutting down")]
+    ShuttingDown,
+}
+
+enum Event {
+    Connected { conn: ConnId, party: fedprof_protocol::PartyId, writer: mpsc::Sender<Outgoing> },
+    Input(Input),
+    Local { spec: JobSpec, reply: oneshot::Sender<JobOutcome> },
+}
+
+enum Outgoing {
+    Send(JobId, RoundId, Body),
+    Close(ErrorCode, String),
+}
+
+/// A bound coordinator, ready to start.
+#[derive(Debug)]
+pub struct CoordinatorService {
+    endpoint: fedprof_transport::Endpoint,
+    limits: ServerLimits,
+    policy: RoundPolicy,
+}
+
+impl CoordinatorService {
+    /// Loads the TLS material named in `config` and binds its listen address.
+    pub fn bind(config: &CoordinatorConfig) -> Result<Self, TransportError> {
+        let creds = Credentials::load(&config.tls)?;
+        Self::bind_with(config.listen, &creds, config.limits.into(), config.rounds.into())
+    }
+
+    /// Binds `addr` (port 0 picks a free port) with explicit credentials and settings.
+    pub fn bind_with(
+        addr: SocketAddr,
+        creds: &Credentials,
+        limits: ServerLimits,
+        policy: RoundPolicy,
+    ) -> Result<Self, TransportError> {
+        let endpoint = server_endpoint(addr, creds, &limits)?;
+        Ok(CoordinatorService { endpoint, limits, policy })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Starts serving until `shutdown` fires. The returned task ends when every connection is
+    /// closed.
+    pub fn start(self, shutdown: ShutdownSignal) -> (CoordinatorHandle, JoinHandle<()>) {
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (nodes_tx, nodes_rx) = watch::channel(Vec::new());
+        let core = Coordinator::new(self.policy);
+        let core_task = tokio::spawn(core_loop(core, events_rx, nodes_tx, shutdown.clone()));
+        let next_conn = Arc::new(AtomicU64::new(1));
+        let limit = self.limits.max_frame;
+        let events = events_tx.clone();
+        let server = tokio::spawn(async move {
+            serve(self.endpoint, self.limits, shutdown, move |peer, signal| {
+                let conn = next_conn.fetch_add(1, Ordering::Relaxed);
+                handle_connection(peer, signal, events.clone(), conn, limit)
+            })
+            .await;
+            // Connections are gone; the core can stop once its last events are handled.
+            let _ = core_task.await;
+        });
+        (CoordinatorHandle { events: events_tx, nodes: nodes_rx }, server)
+    }
+}
+
+/// Local control of a running coordinator (used by the demo, `fedprof local` and tests).
+#[derive(Debug, Clone)]
+pub struct CoordinatorHandle {
+    events: mpsc::Sender<Event>,
+    nodes: watch::Receiver<Vec<PartyName>>,
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Event::Connected { .. } => "Connected",
+            Event::Input(_) => "Input",
+            Event::Local { .. } => "Local",
+        })
+    }
+}
+
+impl CoordinatorHandle {
+    /// Runs `spec` over the nodes registered now and waits for its outcome.
+    pub async fn run_job(&self, spec: JobSpec) -> Result<JobOutcome, ServiceError> {
+        let (reply, rx) = oneshot::channel();
+        self.events.send(Event::Local { spec, reply }).await.map_err(|_| ServiceError::ShuttingDown)?;
+        rx.await.map_err(|_| ServiceError::ShuttingDown)
+    }
+
+    /// The nodes registered now.
+    pub fn nodes(&self) -> Vec<PartyName> {
+        self.nodes.borrow().clone()
+    }
+
+    /// Waits until the set of registered nodes satisfies `ready`, returning it.
+    pub async fn wait_for_nodes(
+        &mut self,
+        mut ready: impl FnMut(&[PartyName]) -> bool,
+    ) -> Result<Vec<PartyName>, ServiceError> {
+        let nodes = self.nodes.wait_for(|n| ready(n)).await.map_err(|_| ServiceError::ShuttingDown)?;
+        Ok(nodes.clone())
+    }
+}
+
+async fn core_loop(
+    mut core: Coordinator,
+    mut events: mpsc::Receiver<Event>,
+    nodes: watch::Sender<Vec<PartyName>>,
+    mut shutdown: ShutdownSignal,
+) {
+    let mut writers: HashMap<ConnId, mpsc::Sender<Outgoing>> = HashMap::new();
+    let mut waiting: HashMap<u64, oneshot::Sender<JobOutcome>> = HashMap::new();
+    let mut next_ticket = 0u64;
+    loop {
+        let deadline = core.next_deadline().map(Instant::from_std);
+        let input = tokio::select! {
+            event = events.recv() => match event {
+                None => break,
+                Some(Event::Connected { conn, party, writer }) => {
+                    writers.insert(conn, writer);
+                    Input::Connected { conn, party }
+                }
+                Some(Event::Input(input)) => {
+                    if let Input::Closed { conn, .. } = &input {
+                        writers.remove(conn);
+                    }
+                    input
+                }
+                Some(Event::Local { spec, reply }) => {
+                    next_ticket += 1;
+                    waiting.insert(next_ticket, reply);
+                    Input::SubmitJob { spec, requester: Requester::Local(next_ticket) }
+                }
+            },
+            () = sleep_until(deadline) => Input::Tick,
+            () = shutdown.wait() => break,
+        };
+        for output in core.handle(input, std::time::Instant::now()) {
+            match output {
+                Output::Send { conn, job, round, body } => {
+                    deliver(&mut writers, conn, Outgoing::Send(job, round, body));
+                }
+                Output::Close { conn, code, detail } => {
+                    deliver(&mut writers, conn, Outgoing::Close(code, detail));
+                    writers.remove(&conn);
+                }
+                Output::JobFinished { requester: Requester::Local(ticket), outcome, .. } => {
+                    if let Some(reply) = waiting.remove(&ticket) {
+                        let _ = reply.send(outcome);
+                    }
+                }
+                Output::JobFinished { .. } => {}
+                Output::NodesChanged(list) => {
+                    nodes.send_replace(list);
+                }
+            }
+        }
+    }
+    debug!("coordinator core stopped");
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Queues a message for a connection; a connection that does not keep up is closed.
+fn deliver(writers: &mut HashMap<ConnId, mpsc::Sender<Outgoing>>, conn: ConnId, msg: Outgoing) {
+    let Some(tx) = writers.get(&conn) else { return };
+    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg) {
+        warn!(conn, "peer is not reading its messages; dropping the connection");
+        writers.remove(&conn);
+    }
+}
+
+async fn handle_connection(
+    peer: PeerConnection,
+    mut signal: ShutdownSignal,
+    events: mpsc::Sender<Event>,
+    conn: ConnId,
+    limit: FrameLimit,
+) {
+    let stream = match tokio::time::timeout(STREAM_OPEN_TIMEOUT, peer.accept_stream(limit)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            debug!(peer = %peer.peer(), error = %e, "no message stream");
+            return;
+        }
+        Err(_) => {
+            warn!(peer = %peer.peer(), "peer opened no message stream in time");
+            peer.close(close_code::PROTOCOL_ERROR, "no message stream");
+            return;
+        }
+    };
+    let (mut writer, mut reader) = stream.split();
+    let (tx, mut rx) = mpsc::channel(WRITER_QUEUE);
+    let party = peer.peer().clone();
+    if events.send(Event::Connected { conn, party, writer: tx.clone() }).await.is_err() {
+        return;
+    }
+    let writer_peer = peer.clone();
+    let writer_task = tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Outgoing::Send(job, round, body) => {
+                    if writer.send(job, round, body).await.is_err() {
+                        break;
+                    }
+                }
+                Outgoing::Close(code, detail) => {
+                    writer.send_error(code, detail).await;
+                    let _ = tokio::time::timeout(ERROR_DELIVERY_TIMEOUT, writer.stopped()).await;
+                    writer_peer.close(close_code::PROTOCOL_ERROR, "protocol error");
+                    return;
+                }
+            }
+        }
+        writer.finish();
+    });
+    let reason = loop {
+        tokio::select! {
+            received = reader.recv() => match received {
+                Ok(Some(envelope)) => {
+                    if events.send(Event::Input(Input::Message { conn, envelope })).await.is_err() {
+                        break "coordinator stopped".to_owned();
+                    }
+                }
+                Ok(None) => break "peer ended the session".to_owned(),
+                Err(e) => {
+                    if let Some(code) = e.code() {
+                        reader.stop(close_code::PROTOCOL_ERROR);
+                        let _ = tx.try_send(Outgoing::Close(code, e.to_string()));
+                    }
+                    break e.to_string();
+                }
+            },
+            () = signal.wait() => {
+                let _ = tx.try_send(Outgoing::Close(ErrorCode::ShuttingDown, "coordinator is shutting down".into()));
+                break "coordinator shutting down".to_owned();
+            }
+        }
+    };
+    let _ = events.send(Event::Input(Input::Closed { conn, reason })).await;
+    drop(tx);
+    // The writer ends once the core drops its sender too; bound the wait either way.
+    let _ = tokio::time::timeout(ERROR_DELIVERY_TIMEOUT * 2, writer_task).await;
+    peer.close(close_code::DONE, "");
+}

@@ -1,0 +1,565 @@
+//! Reference vectors: the wire format of every message, pinned byte by byte, and the ways a
+//! decoder must refuse bytes that are not a message.
+//!
+//! Layout reminder (see `docs/PROTOCOL.md`): `version (u16 BE) || postcard(Envelope)`. Postcard
+//! writes integers as LEB128 varints (7 bits per byte, low group first, high bit = "more"), an
+//! enum variant as its index (varint), a string or sequence as a varint length then the items,
+//! and a struct as its fields in declaration order with nothing between them.
+//!
+//! A failing vector means the wire format changed: that needs a new `PROTOCOL_VERSION`, not a new
+//! vector.
+
+#![expect(clippy::unwrap_used, reason = "tests: a failed unwrap is a failed test")]
+
+use fedprof_protocol::frame::{HEADER_LEN, encode_frame, parse_header};
+use fedprof_protocol::{
+    Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, FrameDecoder, FrameError,
+    FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure, PartyId,
+    PartyName, Refusal, RefuseReason, Register, Registered, Role, RoundId, decode, encode,
+};
+
+fn header(job: u64, round: u32, seq: u64) -> Header {
+    Header { job: JobId(job), round: RoundId(round), seq }
+}
+
+fn name(s: &str) -> PartyName {
+    PartyName::new(s).unwrap()
+}
+
+fn envelope(header: Header, body: Body) -> Envelope {
+    Envelope { header, body }
+}
+
+/// The postcard variant index of a body. Exhaustive on purpose: a new variant does not compile
+/// until it is listed here, and `vectors_cover_every_body_variant` then asks for its vector.
+fn variant_index(body: &Body) -> u8 {
+    match body {
+        Body::Register(_) => 0,
+        Body::Registered(_) => 1,
+        Body::JobAnnounce(_) => 2,
+        Body::Accept => 3,
+        Body::Refuse(_) => 4,
+        Body::Submit(_) => 5,
+        Body::Result(_) => 6,
+        Body::SubmitJob(_) => 7,
+        Body::Outcome(_) => 8,
+        Body::Error(_) => 9,
+    }
+}
+const BODY_VARIANTS: u8 = 10;
+
+struct Vector {
+    name: &'static str,
+    value: Envelope,
+    bytes: &'static [u8],
+}
+
+#[rustfmt::skip]
+fn vectors() -> Vec<Vector> {
+    vec![
+        Vector {
+            name: "register",
+            value: envelope(
+                header(0, 0, 0),
+                Body::Register(Register { software: "fedprof 0.1.0".into() }),
+            ),
+            bytes: &[
+                0x00, 0x01,       // protocol version 1, u16 big-endian
+                0x00, 0x00, 0x00, // header: job 0 (JobId::NONE), round 0, seq 0
+                0x00,             // Body::Register
+                0x0d,             // software: 13 bytes
+                b'f', b'e', b'd', b'p', b'r', b'o', b'f', b' ', b'0', b'.', b'1', b'.', b'0',
+            ],
+        },
+        Vector {
+            name: "registered",
+            value: envelope(
+                header(0, 0, 0),
+                Body::Registered(Registered {
+                    party: PartyId { role: Role::Node, name: name("branch-7") },
+                }),
+            ),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x00, 0x00, 0x00, // header: job 0, round 0, seq 0
+                0x01,             // Body::Registered
+                0x01,             // party.role: Role::Node
+                0x08,             // party.name: 8 bytes
+                b'b', b'r', b'a', b'n', b'c', b'h', b'-', b'7',
+            ],
+        },
+        Vector {
+            name: "job-announce",
+            value: envelope(
+                header(7, 0, 1),
+                Body::JobAnnounce(JobAnnounce {
+                    spec: JobSpec::TransactionTotals,
+                    timeout_ms: 30_000,
+                }),
+            ),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x07, 0x00, 0x01, // header: job 7, round 0, seq 1
+                0x02,             // Body::JobAnnounce
+                0x00,             // spec: JobSpec::TransactionTotals
+                0xb0, 0xea, 0x01, // timeout_ms: 30000 = 0x30 | 0x6a << 7 | 0x01 << 14
+            ],
+        },
+        Vector {
+            name: "accept",
+            value: envelope(header(7, 0, 2), Body::Accept),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x07, 0x00, 0x02, // header: job 7, round 0, seq 2
+                0x03,             // Body::Accept (unit variant: index only)
+            ],
+        },
+        Vector {
+            name: "accept-wide-header",
+            value: envelope(header(1 << 35, u32::MAX, 128), Body::Accept),
+            bytes: &[
+                0x00, 0x01,                         // version 1
+                0x80, 0x80, 0x80, 0x80, 0x80, 0x01, // job 2^35: five empty 7-bit groups, then 1
+                0xff, 0xff, 0xff, 0xff, 0x0f,       // round u32::MAX: 5 bytes, last holds 4 bits
+                0x80, 0x01,                         // seq 128
+                0x03,                               // Body::Accept
+            ],
+        },
+        Vector {
+            name: "refuse",
+            value: envelope(
+                header(7, 0, 2),
+                Body::Refuse(Refusal {
+                    reason: RefuseReason::BudgetExhausted,
+                    detail: "no budget".into(),
+                }),
+            ),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x07, 0x00, 0x02, // header: job 7, round 0, seq 2
+                0x04,             // Body::Refuse
+                0x02,             // reason: RefuseReason::BudgetExhausted
+                0x09,             // detail: 9 bytes
+                b'n', b'o', b' ', b'b', b'u', b'd', b'g', b'e', b't',
+            ],
+        },
+        Vector {
+            name: "submit",
+            value: envelope(
+                header(7, 0, 3),
+                // A refund-heavy node: amount -1 is u64::MAX in Z_2^64.
+                Body::Submit(Contribution { values: vec![3, 300, u64::MAX] }),
+            ),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x07, 0x00, 0x03, // header: job 7, round 0, seq 3
+                0x05,             // Body::Submit
+                0x03,             // values: 3 elements
+                0x03,             // customers 3
+                0xac, 0x02,       // rows 300 = 0x2c | 0x02 << 7
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, // amount u64::MAX: 10 bytes
+            ],
+        },
+        Vector {
+            name: "result",
+            value: envelope(
+                header(7, 0, 2),
+                Body::Result(JobResult {
+                    spec: JobSpec::TransactionTotals,
+                    values: vec![5, 600, 128],
+                    contributors: vec![name("a"), name("b")],
+                }),
+            ),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x07, 0x00, 0x02, // header: job 7, round 0, seq 2
+                0x06,             // Body::Result
+                0x00,             // spec: TransactionTotals
+                0x03,             // values: 3 elements
+                0x05,             // 5
+                0xd8, 0x04,       // 600 = 0x58 | 0x04 << 7
+                0x80, 0x01,       // 128
+                0x02,             // contributors: 2 names
+                0x01, b'a',       // "a"
+                0x01, b'b',       // "b"
+            ],
+        },
+        Vector {
+            name: "submit-job",
+            value: envelope(header(0, 0, 0), Body::SubmitJob(JobSpec::TransactionTotals)),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x00, 0x00, 0x00, // header: job 0 (none yet), round 0, seq 0
+                0x07,             // Body::SubmitJob
+                0x00,             // JobSpec::TransactionTotals
+            ],
+        },
+        Vector {
+            name: "outcome-completed",
+            value: envelope(
+                header(7, 0, 1),
+                Body::Outcome(JobOutcome::Completed {
+                    result: JobResult {
+                        spec: JobSpec::TransactionTotals,
+                        values: vec![2, 4, 0],
+                        contributors: vec![name("a")],
+                    },
+                    failures: vec![NodeFailure { node: name("c"), reason: "timed out".into() }],
+                }),
+            ),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x07, 0x00, 0x01, // header: job 7, round 0, seq 1
+                0x08,             // Body::Outcome
+                0x00,             // JobOutcome::Completed
+                0x00,             // result.spec: TransactionTotals
+                0x03, 0x02, 0x04, 0x00, // result.values: 3 elements, 2, 4, 0
+                0x01, 0x01, b'a', // result.contributors: 1 name, "a"
+                0x01,             // failures: 1
+                0x01, b'c',       // failures[0].node: "c"
+                0x09,             // failures[0].reason: 9 bytes
+                b't', b'i', b'm', b'e', b'd', b' ', b'o', b'u', b't',
+            ],
+        },
+        Vector {
+            name: "outcome-aborted",
+            value: envelope(
+                header(8, 0, 2),
+                Body::Outcome(JobOutcome::Aborted { reason: "no nodes".into(), failures: vec![] }),
+            ),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x08, 0x00, 0x02, // header: job 8, round 0, seq 2
+                0x08,             // Body::Outcome
+                0x01,             // JobOutcome::Aborted
+                0x08,             // reason: 8 bytes
+                b'n', b'o', b' ', b'n', b'o', b'd', b'e', b's',
+                0x00,             // failures: none
+            ],
+        },
+        Vector {
+            name: "error",
+            value: envelope(
+                header(0, 0, 5),
+                Body::Error(ErrorFrame { code: ErrorCode::OutOfSequence, detail: "want 4".into() }),
+            ),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x00, 0x00, 0x05, // header: job 0 (connection-level), round 0, seq 5
+                0x09,             // Body::Error
+                0x03,             // code: ErrorCode::OutOfSequence
+                0x06,             // detail: 6 bytes
+                b'w', b'a', b'n', b't', b' ', b'4',
+            ],
+        },
+    ]
+}
+
+#[test]
+fn encode_gives_the_pinned_bytes() {
+    for v in vectors() {
+        assert_eq!(encode(&v.value).unwrap(), v.bytes, "{}", v.name);
+    }
+}
+
+#[test]
+fn decode_of_the_pinned_bytes_gives_the_value() {
+    for v in vectors() {
+        assert_eq!(decode(v.bytes).as_ref(), Ok(&v.value), "{}", v.name);
+    }
+}
+
+#[test]
+fn vectors_cover_every_body_variant() {
+    let mut seen = [false; BODY_VARIANTS as usize];
+    for v in vectors() {
+        let index = variant_index(&v.value.body);
+        seen[usize::from(index)] = true;
+        // The variant index follows the version and the header; every vector but the wide one
+        // has a 3-byte header.
+        if v.name != "accept-wide-header" {
+            assert_eq!(v.bytes[5], index, "{}: variant index byte", v.name);
+        }
+    }
+    assert!(seen.iter().all(|s| *s), "variants without a vector: {seen:?}");
+}
+
+/// Variant order is wire format for every enum, not just `Body`: pin each index.
+#[test]
+fn enum_variant_indices_are_pinned() {
+    fn one_byte<T: serde::Serialize>(v: &T) -> u8 {
+        let bytes = postcard::to_stdvec(v).unwrap();
+        assert_eq!(bytes.len(), 1);
+        bytes[0]
+    }
+    let codes = [
+        ErrorCode::FrameTooLarge,
+        ErrorCode::Malformed,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::OutOfSequence,
+        ErrorCode::RoleNotPermitted,
+        ErrorCode::UnexpectedMessage,
+        ErrorCode::UnknownJob,
+        ErrorCode::BadContribution,
+        ErrorCode::ShuttingDown,
+        ErrorCode::Replaced,
+        ErrorCode::Internal,
+    ];
+    for (i, c) in codes.iter().enumerate() {
+        assert_eq!(usize::from(one_byte(c)), i, "{c:?}");
+    }
+    let reasons = [
+        RefuseReason::UnsupportedJob,
+        RefuseReason::DataUnavailable,
+        RefuseReason::BudgetExhausted,
+        RefuseReason::Policy,
+        RefuseReason::Busy,
+    ];
+    for (i, r) in reasons.iter().enumerate() {
+        assert_eq!(usize::from(one_byte(r)), i, "{r:?}");
+    }
+    for (i, r) in Role::ALL.iter().enumerate() {
+        assert_eq!(usize::from(one_byte(r)), i, "{r:?}");
+    }
+    assert_eq!(one_byte(&JobSpec::TransactionTotals), 0);
+}
+
+// ---- Negative vectors -------------------------------------------------------------------------
+
+fn malformed(bytes: &[u8]) -> postcard::Error {
+    match decode(bytes) {
+        Err(DecodeError::Malformed(e)) => e,
+        other => unreachable!("expected Malformed for {bytes:02x?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn too_short_for_a_version() {
+    assert_eq!(decode(&[]), Err(DecodeError::TooShort(0)));
+    assert_eq!(decode(&[0x00]), Err(DecodeError::TooShort(1)));
+}
+
+#[test]
+fn unknown_version_is_refused_before_the_body_is_read() {
+    // Version alone, version with a valid v1 body, version with garbage: all the same error.
+    let accept_v1 = &vectors()[3].bytes[2..];
+    for version in [[0x00, 0x02], [0xff, 0xff], [0x00, 0x00], [0x01, 0x00]] {
+        let got = u16::from_be_bytes(version);
+        for body in [&[][..], accept_v1, &[0xff; 16]] {
+            let bytes = [&version[..], body].concat();
+            assert_eq!(decode(&bytes), Err(DecodeError::UnsupportedVersion { got }), "{bytes:02x?}");
+        }
+    }
+}
+
+#[test]
+fn version_without_envelope_is_malformed() {
+    assert_eq!(malformed(&[0x00, 0x01]), postcard::Error::DeserializeUnexpectedEnd);
+}
+
+#[test]
+fn every_truncation_is_refused() {
+    for v in vectors() {
+        for cut in 0..v.bytes.len() {
+            let got = decode(&v.bytes[..cut]);
+            let want = if cut < 2 {
+                DecodeError::TooShort(cut)
+            } else {
+                DecodeError::Malformed(postcard::Error::DeserializeUnexpectedEnd)
+            };
+            assert_eq!(got, Err(want), "{} cut at {cut}", v.name);
+        }
+    }
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    for v in vectors() {
+        for extra in [&[0x00][..], &[0x03], &[0xff, 0xff, 0xff]] {
+            let bytes = [v.bytes, extra].concat();
+            assert_eq!(decode(&bytes), Err(DecodeError::TrailingBytes(extra.len())), "{}", v.name);
+        }
+    }
+}
+
+#[test]
+fn unknown_variant_indices_are_refused() {
+    let cases: [(&str, &[u8]); 7] = [
+        // version, header (job 7, round 0, seq 0), then:
+        ("Body 10", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x0a]),
+        ("Body 127", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x7f]),
+        ("Role 4 in Registered", &[0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, b'a']),
+        ("JobSpec 1 in JobAnnounce", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x02, 0x01, 0x00]),
+        ("RefuseReason 5", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x04, 0x05, 0x00]),
+        ("JobOutcome 2", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x08, 0x02, 0x00, 0x00]),
+        ("ErrorCode 11", &[0x00, 0x01, 0x00, 0x00, 0x00, 0x09, 0x0b, 0x00]),
+    ];
+    for (what, bytes) in cases {
+        // serde reports an out-of-range index as a custom error.
+        assert_eq!(malformed(bytes), postcard::Error::SerdeDeCustom, "{what}");
+    }
+    // A variant index that does not fit the u32 postcard allows: 5 bytes, last above 0x0f.
+    assert_eq!(
+        malformed(&[0x00, 0x01, 0x07, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x10]),
+        postcard::Error::DeserializeBadVarint
+    );
+}
+
+#[test]
+fn huge_length_prefixes_fail_without_allocating() {
+    // 2^60 as a varint: eight empty 7-bit groups, then 0x10 (bit 4 of the ninth group).
+    const LEN_2_60: [u8; 9] = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10];
+    let prefix: &[u8] = &[0x00, 0x01, 0x07, 0x00, 0x03]; // version, header job 7 seq 3
+    // Submit: Vec<u64> claiming 2^60 elements (8 EiB in memory), followed by three of them. A
+    // decoder that reserved the declared length would abort the test process here; postcard
+    // gives serde no size hint above the bytes actually left.
+    let submit = [prefix, &[0x05], &LEN_2_60, &[0x01, 0x02, 0x03]].concat();
+    assert_eq!(malformed(&submit), postcard::Error::DeserializeUnexpectedEnd);
+    // Result.contributors: Vec<PartyName> of 2^60 names.
+    let result = [prefix, &[0x06, 0x00, 0x00], &LEN_2_60, &[0x01, b'a']].concat();
+    assert_eq!(malformed(&result), postcard::Error::DeserializeUnexpectedEnd);
+    // Register.software: a string of 2^60 bytes.
+    let register = [prefix, &[0x00], &LEN_2_60, b"fedprof"].concat();
+    assert_eq!(malformed(&register), postcard::Error::DeserializeUnexpectedEnd);
+    // A length that overflows u64 (ten bytes, last above 0x01) is a bad varint.
+    let overflow = [prefix, &[0x05], &[0xff; 9], &[0x02]].concat();
+    assert_eq!(malformed(&overflow), postcard::Error::DeserializeBadVarint);
+}
+
+#[test]
+fn invalid_party_names_are_refused_inside_messages() {
+    // Registered { party: { role: Node, name: "Branch-7" } }: uppercase is not a party name.
+    let mut registered = vectors()[1].bytes.to_vec();
+    assert_eq!(registered[8], b'b');
+    registered[8] = b'B';
+    assert_eq!(malformed(&registered), postcard::Error::SerdeDeCustom);
+    // Empty name and edge hyphen in Registered.
+    assert_eq!(
+        malformed(&[0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00]),
+        postcard::Error::SerdeDeCustom
+    );
+    assert_eq!(
+        malformed(&[0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, b'a', b'-']),
+        postcard::Error::SerdeDeCustom
+    );
+    // A contributor name with a '/' in Result.
+    let mut result = vectors()[7].bytes.to_vec();
+    let last = result.len() - 1;
+    assert_eq!(result[last], b'b');
+    result[last] = b'/';
+    assert_eq!(malformed(&result), postcard::Error::SerdeDeCustom);
+}
+
+#[test]
+fn invalid_utf8_is_refused() {
+    let mut register = vectors()[0].bytes.to_vec();
+    register[7] = 0xff; // first byte of the software string
+    assert_eq!(malformed(&register), postcard::Error::DeserializeBadUtf8);
+}
+
+// ---- Framing -----------------------------------------------------------------------------------
+
+fn limit_1024() -> FrameLimit {
+    FrameLimit::new(u64::from(FrameLimit::MIN)).unwrap()
+}
+
+#[test]
+fn frame_vector() {
+    let accept = vectors()[3].bytes;
+    let frame = encode_frame(accept, FrameLimit::DEFAULT).unwrap();
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x00, 0x00, 0x00, 0x06,             // payload length 6, u32 big-endian
+        0x00, 0x01, 0x07, 0x00, 0x02, 0x03, // the "accept" envelope
+    ];
+    assert_eq!(frame, expected);
+    let mut d = FrameDecoder::new(FrameLimit::DEFAULT);
+    assert_eq!(d.push(expected), Ok(&[][..]));
+    assert_eq!(d.next_frame(), Ok(Some(accept.to_vec())));
+    assert_eq!(d.next_frame(), Ok(None));
+}
+
+#[test]
+fn limit_range() {
+    assert_eq!(FrameLimit::new(u64::from(FrameLimit::MIN)).map(FrameLimit::bytes), Ok(1024));
+    assert_eq!(FrameLimit::new(u64::from(FrameLimit::MAX)).map(FrameLimit::bytes), Ok(1 << 30));
+    assert_eq!(FrameLimit::DEFAULT.bytes(), 16 << 20);
+    for bad in [0, 1023, (1 << 30) + 1, u64::from(u32::MAX) + 1 + 1024, u64::MAX] {
+        assert_eq!(FrameLimit::new(bad), Err(FrameError::InvalidLimit(bad)), "{bad}");
+    }
+    // The serde form (used by configuration files) is validated too.
+    assert!(postcard::from_bytes::<FrameLimit>(&postcard::to_stdvec(&1023u64).unwrap()).is_err());
+    let ok = postcard::from_bytes::<FrameLimit>(&postcard::to_stdvec(&4096u64).unwrap());
+    assert_eq!(ok.map(FrameLimit::bytes), Ok(4096));
+}
+
+#[test]
+fn encode_frame_accepts_exactly_the_limit() {
+    let limit = limit_1024();
+    let frame = encode_frame(&[0xaa; 1024], limit).unwrap();
+    assert_eq!(frame.len(), HEADER_LEN + 1024);
+    assert_eq!(frame[..HEADER_LEN], [0x00, 0x00, 0x04, 0x00]);
+    assert_eq!(
+        encode_frame(&[0xaa; 1025], limit),
+        Err(FrameError::TooLarge { len: 1025, limit: 1024 })
+    );
+}
+
+#[test]
+fn parse_header_at_the_edges() {
+    let limit = limit_1024();
+    assert_eq!(parse_header([0x00, 0x00, 0x04, 0x00], limit), Ok(1024));
+    assert_eq!(
+        parse_header([0x00, 0x00, 0x04, 0x01], limit),
+        Err(FrameError::TooLarge { len: 1025, limit: 1024 })
+    );
+    let max = FrameLimit::new(u64::from(FrameLimit::MAX)).unwrap();
+    assert_eq!(parse_header([0x40, 0x00, 0x00, 0x00], max), Ok(1 << 30));
+    assert_eq!(
+        parse_header([0xff; 4], max),
+        Err(FrameError::TooLarge { len: u64::from(u32::MAX), limit: 1 << 30 })
+    );
+}
+
+#[test]
+fn decoder_refuses_a_header_above_the_limit_before_any_payload() {
+    let mut d = FrameDecoder::new(limit_1024());
+    // Header announcing 1025 bytes, then payload bytes the decoder must not take.
+    let stream = [&[0x00, 0x00, 0x04, 0x01][..], &[0u8; 32]].concat();
+    let rest = d.push(&stream).unwrap();
+    assert_eq!(rest.len(), 32, "no payload is buffered behind a bad header");
+    let too_large = FrameError::TooLarge { len: 1025, limit: 1024 };
+    assert_eq!(d.next_frame(), Err(too_large.clone()));
+    // The stream is dead from here on.
+    assert_eq!(d.push(rest), Err(too_large.clone()));
+    assert_eq!(d.next_frame(), Err(too_large));
+}
+
+#[test]
+fn decoder_takes_a_frame_of_exactly_the_limit() {
+    let mut d = FrameDecoder::new(limit_1024());
+    let frame = encode_frame(&[0x5a; 1024], limit_1024()).unwrap();
+    let (head, tail) = frame.split_at(HEADER_LEN);
+    assert_eq!(d.push(head), Ok(&[][..]));
+    assert_eq!(d.next_frame(), Ok(None), "prefix alone is no frame");
+    assert_eq!(d.push(&tail[..1000]), Ok(&[][..]));
+    assert_eq!(d.next_frame(), Ok(None), "partial payload is no frame");
+    assert_eq!(d.push(&tail[1000..]), Ok(&[][..]));
+    assert_eq!(d.next_frame(), Ok(Some(vec![0x5a; 1024])));
+}
+
+#[test]
+fn one_push_takes_one_whole_frame() {
+    // Regression: `push` used to stop after the 4-byte prefix, so one call never completed a
+    // frame: a caller that reads the socket again whenever `next_frame` gives `None` would wait
+    // for bytes it already held.
+    let mut stream = encode_frame(vectors()[3].bytes, limit_1024()).unwrap();
+    stream.extend(encode_frame(vectors()[4].bytes, limit_1024()).unwrap());
+    let mut d = FrameDecoder::new(limit_1024());
+    let rest = d.push(&stream).unwrap();
+    assert_eq!(rest.len(), HEADER_LEN + vectors()[4].bytes.len());
+    assert_eq!(decode(&d.next_frame().unwrap().unwrap()), Ok(vectors()[3].value.clone()));
+    assert_eq!(d.push(rest), Ok(&[][..]));
+    assert_eq!(decode(&d.next_frame().unwrap().unwrap()), Ok(vectors()[4].value.clone()));
+    assert_eq!(d.next_frame(), Ok(None));
+}
