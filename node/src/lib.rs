@@ -1,1 +1,15 @@
-//! node (work in progress)
+//! fedprof node: runs beside a data holder's own data, computes the node's contribution to each
+//! job locally, and talks to the coordinator.
+//!
+//! Owns: the node config ([`config`]), reading local data ([`data`]), the node side of the
+//! protocol as a sans-IO state machine ([`session`]) and the async service with reconnection
+//! ([`service`]). Never merges across nodes, and never sends anything but the job's vector:
+//! raw rows and customer ids stay in this process.
+
+pub mod config;
+pub mod data;
+pub mod service;
+pub mod session;
+
+pub use config::NodeConfig;
+pub use service::{NodeError, NodeService};

@@ -159,7 +159,7 @@ impl FrameDecoder {
             self.buf.clear();
             return Ok(Some(Vec::new()));
         }
-        let payload = self.buf.split_off(HEADER_LEN + 1);
+        let payload = self.buf.split_off(HEADER_LEN);
         self.buf.clear();
         Ok(Some(payload))
     }

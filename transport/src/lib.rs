@@ -7,6 +7,7 @@
 //! which role may send it, is decided by the node and coordinator crates from the identity this
 //! crate hands them. That identity comes only from the peer's verified certificate.
 
+pub mod address;
 pub mod connection;
 pub mod pki;
 pub mod server;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 /// The QUIC endpoint type, re-exported so callers need not depend on quinn.
 pub use quinn::Endpoint;
+pub use address::{DialTarget, DialTargetError};
 pub use connection::{
     MessageReader, MessageStream, MessageWriter, PeerConnection, StreamError, close_code, connect,
 };

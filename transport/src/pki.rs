@@ -15,7 +15,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, ServerName};
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::GeneralName;
 
@@ -122,11 +122,15 @@ impl FederationCa {
         params.distinguished_name.push(DnType::CommonName, format!("{} {}", party.role, party.name));
         params.subject_alt_names.push(SanType::URI(identity_uri(party).try_into()?));
         for name in server_names {
-            let san = match name.parse::<std::net::IpAddr>() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName(
-                    name.clone().try_into().map_err(|_| PkiError::BadServerName(name.clone()))?,
-                ),
+            // The same syntax check a dialling party applies to the name, so a certificate is
+            // never issued for a name nobody could connect to.
+            let bad = || PkiError::BadServerName(name.clone());
+            let san = match ServerName::try_from(name.as_str()).map_err(|_| bad())? {
+                ServerName::IpAddress(ip) => SanType::IpAddress(std::net::IpAddr::from(ip)),
+                ServerName::DnsName(dns) => {
+                    SanType::DnsName(dns.as_ref().to_owned().try_into().map_err(|_| bad())?)
+                }
+                _ => return Err(bad()),
             };
             params.subject_alt_names.push(san);
         }
@@ -231,7 +235,7 @@ mod tests {
     #[test]
     fn bad_server_name_is_reported() {
         let ca = FederationCa::generate("test", validity()).unwrap();
-        let err = ca.issue(&party(Role::Coordinator, "c"), &["bad name\u{7f}".into()], validity());
+        let err = ca.issue(&party(Role::Coordinator, "c"), &["bad name".into()], validity());
         assert!(matches!(err, Err(PkiError::BadServerName(_))), "{err:?}");
     }
 }

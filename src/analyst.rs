@@ -1,0 +1,70 @@
+//! The analyst's client: submit a job to the coordinator and wait for its outcome.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use fedprof_config::ConfigFile;
+use fedprof_protocol::{Body, JobId, JobOutcome, JobSpec, RoundId};
+use fedprof_transport::{
+    ClientLimits, Credentials, DialTarget, TlsFiles, client_endpoint, close_code, connect,
+};
+use serde::Deserialize;
+
+/// `analyst-<name>.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalystConfig {
+    /// The coordinator's address, `HOST:PORT`.
+    pub coordinator: DialTarget,
+    /// The name on the coordinator's certificate; defaults to `HOST`.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// The analyst's TLS files.
+    pub tls: TlsFiles,
+}
+
+impl AnalystConfig {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self, fedprof_config::ConfigError> {
+        let file = ConfigFile::read(path)?;
+        let mut config: AnalystConfig = file.parse()?;
+        config.tls.resolve_against(file.dir());
+        file.require_file("tls.ca", &config.tls.ca)?;
+        file.require_file("tls.cert", &config.tls.cert)?;
+        file.require_file("tls.key", &config.tls.key)?;
+        Ok(config)
+    }
+}
+
+/// Submits `spec` and waits up to `timeout` for the outcome.
+pub async fn submit(config: &AnalystConfig, spec: JobSpec, timeout: Duration) -> Result<JobOutcome> {
+    let creds = Credentials::load(&config.tls)?;
+    let addr = config.coordinator.resolve().await.with_context(|| format!("cannot resolve {}", config.coordinator))?;
+    let limits = ClientLimits::default();
+    let endpoint = client_endpoint(&creds, &limits, addr)?;
+    let server_name = config.server_name.as_deref().unwrap_or(config.coordinator.host());
+    let peer = connect(&endpoint, addr, server_name)
+        .await
+        .with_context(|| format!("cannot connect to the coordinator at {addr}"))?;
+    let (mut writer, mut reader) = peer.open_stream(limits.max_frame).await?.split();
+    writer.send(JobId::NONE, RoundId(0), Body::SubmitJob(spec)).await?;
+    let outcome = tokio::time::timeout(timeout, async {
+        loop {
+            match reader.recv().await? {
+                Some(env) => match env.body {
+                    Body::Outcome(o) => return Ok(o),
+                    Body::Error(e) => bail!("the coordinator refused: {:?}: {}", e.code, e.detail),
+                    other => tracing::debug!(kind = other.kind(), "ignoring message"),
+                },
+                None => bail!("the coordinator closed the session before the job ended"),
+            }
+        }
+    })
+    .await
+    .with_context(|| format!("no outcome within {} s", timeout.as_secs()))??;
+    writer.finish();
+    peer.close(close_code::DONE, "");
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    Ok(outcome)
+}

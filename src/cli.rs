@@ -1,0 +1,199 @@
+//! The command line: argument definitions and dispatch. Each command is a few lines that call
+//! into the crates; errors propagate to `main`, which prints them without a stack trace.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use fedprof_coordinator::{CoordinatorConfig, CoordinatorService};
+use fedprof_node::{NodeConfig, NodeService};
+use fedprof_protocol::{JobOutcome, JobSpec, PartyName};
+use fedprof_transport::ShutdownSignal;
+use tracing::info;
+
+use crate::{analyst, demo, federation, report};
+
+/// Privacy-preserving federated customer profiling.
+///
+/// Data holders run a node beside their own data; a coordinator merges what the nodes send over
+/// QUIC with mutual TLS. Start with `fedprof demo`.
+#[derive(Debug, Parser)]
+#[command(name = "fedprof", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a whole federation on this machine with synthetic data and print the result.
+    Demo(DemoArgs),
+    /// Set up a federation: CA, certificates and sample configs.
+    #[command(subcommand)]
+    Federation(FederationCommand),
+    /// Run the coordinator until interrupted (Ctrl-C).
+    Coordinator(ConfigArg),
+    /// Run a node until interrupted (Ctrl-C); it dials the coordinator and reconnects as needed.
+    Node(ConfigArg),
+    /// Submit jobs as an analyst.
+    #[command(subcommand)]
+    Job(JobCommand),
+}
+
+/// `fedprof demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the federation, data and results (default: a new temporary directory,
+    /// kept and printed at the end).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub nodes: usize,
+    /// Seed of the synthetic data (the same seed writes the same data).
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+}
+
+/// `fedprof federation ...`.
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// Create a federation directory: CA, one certificate and key per party, sample configs.
+    Init(InitArgs),
+}
+
+/// `fedprof federation init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to create (must not exist or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Address nodes and analysts dial, HOST:PORT; HOST goes into the coordinator's certificate.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub coordinator: String,
+    /// Node names, comma-separated (lowercase letters, digits, '-').
+    #[arg(long, value_delimiter = ',', required = true, value_name = "NAMES")]
+    pub nodes: Vec<PartyName>,
+    /// Analyst names, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub analysts: Vec<PartyName>,
+    /// Auditor names, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub auditors: Vec<PartyName>,
+    /// The federation's name, shown in the CA certificate.
+    #[arg(long, default_value = "fedprof")]
+    pub name: String,
+}
+
+/// `--config FILE`.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The TOML config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `fedprof job ...`.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Submit a job to the coordinator and print its outcome.
+    Submit(SubmitArgs),
+}
+
+/// `fedprof job submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The analyst's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The kind of job.
+    #[arg(long, value_enum, default_value_t = JobKind::TransactionTotals)]
+    pub kind: JobKind,
+    /// Seconds to wait for the outcome.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+}
+
+/// Job kinds selectable on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum JobKind {
+    /// Distinct customers, transactions and total amount over every node.
+    TransactionTotals,
+}
+
+impl Command {
+    /// The log level used when `RUST_LOG` is not set.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Demo(_) | Command::Federation(_) | Command::Job(_) => "warn",
+            Command::Coordinator(_) | Command::Node(_) => "info",
+        }
+    }
+}
+
+/// Runs a parsed command.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo(a) => {
+            demo::run(&demo::DemoOptions { out: a.out, nodes: a.nodes, seed: a.seed }).await?;
+        }
+        Command::Federation(FederationCommand::Init(a)) => {
+            let fed = federation::init(&federation::FederationPlan {
+                dir: a.dir,
+                name: a.name,
+                coordinator: a.coordinator,
+                nodes: a.nodes,
+                analysts: a.analysts,
+                auditors: a.auditors,
+            })?;
+            let mut msg = format!("Federation created in {}\n", fed.dir.display());
+            msg.push_str(&format!("  coordinator: {}\n", fed.coordinator_config.display()));
+            for (name, path) in fed.node_configs.iter().chain(&fed.analyst_configs) {
+                msg.push_str(&format!("  {name}: {}\n", path.display()));
+            }
+            msg.push_str("Move ca.key offline; give each party only its own config, cert and key, plus ca.pem.\n");
+            print_stdout(&msg);
+        }
+        Command::Coordinator(a) => {
+            let config = CoordinatorConfig::load(&a.config)?;
+            let service = CoordinatorService::bind(&config)?;
+            info!(listen = %service.local_addr()?, "coordinator started");
+            let (trigger, shutdown) = ShutdownSignal::new();
+            let (_handle, server) = service.start(shutdown);
+            tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")?;
+            info!("interrupted; shutting down");
+            trigger.trigger();
+            server.await.context("coordinator task failed")?;
+        }
+        Command::Node(a) => {
+            let node = NodeService::new(NodeConfig::load(&a.config)?)?;
+            info!(node = %node.identity(), "node started");
+            let (trigger, shutdown) = ShutdownSignal::new();
+            let task = tokio::spawn(node.run(shutdown));
+            tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")?;
+            info!("interrupted; shutting down");
+            trigger.trigger();
+            task.await.context("node task failed")?;
+        }
+        Command::Job(JobCommand::Submit(a)) => {
+            let config = analyst::AnalystConfig::load(&a.config)?;
+            let spec = match a.kind {
+                JobKind::TransactionTotals => JobSpec::TransactionTotals,
+            };
+            let outcome = analyst::submit(&config, spec, Duration::from_secs(a.timeout_secs)).await?;
+            print_stdout(&report::render_outcome(&outcome, 2));
+            if let JobOutcome::Aborted { reason, .. } = outcome {
+                anyhow::bail!("job aborted: {reason}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[expect(clippy::print_stdout, reason = "command output goes to stdout")]
+fn print_stdout(s: &str) {
+    print!("{s}");
+}

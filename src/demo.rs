@@ -1,0 +1,222 @@
+//! `fedprof demo`: a whole federation on this machine. Creates a federation (CA, certificates,
+//! configs), writes synthetic transactions per node, starts a coordinator and the nodes on
+//! loopback over QUIC with mutual TLS, runs a job through the real protocol and prints the
+//! result next to an independent check.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use fedprof_coordinator::{CoordinatorConfig, CoordinatorService};
+use fedprof_node::data::TransactionTotals;
+use fedprof_node::{NodeConfig, NodeService};
+use fedprof_protocol::{JobOutcome, JobSpec, PartyName};
+use fedprof_transport::ShutdownSignal;
+
+use crate::federation::{self, FederationPlan};
+use crate::progress::Progress;
+use crate::report::{format_minor, render_outcome, table};
+
+/// Most nodes the demo starts.
+pub const MAX_DEMO_NODES: usize = 64;
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
+const JOB_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Demo settings.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Where to write the federation and data; a fresh temporary directory if `None`.
+    pub out: Option<PathBuf>,
+    /// Number of nodes (2 ..= [`MAX_DEMO_NODES`]).
+    pub nodes: usize,
+    /// Seed of the synthetic data.
+    pub seed: u64,
+}
+
+/// What the demo did, for callers that check it.
+#[derive(Debug)]
+pub struct DemoReport {
+    /// The directory holding everything.
+    pub dir: PathBuf,
+    /// The released outcome.
+    pub outcome: JobOutcome,
+    /// The sum of every node's local totals, computed from the generated files.
+    pub expected: TransactionTotals,
+}
+
+/// Runs the demo and prints its result.
+pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
+    ensure!(
+        (2..=MAX_DEMO_NODES).contains(&opts.nodes),
+        "--nodes must be between 2 and {MAX_DEMO_NODES} (a result needs at least two contributors)"
+    );
+    let progress = Progress::new();
+    let dir = match &opts.out {
+        Some(d) => d.clone(),
+        None => tempfile::Builder::new().prefix("fedprof-demo-").tempdir()?.keep(),
+    };
+    let fed_dir = dir.join("federation");
+
+    progress.step("creating the federation: CA, certificates, configs");
+    let port = free_udp_port()?;
+    let names: Vec<PartyName> =
+        (1..=opts.nodes).map(|i| PartyName::new(format!("branch-{i}"))).collect::<Result<_, _>>()?;
+    let fed = federation::init(&FederationPlan {
+        dir: fed_dir.clone(),
+        name: "fedprof-demo".into(),
+        coordinator: format!("127.0.0.1:{port}"),
+        nodes: names.clone(),
+        analysts: vec![PartyName::new("analyst")?],
+        auditors: vec![PartyName::new("auditor")?],
+    })?;
+    progress.done(format!("federation with {} nodes in {}", opts.nodes, fed_dir.display()));
+
+    progress.step("writing synthetic transactions for each node");
+    let mut expected = TransactionTotals::default();
+    let mut local_rows = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let path = fed_dir.join("data").join(name.as_str()).join("transactions.csv");
+        let totals = write_transactions(&path, opts.seed.wrapping_add(i as u64))?;
+        expected.customers += totals.customers;
+        expected.rows += totals.rows;
+        expected.amount_minor += totals.amount_minor;
+        local_rows.push([
+            name.to_string(),
+            totals.customers.to_string(),
+            totals.rows.to_string(),
+            format_minor(totals.amount_minor, 2),
+        ]);
+    }
+    progress.done(format!("{} transactions written", expected.rows));
+
+    progress.step("starting the coordinator");
+    let (trigger, shutdown) = ShutdownSignal::new();
+    let coordinator_config = CoordinatorConfig::load(&fed.coordinator_config)?;
+    let service = CoordinatorService::bind(&coordinator_config)
+        .with_context(|| format!("cannot start the coordinator on 127.0.0.1:{port}"))?;
+    let (mut handle, server) = service.start(shutdown.clone());
+    progress.done(format!("coordinator listening on 127.0.0.1:{port} (QUIC, mutual TLS 1.3)"));
+
+    let mut node_tasks = Vec::new();
+    for (_, path) in &fed.node_configs {
+        let node = NodeService::new(NodeConfig::load(path)?)?;
+        node_tasks.push(tokio::spawn(node.run(shutdown.clone())));
+    }
+    progress.step(format!("waiting for {} nodes to register", opts.nodes));
+    let want = opts.nodes;
+    let registered = tokio::time::timeout(REGISTRATION_TIMEOUT, handle.wait_for_nodes(|n| {
+        n.len() >= want
+    }))
+    .await
+    .context("nodes did not register in time")??;
+    progress.done(format!("{} nodes registered: {}", registered.len(), join(&registered)));
+
+    progress.step("running job transaction-totals over the federation");
+    let outcome = tokio::time::timeout(JOB_TIMEOUT, handle.run_job(JobSpec::TransactionTotals))
+        .await
+        .context("the job did not finish in time")??;
+    progress.done("job finished");
+
+    progress.step("shutting down");
+    trigger.trigger();
+    for t in node_tasks {
+        let _ = t.await;
+    }
+    let _ = server.await;
+    progress.finish();
+
+    let mut out = String::new();
+    out.push_str(&render_outcome(&outcome, 2));
+    out.push_str("\nEach node's own totals (local view, computed by the demo from the files it wrote):\n");
+    out.push_str(&table(&["node", "customers", "transactions", "amount"], &local_rows));
+    let check = match &outcome {
+        JobOutcome::Completed { result, .. } => TransactionTotals::from_ring(&result.values) == Some(expected),
+        JobOutcome::Aborted { .. } => false,
+    };
+    out.push_str(&format!(
+        "\nCheck against the sum of the local totals: {}\n",
+        if check { "exact match" } else { "MISMATCH" }
+    ));
+    out.push_str(&format!(
+        "\nFiles (kept): {}\n  federation/ca.pem, coordinator.toml, node-*.toml, analyst-analyst.toml, parties/*/ (keys mode 0600)\n  federation/data/<node>/transactions.csv\nRun the parts yourself:\n  fedprof coordinator --config {}\n  fedprof node --config {}\n  fedprof job submit --config {}\n",
+        dir.display(),
+        fed.coordinator_config.display(),
+        fed.node_configs.first().map(|(_, p)| p.display().to_string()).unwrap_or_default(),
+        fed.analyst_configs.first().map(|(_, p)| p.display().to_string()).unwrap_or_default(),
+    ));
+    print_stdout(&out);
+    if !check {
+        bail!("the federated result does not match the local totals");
+    }
+    Ok(DemoReport { dir, outcome, expected })
+}
+
+fn join(names: &[PartyName]) -> String {
+    names.iter().map(PartyName::as_str).collect::<Vec<_>>().join(", ")
+}
+
+#[expect(clippy::print_stdout, reason = "the demo's result goes to stdout")]
+fn print_stdout(s: &str) {
+    print!("{s}");
+}
+
+/// A UDP port that was free a moment ago (the coordinator binds it right after).
+fn free_udp_port() -> Result<u16> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").context("cannot bind a UDP socket on loopback")?;
+    Ok(socket.local_addr()?.port())
+}
+
+/// SplitMix64: a tiny, seeded generator for synthetic data only (never for keys, masks or
+/// noise, which use a CSPRNG).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Writes a node's synthetic transactions and returns their totals, computed here
+/// independently of the node's CSV reader.
+fn write_transactions(path: &Path, seed: u64) -> Result<TransactionTotals> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut rng = SplitMix64(seed);
+    let customers = 200 + rng.below(300);
+    let rows = 1_000 + rng.below(2_000);
+    let channels = ["branch", "online", "mobile", "atm"];
+    let mut seen = vec![false; customers as usize];
+    let mut amount_total: i64 = 0;
+    let mut csv = String::from("date,customer_id,amount,channel\n");
+    for _ in 0..rows {
+        let c = rng.below(customers);
+        seen[c as usize] = true;
+        // Mostly purchases of 1.00 to 500.00; one in twenty is a refund.
+        let cents = 100 + rng.below(49_900) as i64;
+        let amount = if rng.below(20) == 0 { -cents } else { cents };
+        amount_total += amount;
+        let day = 1 + rng.below(28);
+        let month = 1 + rng.below(12);
+        let channel = channels[rng.below(channels.len() as u64) as usize];
+        csv.push_str(&format!(
+            "2026-{month:02}-{day:02},C{c:06},{},{channel}\n",
+            format_minor(amount, 2).replace(',', "")
+        ));
+    }
+    fs::write(path, csv).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(TransactionTotals {
+        customers: seen.iter().filter(|s| **s).count() as u64,
+        rows,
+        amount_minor: amount_total,
+    })
+}

@@ -1,0 +1,294 @@
+//! `fedprof federation init`: a new federation directory with a CA, one certificate and key per
+//! party, and commented sample configs.
+//!
+//! Layout (relative paths in the configs are relative to the config file):
+//! ```text
+//! DIR/ca.pem                      federation CA certificate (every party trusts it)
+//! DIR/ca.key                      CA private key, mode 0600: move it offline after setup
+//! DIR/coordinator.toml            coordinator config
+//! DIR/node-<name>.toml            one config per node
+//! DIR/analyst-<name>.toml         one config per analyst
+//! DIR/parties/<role>-<name>/cert.pem, key.pem (key mode 0600)
+//! ```
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use fedprof_protocol::{PartyId, PartyName, Role};
+use fedprof_transport::{FederationCa, Validity};
+
+/// Days a party certificate is valid.
+const PARTY_CERT_DAYS: i64 = 397;
+/// Days the CA certificate is valid.
+const CA_CERT_DAYS: i64 = 3650;
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct FederationPlan {
+    /// The directory; must not exist or be empty.
+    pub dir: PathBuf,
+    /// The federation's name (shown in the CA certificate).
+    pub name: String,
+    /// Where nodes and analysts reach the coordinator: `HOST:PORT`.
+    pub coordinator: String,
+    /// Node names.
+    pub nodes: Vec<PartyName>,
+    /// Analyst names.
+    pub analysts: Vec<PartyName>,
+    /// Auditor names.
+    pub auditors: Vec<PartyName>,
+}
+
+/// What was created.
+#[derive(Debug, Clone)]
+pub struct Federation {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `coordinator.toml`.
+    pub coordinator_config: PathBuf,
+    /// `node-<name>.toml` per node, in the plan's order.
+    pub node_configs: Vec<(PartyName, PathBuf)>,
+    /// `analyst-<name>.toml` per analyst.
+    pub analyst_configs: Vec<(PartyName, PathBuf)>,
+}
+
+/// Splits `HOST:PORT` (host may be `[v6]`).
+pub fn split_host_port(addr: &str) -> Result<(String, u16)> {
+    let (host, port) =
+        addr.rsplit_once(':').with_context(|| format!("{addr:?} is not HOST:PORT"))?;
+    let port: u16 = port.parse().with_context(|| format!("{port:?} in {addr:?} is not a port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        bail!("{addr:?} has no host");
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// Creates the federation described by `plan`.
+pub fn init(plan: &FederationPlan) -> Result<Federation> {
+    let (host, port) = split_host_port(&plan.coordinator)?;
+    check_unique(plan)?;
+    if plan.dir.exists() && fs::read_dir(&plan.dir)?.next().is_some() {
+        bail!("{} already exists and is not empty; refusing to overwrite keys", plan.dir.display());
+    }
+    fs::create_dir_all(&plan.dir).with_context(|| format!("cannot create {}", plan.dir.display()))?;
+    let now = time::OffsetDateTime::now_utc();
+    let ca = FederationCa::generate(&plan.name, Validity::days_from(now, CA_CERT_DAYS))?;
+    let dir = &plan.dir;
+    write_file(&dir.join("ca.pem"), ca.cert_pem().as_bytes(), 0o644)?;
+    write_file(&dir.join("ca.key"), ca.key_pem().as_bytes(), 0o600)?;
+    let validity = Validity::days_from(now, PARTY_CERT_DAYS);
+
+    let issue = |role: Role, name: &PartyName, server_names: &[String]| -> Result<String> {
+        let party = PartyId { role, name: name.clone() };
+        let issued = ca.issue(&party, server_names, validity)?;
+        let rel = format!("parties/{role}-{name}");
+        fs::create_dir_all(dir.join(&rel))?;
+        write_file(&dir.join(&rel).join("cert.pem"), issued.cert_pem.as_bytes(), 0o644)?;
+        write_file(&dir.join(&rel).join("key.pem"), issued.key_pem.as_bytes(), 0o600)?;
+        Ok(rel)
+    };
+
+    let coordinator_name = PartyName::new("coordinator")?;
+    let rel = issue(Role::Coordinator, &coordinator_name, std::slice::from_ref(&host))?;
+    let listen = match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(_)) => format!("[{host}]:{port}"),
+        Ok(IpAddr::V4(_)) => format!("{host}:{port}"),
+        Err(_) => format!("0.0.0.0:{port}"),
+    };
+    let coordinator_config = dir.join("coordinator.toml");
+    write_file(&coordinator_config, coordinator_toml(&plan.name, &listen, &rel).as_bytes(), 0o644)?;
+
+    let mut node_configs = Vec::new();
+    for name in &plan.nodes {
+        let rel = issue(Role::Node, name, &[])?;
+        let path = dir.join(format!("node-{name}.toml"));
+        write_file(&path, node_toml(name, &plan.coordinator, &rel).as_bytes(), 0o644)?;
+        node_configs.push((name.clone(), path));
+    }
+    let mut analyst_configs = Vec::new();
+    for name in &plan.analysts {
+        let rel = issue(Role::Analyst, name, &[])?;
+        let path = dir.join(format!("analyst-{name}.toml"));
+        write_file(&path, analyst_toml(name, &plan.coordinator, &rel).as_bytes(), 0o644)?;
+        analyst_configs.push((name.clone(), path));
+    }
+    for name in &plan.auditors {
+        issue(Role::Auditor, name, &[])?;
+    }
+    Ok(Federation { dir: dir.clone(), coordinator_config, node_configs, analyst_configs })
+}
+
+fn check_unique(plan: &FederationPlan) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (role, names) in
+        [(Role::Node, &plan.nodes), (Role::Analyst, &plan.analysts), (Role::Auditor, &plan.auditors)]
+    {
+        for n in names {
+            if !seen.insert((role, n.clone())) {
+                bail!("{role} name {n} is given twice");
+            }
+        }
+    }
+    if plan.nodes.is_empty() {
+        bail!("a federation needs at least one node (--nodes a,b,c)");
+    }
+    Ok(())
+}
+
+/// Writes a new file with `mode`; never overwrites.
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn tls_section(rel: &str) -> String {
+    format!(
+        "[tls]\n\
+         # The federation CA: only peers with certificates it issued can connect.\n\
+         ca = \"ca.pem\"\n\
+         # This party's certificate; its role and name are what the federation knows it by.\n\
+         cert = \"{rel}/cert.pem\"\n\
+         # Private key (mode 0600). Never share it; never put it in version control.\n\
+         key = \"{rel}/key.pem\"\n"
+    )
+}
+
+fn coordinator_toml(federation: &str, listen: &str, rel: &str) -> String {
+    format!(
+        "# fedprof coordinator for federation {federation:?}.\n\
+         # Relative paths are relative to this file. Unknown keys are refused.\n\n\
+         # UDP address to listen on for QUIC.\n\
+         listen = \"{listen}\"\n\n{tls}\n\
+         [limits]\n\
+         # Most simultaneous connections; further handshakes are refused.\n\
+         max_connections = 1024\n\
+         # Seconds of silence before a connection is closed (nodes send keep-alives).\n\
+         idle_timeout_secs = 30\n\
+         # Largest accepted message frame, in bytes (1024 ..= 1073741824).\n\
+         max_frame_bytes = 16777216\n\
+         # Seconds open connections get to finish on shutdown.\n\
+         shutdown_grace_secs = 5\n\n\
+         [rounds]\n\
+         # Fewest contributing nodes for any result to be released.\n\
+         min_nodes = 2\n\
+         # Seconds nodes get to contribute after a job is announced.\n\
+         contribution_timeout_secs = 120\n",
+        tls = tls_section(rel)
+    )
+}
+
+fn node_toml(name: &PartyName, coordinator: &str, rel: &str) -> String {
+    format!(
+        "# fedprof node {name}.\n\
+         # Relative paths are relative to this file. Unknown keys are refused.\n\n\
+         # Where the coordinator listens (HOST:PORT). Nodes dial out; they need no open port.\n\
+         coordinator = \"{coordinator}\"\n\
+         # The name on the coordinator's certificate; defaults to HOST above.\n\
+         # server_name = \"coordinator.example\"\n\n{tls}\n\
+         [data]\n\
+         # This node's transactions: CSV with a header row. Raw rows never leave this machine.\n\
+         transactions = \"data/{name}/transactions.csv\"\n\
+         # Column headers for the customer id and the amount.\n\
+         customer_column = \"customer_id\"\n\
+         amount_column = \"amount\"\n\
+         # Decimal places of the currency's minor unit (2 = cents); amounts are parsed exactly.\n\
+         amount_decimals = 2\n\
+         # Field delimiter (one ASCII character).\n\
+         delimiter = \",\"\n\n\
+         [connection]\n\
+         # Reconnection backoff: first wait and longest wait, in milliseconds.\n\
+         initial_backoff_ms = 500\n\
+         max_backoff_ms = 30000\n\
+         # Seconds of silence before the connection is considered dead.\n\
+         idle_timeout_secs = 30\n\
+         # Largest accepted message frame, in bytes.\n\
+         max_frame_bytes = 16777216\n",
+        tls = tls_section(rel)
+    )
+}
+
+fn analyst_toml(name: &PartyName, coordinator: &str, rel: &str) -> String {
+    format!(
+        "# fedprof analyst {name}: submits jobs and reads their results.\n\
+         # Relative paths are relative to this file. Unknown keys are refused.\n\n\
+         coordinator = \"{coordinator}\"\n\
+         # server_name = \"coordinator.example\"\n\n{tls}",
+        tls = tls_section(rel)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn names(list: &[&str]) -> Vec<PartyName> {
+        list.iter().map(|n| PartyName::new(*n).unwrap()).collect()
+    }
+
+    fn plan(dir: &Path) -> FederationPlan {
+        FederationPlan {
+            dir: dir.to_owned(),
+            name: "test".into(),
+            coordinator: "127.0.0.1:7300".into(),
+            nodes: names(&["a", "b"]),
+            analysts: names(&["x"]),
+            auditors: names(&["y"]),
+        }
+    }
+
+    #[test]
+    fn writes_keys_private_and_configs_that_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("fed");
+        let fed = init(&plan(&dir)).unwrap();
+        for key in ["ca.key", "parties/node-a/key.pem", "parties/coordinator-coordinator/key.pem", "parties/auditor-y/key.pem"] {
+            let mode = fs::metadata(dir.join(key)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{key}");
+        }
+        let c = fedprof_coordinator::CoordinatorConfig::load(&fed.coordinator_config).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7300");
+        // Node configs parse; they only fail on the data file, which init does not create.
+        let e = fedprof_node::NodeConfig::load(&fed.node_configs[0].1).unwrap_err().to_string();
+        assert!(e.contains("field `data.transactions`"), "{e}");
+        let node_dir = dir.join("data/a");
+        fs::create_dir_all(&node_dir).unwrap();
+        fs::write(node_dir.join("transactions.csv"), "customer_id,amount\n").unwrap();
+        let n = fedprof_node::NodeConfig::load(&fed.node_configs[0].1).unwrap();
+        let svc = fedprof_node::NodeService::new(n).unwrap();
+        assert_eq!(svc.identity().to_string(), "node a");
+    }
+
+    #[test]
+    fn refuses_to_overwrite_and_duplicate_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        init(&plan(tmp.path())).unwrap();
+        let e = init(&plan(tmp.path())).unwrap_err().to_string();
+        assert!(e.contains("refusing to overwrite"), "{e}");
+        let mut p = plan(&tmp.path().join("other"));
+        p.nodes = names(&["a", "a"]);
+        assert!(init(&p).unwrap_err().to_string().contains("given twice"));
+        p.nodes.clear();
+        assert!(init(&p).unwrap_err().to_string().contains("at least one node"));
+    }
+
+    #[test]
+    fn host_port_parsing() {
+        assert_eq!(split_host_port("[::1]:7").unwrap(), ("::1".into(), 7));
+        assert_eq!(split_host_port("coord.example:7300").unwrap(), ("coord.example".into(), 7300));
+        assert!(split_host_port("nohost").is_err());
+        assert!(split_host_port(":7").is_err());
+        assert!(split_host_port("h:70000").is_err());
+    }
+}
