@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use fedprof_protocol::{PartyId, PartyName, Role};
-use fedprof_transport::{FederationCa, Validity};
+use fedprof_transport::{DialTarget, FederationCa, Validity};
 
 /// Days a party certificate is valid.
 const PARTY_CERT_DAYS: i64 = 397;
@@ -56,21 +56,10 @@ pub struct Federation {
     pub analyst_configs: Vec<(PartyName, PathBuf)>,
 }
 
-/// Splits `HOST:PORT` (host may be `[v6]`).
-pub fn split_host_port(addr: &str) -> Result<(String, u16)> {
-    let (host, port) =
-        addr.rsplit_once(':').with_context(|| format!("{addr:?} is not HOST:PORT"))?;
-    let port: u16 = port.parse().with_context(|| format!("{port:?} in {addr:?} is not a port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        bail!("{addr:?} has no host");
-    }
-    Ok((host.to_owned(), port))
-}
-
 /// Creates the federation described by `plan`.
 pub fn init(plan: &FederationPlan) -> Result<Federation> {
-    let (host, port) = split_host_port(&plan.coordinator)?;
+    let target = DialTarget::parse(&plan.coordinator)?;
+    let (host, port) = (target.host().to_owned(), target.port());
     check_unique(plan)?;
     if plan.dir.exists() && fs::read_dir(&plan.dir)?.next().is_some() {
         bail!("{} already exists and is not empty; refusing to overwrite keys", plan.dir.display());
@@ -281,14 +270,5 @@ mod tests {
         assert!(init(&p).unwrap_err().to_string().contains("given twice"));
         p.nodes.clear();
         assert!(init(&p).unwrap_err().to_string().contains("at least one node"));
-    }
-
-    #[test]
-    fn host_port_parsing() {
-        assert_eq!(split_host_port("[::1]:7").unwrap(), ("::1".into(), 7));
-        assert_eq!(split_host_port("coord.example:7300").unwrap(), ("coord.example".into(), 7300));
-        assert!(split_host_port("nohost").is_err());
-        assert!(split_host_port(":7").is_err());
-        assert!(split_host_port("h:70000").is_err());
     }
 }

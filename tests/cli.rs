@@ -1,0 +1,74 @@
+//! The real binary: help texts, error reporting, and the demo.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::process::{Command, Output};
+
+fn fedprof(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fedprof")).args(args).env_remove("RUST_LOG").output().unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn help_lists_every_command_and_each_command_documents_its_options() {
+    let (out, _) = text(&fedprof(&["--help"]));
+    for cmd in ["demo", "federation", "coordinator", "node", "job"] {
+        assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
+    }
+    for (args, expect) in [
+        (&["demo", "--help"][..], &["--out <DIR>", "--nodes <N>", "[default: 3]", "--seed"][..]),
+        (&["federation", "init", "--help"], &["--dir <DIR>", "--coordinator <HOST:PORT>", "--nodes <NAMES>", "--analysts", "--auditors"]),
+        (&["coordinator", "--help"], &["--config <FILE>"]),
+        (&["node", "--help"], &["--config <FILE>", "reconnects"]),
+        (&["job", "submit", "--help"], &["--config <FILE>", "--kind", "transaction-totals"]),
+    ] {
+        let o = fedprof(args);
+        assert!(o.status.success(), "{args:?}");
+        let (out, _) = text(&o);
+        for e in expect {
+            assert!(out.contains(e), "`fedprof {}` lacks {e:?}:\n{out}", args.join(" "));
+        }
+    }
+    let o = fedprof(&["--version"]);
+    assert!(text(&o).0.starts_with("fedprof "));
+}
+
+#[test]
+fn a_broken_config_is_reported_with_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed = dir.path().join("fed");
+    let o = fedprof(&["federation", "init", "--dir", fed.to_str().unwrap(), "--coordinator", "127.0.0.1:7300", "--nodes", "a,b"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("node-a.toml"));
+    let path = fed.join("coordinator.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, config.replace("min_nodes = 2", "min_nodes = \"two\"")).unwrap();
+    let line = config.lines().position(|l| l.starts_with("min_nodes")).unwrap() + 1;
+    let o = fedprof(&["coordinator", "--config", path.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let (_, err) = text(&o);
+    let want = format!("{}:{line}:13: field `rounds.min_nodes`: invalid type", path.display());
+    assert!(err.contains(&want), "expected {want:?} in:\n{err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+
+    let o = fedprof(&["node", "--config", fed.join("node-a.toml").to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert!(err.contains("field `data.transactions`") && err.contains("transactions.csv"), "{err}");
+}
+
+#[test]
+fn the_demo_runs_a_federation_and_reports_an_exact_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let o = fedprof(&["demo", "--out", out.to_str().unwrap(), "--nodes", "4"]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("4 contributing node(s): branch-1, branch-2, branch-3, branch-4"), "{stdout}");
+    assert!(stdout.contains("Check against the sum of the local totals: exact match"), "{stdout}");
+    assert!(stdout.contains(out.to_str().unwrap()), "says where its files are");
+    assert!(stderr.contains("nodes registered"), "progress is shown: {stderr}");
+    assert!(out.join("federation/ca.pem").is_file());
+}

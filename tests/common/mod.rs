@@ -1,0 +1,130 @@
+//! A federation on loopback for end-to-end tests: real certificates, real QUIC + mTLS, the real
+//! coordinator and node services, each test in its own temporary directory on port 0.
+
+#![allow(dead_code, reason = "each test binary uses a different part")]
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, reason = "test helpers")]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fedprof::federation::{self, Federation, FederationPlan};
+use fedprof_coordinator::{CoordinatorConfig, CoordinatorHandle, CoordinatorService, RoundPolicy};
+use fedprof_node::{NodeConfig, NodeService};
+use fedprof_protocol::{PartyName, Role};
+use fedprof_transport::{
+    ClientLimits, Credentials, DialTarget, PeerConnection, ServerLimits, ShutdownSignal,
+    ShutdownTrigger, TlsFiles, client_endpoint, connect,
+};
+use tokio::task::JoinHandle;
+
+pub const NODES: [&str; 3] = ["a", "b", "c"];
+
+pub struct TestFed {
+    pub dir: tempfile::TempDir,
+    pub fed: Federation,
+    pub addr: SocketAddr,
+    pub handle: CoordinatorHandle,
+    pub trigger: ShutdownTrigger,
+    pub shutdown: ShutdownSignal,
+    pub server: JoinHandle<()>,
+}
+
+/// Writes `body` as node `name`'s transactions file.
+pub fn write_data(fed_dir: &Path, name: &str, body: &str) {
+    let dir = fed_dir.join("data").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("transactions.csv"), body).unwrap();
+}
+
+impl TestFed {
+    /// A federation with nodes a, b, c, analyst x and auditor y, data for every node written by
+    /// `data(name)`, and a coordinator running under `policy` (nodes not started).
+    pub async fn start(policy: RoundPolicy, data: impl Fn(&str) -> String) -> TestFed {
+        let dir = tempfile::tempdir().unwrap();
+        let names = |l: &[&str]| l.iter().map(|n| PartyName::new(*n).unwrap()).collect();
+        let fed = federation::init(&FederationPlan {
+            dir: dir.path().join("fed"),
+            name: "test".into(),
+            // Replaced by the real port below: the coordinator binds port 0.
+            coordinator: "127.0.0.1:1".into(),
+            nodes: names(&NODES),
+            analysts: names(&["x"]),
+            auditors: names(&["y"]),
+        })
+        .unwrap();
+        for n in NODES {
+            write_data(&fed.dir, n, &data(n));
+        }
+        let config = CoordinatorConfig::load(&fed.coordinator_config).unwrap();
+        let creds = Credentials::load(&config.tls).unwrap();
+        let limits = ServerLimits { shutdown_grace: Duration::from_secs(2), ..ServerLimits::default() };
+        let service =
+            CoordinatorService::bind_with("127.0.0.1:0".parse().unwrap(), &creds, limits, policy)
+                .unwrap();
+        let addr = service.local_addr().unwrap();
+        let (trigger, shutdown) = ShutdownSignal::new();
+        let (handle, server) = service.start(shutdown.clone());
+        TestFed { dir, fed, addr, handle, trigger, shutdown, server }
+    }
+
+    pub fn node_config(&self, name: &str) -> NodeConfig {
+        let path = self.fed.dir.join(format!("node-{name}.toml"));
+        let mut config = NodeConfig::load(&path).unwrap();
+        config.coordinator = DialTarget::parse(&self.addr.to_string()).unwrap();
+        config.connection.initial_backoff_ms = std::num::NonZeroU64::new(50).unwrap();
+        config
+    }
+
+    /// Starts node `name` as a task; abort the task to kill the node.
+    pub fn start_node(&self, name: &str) -> JoinHandle<()> {
+        let node = NodeService::new(self.node_config(name)).unwrap();
+        tokio::spawn(node.run(self.shutdown.clone()))
+    }
+
+    pub async fn wait_for(&mut self, n: usize) -> Vec<PartyName> {
+        tokio::time::timeout(Duration::from_secs(30), self.handle.wait_for_nodes(|l| l.len() >= n))
+            .await
+            .expect("nodes did not register in time")
+            .unwrap()
+    }
+
+    pub fn tls(&self, role: Role, name: &str) -> TlsFiles {
+        let party = self.fed.dir.join("parties").join(format!("{role}-{name}"));
+        TlsFiles { ca: self.fed.dir.join("ca.pem"), cert: party.join("cert.pem"), key: party.join("key.pem") }
+    }
+
+    /// Connects as any party of this federation (for tests that misbehave on purpose).
+    pub async fn connect_as(&self, role: Role, name: &str) -> (fedprof_transport::Endpoint, PeerConnection) {
+        let creds = Credentials::load(&self.tls(role, name)).unwrap();
+        let endpoint = client_endpoint(&creds, &ClientLimits::default(), self.addr).unwrap();
+        let peer = connect(&endpoint, self.addr, "127.0.0.1").await.unwrap();
+        (endpoint, peer)
+    }
+
+    pub fn analyst_config(&self) -> PathBuf {
+        self.fed.analyst_configs[0].1.clone()
+    }
+
+    pub async fn stop(self) {
+        self.trigger.trigger();
+        tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .expect("coordinator did not shut down in time")
+            .unwrap();
+    }
+}
+
+/// A transactions file with `rows` rows over `customers` customers; returns it and its totals.
+pub fn transactions(customers: u64, rows: u64, cents_per_row: i64) -> String {
+    let mut s = String::from("customer_id,amount\n");
+    for i in 0..rows {
+        let cents = cents_per_row;
+        s.push_str(&format!("c{},{}.{:02}\n", i % customers, cents / 100, cents % 100));
+    }
+    s
+}
+
+pub fn policy(min_nodes: usize, timeout_secs: u64) -> RoundPolicy {
+    RoundPolicy { min_nodes, timeout: Duration::from_secs(timeout_secs) }
+}
