@@ -218,7 +218,6 @@ fn analyst_toml(name: &PartyName, coordinator: &str, rel: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 

@@ -1,6 +1,12 @@
 //! The real binary: help texts, error reporting, and the demo.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail the test by panicking"
+)]
+
 
 use std::process::{Command, Output};
 

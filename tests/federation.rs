@@ -1,7 +1,13 @@
 //! End to end over real QUIC with mutual TLS on loopback: the coordinator service, node
 //! services, an analyst, and parties that misbehave on purpose.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail the test by panicking"
+)]
+
 
 mod common;
 

@@ -110,7 +110,6 @@ impl CoordinatorConfig {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]

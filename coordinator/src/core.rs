@@ -317,15 +317,15 @@ impl Coordinator {
                 ),
                 JobOutcome::Aborted { reason, .. } => warn!(%job, %reason, "job aborted"),
             }
-            if let Requester::Analyst(conn) = requester {
-                if self.sessions.contains_key(&conn) {
-                    out.push(Output::Send {
-                        conn,
-                        job,
-                        round: RoundId(0),
-                        body: Body::Outcome(outcome.clone()),
-                    });
-                }
+            if let Requester::Analyst(conn) = requester
+                && self.sessions.contains_key(&conn)
+            {
+                out.push(Output::Send {
+                    conn,
+                    job,
+                    round: RoundId(0),
+                    body: Body::Outcome(outcome.clone()),
+                });
             }
             out.push(Output::JobFinished { job, requester, outcome });
         }

@@ -148,7 +148,6 @@ impl NodeConfig {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     fn write(dir: &Path, body: &str) -> PathBuf {

@@ -208,7 +208,6 @@ pub fn parse_minor_units(text: &str, decimals: u8) -> Result<i64, AmountError> {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
     use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! coordinator and node services, each test in its own temporary directory on port 0.
 
 #![allow(dead_code, reason = "each test binary uses a different part")]
-#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, reason = "test helpers")]
+#![allow(unreachable_pub, reason = "test helpers")]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

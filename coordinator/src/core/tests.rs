@@ -1,5 +1,3 @@
-#![expect(clippy::unwrap_used, clippy::panic, reason = "tests")]
-
 use std::time::Duration;
 
 use fedprof_protocol::{Contribution, Header, Register};
