@@ -1,10 +1,12 @@
 //! The envelope codec: `version (u16, big-endian) || postcard(Envelope)`.
 //!
 //! Decoding is strict and total. It refuses an unknown version before reading anything else,
-//! refuses trailing bytes, and never allocates more than the input's length: postcard checks a
-//! string's or byte sequence's declared length against the bytes actually present, and serde
-//! caps a sequence's up-front reservation, so a length prefix of 2^60 costs nothing. Callers
-//! bound the input itself with [`crate::FrameLimit`].
+//! refuses trailing bytes, and allocates memory linear in the input's length (a one-byte varint
+//! becomes an 8-byte `u64`, so up to about 8x): postcard checks a string's or byte sequence's
+//! declared length against the bytes actually present, and serde caps a sequence's up-front
+//! reservation, so a length prefix of 2^60 costs nothing. Callers bound the input itself with
+//! [`crate::FrameLimit`]. Encodings are not canonical (postcard accepts overlong varints): hash
+//! or sign a re-encoding, never received bytes.
 
 use crate::PROTOCOL_VERSION;
 use crate::message::Envelope;
@@ -22,7 +24,9 @@ pub enum DecodeError {
     #[error("message of {0} bytes is too short to hold a protocol version")]
     TooShort(usize),
     /// The version is not [`PROTOCOL_VERSION`].
-    #[error("protocol version {got} is not supported (this build speaks version {PROTOCOL_VERSION})")]
+    #[error(
+        "protocol version {got} is not supported (this build speaks version {PROTOCOL_VERSION})"
+    )]
     UnsupportedVersion {
         /// The version found.
         got: u16,

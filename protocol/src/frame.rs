@@ -93,7 +93,10 @@ pub fn parse_header(header: [u8; HEADER_LEN], limit: FrameLimit) -> Result<usize
 fn check_len(len: u64, limit: FrameLimit) -> Result<u32, FrameError> {
     match u32::try_from(len) {
         Ok(l) if l <= limit.0 => Ok(l),
-        _ => Err(FrameError::TooLarge { len, limit: limit.0 }),
+        _ => Err(FrameError::TooLarge {
+            len,
+            limit: limit.0,
+        }),
     }
 }
 
@@ -110,7 +113,10 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder refusing frames above `limit`.
     pub fn new(limit: FrameLimit) -> Self {
-        FrameDecoder { limit, buf: Vec::new() }
+        FrameDecoder {
+            limit,
+            buf: Vec::new(),
+        }
     }
 
     /// Appends received bytes.
@@ -193,9 +199,15 @@ mod tests {
     fn oversize_is_refused_on_both_sides() {
         assert_eq!(
             parse_header([0, 0, 8, 1], limit()),
-            Err(FrameError::TooLarge { len: 2049, limit: 2048 })
+            Err(FrameError::TooLarge {
+                len: 2049,
+                limit: 2048
+            })
         );
-        assert!(matches!(encode_frame(&[0; 2049], limit()), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            encode_frame(&[0; 2049], limit()),
+            Err(FrameError::TooLarge { .. })
+        ));
         let mut d = FrameDecoder::new(limit());
         d.push(&[0xff, 0xff, 0xff, 0xff]).unwrap();
         assert!(matches!(d.next_frame(), Err(FrameError::TooLarge { .. })));

@@ -148,19 +148,34 @@ mod tests {
     #[test]
     fn accepts_dns_label_names() {
         for ok in ["a", "branch-7", "x0", &"z".repeat(63)] {
-            assert_eq!(PartyName::new(ok).map(|n| n.to_string()), Ok(ok.to_string()));
+            assert_eq!(
+                PartyName::new(ok).map(|n| n.to_string()),
+                Ok(ok.to_string())
+            );
         }
     }
 
     #[test]
     fn refuses_bad_names() {
         assert_eq!(PartyName::new(""), Err(PartyNameError::Empty));
-        assert_eq!(PartyName::new("z".repeat(64)), Err(PartyNameError::TooLong(64)));
+        assert_eq!(
+            PartyName::new("z".repeat(64)),
+            Err(PartyNameError::TooLong(64))
+        );
         for bad in ["A", "a b", "a/b", "ü", "a.b", "a_b"] {
-            assert!(matches!(PartyName::new(bad), Err(PartyNameError::BadCharacter(_))), "{bad}");
+            assert!(
+                matches!(PartyName::new(bad), Err(PartyNameError::BadCharacter(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(PartyName::new("-a"), Err(PartyNameError::EdgeHyphen(_))));
-        assert!(matches!(PartyName::new("a-"), Err(PartyNameError::EdgeHyphen(_))));
+        assert!(matches!(
+            PartyName::new("-a"),
+            Err(PartyNameError::EdgeHyphen(_))
+        ));
+        assert!(matches!(
+            PartyName::new("a-"),
+            Err(PartyNameError::EdgeHyphen(_))
+        ));
     }
 
     #[test]
@@ -168,7 +183,10 @@ mod tests {
         let bytes = postcard::to_stdvec("Bad Name").unwrap();
         assert!(postcard::from_bytes::<PartyName>(&bytes).is_err());
         let bytes = postcard::to_stdvec("good").unwrap();
-        assert_eq!(postcard::from_bytes::<PartyName>(&bytes).unwrap().as_str(), "good");
+        assert_eq!(
+            postcard::from_bytes::<PartyName>(&bytes).unwrap().as_str(),
+            "good"
+        );
     }
 
     #[test]

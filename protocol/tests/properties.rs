@@ -4,14 +4,17 @@
 //! Case counts are kept modest (512) so the suite stays fast; `fuzz/` runs the same decoders for
 //! much longer, coverage-guided.
 
-#![expect(clippy::unwrap_used, reason = "tests: a failed unwrap is a failed test")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
 
 use fedprof_protocol::frame::{HEADER_LEN, encode_frame};
 use fedprof_protocol::{
     Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, FrameDecoder, FrameError,
-    FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure, PartyId,
-    PartyName, PROTOCOL_VERSION, Refusal, RefuseReason, Register, Registered, Role, RoundId,
-    decode, encode,
+    FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure,
+    PROTOCOL_VERSION, PartyId, PartyName, Refusal, RefuseReason, Register, Registered, Role,
+    RoundId, decode, encode,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -36,8 +39,11 @@ fn ring_vector() -> impl Strategy<Value = Vec<u64>> {
 }
 
 fn header() -> impl Strategy<Value = Header> {
-    (any::<u64>(), any::<u32>(), any::<u64>())
-        .prop_map(|(job, round, seq)| Header { job: JobId(job), round: RoundId(round), seq })
+    (any::<u64>(), any::<u32>(), any::<u64>()).prop_map(|(job, round, seq)| Header {
+        job: JobId(job),
+        round: RoundId(round),
+        seq,
+    })
 }
 
 fn role() -> impl Strategy<Value = Role> {
@@ -75,19 +81,28 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 }
 
 fn job_result() -> impl Strategy<Value = JobResult> {
-    (job_spec(), ring_vector(), vec(party_name(), 0..4))
-        .prop_map(|(spec, values, contributors)| JobResult { spec, values, contributors })
+    (job_spec(), ring_vector(), vec(party_name(), 0..4)).prop_map(|(spec, values, contributors)| {
+        JobResult {
+            spec,
+            values,
+            contributors,
+        }
+    })
 }
 
 fn failures() -> impl Strategy<Value = Vec<NodeFailure>> {
-    vec((party_name(), text()).prop_map(|(node, reason)| NodeFailure { node, reason }), 0..4)
+    vec(
+        (party_name(), text()).prop_map(|(node, reason)| NodeFailure { node, reason }),
+        0..4,
+    )
 }
 
 fn job_outcome() -> impl Strategy<Value = JobOutcome> {
     prop_oneof![
         (job_result(), failures())
             .prop_map(|(result, failures)| JobOutcome::Completed { result, failures }),
-        (text(), failures()).prop_map(|(reason, failures)| JobOutcome::Aborted { reason, failures }),
+        (text(), failures())
+            .prop_map(|(reason, failures)| JobOutcome::Aborted { reason, failures }),
     ]
 }
 
@@ -96,8 +111,9 @@ fn job_outcome() -> impl Strategy<Value = JobOutcome> {
 fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
         text().prop_map(|software| Body::Register(Register { software })),
-        (role(), party_name())
-            .prop_map(|(role, name)| Body::Registered(Registered { party: PartyId { role, name } })),
+        (role(), party_name()).prop_map(|(role, name)| Body::Registered(Registered {
+            party: PartyId { role, name }
+        })),
         (job_spec(), any::<u32>())
             .prop_map(|(spec, timeout_ms)| Body::JobAnnounce(JobAnnounce { spec, timeout_ms })),
         Just(Body::Accept),
@@ -161,7 +177,13 @@ fn model_frames(stream: &[u8], limit: FrameLimit) -> (Vec<Vec<u8>>, Option<Frame
     while let Some(prefix) = stream.get(pos..pos + HEADER_LEN) {
         let len = u32::from_be_bytes(prefix.try_into().unwrap());
         if len > limit.bytes() {
-            return (frames, Some(FrameError::TooLarge { len: len.into(), limit: limit.bytes() }));
+            return (
+                frames,
+                Some(FrameError::TooLarge {
+                    len: len.into(),
+                    limit: limit.bytes(),
+                }),
+            );
         }
         let end = pos + HEADER_LEN + len as usize;
         match stream.get(pos + HEADER_LEN..end) {
@@ -354,5 +376,8 @@ fn body_strategy_covers_every_variant() {
         assert_eq!(usize::from(bytes[0]), variant_index(&body));
         seen[variant_index(&body)] += 1;
     }
-    assert!(seen.iter().all(|n| *n > 0), "variants never generated: {seen:?}");
+    assert!(
+        seen.iter().all(|n| *n > 0),
+        "variants never generated: {seen:?}"
+    );
 }

@@ -9,7 +9,10 @@
 //! A failing vector means the wire format changed: that needs a new `PROTOCOL_VERSION`, not a new
 //! vector.
 
-#![expect(clippy::unwrap_used, reason = "tests: a failed unwrap is a failed test")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
 
 use fedprof_protocol::frame::{HEADER_LEN, encode_frame, parse_header};
 use fedprof_protocol::{
@@ -19,7 +22,11 @@ use fedprof_protocol::{
 };
 
 fn header(job: u64, round: u32, seq: u64) -> Header {
-    Header { job: JobId(job), round: RoundId(round), seq }
+    Header {
+        job: JobId(job),
+        round: RoundId(round),
+        seq,
+    }
 }
 
 fn name(s: &str) -> PartyName {
@@ -281,7 +288,10 @@ fn vectors_cover_every_body_variant() {
             assert_eq!(v.bytes[5], index, "{}: variant index byte", v.name);
         }
     }
-    assert!(seen.iter().all(|s| *s), "variants without a vector: {seen:?}");
+    assert!(
+        seen.iter().all(|s| *s),
+        "variants without a vector: {seen:?}"
+    );
 }
 
 /// Variant order is wire format for every enum, not just `Body`: pin each index.
@@ -347,14 +357,21 @@ fn unknown_version_is_refused_before_the_body_is_read() {
         let got = u16::from_be_bytes(version);
         for body in [&[][..], accept_v1, &[0xff; 16]] {
             let bytes = [&version[..], body].concat();
-            assert_eq!(decode(&bytes), Err(DecodeError::UnsupportedVersion { got }), "{bytes:02x?}");
+            assert_eq!(
+                decode(&bytes),
+                Err(DecodeError::UnsupportedVersion { got }),
+                "{bytes:02x?}"
+            );
         }
     }
 }
 
 #[test]
 fn version_without_envelope_is_malformed() {
-    assert_eq!(malformed(&[0x00, 0x01]), postcard::Error::DeserializeUnexpectedEnd);
+    assert_eq!(
+        malformed(&[0x00, 0x01]),
+        postcard::Error::DeserializeUnexpectedEnd
+    );
 }
 
 #[test]
@@ -377,7 +394,12 @@ fn trailing_bytes_are_refused() {
     for v in vectors() {
         for extra in [&[0x00][..], &[0x03], &[0xff, 0xff, 0xff]] {
             let bytes = [v.bytes, extra].concat();
-            assert_eq!(decode(&bytes), Err(DecodeError::TrailingBytes(extra.len())), "{}", v.name);
+            assert_eq!(
+                decode(&bytes),
+                Err(DecodeError::TrailingBytes(extra.len())),
+                "{}",
+                v.name
+            );
         }
     }
 }
@@ -388,11 +410,26 @@ fn unknown_variant_indices_are_refused() {
         // version, header (job 7, round 0, seq 0), then:
         ("Body 10", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x0a]),
         ("Body 127", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x7f]),
-        ("Role 4 in Registered", &[0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, b'a']),
-        ("JobSpec 1 in JobAnnounce", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x02, 0x01, 0x00]),
-        ("RefuseReason 5", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x04, 0x05, 0x00]),
-        ("JobOutcome 2", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x08, 0x02, 0x00, 0x00]),
-        ("ErrorCode 11", &[0x00, 0x01, 0x00, 0x00, 0x00, 0x09, 0x0b, 0x00]),
+        (
+            "Role 4 in Registered",
+            &[0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, b'a'],
+        ),
+        (
+            "JobSpec 1 in JobAnnounce",
+            &[0x00, 0x01, 0x07, 0x00, 0x00, 0x02, 0x01, 0x00],
+        ),
+        (
+            "RefuseReason 5",
+            &[0x00, 0x01, 0x07, 0x00, 0x00, 0x04, 0x05, 0x00],
+        ),
+        (
+            "JobOutcome 2",
+            &[0x00, 0x01, 0x07, 0x00, 0x00, 0x08, 0x02, 0x00, 0x00],
+        ),
+        (
+            "ErrorCode 11",
+            &[0x00, 0x01, 0x00, 0x00, 0x00, 0x09, 0x0b, 0x00],
+        ),
     ];
     for (what, bytes) in cases {
         // serde reports an out-of-range index as a custom error.
@@ -414,13 +451,22 @@ fn huge_length_prefixes_fail_without_allocating() {
     // decoder that reserved the declared length would abort the test process here; postcard
     // gives serde no size hint above the bytes actually left.
     let submit = [prefix, &[0x05], &LEN_2_60, &[0x01, 0x02, 0x03]].concat();
-    assert_eq!(malformed(&submit), postcard::Error::DeserializeUnexpectedEnd);
+    assert_eq!(
+        malformed(&submit),
+        postcard::Error::DeserializeUnexpectedEnd
+    );
     // Result.contributors: Vec<PartyName> of 2^60 names.
     let result = [prefix, &[0x06, 0x00, 0x00], &LEN_2_60, &[0x01, b'a']].concat();
-    assert_eq!(malformed(&result), postcard::Error::DeserializeUnexpectedEnd);
+    assert_eq!(
+        malformed(&result),
+        postcard::Error::DeserializeUnexpectedEnd
+    );
     // Register.software: a string of 2^60 bytes.
     let register = [prefix, &[0x00], &LEN_2_60, b"fedprof"].concat();
-    assert_eq!(malformed(&register), postcard::Error::DeserializeUnexpectedEnd);
+    assert_eq!(
+        malformed(&register),
+        postcard::Error::DeserializeUnexpectedEnd
+    );
     // A length that overflows u64 (ten bytes, last above 0x01) is a bad varint.
     let overflow = [prefix, &[0x05], &[0xff; 9], &[0x02]].concat();
     assert_eq!(malformed(&overflow), postcard::Error::DeserializeBadVarint);
@@ -481,11 +527,27 @@ fn frame_vector() {
 
 #[test]
 fn limit_range() {
-    assert_eq!(FrameLimit::new(u64::from(FrameLimit::MIN)).map(FrameLimit::bytes), Ok(1024));
-    assert_eq!(FrameLimit::new(u64::from(FrameLimit::MAX)).map(FrameLimit::bytes), Ok(1 << 30));
+    assert_eq!(
+        FrameLimit::new(u64::from(FrameLimit::MIN)).map(FrameLimit::bytes),
+        Ok(1024)
+    );
+    assert_eq!(
+        FrameLimit::new(u64::from(FrameLimit::MAX)).map(FrameLimit::bytes),
+        Ok(1 << 30)
+    );
     assert_eq!(FrameLimit::DEFAULT.bytes(), 16 << 20);
-    for bad in [0, 1023, (1 << 30) + 1, u64::from(u32::MAX) + 1 + 1024, u64::MAX] {
-        assert_eq!(FrameLimit::new(bad), Err(FrameError::InvalidLimit(bad)), "{bad}");
+    for bad in [
+        0,
+        1023,
+        (1 << 30) + 1,
+        u64::from(u32::MAX) + 1 + 1024,
+        u64::MAX,
+    ] {
+        assert_eq!(
+            FrameLimit::new(bad),
+            Err(FrameError::InvalidLimit(bad)),
+            "{bad}"
+        );
     }
     // The serde form (used by configuration files) is validated too.
     assert!(postcard::from_bytes::<FrameLimit>(&postcard::to_stdvec(&1023u64).unwrap()).is_err());
@@ -501,7 +563,10 @@ fn encode_frame_accepts_exactly_the_limit() {
     assert_eq!(frame[..HEADER_LEN], [0x00, 0x00, 0x04, 0x00]);
     assert_eq!(
         encode_frame(&[0xaa; 1025], limit),
-        Err(FrameError::TooLarge { len: 1025, limit: 1024 })
+        Err(FrameError::TooLarge {
+            len: 1025,
+            limit: 1024
+        })
     );
 }
 
@@ -511,13 +576,19 @@ fn parse_header_at_the_edges() {
     assert_eq!(parse_header([0x00, 0x00, 0x04, 0x00], limit), Ok(1024));
     assert_eq!(
         parse_header([0x00, 0x00, 0x04, 0x01], limit),
-        Err(FrameError::TooLarge { len: 1025, limit: 1024 })
+        Err(FrameError::TooLarge {
+            len: 1025,
+            limit: 1024
+        })
     );
     let max = FrameLimit::new(u64::from(FrameLimit::MAX)).unwrap();
     assert_eq!(parse_header([0x40, 0x00, 0x00, 0x00], max), Ok(1 << 30));
     assert_eq!(
         parse_header([0xff; 4], max),
-        Err(FrameError::TooLarge { len: u64::from(u32::MAX), limit: 1 << 30 })
+        Err(FrameError::TooLarge {
+            len: u64::from(u32::MAX),
+            limit: 1 << 30
+        })
     );
 }
 
@@ -528,7 +599,10 @@ fn decoder_refuses_a_header_above_the_limit_before_any_payload() {
     let stream = [&[0x00, 0x00, 0x04, 0x01][..], &[0u8; 32]].concat();
     let rest = d.push(&stream).unwrap();
     assert_eq!(rest.len(), 32, "no payload is buffered behind a bad header");
-    let too_large = FrameError::TooLarge { len: 1025, limit: 1024 };
+    let too_large = FrameError::TooLarge {
+        len: 1025,
+        limit: 1024,
+    };
     assert_eq!(d.next_frame(), Err(too_large.clone()));
     // The stream is dead from here on.
     assert_eq!(d.push(rest), Err(too_large.clone()));
@@ -558,8 +632,14 @@ fn one_push_takes_one_whole_frame() {
     let mut d = FrameDecoder::new(limit_1024());
     let rest = d.push(&stream).unwrap();
     assert_eq!(rest.len(), HEADER_LEN + vectors()[4].bytes.len());
-    assert_eq!(decode(&d.next_frame().unwrap().unwrap()), Ok(vectors()[3].value.clone()));
+    assert_eq!(
+        decode(&d.next_frame().unwrap().unwrap()),
+        Ok(vectors()[3].value.clone())
+    );
     assert_eq!(d.push(rest), Ok(&[][..]));
-    assert_eq!(decode(&d.next_frame().unwrap().unwrap()), Ok(vectors()[4].value.clone()));
+    assert_eq!(
+        decode(&d.next_frame().unwrap().unwrap()),
+        Ok(vectors()[4].value.clone())
+    );
     assert_eq!(d.next_frame(), Ok(None));
 }
