@@ -12,6 +12,9 @@ use rustls_pki_types::CertificateDer;
 use crate::TransportError;
 use crate::pki::identity_from_cert;
 
+/// Payload bytes reserved before any arrive; the buffer grows with what is received.
+const INITIAL_PAYLOAD_CAPACITY: usize = 64 * 1024;
+
 /// QUIC application close codes used by fedprof.
 pub mod close_code {
     /// Normal end of a session.
@@ -227,11 +230,14 @@ impl MessageReader {
         }
         // The limit is checked before anything is allocated for the payload.
         let len = parse_header(header, self.limit)?;
-        let mut payload = vec![0u8; len];
-        match self.recv.read_exact(&mut payload).await {
-            Ok(()) => {}
-            Err(quinn::ReadExactError::FinishedEarly(_)) => return Err(StreamError::Truncated),
-            Err(quinn::ReadExactError::ReadError(e)) => return Err(e.into()),
+        // Grow the buffer as bytes arrive instead of reserving the announced length up front:
+        // a peer that announces a large frame and then stalls holds only what it really sent.
+        let mut payload = Vec::with_capacity(len.min(INITIAL_PAYLOAD_CAPACITY));
+        while payload.len() < len {
+            match self.recv.read_chunk(len - payload.len(), true).await? {
+                Some(chunk) => payload.extend_from_slice(&chunk.bytes),
+                None => return Err(StreamError::Truncated),
+            }
         }
         let envelope = fedprof_protocol::decode(&payload)?;
         self.seq.check(envelope.header.seq)?;
