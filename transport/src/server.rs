@@ -100,7 +100,9 @@ where
             match PeerConnection::from_connection(conn.clone()) {
                 Ok(peer) => {
                     debug!(%remote, peer = %peer.peer(), "peer authenticated");
+                    let on_abort = CloseOnAbort(Some(conn.clone()));
                     handler(peer, signal).await;
+                    on_abort.disarm();
                 }
                 Err(e) => {
                     warn!(%remote, error = %e, "refusing peer without a fedprof identity");
@@ -114,9 +116,31 @@ where
     if tokio::time::timeout(limits.shutdown_grace, drain).await.is_err() {
         warn!(grace = ?limits.shutdown_grace, "connections still open after the grace period; closing them");
         tasks.abort_all();
+        // Wait until the aborted handlers are dropped (and their connections closed).
+        while tasks.join_next().await.is_some() {}
     }
     endpoint.close(close_code::SHUTTING_DOWN.into(), b"shutting down");
     endpoint.wait_idle().await;
+}
+
+/// Closes a handler's connection with `SHUTTING_DOWN` if the handler is dropped before it
+/// finishes (aborted at the end of the grace period). Without it the last handle's drop closes
+/// the connection with code 0 (`DONE`) before `Endpoint::close`, which is only queued to the
+/// connection's driver, takes effect, and the peer is told the session ended normally.
+struct CloseOnAbort(Option<quinn::Connection>);
+
+impl CloseOnAbort {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CloseOnAbort {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            conn.close(close_code::SHUTTING_DOWN.into(), b"shutting down");
+        }
+    }
 }
 
 struct ActiveGuard(Arc<AtomicUsize>);

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fedprof_protocol::frame::encode_frame;
 use fedprof_protocol::{
@@ -46,7 +46,10 @@ pub fn loopback() -> SocketAddr {
 }
 
 pub fn party(role: Role, name: &str) -> PartyId {
-    PartyId { role, name: PartyName::new(name).unwrap() }
+    PartyId {
+        role,
+        name: PartyName::new(name).unwrap(),
+    }
 }
 
 /// A federation CA held in memory.
@@ -59,7 +62,10 @@ pub struct Federation {
 impl Federation {
     pub fn new(name: &str) -> Self {
         let ca = FederationCa::generate(name, validity()).unwrap();
-        Federation { name: name.to_owned(), ca }
+        Federation {
+            name: name.to_owned(),
+            ca,
+        }
     }
 
     pub fn issue(&self, party: &PartyId, server_names: &[&str]) -> IssuedParty {
@@ -89,8 +95,12 @@ pub fn validity() -> Validity {
 /// Credentials presenting `issued` while trusting the CA in `ca_pem` (which need not be the CA
 /// that issued it).
 pub fn credentials(ca_pem: &str, issued: &IssuedParty) -> Credentials {
-    Credentials::from_pem(ca_pem.as_bytes(), issued.cert_pem.as_bytes(), issued.key_pem.as_bytes())
-        .unwrap()
+    Credentials::from_pem(
+        ca_pem.as_bytes(),
+        issued.cert_pem.as_bytes(),
+        issued.key_pem.as_bytes(),
+    )
+    .unwrap()
 }
 
 /// A running [`serve`] loop.
@@ -110,14 +120,25 @@ where
     let addr = endpoint.local_addr().unwrap();
     let (trigger, signal) = ShutdownSignal::new();
     let task = tokio::spawn(serve(endpoint, limits, signal, handler));
-    TestServer { addr, trigger, task }
+    TestServer {
+        addr,
+        trigger,
+        task,
+    }
 }
 
 impl TestServer {
-    /// Triggers shutdown and waits for [`serve`] to return.
+    /// Triggers shutdown and waits for [`serve`] to return. Tests close their clients first, so
+    /// this must not take anything like the default 5 s grace.
     pub async fn stop(self) {
+        let started = Instant::now();
         self.trigger.trigger();
         self.task.await.unwrap();
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "serve took {took:?} to shut down"
+        );
     }
 }
 
@@ -164,7 +185,9 @@ pub fn spawn_echo_server(creds: &Credentials, limits: ServerLimits) -> (TestServ
 
 async fn echo(peer: PeerConnection, limit: FrameLimit, tx: mpsc::UnboundedSender<Event>) {
     let who = peer.peer().clone();
-    let Ok(stream) = peer.accept_stream(limit).await else { return };
+    let Ok(stream) = peer.accept_stream(limit).await else {
+        return;
+    };
     let (mut writer, mut reader) = stream.split();
     loop {
         match reader.recv().await {
@@ -197,13 +220,26 @@ async fn echo(peer: PeerConnection, limit: FrameLimit, tx: mpsc::UnboundedSender
 }
 
 pub fn register() -> Body {
-    Body::Register(Register { software: "fedprof-test".into() })
+    Body::Register(Register {
+        software: "fedprof-test".into(),
+    })
 }
 
 /// One frame as a well-behaved sender would write it, but with a sequence number of our choice.
 pub fn raw_frame(seq: u64, body: Body) -> Vec<u8> {
-    let envelope = Envelope { header: Header { job: JobId::NONE, round: RoundId(0), seq }, body };
-    encode_frame(&fedprof_protocol::encode(&envelope).unwrap(), FrameLimit::DEFAULT).unwrap()
+    let envelope = Envelope {
+        header: Header {
+            job: JobId::NONE,
+            round: RoundId(0),
+            seq,
+        },
+        body,
+    };
+    encode_frame(
+        &fedprof_protocol::encode(&envelope).unwrap(),
+        FrameLimit::DEFAULT,
+    )
+    .unwrap()
 }
 
 /// Splits everything the server sent on a raw stream into envelopes; fails on leftover bytes.
@@ -216,7 +252,11 @@ pub fn parse_frames(mut bytes: &[u8]) -> Vec<Envelope> {
             out.push(fedprof_protocol::decode(&payload).unwrap());
         }
     }
-    assert_eq!(decoder.next_frame().unwrap(), None, "incomplete frame at the end");
+    assert_eq!(
+        decoder.next_frame().unwrap(),
+        None,
+        "incomplete frame at the end"
+    );
     out
 }
 
@@ -224,12 +264,15 @@ pub fn parse_frames(mut bytes: &[u8]) -> Vec<Envelope> {
 /// certificate at all) and offers `alpn`: for building clients that `client_endpoint` cannot.
 pub fn custom_client(ca_pem: &str, auth: Option<&IssuedParty>, alpn: &[u8]) -> quinn::Endpoint {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap()).unwrap();
-    let builder =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots);
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots);
     let mut tls = match auth {
         None => builder.with_no_client_auth(),
         Some(issued) => {
@@ -260,7 +303,11 @@ pub async fn refusal(endpoint: &quinn::Endpoint, addr: SocketAddr) -> quinn::Con
         Err(TransportError::Connection(e)) => return e,
         Err(e) => panic!("open_stream failed, but not with a connection error: {e:?}"),
     };
-    match stream.writer.send(JobId::NONE, RoundId(0), register()).await {
+    match stream
+        .writer
+        .send(JobId::NONE, RoundId(0), register())
+        .await
+    {
         Ok(()) => {}
         Err(StreamError::Write(quinn::WriteError::ConnectionLost(e))) => return e,
         Err(e) => panic!("send failed, but not with a lost connection: {e:?}"),
@@ -279,6 +326,8 @@ pub fn tls_alert(e: &quinn::ConnectionError) -> Option<rustls::AlertDescription>
         quinn::ConnectionError::TransportError(err) => err.code,
         _ => return None,
     };
-    let alert = u64::from(code).checked_sub(0x100).and_then(|a| u8::try_from(a).ok())?;
+    let alert = u64::from(code)
+        .checked_sub(0x100)
+        .and_then(|a| u8::try_from(a).ok())?;
     Some(rustls::AlertDescription::from(alert))
 }
