@@ -161,10 +161,10 @@ fn vectors() -> Vec<Vector> {
                 0x00, 0x01,       // version 1
                 0x07, 0x00, 0x03, // header: job 7, round 0, seq 3
                 0x05,             // Body::Submit
-                0x03,             // values: 3 elements
-                0x03,             // customers 3
-                0xac, 0x02,       // rows 300 = 0x2c | 0x02 << 7
-                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, // amount u64::MAX: 10 bytes
+                0x18,             // values: 24 bytes = 3 fixed-width little-endian elements
+                0x03, 0, 0, 0, 0, 0, 0, 0, // customers 3
+                0x2c, 0x01, 0, 0, 0, 0, 0, 0, // rows 300 = 0x012c
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // amount u64::MAX
             ],
         },
         Vector {
@@ -182,10 +182,10 @@ fn vectors() -> Vec<Vector> {
                 0x07, 0x00, 0x02, // header: job 7, round 0, seq 2
                 0x06,             // Body::Result
                 0x00,             // spec: TransactionTotals
-                0x03,             // values: 3 elements
-                0x05,             // 5
-                0xd8, 0x04,       // 600 = 0x58 | 0x04 << 7
-                0x80, 0x01,       // 128
+                0x18,             // values: 24 bytes = 3 fixed-width little-endian elements
+                0x05, 0, 0, 0, 0, 0, 0, 0, // 5
+                0x58, 0x02, 0, 0, 0, 0, 0, 0, // 600 = 0x0258
+                0x80, 0, 0, 0, 0, 0, 0, 0, // 128
                 0x02,             // contributors: 2 names
                 0x01, b'a',       // "a"
                 0x01, b'b',       // "b"
@@ -220,7 +220,10 @@ fn vectors() -> Vec<Vector> {
                 0x08,             // Body::Outcome
                 0x00,             // JobOutcome::Completed
                 0x00,             // result.spec: TransactionTotals
-                0x03, 0x02, 0x04, 0x00, // result.values: 3 elements, 2, 4, 0
+                0x18,             // result.values: 24 bytes, elements 2, 4, 0
+                0x02, 0, 0, 0, 0, 0, 0, 0,
+                0x04, 0, 0, 0, 0, 0, 0, 0,
+                0x00, 0, 0, 0, 0, 0, 0, 0,
                 0x01, 0x01, b'a', // result.contributors: 1 name, "a"
                 0x01,             // failures: 1
                 0x01, b'c',       // failures[0].node: "c"
@@ -447,7 +450,7 @@ fn huge_length_prefixes_fail_without_allocating() {
     // 2^60 as a varint: eight empty 7-bit groups, then 0x10 (bit 4 of the ninth group).
     const LEN_2_60: [u8; 9] = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10];
     let prefix: &[u8] = &[0x00, 0x01, 0x07, 0x00, 0x03]; // version, header job 7 seq 3
-    // Submit: Vec<u64> claiming 2^60 elements (8 EiB in memory), followed by three of them. A
+    // Submit: a ring vector claiming 2^60 bytes, followed by three of them. A
     // decoder that reserved the declared length would abort the test process here; postcard
     // gives serde no size hint above the bytes actually left.
     let submit = [prefix, &[0x05], &LEN_2_60, &[0x01, 0x02, 0x03]].concat();
@@ -642,4 +645,22 @@ fn one_push_takes_one_whole_frame() {
         Ok(vectors()[4].value.clone())
     );
     assert_eq!(d.next_frame(), Ok(None));
+}
+
+#[test]
+fn ring_vectors_must_hold_whole_elements() {
+    // Submit whose values byte string is 7 bytes long: not a whole number of 8-byte elements.
+    let bytes = [&[0x00, 0x01, 0x07, 0x00, 0x03, 0x05, 0x07][..], &[0u8; 7]].concat();
+    assert!(matches!(
+        fedprof_protocol::decode(&bytes),
+        Err(fedprof_protocol::DecodeError::Malformed(_))
+    ));
+    // Eight bytes are one element.
+    let bytes = [
+        &[0x00, 0x01, 0x07, 0x00, 0x03, 0x05, 0x08][..],
+        &[1, 0, 0, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    let env = fedprof_protocol::decode(&bytes).unwrap();
+    assert_eq!(env.body, Body::Submit(Contribution { values: vec![1] }));
 }
