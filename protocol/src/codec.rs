@@ -9,13 +9,19 @@
 //! or sign a re-encoding, never received bytes.
 
 use crate::PROTOCOL_VERSION;
+use crate::frame::{FrameError, FrameLimit, HEADER_LEN, frame_header};
 use crate::message::Envelope;
 
-/// Encoding failed; with the message types of this crate this only happens if postcard itself
-/// fails, which it does not for in-memory buffers.
+/// Encoding failed.
 #[derive(Debug, thiserror::Error)]
-#[error("could not encode a message: {0}")]
-pub struct EncodeError(#[from] postcard::Error);
+pub enum EncodeError {
+    /// postcard failed; with this crate's message types it does not for in-memory buffers.
+    #[error("could not encode a message: {0}")]
+    Postcard(#[from] postcard::Error),
+    /// The encoded message is larger than the frame limit.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
 
 /// Why bytes are not a valid envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +49,18 @@ pub enum DecodeError {
 pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, EncodeError> {
     let out = PROTOCOL_VERSION.to_be_bytes().to_vec();
     Ok(postcard::to_extend(envelope, out)?)
+}
+
+/// Encodes an envelope directly as a frame (`length || version || postcard`), in one buffer
+/// with no copy, refusing messages above `limit`.
+pub fn encode_framed(envelope: &Envelope, limit: FrameLimit) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    let mut out = postcard::to_extend(envelope, out)?;
+    let header = frame_header(out.len() - HEADER_LEN, limit)?;
+    out[..HEADER_LEN].copy_from_slice(&header);
+    Ok(out)
 }
 
 /// Decodes exactly one envelope from `bytes`.

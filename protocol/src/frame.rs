@@ -77,11 +77,16 @@ pub enum FrameError {
 
 /// Prefixes `payload` with its length, refusing payloads above `limit`.
 pub fn encode_frame(payload: &[u8], limit: FrameLimit) -> Result<Vec<u8>, FrameError> {
-    let len = check_len(payload.len() as u64, limit)?;
+    let header = frame_header(payload.len(), limit)?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&header);
     out.extend_from_slice(payload);
     Ok(out)
+}
+
+/// The length prefix for a payload of `len` bytes, refusing lengths above `limit`.
+pub fn frame_header(len: usize, limit: FrameLimit) -> Result<[u8; HEADER_LEN], FrameError> {
+    Ok(check_len(len as u64, limit)?.to_be_bytes())
 }
 
 /// Reads a length prefix and checks it against `limit`; returns the payload length.

@@ -15,7 +15,7 @@ pub mod identity;
 pub mod message;
 pub mod seq;
 
-pub use codec::{DecodeError, EncodeError, decode, encode};
+pub use codec::{DecodeError, EncodeError, decode, encode, encode_framed};
 pub use frame::{FrameDecoder, FrameError, FrameLimit};
 pub use identity::{PartyId, PartyName, PartyNameError, Role};
 pub use message::{

@@ -72,9 +72,15 @@ mod tests {
 
     #[test]
     fn the_last_number_is_accepted_once() {
-        let mut t = SeqTracker { expected: u64::MAX, exhausted: false };
+        let mut t = SeqTracker {
+            expected: u64::MAX,
+            exhausted: false,
+        };
         t.check(u64::MAX).unwrap();
-        assert!(t.check(u64::MAX).is_err(), "a repeat of the last number is a replay");
+        assert!(
+            t.check(u64::MAX).is_err(),
+            "a repeat of the last number is a replay"
+        );
     }
 
     #[test]

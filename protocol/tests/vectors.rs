@@ -664,3 +664,31 @@ fn ring_vectors_must_hold_whole_elements() {
     let env = fedprof_protocol::decode(&bytes).unwrap();
     assert_eq!(env.body, Body::Submit(Contribution { values: vec![1] }));
 }
+
+#[test]
+fn encode_framed_equals_encode_then_frame() {
+    let limit = FrameLimit::new(1024).unwrap();
+    let env = envelope(
+        header(7, 0, 3),
+        Body::Submit(Contribution {
+            values: vec![1, 2, 3],
+        }),
+    );
+    let framed = fedprof_protocol::encode_framed(&env, limit).unwrap();
+    let two_step =
+        fedprof_protocol::frame::encode_frame(&fedprof_protocol::encode(&env).unwrap(), limit)
+            .unwrap();
+    assert_eq!(framed, two_step);
+    let big = envelope(
+        header(7, 0, 3),
+        Body::Submit(Contribution {
+            values: vec![0; 200],
+        }),
+    );
+    assert!(matches!(
+        fedprof_protocol::encode_framed(&big, limit),
+        Err(fedprof_protocol::EncodeError::Frame(
+            FrameError::TooLarge { .. }
+        ))
+    ));
+}

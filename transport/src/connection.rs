@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use fedprof_protocol::frame::{HEADER_LEN, encode_frame, parse_header};
+use fedprof_protocol::frame::{HEADER_LEN, parse_header};
 use fedprof_protocol::{
     Body, DecodeError, Envelope, ErrorCode, ErrorFrame, FrameError, FrameLimit, Header, JobId,
     PartyId, Role, RoundId, SeqCounter, SeqError, SeqTracker,
@@ -97,7 +97,10 @@ pub async fn connect(
     let peer = PeerConnection::from_connection(conn)?;
     if peer.peer.role != Role::Coordinator {
         peer.close(close_code::PROTOCOL_ERROR, "not a coordinator");
-        return Err(TransportError::WrongPeerRole { expected: Role::Coordinator, got: peer.peer });
+        return Err(TransportError::WrongPeerRole {
+            expected: Role::Coordinator,
+            got: peer.peer,
+        });
     }
     Ok(peer)
 }
@@ -160,8 +163,16 @@ pub struct MessageStream {
 impl MessageStream {
     fn new(send: quinn::SendStream, recv: quinn::RecvStream, limit: FrameLimit) -> Self {
         MessageStream {
-            writer: MessageWriter { send, limit, seq: SeqCounter::new() },
-            reader: MessageReader { recv, limit, seq: SeqTracker::new() },
+            writer: MessageWriter {
+                send,
+                limit,
+                seq: SeqCounter::new(),
+            },
+            reader: MessageReader {
+                recv,
+                limit,
+                seq: SeqTracker::new(),
+            },
         }
     }
 
@@ -181,16 +192,31 @@ pub struct MessageWriter {
 
 impl MessageWriter {
     /// Sends `body` about `job`/`round` with the next sequence number.
-    pub async fn send(&mut self, job: JobId, round: RoundId, body: Body) -> Result<(), StreamError> {
-        let envelope = Envelope { header: Header { job, round, seq: self.seq.next_seq() }, body };
-        let frame = encode_frame(&fedprof_protocol::encode(&envelope)?, self.limit)?;
+    pub async fn send(
+        &mut self,
+        job: JobId,
+        round: RoundId,
+        body: Body,
+    ) -> Result<(), StreamError> {
+        let envelope = Envelope {
+            header: Header {
+                job,
+                round,
+                seq: self.seq.next_seq(),
+            },
+            body,
+        };
+        let frame = fedprof_protocol::encode_framed(&envelope, self.limit)?;
         self.send.write_all(&frame).await?;
         Ok(())
     }
 
     /// Sends an `Error` frame and finishes the stream; the peer will read nothing after it.
     pub async fn send_error(&mut self, code: ErrorCode, detail: impl Into<String>) {
-        let body = Body::Error(ErrorFrame { code, detail: detail.into() });
+        let body = Body::Error(ErrorFrame {
+            code,
+            detail: detail.into(),
+        });
         // Best effort: the peer may already be gone, and there is nothing more to tell it.
         let _ = self.send(JobId::NONE, RoundId(0), body).await;
         self.finish();
