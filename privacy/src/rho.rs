@@ -77,6 +77,17 @@ impl Rho {
     pub fn from_ratio_exact(r: Ratio<BigUint>) -> Self {
         Rho(r)
     }
+
+    /// The smallest multiple of `1/denom` that is at least `self`: a conservative, shorter
+    /// form (e.g. `denom = 10^18` for ledgers people read). Rounding up never understates a
+    /// loss; whoever rounds must do it in the one function that both debits and audits use.
+    pub fn round_up_to_denominator(&self, denom: &BigUint) -> Result<Rho, RhoError> {
+        if denom.is_zero() {
+            return Err(RhoError::ZeroDenominator);
+        }
+        let scaled = &self.0 * Ratio::from_integer(denom.clone());
+        Ok(Rho(Ratio::new(scaled.ceil().to_integer(), denom.clone())))
+    }
 }
 
 impl Add for Rho {
@@ -170,9 +181,29 @@ mod tests {
     #[test]
     fn malformed_text_is_refused() {
         assert_eq!("1/0".parse::<Rho>(), Err(RhoError::ZeroDenominator));
-        for bad in ["", "/", "1/", "/2", "-1/2", "1.5", "1/2/3", " 1/2", "0x10", "+1/2"] {
-            assert!(matches!(bad.parse::<Rho>(), Err(RhoError::Syntax(_))), "{bad:?}");
+        for bad in [
+            "", "/", "1/", "/2", "-1/2", "1.5", "1/2/3", " 1/2", "0x10", "+1/2",
+        ] {
+            assert!(
+                matches!(bad.parse::<Rho>(), Err(RhoError::Syntax(_))),
+                "{bad:?}"
+            );
         }
+    }
+
+    #[test]
+    fn rounding_up_is_conservative_and_keeps_exact_multiples() {
+        let billion = BigUint::from(1_000_000_000u32);
+        let third = Rho::from_ratio(1, 3).unwrap();
+        let up = third.round_up_to_denominator(&billion).unwrap();
+        assert_eq!(up, Rho::from_ratio(333_333_334, 1_000_000_000).unwrap());
+        assert!(up >= third);
+        let eighth = Rho::from_ratio(1, 8).unwrap();
+        assert_eq!(eighth.round_up_to_denominator(&billion).unwrap(), eighth);
+        assert_eq!(
+            eighth.round_up_to_denominator(&BigUint::from(0u8)),
+            Err(RhoError::ZeroDenominator)
+        );
     }
 
     #[test]
