@@ -83,10 +83,6 @@ fn encode_nibble(nibble: u8) -> u8 {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "tests fail loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
 

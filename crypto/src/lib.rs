@@ -5,16 +5,34 @@
 //!   zeroize on drop and constant-time equality, and the hex form of key files;
 //! - the pseudonym PRF ([`pseudonym`]): [`Pseudonymizer`] turns a raw customer id into a
 //!   [`Pseudonym`] with `HMAC-SHA256(node key, label || normalized id)` (DESIGN.md section 5);
-//! - later: ristretto255 commutative blinding for federation pseudonyms, X25519 key agreement,
-//!   the ChaCha20 mask PRG, Shamir sharing and signatures for secure aggregation.
+//! - for secure aggregation (DESIGN.md section 6): Ed25519 signatures with the party's
+//!   certificate key ([`sign`]), X25519 key agreement ([`kex`]), HKDF-SHA256 and SHA-256 with
+//!   versioned labels ([`kdf`]), the ChaCha20 mask PRG over `Z_2^64` ([`prg`]), Shamir t-of-n
+//!   sharing of 32-byte secrets ([`shamir`]) and ChaCha20-Poly1305 envelopes ([`aead`]);
+//! - later: ristretto255 commutative blinding for federation pseudonyms.
 //!
 //! It must not do I/O or read clocks: callers read key files (and set their mode 0600), and
-//! hand in keys, ids and, where needed, randomness. Every cryptographic input carries a label
-//! that embeds the protocol version (domain separation), such as [`PSEUDONYM_LABEL`].
+//! hand in keys, ids and randomness (any `rand_core::CryptoRng`). Every cryptographic input
+//! carries a label that embeds the protocol version (domain separation): [`PSEUDONYM_LABEL`],
+//! and [`LABEL_PREFIX`] for everything else.
 
+pub mod aead;
 mod ct_hex;
+pub mod kdf;
+pub mod kex;
+pub mod label;
+pub mod prg;
 pub mod pseudonym;
 pub mod secret;
+pub mod shamir;
+pub mod sign;
 
+pub use aead::AeadError;
+pub use kdf::{LabelTooLong, derive_key, digest};
+pub use kex::{KexError, KexPublic, KexSecret, SharedSecret};
+pub use label::{LABEL_PREFIX, framed};
+pub use prg::{MaskOp, PrgTooLong, expand_into};
 pub use pseudonym::{PSEUDONYM_LABEL, Pseudonym, PseudonymError, Pseudonymizer};
 pub use secret::{KeyError, RawCustomerId, SecretKey32};
+pub use shamir::{Reconstructor, ShamirError, Share};
+pub use sign::{SignError, Signature, SigningKey, VerifyingKey};

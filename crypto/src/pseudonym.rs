@@ -154,10 +154,6 @@ impl fmt::Debug for Pseudonym {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "tests fail loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
 

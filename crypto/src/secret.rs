@@ -146,10 +146,6 @@ impl PartialEq for RawCustomerId {
 impl Eq for RawCustomerId {}
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "tests fail loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
 
