@@ -23,6 +23,7 @@ pub mod kex;
 pub mod label;
 pub mod prg;
 pub mod pseudonym;
+pub mod rng;
 pub mod secret;
 pub mod shamir;
 pub mod sign;

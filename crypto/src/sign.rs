@@ -53,6 +53,17 @@ impl SigningKey {
             .map_err(|_| SignError::NotEd25519Pkcs8)
     }
 
+    /// Reads a PKCS#8 (v1 or v2) DER private key.
+    ///
+    /// # Errors
+    ///
+    /// [`SignError::NotEd25519Pkcs8`] for anything else; the error says nothing about the bytes.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, SignError> {
+        ed25519_dalek::SigningKey::from_pkcs8_der(der)
+            .map(Self)
+            .map_err(|_| SignError::NotEd25519Pkcs8)
+    }
+
     /// The key whose RFC 8032 seed ("private key") is `seed`.
     #[must_use]
     pub fn from_seed(seed: &SecretKey32) -> Self {
