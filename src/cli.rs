@@ -12,7 +12,7 @@ use fedprof_protocol::{JobOutcome, JobSpec, PartyName};
 use fedprof_transport::ShutdownSignal;
 use tracing::info;
 
-use crate::{analyst, demo, federation, report};
+use crate::{analyst, audit, demo, federation, features, gen_data, report};
 
 /// Privacy-preserving federated customer profiling.
 ///
@@ -41,6 +41,14 @@ pub enum Command {
     /// Submit jobs as an analyst.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Verify the federation's ledgers (auditor): chains, signatures, budgets, releases.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Export this node's per-customer features locally (CSV or Parquet): clean, pseudonymize,
+    /// compute as of a date; writes a quarantine list and a data-quality report beside it.
+    Features(features::FeaturesArgs),
+    /// Write seeded synthetic data for N data holders, with a manifest of every dirty row.
+    GenData(gen_data::GenDataArgs),
 }
 
 /// `fedprof demo`.
@@ -128,7 +136,8 @@ impl Command {
     /// The log level used when `RUST_LOG` is not set.
     pub fn default_log_level(&self) -> &'static str {
         match self {
-            Command::Demo(_) | Command::Federation(_) | Command::Job(_) => "warn",
+            Command::Demo(_) | Command::Federation(_) | Command::Job(_) | Command::Audit(_) => "warn",
+            Command::Features(_) | Command::GenData(_) => "warn",
             Command::Coordinator(_) | Command::Node(_) => "info",
         }
     }
@@ -189,6 +198,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 anyhow::bail!("job aborted: {reason}");
             }
         }
+        Command::Audit(cmd) => match audit::run(&cmd) {
+            Ok(out) => print_stdout(&out),
+            Err((out, failure)) => {
+                print_stdout(&out);
+                anyhow::bail!("audit failed: {failure}");
+            }
+        },
+        Command::Features(a) => print_stdout(&features::run(&a).await?),
+        Command::GenData(a) => print_stdout(&gen_data::run(&a)?),
     }
     Ok(())
 }

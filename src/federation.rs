@@ -9,6 +9,7 @@
 //! DIR/node-<name>.toml            one config per node
 //! DIR/analyst-<name>.toml         one config per analyst
 //! DIR/parties/<role>-<name>/cert.pem, key.pem (key mode 0600)
+//! DIR/parties/node-<name>/pseudonym.key   the node's pseudonym key, 64 hex digits, mode 0600
 //! ```
 
 use std::fs::{self, OpenOptions};
@@ -95,6 +96,8 @@ pub fn init(plan: &FederationPlan) -> Result<Federation> {
     let mut node_configs = Vec::new();
     for name in &plan.nodes {
         let rel = issue(Role::Node, name, &[])?;
+        // The key under which the node pseudonymizes its customer ids; it never leaves the node.
+        fedprof_node::pipeline::key::create_key_file(&dir.join(&rel).join("pseudonym.key"))?;
         let path = dir.join(format!("node-{name}.toml"));
         write_file(&path, node_toml(name, &plan.coordinator, &rel).as_bytes(), 0o644)?;
         node_configs.push((name.clone(), path));
@@ -193,7 +196,36 @@ fn node_toml(name: &PartyName, coordinator: &str, rel: &str) -> String {
          # Decimal places of the currency's minor unit (2 = cents); amounts are parsed exactly.\n\
          amount_decimals = 2\n\
          # Field delimiter (one ASCII character).\n\
-         delimiter = \",\"\n\n\
+         delimiter = \",\"\n\
+         # Key of this node's customer pseudonyms (64 hex digits, mode 0600). Never share it.\n\
+         pseudonym_key = \"{rel}/pseudonym.key\"\n\
+         # For `fedprof features` (docs/DATA.md): date column and format (strftime; default ISO),\n\
+         # optional channel and category columns, file format (default by extension).\n\
+         # date_column = \"date\"\n\
+         # date_format = \"%d/%m/%Y\"\n\
+         # channel_column = \"channel\"\n\
+         # category_column = \"category\"\n\
+         # format = \"parquet\"\n\n\
+         # [data.cleaning]\n\
+         # start = \"2020-01-01\"        # earlier transactions are quarantined (default 1970-01-01)\n\
+         # max_amount = \"1000000\"      # larger amounts are quarantined (major units)\n\n\
+         # [data.customers]               # optional; transactions of other ids are quarantined\n\
+         # path = \"data/{name}/customers.csv\"\n\
+         # id_column = \"customer_id\"\n\
+         # birth_date_column = \"birth_date\"\n\
+         # gender_column = \"gender\"\n\
+         # region_column = \"region\"\n\
+         # income_band_column = \"income_band\"\n\
+         # signup_date_column = \"signup_date\"\n\n\
+         # [data.credit]                  # optional; columns limit, balance, days_past_due, default_flag\n\
+         # path = \"data/{name}/credit.csv\"\n\n\
+         # [features]\n\
+         # as_of = \"2026-06-30\"          # or --as-of\n\
+         # age_bands = [25, 35, 45, 55, 65]\n\
+         # [features.lifecycle]\n\
+         # new_max_tenure_days = 30\n\
+         # active_max_days = 90\n\
+         # at_risk_max_days = 180\n\n\
          [connection]\n\
          # Reconnection backoff: first wait and longest wait, in milliseconds.\n\
          initial_backoff_ms = 500\n\
@@ -241,7 +273,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("fed");
         let fed = init(&plan(&dir)).unwrap();
-        for key in ["ca.key", "parties/node-a/key.pem", "parties/coordinator-coordinator/key.pem", "parties/auditor-y/key.pem"] {
+        for key in ["ca.key", "parties/node-a/key.pem", "parties/node-a/pseudonym.key", "parties/coordinator-coordinator/key.pem", "parties/auditor-y/key.pem"] {
             let mode = fs::metadata(dir.join(key)).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{key}");
         }

@@ -6,8 +6,11 @@
 //! ([`report`], [`progress`]). `src/main.rs` only parses arguments and reports errors.
 
 pub mod analyst;
+pub mod audit;
 pub mod cli;
 pub mod demo;
+pub mod features;
 pub mod federation;
+pub mod gen_data;
 pub mod progress;
 pub mod report;

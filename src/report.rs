@@ -2,8 +2,7 @@
 
 use std::fmt::Write;
 
-use fedprof_node::data::TransactionTotals;
-use fedprof_protocol::{JobOutcome, JobSpec, NodeFailure};
+use fedprof_protocol::{JobOutcome, JobResult, JobSpec, NodeFailure};
 
 /// Formats minor units with `decimals` places: `-123` with 2 gives `-1.23`.
 pub fn format_minor(amount: i64, decimals: u8) -> String {
@@ -30,24 +29,66 @@ fn group_thousands(n: u128) -> String {
     out
 }
 
+/// The standard deviation of the total noise on each coordinate of a release: every
+/// contributor added its share, so the variance is `node_variance * contributors`.
+pub fn noise_sd(result: &JobResult) -> Vec<f64> {
+    let n = result.contributors.len() as f64;
+    result
+        .release
+        .node_variance
+        .iter()
+        .map(|v| (v.numer as f64 / v.denom.max(1) as f64 * n).sqrt())
+        .collect()
+}
+
+/// The released values read back as signed integers (noise can push a small count below 0).
+pub fn released_values(result: &JobResult) -> Vec<i64> {
+    result.values.iter().map(|v| fedprof_privacy::encoding::from_ring(*v)).collect()
+}
+
 /// Renders an outcome as a table plus failures.
 pub fn render_outcome(outcome: &JobOutcome, amount_decimals: u8) -> String {
     let mut out = String::new();
     match outcome {
         JobOutcome::Completed { result, failures } => {
             let names: Vec<&str> = result.contributors.iter().map(|n| n.as_str()).collect();
-            let _ = writeln!(out, "Job {} completed: {} contributing node(s): {}", result.spec.name(), names.len(), names.join(", "));
-            match (&result.spec, TransactionTotals::from_ring(&result.values)) {
-                (JobSpec::TransactionTotals, Some(t)) => {
+            let _ = writeln!(
+                out,
+                "Job {} released: {} contributing node(s): {}",
+                result.spec.name(),
+                names.len(),
+                names.join(", ")
+            );
+            let values = released_values(result);
+            let sd = noise_sd(result);
+            match (&result.spec, values.as_slice(), sd.as_slice()) {
+                (JobSpec::TransactionTotals, [customers, rows, amount], [sd_c, sd_r, sd_a]) => {
+                    let count = |v: i64| {
+                        let sign = if v < 0 { "-" } else { "" };
+                        format!("{sign}{}", group_thousands(u128::from(v.unsigned_abs())))
+                    };
+                    let ci = |sd: f64| format!("{:.0}", 1.96 * sd);
+                    let money_ci = |sd: f64| format_minor((1.96 * sd).round() as i64, amount_decimals);
                     let rows = [
-                        ("customers (summed over nodes)", group_thousands(u128::from(t.customers))),
-                        ("transactions", group_thousands(u128::from(t.rows))),
-                        ("total amount", format_minor(t.amount_minor, amount_decimals)),
+                        ["customers (summed over nodes)".to_owned(), count(*customers), ci(*sd_c)],
+                        ["transactions".to_owned(), count(*rows), ci(*sd_r)],
+                        ["total amount".to_owned(), format_minor(*amount, amount_decimals), money_ci(*sd_a)],
                     ];
-                    out.push_str(&table(&["measure", "federated total"], &rows.map(|(a, b)| [a.to_owned(), b])));
+                    out.push_str(&table(&["measure", "released (noisy)", "+/- 95% (noise)"], &rows));
+                    let _ = writeln!(
+                        out,
+                        "Each customer counts for at most {} transactions and +/- {} of amount; \
+                         every node added discrete Gaussian noise, so the figures are exact sums \
+                         plus noise of the spread shown.",
+                        result.release.max_rows_per_customer,
+                        format_minor(
+                            i64::try_from(result.release.max_abs_amount_minor).unwrap_or(i64::MAX),
+                            amount_decimals
+                        ),
+                    );
                 }
                 _ => {
-                    let _ = writeln!(out, "values: {:?}", result.values);
+                    let _ = writeln!(out, "values: {values:?}");
                 }
             }
             render_failures(&mut out, failures);

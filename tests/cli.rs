@@ -66,14 +66,15 @@ fn a_broken_config_is_reported_with_file_line_and_field() {
 }
 
 #[test]
-fn the_demo_runs_a_federation_and_reports_an_exact_match() {
+fn the_demo_runs_a_federation_and_releases_noisy_totals_close_to_the_truth() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     let o = fedprof(&["demo", "--out", out.to_str().unwrap(), "--nodes", "4"]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("4 contributing node(s): branch-1, branch-2, branch-3, branch-4"), "{stdout}");
-    assert!(stdout.contains("Check against the sum of the local totals: exact match"), "{stdout}");
+    // 4 standard deviations on three figures: a false failure about once in 5,000 runs.
+    assert!(stdout.contains("every released figure is within 4 noise standard deviations"), "{stdout}");
     assert!(stdout.contains(out.to_str().unwrap()), "says where its files are");
     assert!(stderr.contains("nodes registered"), "progress is shown: {stderr}");
     assert!(out.join("federation/ca.pem").is_file());

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{TestFed, policy, transactions};
 use fedprof::analyst::{AnalystConfig, submit};
-use fedprof_node::data::TransactionTotals;
+use fedprof::report::{noise_sd, released_values};
 use fedprof_protocol::{
     Body, ErrorCode, FrameDecoder, FrameLimit, JobId, JobOutcome, JobSpec, Register, Role, RoundId,
 };
@@ -32,35 +32,47 @@ fn data(name: &str) -> String {
     }
 }
 
-const EXPECTED: TransactionTotals =
-    TransactionTotals { customers: 10 + 20 + 2, rows: 100 + 50 + 3, amount_minor: 12_500 + 15_000 - 500 };
+const EXPECTED: [i64; 3] = [10 + 20 + 2, 100 + 50 + 3, 12_500 + 15_000 - 500];
 
-fn completed(outcome: &JobOutcome) -> (TransactionTotals, Vec<String>, Vec<(String, String)>) {
+/// The released vector, the contributors and the failures of a completed job.
+fn completed(outcome: &JobOutcome) -> (Vec<i64>, Vec<String>, Vec<(String, String)>, Vec<f64>) {
     let JobOutcome::Completed { result, failures } = outcome else { panic!("aborted: {outcome:?}") };
     (
-        TransactionTotals::from_ring(&result.values).unwrap(),
+        released_values(result),
         result.contributors.iter().map(|n| n.to_string()).collect(),
         failures.iter().map(|f| (f.node.to_string(), f.reason.clone())).collect(),
+        noise_sd(result),
     )
 }
 
+/// Every released figure is the true (clipped) sum plus noise of the announced spread: within
+/// 6 standard deviations (a false failure has probability below 1e-8 per figure).
+fn assert_within_noise(released: &[i64], truth: &[i64], sd: &[f64]) {
+    assert_eq!(released.len(), truth.len());
+    for ((got, want), sd) in released.iter().zip(truth).zip(sd) {
+        assert!(*sd >= 2.0, "every node adds noise of sd >= 2: {sd}");
+        assert!(((got - want) as f64).abs() <= 6.0 * sd, "released {got}, true {want}, noise sd {sd}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn coordinator_and_three_nodes_return_exact_totals() {
+async fn coordinator_and_three_nodes_release_noisy_totals_through_secure_aggregation() {
     let mut fed = TestFed::start(policy(2, 30), data).await;
     let nodes: Vec<_> = common::NODES.iter().map(|n| fed.start_node(n)).collect();
     fed.wait_for(3).await;
 
     let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals)).await.unwrap().unwrap();
-    let (totals, contributors, failures) = completed(&outcome);
-    assert_eq!(totals, EXPECTED);
+    let (values, contributors, failures, sd) = completed(&outcome);
     assert_eq!(contributors, ["a", "b", "c"]);
     assert!(failures.is_empty(), "{failures:?}");
+    assert_within_noise(&values, &EXPECTED, &sd);
 
     // The same job submitted by the analyst over the network.
     let mut analyst = AnalystConfig::load(&fed.analyst_config()).unwrap();
     analyst.coordinator = DialTarget::parse(&fed.addr.to_string()).unwrap();
     let outcome = submit(&analyst, JobSpec::TransactionTotals, T).await.unwrap();
-    assert_eq!(completed(&outcome).0, EXPECTED);
+    let (values, _, _, sd) = completed(&outcome);
+    assert_within_noise(&values, &EXPECTED, &sd);
 
     fed.stop().await;
     for n in nodes {
@@ -69,41 +81,34 @@ async fn coordinator_and_three_nodes_return_exact_totals() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_killed_during_a_job_is_reported_and_the_coordinator_keeps_running() {
-    let mut fed = TestFed::start(policy(2, 30), data).await;
-    let _a = fed.start_node("a");
-    let _b = fed.start_node("b");
-    // Node c speaks the protocol by hand so it can die at an exact point: after accepting the
-    // job, before submitting.
-    let (endpoint, peer) = fed.connect_as(Role::Node, "c").await;
-    let (mut w, mut r) = peer.open_stream(FrameLimit::DEFAULT).await.unwrap().split();
-    w.send(JobId::NONE, RoundId(0), Body::Register(Register { software: "test".into() })).await.unwrap();
-    assert!(matches!(r.recv().await.unwrap().unwrap().body, Body::Registered(_)));
-    fed.wait_for(3).await;
-
+async fn five_nodes_one_killed_after_sharing_keys_the_others_are_released() {
+    let names = ["a", "b", "c", "d", "e"];
+    let mut fed = TestFed::start_with(&names, policy(2, 30), |n| transactions(4, 8, 100 * (n.as_bytes()[0] - b'a' + 1) as i64)).await;
+    // Node e reads its transactions from a FIFO nobody writes yet: it advertises and shares its
+    // keys (that needs no data), then waits for its input before masking, where it is killed.
+    // The config check wants a regular file at start-up; the FIFO replaces it afterwards.
+    let tasks: Vec<_> = names.iter().map(|n| fed.start_node(n)).collect();
+    let fifo = fed.fed.dir.join("data/e/transactions.csv");
+    std::fs::remove_file(&fifo).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    fed.wait_for(5).await;
     let handle = fed.handle.clone();
     let job = tokio::spawn(async move { handle.run_job(JobSpec::TransactionTotals).await });
-    let announce = r.recv().await.unwrap().unwrap();
-    assert!(matches!(announce.body, Body::JobAnnounce(_)));
-    w.send(announce.header.job, RoundId(0), Body::Accept).await.unwrap();
-    drop((w, r));
-    peer.close(0, "killed");
-    drop(peer);
-    drop(endpoint);
-
+    // Keys and shares go round in milliseconds on loopback; then e is stuck on its data.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!job.is_finished(), "the round waits for e's masked input");
+    tasks[4].abort();
     let outcome = tokio::time::timeout(T, job).await.unwrap().unwrap().unwrap();
-    let (totals, contributors, failures) = completed(&outcome);
-    assert_eq!(contributors, ["a", "b"]);
-    assert_eq!(totals.rows, 150);
+    let (values, contributors, failures, sd) = completed(&outcome);
+    assert_eq!(contributors, ["a", "b", "c", "d"]);
     assert_eq!(failures.len(), 1, "{failures:?}");
-    assert_eq!(failures[0].0, "c");
+    assert_eq!(failures[0].0, "e");
     assert!(failures[0].1.contains("connection lost"), "{}", failures[0].1);
-
-    // The coordinator keeps serving: the next job runs over the nodes still there.
-    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals)).await.unwrap().unwrap();
-    let (_, contributors, failures) = completed(&outcome);
-    assert_eq!(contributors, ["a", "b"]);
-    assert!(failures.is_empty(), "{failures:?}");
+    // a..d: 4 customers and 8 rows each; 8 rows of 1.00 x (1..4) each.
+    let truth = [16, 32, 8 * 100 * (1 + 2 + 3 + 4)];
+    assert_within_noise(&values, &truth, &sd);
+    // Unblock e's reader thread so the test process can exit.
+    drop(std::fs::OpenOptions::new().write(true).open(&fifo));
     fed.stop().await;
 }
 
@@ -116,8 +121,9 @@ async fn a_node_with_bad_data_refuses_with_a_located_reason_and_no_value() {
     let _nodes: Vec<_> = common::NODES.iter().map(|n| fed.start_node(n)).collect();
     fed.wait_for(3).await;
     let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals)).await.unwrap().unwrap();
-    let (totals, _, failures) = completed(&outcome);
-    assert_eq!(totals.rows, 150);
+    let (values, contributors, failures, sd) = completed(&outcome);
+    assert_eq!(contributors, ["a", "b"]);
+    assert_within_noise(&values, &[30, 150, 27_500], &sd);
     let (node, reason) = &failures[0];
     assert_eq!(node, "c");
     assert!(reason.contains("DataUnavailable") && reason.contains("transactions.csv:3"), "{reason}");
@@ -159,9 +165,9 @@ async fn an_oversize_frame_closes_that_stream_and_the_others_keep_working() {
     assert!(e.detail.contains(&len.to_string()), "{}", e.detail);
 
     let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals)).await.unwrap().unwrap();
-    let (totals, contributors, _) = completed(&outcome);
+    let (values, contributors, _, sd) = completed(&outcome);
     assert_eq!(contributors, ["a", "b"]);
-    assert_eq!(totals.rows, 150);
+    assert_within_noise(&values, &[30, 150, 27_500], &sd);
     fed.stop().await;
 }
 

@@ -11,6 +11,9 @@ use fedprof_protocol::FrameLimit;
 use fedprof_transport::{ServerLimits, TlsFiles};
 use serde::Deserialize;
 
+use fedprof_privacy::Rho;
+
+use crate::core::ReleasePolicy;
 use crate::round::RoundPolicy;
 
 /// `coordinator.toml`.
@@ -27,6 +30,47 @@ pub struct CoordinatorConfig {
     /// Round policy.
     #[serde(default)]
     pub rounds: RoundsConfig,
+    /// Privacy policy of every release.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+}
+
+/// `[privacy]`: how releases are bounded and noised. See `docs/PRIVACY.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// Most zCDP loss (rho, exact, e.g. `"1/2"`) one job may cost each node (default 1/2).
+    pub rho_per_job: Rho,
+    /// Rows of one customer that count in a release (default 100).
+    pub max_rows_per_customer: u32,
+    /// A customer's total amount is clipped to `[-max, max]` minor units (default 1000000,
+    /// i.e. 10,000.00 in a currency with cents).
+    pub max_abs_amount_minor: u64,
+    /// Nodes assumed to collude with the coordinator (default 1); must stay below
+    /// `rounds.min_nodes`, since only the others' noise counts.
+    pub colluders: u32,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            rho_per_job: Rho::from_ratio_exact(num_rational::Ratio::new(1u8.into(), 2u8.into())),
+            max_rows_per_customer: 100,
+            max_abs_amount_minor: 1_000_000,
+            colluders: 1,
+        }
+    }
+}
+
+impl From<PrivacyConfig> for ReleasePolicy {
+    fn from(p: PrivacyConfig) -> Self {
+        ReleasePolicy {
+            rho_per_job: p.rho_per_job,
+            max_rows_per_customer: p.max_rows_per_customer,
+            max_abs_amount_minor: p.max_abs_amount_minor,
+            colluders: p.colluders,
+        }
+    }
 }
 
 /// `[limits]`: see [`ServerLimits`] for what each limit does.
@@ -104,6 +148,18 @@ impl CoordinatorConfig {
         file.require_file("tls.ca", &config.tls.ca)?;
         file.require_file("tls.cert", &config.tls.cert)?;
         file.require_file("tls.key", &config.tls.key)?;
+        if config.privacy.colluders as usize >= config.rounds.min_nodes.get() {
+            return Err(file.error(
+                "privacy.colluders",
+                format!(
+                    "must be below rounds.min_nodes ({}): only the noise of the other nodes counts",
+                    config.rounds.min_nodes
+                ),
+            ));
+        }
+        if config.privacy.rho_per_job.is_zero() {
+            return Err(file.error("privacy.rho_per_job", "must be above 0"));
+        }
         Ok(config)
     }
 }

@@ -17,7 +17,10 @@ use fedprof_protocol::{
 };
 use tracing::{debug, info, warn};
 
-use crate::round::{Round, RoundEffect, RoundPolicy};
+use fedprof_crypto::VerifyingKey;
+use fedprof_privacy::Rho;
+
+use crate::round::{Participant, Round, RoundEffect, RoundPolicy};
 
 /// The shell's handle for one connection.
 pub type ConnId = u64;
@@ -40,6 +43,10 @@ pub enum Input {
         conn: ConnId,
         /// Who it is.
         party: PartyId,
+        /// Its certificate (DER), as verified in the handshake.
+        certificate: Vec<u8>,
+        /// The Ed25519 key in that certificate.
+        key: VerifyingKey,
     },
     /// A message arrived (already decoded and sequence-checked by the transport).
     Message {
@@ -61,6 +68,8 @@ pub enum Input {
         spec: JobSpec,
         /// Who gets the outcome.
         requester: Requester,
+        /// Public randomness for the round's secure-aggregation graph (from the shell's CSPRNG).
+        graph_seed: [u8; 32],
     },
     /// Time passed; deadlines are checked.
     Tick,
@@ -105,13 +114,29 @@ pub enum Output {
 #[derive(Debug)]
 struct Session {
     party: PartyId,
+    certificate: Vec<u8>,
+    key: VerifyingKey,
     registered: bool,
+}
+
+/// How releases are bounded and noised (from the coordinator config's `[privacy]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleasePolicy {
+    /// Most zCDP loss one job may cost each node (the per-job cap).
+    pub rho_per_job: Rho,
+    /// Rows of one customer that count.
+    pub max_rows_per_customer: u32,
+    /// A customer's total amount is clipped to `[-max, max]` minor units.
+    pub max_abs_amount_minor: u64,
+    /// Nodes assumed to collude with the coordinator.
+    pub colluders: u32,
 }
 
 /// The coordinator's state.
 #[derive(Debug)]
 pub struct Coordinator {
     policy: RoundPolicy,
+    release: ReleasePolicy,
     sessions: HashMap<ConnId, Session>,
     /// Registered nodes and the connection each is on.
     nodes: BTreeMap<PartyName, ConnId>,
@@ -120,10 +145,12 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// A coordinator with no connections, running rounds under `policy`.
-    pub fn new(policy: RoundPolicy) -> Self {
+    /// A coordinator with no connections, running rounds under `policy` and releasing under
+    /// `release`.
+    pub fn new(policy: RoundPolicy, release: ReleasePolicy) -> Self {
         Coordinator {
             policy,
+            release,
             sessions: HashMap::new(),
             nodes: BTreeMap::new(),
             rounds: BTreeMap::new(),
@@ -145,19 +172,21 @@ impl Coordinator {
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Connected { conn, party } => {
+            Input::Connected { conn, party, certificate, key } => {
                 debug!(conn, %party, "connected");
-                self.sessions.insert(conn, Session { party, registered: false });
+                self.sessions.insert(conn, Session { party, certificate, key, registered: false });
             }
             Input::Message { conn, envelope } => self.on_message(conn, envelope, now, &mut out),
-            Input::Closed { conn, reason } => self.on_closed(conn, &reason, &mut out),
-            Input::SubmitJob { spec, requester } => self.start_job(spec, requester, now, &mut out),
+            Input::Closed { conn, reason } => self.on_closed(conn, &reason, now, &mut out),
+            Input::SubmitJob { spec, requester, graph_seed } => {
+                self.start_job(spec, requester, graph_seed, now, &mut out);
+            }
             Input::Tick => {
                 let jobs: Vec<JobId> = self.rounds.keys().copied().collect();
                 for job in jobs {
                     if let Some((round, _)) = self.rounds.get_mut(&job) {
                         let effects = round.on_tick(now);
-                        self.apply(job, effects, &mut out);
+                        self.apply(job, effects, now, &mut out);
                     }
                 }
             }
@@ -191,11 +220,11 @@ impl Coordinator {
                         code: ErrorCode::Replaced,
                         detail: format!("{name} connected again"),
                     });
-                    self.fail_member(&name, "replaced by a new connection", out);
+                    self.fail_member(&name, "replaced by a new connection", now, out);
                 }
                 out.push(Output::NodesChanged(self.nodes()));
             }
-            (Role::Node, body @ (Body::Accept | Body::Refuse(_) | Body::Submit(_)))
+            (Role::Node, body @ (Body::Accept | Body::Refuse(_) | Body::SecAgg(_)))
                 if session.registered =>
             {
                 let name = session.party.name.clone();
@@ -203,24 +232,29 @@ impl Coordinator {
                     // A round that already settled (e.g. timed out): the node is too late, not
                     // misbehaving. Jobs never issued are a protocol error.
                     if header.job.0 == 0 || header.job.0 > self.last_job {
-                        self.reject(conn, ErrorCode::UnknownJob, format!("no {}", header.job), out);
+                        let detail = format!("no {}", header.job);
+                        self.reject(conn, ErrorCode::UnknownJob, detail, now, out);
                     } else {
                         debug!(node = %name, job = %header.job, "late {} ignored", body.kind());
                     }
                     return;
                 };
-                match round.on_message(&name, body) {
-                    Ok(effects) => self.apply(header.job, effects, out),
-                    Err(e) => self.reject(conn, ErrorCode::UnknownJob, e.to_string(), out),
+                match round.on_message(&name, body, now) {
+                    Ok(effects) => self.apply(header.job, effects, now, out),
+                    Err(e) => self.reject(conn, ErrorCode::UnknownJob, e.to_string(), now, out),
                 }
             }
             (Role::Analyst, Body::SubmitJob(spec)) => {
                 info!(analyst = %session.party.name, job = spec.name(), "job submitted");
-                self.start_job(spec, Requester::Analyst(conn), now, out);
+                // An analyst cannot supply randomness; the graph seed is derived by the shell
+                // for local submissions, and here from the job counter (it is public anyway,
+                // and only fixes which nodes pair up).
+                let seed = self.seed_for_next_job();
+                self.start_job(spec, Requester::Analyst(conn), seed, now, out);
             }
             (_, Body::Error(e)) => {
                 warn!(peer = %session.party, code = ?e.code, detail = %e.detail, "peer reported an error");
-                self.forget(conn, &format!("peer error {:?}: {}", e.code, e.detail), out);
+                self.forget(conn, &format!("peer error {:?}: {}", e.code, e.detail), now, out);
             }
             (role, body) => {
                 let code = if permitted(role, &body) {
@@ -229,22 +263,68 @@ impl Coordinator {
                     ErrorCode::RoleNotPermitted
                 };
                 let detail = format!("a {role} may not send {} here", body.kind());
-                self.reject(conn, code, detail, out);
+                self.reject(conn, code, detail, now, out);
             }
         }
     }
 
-    fn start_job(&mut self, spec: JobSpec, requester: Requester, now: Instant, out: &mut Vec<Output>) {
+    fn start_job(
+        &mut self,
+        spec: JobSpec,
+        requester: Requester,
+        graph_seed: [u8; 32],
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
         self.last_job += 1;
         let job = JobId(self.last_job);
         info!(%job, kind = spec.name(), nodes = self.nodes.len(), "starting job");
-        let (round, effects) = Round::start(job, spec, self.nodes.keys().cloned(), self.policy, now);
+        let participants: Vec<Participant> = self
+            .nodes
+            .iter()
+            .filter_map(|(name, conn)| {
+                let s = self.sessions.get(conn)?;
+                Some(Participant { name: name.clone(), certificate: s.certificate.clone(), key: s.key.clone() })
+            })
+            .collect();
+        let min_contributors = u32::try_from(self.policy.min_nodes).unwrap_or(u32::MAX);
+        let release = match fedprof_privacy::release::plan_totals(
+            &self.release.rho_per_job,
+            self.release.max_rows_per_customer,
+            self.release.max_abs_amount_minor,
+            min_contributors,
+            self.release.colluders,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(%job, error = %e, "privacy policy admits no release");
+                let outcome = JobOutcome::Aborted {
+                    reason: format!("the privacy policy admits no release: {e}"),
+                    failures: Vec::new(),
+                };
+                if let Requester::Analyst(conn) = requester {
+                    out.push(Output::Send { conn, job, round: RoundId(0), body: Body::Outcome(outcome.clone()) });
+                }
+                out.push(Output::JobFinished { job, requester, outcome });
+                return;
+            }
+        };
+        let (round, effects) =
+            Round::start(job, spec, participants, release, self.policy, graph_seed, now);
         self.rounds.insert(job, (round, requester));
-        self.apply(job, effects, out);
+        self.apply(job, effects, now, out);
+    }
+
+    /// Public per-job seed for analyst submissions: a hash of the job number (the seed only
+    /// decides which nodes pair up in a sparse graph; it needs no secrecy).
+    fn seed_for_next_job(&self) -> [u8; 32] {
+        // The label is a short constant, so `digest` cannot fail; fall back to zeros regardless.
+        fedprof_crypto::kdf::digest("graph-seed", &[&(self.last_job + 1).to_be_bytes()])
+            .unwrap_or_default()
     }
 
     /// Turns a round's effects into outputs addressed to connections.
-    fn apply(&mut self, job: JobId, effects: Vec<RoundEffect>, out: &mut Vec<Output>) {
+    fn apply(&mut self, job: JobId, effects: Vec<RoundEffect>, now: Instant, out: &mut Vec<Output>) {
         for effect in effects {
             match effect {
                 RoundEffect::Send { node, body } => {
@@ -255,7 +335,7 @@ impl Coordinator {
                 }
                 RoundEffect::Reject { node, code, detail } => {
                     if let Some(&conn) = self.nodes.get(&node) {
-                        self.reject(conn, code, detail, out);
+                        self.reject(conn, code, detail, now, out);
                     }
                 }
             }
@@ -263,39 +343,46 @@ impl Coordinator {
     }
 
     /// Closes `conn` with an error and forgets it.
-    fn reject(&mut self, conn: ConnId, code: ErrorCode, detail: String, out: &mut Vec<Output>) {
+    fn reject(
+        &mut self,
+        conn: ConnId,
+        code: ErrorCode,
+        detail: String,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
         if let Some(s) = self.sessions.get(&conn) {
             warn!(peer = %s.party, ?code, %detail, "closing connection after protocol error");
         }
         let reason = format!("protocol error {code:?}: {detail}");
         out.push(Output::Close { conn, code, detail });
-        self.forget(conn, &reason, out);
+        self.forget(conn, &reason, now, out);
     }
 
-    fn on_closed(&mut self, conn: ConnId, reason: &str, out: &mut Vec<Output>) {
+    fn on_closed(&mut self, conn: ConnId, reason: &str, now: Instant, out: &mut Vec<Output>) {
         if let Some(s) = self.sessions.get(&conn) {
             info!(peer = %s.party, %reason, "connection closed");
         }
-        self.forget(conn, reason, out);
+        self.forget(conn, reason, now, out);
     }
 
     /// Drops a connection's session; a node on it leaves every open round as failed.
-    fn forget(&mut self, conn: ConnId, reason: &str, out: &mut Vec<Output>) {
+    fn forget(&mut self, conn: ConnId, reason: &str, now: Instant, out: &mut Vec<Output>) {
         let Some(session) = self.sessions.remove(&conn) else { return };
         let name = session.party.name;
         if session.party.role == Role::Node && self.nodes.get(&name) == Some(&conn) {
             self.nodes.remove(&name);
             out.push(Output::NodesChanged(self.nodes()));
-            self.fail_member(&name, reason, out);
+            self.fail_member(&name, reason, now, out);
         }
     }
 
-    fn fail_member(&mut self, node: &PartyName, reason: &str, out: &mut Vec<Output>) {
+    fn fail_member(&mut self, node: &PartyName, reason: &str, now: Instant, out: &mut Vec<Output>) {
         let jobs: Vec<JobId> = self.rounds.keys().copied().collect();
         for job in jobs {
             if let Some((round, _)) = self.rounds.get_mut(&job) {
-                let effects = round.on_disconnect(node, reason);
-                self.apply(job, effects, out);
+                let effects = round.on_disconnect(node, reason, now);
+                self.apply(job, effects, now, out);
             }
         }
     }
@@ -335,10 +422,16 @@ impl Coordinator {
 /// Whether `role` may ever send `body` to the coordinator.
 fn permitted(role: Role, body: &Body) -> bool {
     match body {
-        Body::Register(_) | Body::Accept | Body::Refuse(_) | Body::Submit(_) => role == Role::Node,
+        Body::Register(_) | Body::Accept | Body::Refuse(_) | Body::Submit(_) | Body::SecAgg(_) => {
+            role == Role::Node
+        }
         Body::SubmitJob(_) => role == Role::Analyst,
         Body::Error(_) => true,
-        Body::Registered(_) | Body::JobAnnounce(_) | Body::Result(_) | Body::Outcome(_) => false,
+        Body::Registered(_)
+        | Body::JobAnnounce(_)
+        | Body::Result(_)
+        | Body::Outcome(_)
+        | Body::SecAggRelay(_) => false,
     }
 }
 

@@ -11,6 +11,6 @@ pub mod round;
 pub mod service;
 
 pub use config::CoordinatorConfig;
-pub use core::{Coordinator, Input, Output, Requester};
-pub use round::{Round, RoundPolicy};
+pub use core::{Coordinator, Input, Output, ReleasePolicy, Requester};
+pub use round::{Participant, Round, RoundPolicy};
 pub use service::{CoordinatorHandle, CoordinatorService};

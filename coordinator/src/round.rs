@@ -1,41 +1,51 @@
 //! One job's round, as a sans-IO state machine: it is told who was asked, what they said and
 //! what time it is, and answers with the messages to send and, once settled, the outcome.
 //!
-//! The merge is element-wise addition in `Z_2^64`, folded in as each contribution arrives, so
-//! a round never holds more than the running sum. With plain contributions (this job type) the
-//! coordinator still sees each node's vector as it arrives; with secure aggregation the same
-//! sum runs over masked vectors and only the unmasked total is meaningful.
+//! Contributions go through secure aggregation ([`fedprof_secagg::Coordinator`], Bonawitz et
+//! al. double masking): the round relays key directories and encrypted shares, collects masked
+//! vectors, asks the survivors for the shares that remove the masks, and releases only the
+//! [`fedprof_secagg::UnmaskedSum`], a value that exists only once every mask is removed. It
+//! never holds one node's vector in the clear. Every phase has a deadline; a node that misses
+//! it, disconnects, refuses or breaks the protocol leaves the round, which carries on while the
+//! secure-aggregation threshold and the release's `min_contributors` still hold, and otherwise
+//! aborts with nothing released.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fedprof_crypto::VerifyingKey;
 use fedprof_protocol::{
-    Body, Contribution, ErrorCode, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure,
-    PartyName, Refusal,
+    Body, ErrorCode, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure, PartyName,
+    Refusal, ReleaseParams, RosterEntry, RoundId, SecAggGraph, SecAggSetup,
 };
+use fedprof_secagg::coordinator::{CoordinatorError, Step};
+use fedprof_secagg::{GraphSpec, Party, RoundConfig, RoundTag};
 
 /// The policy a round runs under (from the coordinator config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoundPolicy {
     /// Fewest contributing nodes for a result to be released.
     pub min_nodes: usize,
-    /// How long nodes get, from the announcement, to contribute.
+    /// How long nodes get for each phase of the round.
     pub timeout: Duration,
 }
 
-/// Where one node stands in the round.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Member {
-    Announced,
-    Accepted,
-    Submitted,
-    Failed(String),
+/// A node asked to take part, with the certificate key its messages must be signed with.
+#[derive(Debug, Clone)]
+pub struct Participant {
+    /// The node.
+    pub name: PartyName,
+    /// Its certificate (DER), sent to every other participant, which verifies it itself.
+    pub certificate: Vec<u8>,
+    /// The Ed25519 key in that certificate.
+    pub key: VerifyingKey,
 }
 
-impl Member {
-    fn is_settled(&self) -> bool {
-        matches!(self, Member::Submitted | Member::Failed(_))
-    }
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Member {
+    Active,
+    Failed(String),
 }
 
 /// What the round asks its driver to do.
@@ -73,55 +83,101 @@ pub struct Round {
     job: JobId,
     spec: JobSpec,
     policy: RoundPolicy,
-    deadline: Instant,
+    release: ReleaseParams,
+    roster: Vec<PartyName>,
+    index: BTreeMap<PartyName, u32>,
     members: BTreeMap<PartyName, Member>,
-    sum: Vec<u64>,
+    secagg: Option<fedprof_secagg::Coordinator>,
+    deadline: Instant,
     outcome: Option<JobOutcome>,
 }
 
 impl Round {
-    /// Starts a round asking `nodes` to compute `spec`; returns the announcements to send.
+    /// Starts a round asking `participants` to compute `spec` under `release`, masked with a
+    /// secure-aggregation graph drawn from `graph_seed`; returns the announcements to send.
     ///
-    /// With fewer than `policy.min_nodes` nodes, the round is settled at once as aborted.
+    /// With fewer participants than the release needs, the round is settled at once as
+    /// aborted and nobody is asked to compute anything.
     pub fn start(
         job: JobId,
         spec: JobSpec,
-        nodes: impl IntoIterator<Item = PartyName>,
+        participants: Vec<Participant>,
+        release: ReleaseParams,
         policy: RoundPolicy,
+        graph_seed: [u8; 32],
         now: Instant,
     ) -> (Round, Vec<RoundEffect>) {
-        let members: BTreeMap<_, _> = nodes.into_iter().map(|n| (n, Member::Announced)).collect();
-        let timeout_ms = u32::try_from(policy.timeout.as_millis()).unwrap_or(u32::MAX);
-        let effects = members
-            .keys()
-            .map(|node| RoundEffect::Send {
-                node: node.clone(),
-                body: Body::JobAnnounce(JobAnnounce { spec: spec.clone(), timeout_ms }),
-            })
-            .collect();
+        let roster: Vec<PartyName> = participants.iter().map(|p| p.name.clone()).collect();
         let mut round = Round {
             job,
-            sum: vec![0; spec.vector_len()],
             spec,
             policy,
+            members: roster.iter().map(|n| (n.clone(), Member::Active)).collect(),
+            index: roster.iter().zip(0u32..).map(|(n, i)| (n.clone(), i)).collect(),
+            roster,
+            release,
+            secagg: None,
             deadline: now + policy.timeout,
-            members,
             outcome: None,
         };
-        let effects = if round.members.len() < policy.min_nodes {
-            round.outcome = Some(JobOutcome::Aborted {
-                reason: format!(
-                    "only {} node(s) connected; the policy requires at least {}",
-                    round.members.len(),
-                    policy.min_nodes
-                ),
-                failures: Vec::new(),
-            });
-            Vec::new()
-        } else {
-            effects
+        let needed = round.needed();
+        if participants.len() < needed {
+            round.abort(format!(
+                "only {} node(s) connected; the policy requires at least {needed}",
+                participants.len()
+            ));
+            return (round, Vec::new());
+        }
+        let graph = graph_for(participants.len(), graph_seed);
+        let config = RoundConfig::new(
+            RoundTag { job: job.0, round: 0 },
+            participants
+                .iter()
+                .map(|p| Party { name: p.name.to_string(), verifying_key: p.key.clone() })
+                .collect(),
+            round.spec.vector_len(),
+            graph,
+            None,
+        );
+        let config = match config {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                round.abort(format!("cannot set up secure aggregation: {e}"));
+                return (round, Vec::new());
+            }
         };
+        let setup = SecAggSetup {
+            roster: participants
+                .into_iter()
+                .map(|p| RosterEntry { name: p.name, certificate: p.certificate })
+                .collect(),
+            threshold: u32::try_from(config.threshold()).unwrap_or(u32::MAX),
+            graph: match graph {
+                GraphSpec::Complete => SecAggGraph::Complete,
+                GraphSpec::Sparse { neighbours, seed } => SecAggGraph::Sparse { neighbours, seed },
+            },
+        };
+        let announce = JobAnnounce {
+            spec: round.spec.clone(),
+            timeout_ms: u32::try_from(policy.timeout.as_millis()).unwrap_or(u32::MAX),
+            release: round.release.clone(),
+            secagg: setup,
+        };
+        round.secagg = Some(fedprof_secagg::Coordinator::new(config));
+        let effects = round
+            .roster
+            .iter()
+            .map(|node| RoundEffect::Send {
+                node: node.clone(),
+                body: Body::JobAnnounce(announce.clone()),
+            })
+            .collect();
         (round, effects)
+    }
+
+    /// Fewest contributors this round may release with.
+    fn needed(&self) -> usize {
+        self.policy.min_nodes.max(self.release.min_contributors as usize)
     }
 
     /// The job this round computes.
@@ -129,12 +185,12 @@ impl Round {
         self.job
     }
 
-    /// When the round will time out, if it is still open.
+    /// When the current phase ends, if the round is still open.
     pub fn deadline(&self) -> Option<Instant> {
         self.outcome.is_none().then_some(self.deadline)
     }
 
-    /// The outcome, once every member has contributed or failed.
+    /// The outcome, once the round released a result or aborted.
     pub fn outcome(&self) -> Option<&JobOutcome> {
         self.outcome.as_ref()
     }
@@ -149,44 +205,41 @@ impl Round {
         &mut self,
         node: &PartyName,
         body: Body,
+        now: Instant,
     ) -> Result<Vec<RoundEffect>, RoundError> {
-        let Some(state) = self.members.get_mut(node) else {
+        let Some(state) = self.members.get(node) else {
             return Err(RoundError::NotAMember(node.clone()));
         };
-        if self.outcome.is_some() || state.is_settled() {
+        if self.outcome.is_some() || *state != Member::Active {
             // Late or repeated answers after the member or the round settled change nothing.
             return Ok(Vec::new());
         }
         let mut effects = Vec::new();
-        match (&*state, body) {
-            (Member::Announced, Body::Accept) => *state = Member::Accepted,
-            (Member::Announced | Member::Accepted, Body::Refuse(Refusal { reason, detail })) => {
-                *state = Member::Failed(format!("refused ({reason:?}): {detail}"));
+        match body {
+            Body::Accept => {}
+            Body::Refuse(Refusal { reason, detail }) => {
+                self.fail(node, format!("refused ({reason:?}): {detail}"));
             }
-            (Member::Accepted, Body::Submit(Contribution { values })) => {
-                if values.len() == self.sum.len() {
-                    for (acc, v) in self.sum.iter_mut().zip(values) {
-                        *acc = acc.wrapping_add(v);
+            Body::SecAgg(message) => {
+                let from = self.index[node];
+                let kind = message.kind();
+                let Some(secagg) = self.secagg.as_mut() else { return Ok(effects) };
+                match secagg.receive(from, message) {
+                    Ok(progress) if progress.is_complete() => return Ok(self.close_phase(now)),
+                    Ok(_) | Err(CoordinatorError::RoundOver(_) | CoordinatorError::Aborted(_)) => {}
+                    Err(e) => {
+                        self.fail(node, format!("secure aggregation refused its {kind}: {e}"));
+                        effects.push(RoundEffect::Reject {
+                            node: node.clone(),
+                            code: ErrorCode::UnexpectedMessage,
+                            detail: e.to_string(),
+                        });
                     }
-                    *state = Member::Submitted;
-                } else {
-                    let detail = format!(
-                        "contribution has {} elements; {} takes {}",
-                        values.len(),
-                        self.spec.name(),
-                        self.sum.len()
-                    );
-                    *state = Member::Failed(format!("bad contribution: {detail}"));
-                    effects.push(RoundEffect::Reject {
-                        node: node.clone(),
-                        code: ErrorCode::BadContribution,
-                        detail,
-                    });
                 }
             }
-            (_, other) => {
+            other => {
                 let detail = format!("{} is not expected at this point of the round", other.kind());
-                *state = Member::Failed(format!("protocol violation: {detail}"));
+                self.fail(node, format!("protocol violation: {detail}"));
                 effects.push(RoundEffect::Reject {
                     node: node.clone(),
                     code: ErrorCode::UnexpectedMessage,
@@ -194,76 +247,141 @@ impl Round {
                 });
             }
         }
-        effects.extend(self.settle_if_done());
+        effects.extend(self.close_if_settled(now));
         Ok(effects)
     }
 
     /// Records that `node`'s connection is gone.
-    pub fn on_disconnect(&mut self, node: &PartyName, reason: &str) -> Vec<RoundEffect> {
+    pub fn on_disconnect(&mut self, node: &PartyName, reason: &str, now: Instant) -> Vec<RoundEffect> {
         if self.outcome.is_some() {
             return Vec::new();
         }
-        if let Some(state) = self.members.get_mut(node).filter(|s| !s.is_settled()) {
-            *state = Member::Failed(format!("connection lost: {reason}"));
+        if self.members.get(node) == Some(&Member::Active) {
+            self.fail(node, format!("connection lost: {reason}"));
         }
-        self.settle_if_done()
+        self.close_if_settled(now)
     }
 
-    /// Fails every member that has not settled by the deadline.
+    /// Closes the current phase when its deadline has passed.
     pub fn on_tick(&mut self, now: Instant) -> Vec<RoundEffect> {
         if self.outcome.is_some() || now < self.deadline {
             return Vec::new();
         }
-        let secs = self.policy.timeout.as_secs_f64();
-        for state in self.members.values_mut().filter(|s| !s.is_settled()) {
-            *state = Member::Failed(format!("no contribution within {secs:.1} s"));
-        }
-        self.settle_if_done()
+        self.close_phase(now)
     }
 
-    fn settle_if_done(&mut self) -> Vec<RoundEffect> {
-        if self.outcome.is_some() || !self.members.values().all(Member::is_settled) {
-            return Vec::new();
+    fn fail(&mut self, node: &PartyName, reason: String) {
+        if let Some(state) = self.members.get_mut(node) {
+            *state = Member::Failed(reason);
         }
-        let failures: Vec<NodeFailure> = self
-            .members
+    }
+
+    /// Closes the phase early once every node it still waits for has failed.
+    fn close_if_settled(&mut self, now: Instant) -> Vec<RoundEffect> {
+        let Some(secagg) = &self.secagg else { return Vec::new() };
+        let waiting = secagg
+            .pending()
+            .into_iter()
+            .any(|i| self.members.get(&self.roster[i as usize]) == Some(&Member::Active));
+        if self.outcome.is_none() && !waiting {
+            self.close_phase(now)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn close_phase(&mut self, now: Instant) -> Vec<RoundEffect> {
+        let Some(secagg) = self.secagg.as_mut() else { return Vec::new() };
+        let secs = self.policy.timeout.as_secs_f64();
+        let phase = secagg.phase();
+        // Nodes the phase waited for in vain are out of the round from here on.
+        for i in secagg.pending() {
+            let name = self.roster[i as usize].clone();
+            if self.members.get(&name) == Some(&Member::Active) {
+                self.fail(&name, format!("no answer in phase {phase:?} within {secs:.1} s"));
+            }
+        }
+        let Some(secagg) = self.secagg.as_mut() else { return Vec::new() };
+        match secagg.close_phase() {
+            Ok(Step::Send(messages)) => {
+                self.deadline = now + self.policy.timeout;
+                messages
+                    .into_iter()
+                    .filter_map(|(i, m)| {
+                        let node = self.roster.get(i as usize)?.clone();
+                        (self.members.get(&node) == Some(&Member::Active))
+                            .then_some(RoundEffect::Send { node, body: Body::SecAggRelay(m) })
+                    })
+                    .collect()
+            }
+            Ok(Step::Finished(sum)) => {
+                let contributors: Vec<PartyName> =
+                    sum.contributors().iter().map(|&i| self.roster[i as usize].clone()).collect();
+                if contributors.len() < self.needed() {
+                    self.abort(format!(
+                        "only {} of {} node(s) contributed; the release requires at least {}",
+                        contributors.len(),
+                        self.roster.len(),
+                        self.needed()
+                    ));
+                    return Vec::new();
+                }
+                for name in &self.roster {
+                    if !contributors.contains(name) && self.members.get(name) == Some(&Member::Active) {
+                        self.members.insert(name.clone(), Member::Failed("not in the sum".into()));
+                    }
+                }
+                let mut sorted = contributors.clone();
+                sorted.sort();
+                let result = JobResult {
+                    spec: self.spec.clone(),
+                    values: sum.into_values(),
+                    contributors: sorted,
+                    release: self.release.clone(),
+                };
+                let effects = contributors
+                    .into_iter()
+                    .map(|node| RoundEffect::Send { node, body: Body::Result(result.clone()) })
+                    .collect();
+                self.outcome = Some(JobOutcome::Completed { result, failures: self.failures() });
+                effects
+            }
+            Err(e) => {
+                self.abort(format!("secure aggregation ended without a result: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn abort(&mut self, reason: String) {
+        self.outcome = Some(JobOutcome::Aborted { reason, failures: self.failures() });
+    }
+
+    fn failures(&self) -> Vec<NodeFailure> {
+        self.members
             .iter()
             .filter_map(|(node, s)| match s {
-                Member::Failed(reason) => {
-                    Some(NodeFailure { node: node.clone(), reason: reason.clone() })
-                }
-                _ => None,
+                Member::Failed(reason) => Some(NodeFailure { node: node.clone(), reason: reason.clone() }),
+                Member::Active => None,
             })
-            .collect();
-        let contributors: Vec<PartyName> = self
-            .members
-            .iter()
-            .filter(|(_, s)| **s == Member::Submitted)
-            .map(|(n, _)| n.clone())
-            .collect();
-        if contributors.len() < self.policy.min_nodes {
-            self.outcome = Some(JobOutcome::Aborted {
-                reason: format!(
-                    "only {} of {} node(s) contributed; the policy requires at least {}",
-                    contributors.len(),
-                    self.members.len(),
-                    self.policy.min_nodes
-                ),
-                failures,
-            });
-            return Vec::new();
-        }
-        let result = JobResult {
-            spec: self.spec.clone(),
-            values: std::mem::take(&mut self.sum),
-            contributors: contributors.clone(),
-        };
-        let effects = contributors
-            .into_iter()
-            .map(|node| RoundEffect::Send { node, body: Body::Result(result.clone()) })
-            .collect();
-        self.outcome = Some(JobOutcome::Completed { result, failures });
-        effects
+            .collect()
+    }
+
+    /// The round id on the wire (one secure-aggregation round per job today).
+    pub fn round_id(&self) -> RoundId {
+        RoundId(0)
+    }
+}
+
+/// Complete graph for small federations; SecAgg+ ring with about `2 log2 n` neighbours (even)
+/// once that is well below `n`, so per-node cost grows logarithmically.
+fn graph_for(n: usize, seed: [u8; 32]) -> GraphSpec {
+    let log = usize::BITS - n.leading_zeros();
+    let neighbours = 2 * log as usize;
+    if n <= 32 || neighbours + 1 >= n {
+        GraphSpec::Complete
+    } else {
+        GraphSpec::Sparse { neighbours: u32::try_from(neighbours).unwrap_or(u32::MAX) & !1, seed }
     }
 }
 

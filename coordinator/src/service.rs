@@ -21,7 +21,10 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::config::CoordinatorConfig;
-use crate::core::{ConnId, Coordinator, Input, Output, Requester};
+use fedprof_crypto::VerifyingKey;
+use rand_core::Rng as _;
+
+use crate::core::{ConnId, Coordinator, Input, Output, ReleasePolicy, Requester};
 use crate::round::RoundPolicy;
 
 /// How long a connected peer has to open its message stream.
@@ -42,7 +45,13 @@ pub enum ServiceError {
 }
 
 enum Event {
-    Connected { conn: ConnId, party: fedprof_protocol::PartyId, writer: mpsc::Sender<Outgoing> },
+    Connected {
+        conn: ConnId,
+        party: fedprof_protocol::PartyId,
+        certificate: Vec<u8>,
+        key: VerifyingKey,
+        writer: mpsc::Sender<Outgoing>,
+    },
     Input(Input),
     Local { spec: JobSpec, reply: oneshot::Sender<JobOutcome> },
 }
@@ -58,13 +67,20 @@ pub struct CoordinatorService {
     endpoint: fedprof_transport::Endpoint,
     limits: ServerLimits,
     policy: RoundPolicy,
+    release: ReleasePolicy,
 }
 
 impl CoordinatorService {
     /// Loads the TLS material named in `config` and binds its listen address.
     pub fn bind(config: &CoordinatorConfig) -> Result<Self, TransportError> {
         let creds = Credentials::load(&config.tls)?;
-        Self::bind_with(config.listen, &creds, config.limits.into(), config.rounds.into())
+        Self::bind_with(
+            config.listen,
+            &creds,
+            config.limits.into(),
+            config.rounds.into(),
+            config.privacy.clone().into(),
+        )
     }
 
     /// Binds `addr` (port 0 picks a free port) with explicit credentials and settings.
@@ -73,9 +89,10 @@ impl CoordinatorService {
         creds: &Credentials,
         limits: ServerLimits,
         policy: RoundPolicy,
+        release: ReleasePolicy,
     ) -> Result<Self, TransportError> {
         let endpoint = server_endpoint(addr, creds, &limits)?;
-        Ok(CoordinatorService { endpoint, limits, policy })
+        Ok(CoordinatorService { endpoint, limits, policy, release })
     }
 
     /// The bound address.
@@ -88,7 +105,7 @@ impl CoordinatorService {
     pub fn start(self, shutdown: ShutdownSignal) -> (CoordinatorHandle, JoinHandle<()>) {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (nodes_tx, nodes_rx) = watch::channel(Vec::new());
-        let core = Coordinator::new(self.policy);
+        let core = Coordinator::new(self.policy, self.release);
         let core_task = tokio::spawn(core_loop(core, events_rx, nodes_tx, shutdown.clone()));
         let next_conn = Arc::new(AtomicU64::new(1));
         let limit = self.limits.max_frame;
@@ -155,14 +172,21 @@ async fn core_loop(
     let mut writers: HashMap<ConnId, mpsc::Sender<Outgoing>> = HashMap::new();
     let mut waiting: HashMap<u64, oneshot::Sender<JobOutcome>> = HashMap::new();
     let mut next_ticket = 0u64;
+    let mut rng = match fedprof_crypto::rng::from_os() {
+        Ok(rng) => rng,
+        Err(e) => {
+            tracing::error!(error = %e, "no randomness; the coordinator cannot run rounds");
+            return;
+        }
+    };
     loop {
         let deadline = core.next_deadline().map(Instant::from_std);
         let input = tokio::select! {
             event = events.recv() => match event {
                 None => break,
-                Some(Event::Connected { conn, party, writer }) => {
+                Some(Event::Connected { conn, party, certificate, key, writer }) => {
                     writers.insert(conn, writer);
-                    Input::Connected { conn, party }
+                    Input::Connected { conn, party, certificate, key }
                 }
                 Some(Event::Input(input)) => {
                     if let Input::Closed { conn, .. } = &input {
@@ -173,7 +197,9 @@ async fn core_loop(
                 Some(Event::Local { spec, reply }) => {
                     next_ticket += 1;
                     waiting.insert(next_ticket, reply);
-                    Input::SubmitJob { spec, requester: Requester::Local(next_ticket) }
+                    let mut graph_seed = [0u8; 32];
+                    rng.fill_bytes(&mut graph_seed);
+                    Input::SubmitJob { spec, requester: Requester::Local(next_ticket), graph_seed }
                 }
             },
             () = sleep_until(deadline) => Input::Tick,
@@ -239,9 +265,22 @@ async fn handle_connection(
         }
     };
     let (mut writer, mut reader) = stream.split();
+    let key = match fedprof_transport::pki::ed25519_public_key(peer.certificate())
+        .ok()
+        .and_then(|k| VerifyingKey::from_bytes(&k).ok())
+    {
+        Some(k) => k,
+        None => {
+            writer.send_error(ErrorCode::RoleNotPermitted, "certificate key is not Ed25519").await;
+            peer.close(close_code::PROTOCOL_ERROR, "bad certificate key");
+            return;
+        }
+    };
     let (tx, mut rx) = mpsc::channel(WRITER_QUEUE);
     let party = peer.peer().clone();
-    if events.send(Event::Connected { conn, party, writer: tx.clone() }).await.is_err() {
+    let certificate = peer.certificate().to_vec();
+    let connected = Event::Connected { conn, party, certificate, key, writer: tx.clone() };
+    if events.send(connected).await.is_err() {
         return;
     }
     let writer_peer = peer.clone();

@@ -32,7 +32,7 @@ pub use aead::AeadError;
 pub use kdf::{LabelTooLong, derive_key, digest};
 pub use kex::{KexError, KexPublic, KexSecret, SharedSecret};
 pub use label::{LABEL_PREFIX, framed};
-pub use prg::{MaskOp, PrgTooLong, expand_into};
+pub use prg::{MaskOp, MaskStreams, PrgTooLong, expand_into};
 pub use pseudonym::{PSEUDONYM_LABEL, Pseudonym, PseudonymError, Pseudonymizer};
 pub use secret::{KeyError, RawCustomerId, SecretKey32};
 pub use shamir::{Reconstructor, ShamirError, Share};

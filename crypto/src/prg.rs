@@ -1,18 +1,30 @@
 //! The mask PRG: ChaCha20 keyed by a full 256-bit seed, read as a vector over `Z_2^64`.
 //!
-//! `expand_into(seed, op, out)` adds (or subtracts) element `i` of the stream to `out[i]`, where
-//! element `i` is bytes `8i..8i+8` of the ChaCha20 keystream (RFC 8439 block function, 96-bit
-//! nonce of zeros, block counter from 0) read little-endian. A seed is only ever used for one
-//! stream: callers derive it per purpose, round and party pair with [`crate::derive_key`], so
-//! the fixed nonce is never reused under one key for two different streams.
+//! Element `i` of the stream of `seed` is bytes `8i..8i+8` of the ChaCha20 keystream (RFC 8439
+//! block function, 96-bit nonce of zeros, block counter from 0) read little-endian.
+//! [`expand_into`] adds (or subtracts) one stream to a vector; [`MaskStreams`] folds several
+//! streams into a vector (or into a vector's wire bytes) in one pass. A seed is only ever used
+//! for one stream: callers derive it per purpose, round and party pair with
+//! [`crate::derive_key`], so the fixed nonce is never reused under one key for two streams.
 //!
 //! This is the secure-aggregation hot path (a node expands one stream per neighbour plus one
-//! for itself, the coordinator one per survivor and per dropped pair). The keystream is made in
-//! 4 KiB chunks with the crate's SIMD backends and folded in place; the chunk buffer is wiped.
+//! for itself, the coordinator one per survivor and per dropped pair). The keystream is never
+//! XORed into a zeroed buffer: the chacha20 crate's backend (AVX2, else SSE2, chosen at run
+//! time with `cpufeatures`, so no `RUSTFLAGS` are needed) hands over its parallel blocks (4 at
+//! a time with AVX2, 256 bytes) and they are added into the vector at once, inside the
+//! backend's `#[target_feature]` function, so the fold is compiled for the same instruction
+//! set. Several streams are folded chunk by chunk (4 KiB, in L1), so the vector is read and
+//! written once whatever the number of streams. Block buffers and cipher states are wiped.
 
-use chacha20::ChaCha20;
-use chacha20::cipher::{KeyIvInit as _, StreamCipher as _};
-use zeroize::Zeroizing;
+use chacha20::cipher::consts::{U12, U64};
+use chacha20::cipher::typenum::Unsigned as _;
+use chacha20::cipher::{
+    Array, Block, BlockSizeUser, KeyIvInit as _, ParBlocks, StreamCipherBackend,
+    StreamCipherClosure, StreamCipherCore as _,
+};
+use chacha20::variants::Ietf;
+use chacha20::{ChaChaCore, R20};
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::SecretKey32;
 
@@ -20,7 +32,10 @@ use crate::SecretKey32;
 /// bytes, that is 2^35 elements; the bound is kept at 2^32 elements (32 GiB of `u64`).
 pub const MAX_PRG_ELEMENTS: usize = 1 << 32;
 
-/// Elements per keystream chunk (4 KiB).
+/// Elements per 64-byte ChaCha20 block.
+const BLOCK_ELEMENTS: usize = 8;
+/// Elements per chunk when folding several streams: 4 KiB, a multiple of every backend's
+/// parallel width (at most 4 blocks), so no stream stops in the middle of a block.
 const CHUNK: usize = 512;
 
 /// Whether the PRG stream is added to or subtracted from the vector.
@@ -46,39 +61,176 @@ pub struct PrgTooLong {
 ///
 /// [`PrgTooLong`] if `out` has more than [`MAX_PRG_ELEMENTS`] elements; `out` is then unchanged.
 pub fn expand_into(seed: &SecretKey32, op: MaskOp, out: &mut [u64]) -> Result<(), PrgTooLong> {
-    if out.len() > MAX_PRG_ELEMENTS {
-        return Err(PrgTooLong {
-            requested: out.len(),
-        });
+    check_len(out.len())?;
+    Stream::new(seed, op).fold(out);
+    Ok(())
+}
+
+/// Several PRG streams, each added or subtracted, folded into one vector in a single pass.
+/// The result is the same as calling [`expand_into`] once per stream. Each stream is used once
+/// (the methods consume the set). `Debug` shows only the number of streams; the cipher states
+/// are wiped on drop.
+pub struct MaskStreams {
+    streams: Vec<Stream>,
+}
+
+impl MaskStreams {
+    /// An empty set with room for `capacity` streams.
+    #[must_use]
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            streams: Vec::with_capacity(capacity),
+        }
     }
-    let mut cipher = ChaCha20::new(seed.expose_secret().into(), &[0u8; 12].into());
-    let mut buf = Zeroizing::new([0u8; CHUNK * 8]);
-    for chunk in out.chunks_mut(CHUNK) {
-        let bytes = &mut buf[..chunk.len() * 8];
-        bytes.fill(0);
-        // Cannot reach the end of the keystream: out.len() <= 2^32 elements = 2^29 blocks.
-        cipher.apply_keystream(bytes);
-        match op {
-            MaskOp::Add => {
-                for (o, b) in chunk.iter_mut().zip(bytes.chunks_exact(8)) {
-                    *o = o.wrapping_add(le_u64(b));
-                }
-            }
-            MaskOp::Subtract => {
-                for (o, b) in chunk.iter_mut().zip(bytes.chunks_exact(8)) {
-                    *o = o.wrapping_sub(le_u64(b));
-                }
+
+    /// Adds the stream of `seed`, to be added to or subtracted from the vector.
+    pub fn push(&mut self, seed: &SecretKey32, op: MaskOp) {
+        self.streams.push(Stream::new(seed, op));
+    }
+
+    /// Number of streams.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Whether there is no stream.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Folds every stream into `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`PrgTooLong`] if `out` has more than [`MAX_PRG_ELEMENTS`] elements; `out` is then
+    /// unchanged.
+    pub fn apply(mut self, out: &mut [u64]) -> Result<(), PrgTooLong> {
+        check_len(out.len())?;
+        for chunk in out.chunks_mut(CHUNK) {
+            for stream in &mut self.streams {
+                stream.fold(chunk);
             }
         }
+        Ok(())
+    }
+
+    /// Appends to `out` the little-endian bytes of `input` with every stream folded in (8 bytes
+    /// per element), without a full-length copy of `input`. The working chunk is wiped.
+    ///
+    /// # Errors
+    ///
+    /// [`PrgTooLong`] if `input` has more than [`MAX_PRG_ELEMENTS`] elements; `out` is then
+    /// unchanged.
+    pub fn apply_to_le_bytes(mut self, input: &[u64], out: &mut Vec<u8>) -> Result<(), PrgTooLong> {
+        check_len(input.len())?;
+        out.reserve(input.len() * 8);
+        let mut work = Zeroizing::new([0u64; CHUNK]);
+        let mut bytes = Zeroizing::new([0u8; CHUNK * 8]);
+        for chunk in input.chunks(CHUNK) {
+            let work = &mut work[..chunk.len()];
+            work.copy_from_slice(chunk);
+            for stream in &mut self.streams {
+                stream.fold(work);
+            }
+            let bytes = &mut bytes[..chunk.len() * 8];
+            for (dst, v) in bytes.chunks_exact_mut(8).zip(work.iter()) {
+                dst.copy_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for MaskStreams {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "MaskStreams({} streams, <redacted>)", self.streams.len())
+    }
+}
+
+fn check_len(len: usize) -> Result<(), PrgTooLong> {
+    if len > MAX_PRG_ELEMENTS {
+        return Err(PrgTooLong { requested: len });
     }
     Ok(())
 }
 
+/// One stream and where it stands. The counter cannot wrap: a stream is folded into at most
+/// [`MAX_PRG_ELEMENTS`] = 2^32 elements, that is 2^29 blocks.
+struct Stream {
+    core: ChaChaCore<R20, Ietf>,
+    op: MaskOp,
+}
+
+impl Stream {
+    fn new(seed: &SecretKey32, op: MaskOp) -> Self {
+        let nonce: Array<u8, U12> = Array::default();
+        Self {
+            core: ChaChaCore::new(seed.expose_secret().into(), &nonce),
+            op,
+        }
+    }
+
+    /// Folds the next `out.len()` elements of the stream into `out`. Unless this is the last
+    /// call, `out.len()` must be a multiple of the backend's parallel width in elements (see
+    /// [`CHUNK`]): the rest of a partly used block is dropped.
+    fn fold(&mut self, out: &mut [u64]) {
+        match self.op {
+            MaskOp::Add => self.core.process_with_backend(Fold::<true> { out }),
+            MaskOp::Subtract => self.core.process_with_backend(Fold::<false> { out }),
+        }
+    }
+}
+
+/// Folds the keystream into `out`: adds it when `ADD`, subtracts it otherwise.
+struct Fold<'a, const ADD: bool> {
+    out: &'a mut [u64],
+}
+
+impl<const ADD: bool> BlockSizeUser for Fold<'_, ADD> {
+    type BlockSize = U64;
+}
+
+impl<const ADD: bool> StreamCipherClosure for Fold<'_, ADD> {
+    // Inlined into the backend's `#[target_feature]` function, so the fold is vectorized for
+    // the backend's instruction set.
+    #[inline(always)]
+    fn call<B: StreamCipherBackend<BlockSize = U64>>(self, backend: &mut B) {
+        let par_elements = B::ParBlocksSize::USIZE * BLOCK_ELEMENTS;
+        let mut par = ParBlocks::<B>::default();
+        let mut chunks = self.out.chunks_exact_mut(par_elements);
+        for chunk in &mut chunks {
+            backend.gen_par_ks_blocks(&mut par);
+            for (lane, block) in chunk.chunks_exact_mut(BLOCK_ELEMENTS).zip(par.iter()) {
+                fold_block::<ADD>(lane, block);
+            }
+        }
+        let mut block = Block::<B>::default();
+        for lane in chunks.into_remainder().chunks_mut(BLOCK_ELEMENTS) {
+            backend.gen_ks_block(&mut block);
+            fold_block::<ADD>(lane, &block);
+        }
+        for b in par.iter_mut() {
+            b.as_mut_slice().zeroize();
+        }
+        block.as_mut_slice().zeroize();
+    }
+}
+
 #[inline(always)]
-fn le_u64(b: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(b);
-    u64::from_le_bytes(word)
+fn fold_block<const ADD: bool>(lane: &mut [u64], keystream: &[u8]) {
+    for (o, b) in lane.iter_mut().zip(keystream.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(b);
+        let k = u64::from_le_bytes(word);
+        *o = if ADD {
+            o.wrapping_add(k)
+        } else {
+            o.wrapping_sub(k)
+        };
+    }
 }
 
 #[cfg(test)]
@@ -145,5 +297,61 @@ mod tests {
         let mut other = vec![0u64; 10];
         expand_into(&SecretKey32::from_bytes([4; 32]), MaskOp::Add, &mut other).unwrap();
         assert_ne!(short, other);
+    }
+
+    /// A set of streams gives what one `expand_into` per stream gives, at lengths around the
+    /// block (8), parallel-block (32) and chunk (512) boundaries, and so do the wire bytes.
+    #[test]
+    fn mask_streams_equal_one_expansion_per_stream() {
+        let seeds: Vec<SecretKey32> = (0..5u8).map(|i| SecretKey32::from_bytes([i; 32])).collect();
+        let ops = [
+            MaskOp::Add,
+            MaskOp::Subtract,
+            MaskOp::Add,
+            MaskOp::Subtract,
+            MaskOp::Subtract,
+        ];
+        for len in [0, 1, 7, 8, 9, 31, 32, 33, 511, 512, 513, 1024, 1999, 4100] {
+            let input: Vec<u64> = (0..len as u64)
+                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                .collect();
+            let mut expected = input.clone();
+            let mut streams = MaskStreams::with_capacity(seeds.len());
+            for (seed, &op) in seeds.iter().zip(&ops) {
+                expand_into(seed, op, &mut expected).unwrap();
+                streams.push(seed, op);
+            }
+            assert_eq!(streams.len(), 5);
+            let mut bytes = vec![0xee];
+            let mut again = MaskStreams::with_capacity(seeds.len());
+            for (seed, &op) in seeds.iter().zip(&ops) {
+                again.push(seed, op);
+            }
+            again.apply_to_le_bytes(&input, &mut bytes).unwrap();
+            let mut folded = input.clone();
+            streams.apply(&mut folded).unwrap();
+            assert_eq!(folded, expected, "apply, len {len}");
+            let expected_bytes: Vec<u8> = core::iter::once(0xee)
+                .chain(expected.iter().flat_map(|v| v.to_le_bytes()))
+                .collect();
+            assert_eq!(bytes, expected_bytes, "apply_to_le_bytes, len {len}");
+        }
+        let empty = MaskStreams::with_capacity(0);
+        assert!(empty.is_empty());
+        assert_eq!(format!("{empty:?}"), "MaskStreams(0 streams, <redacted>)");
+        let mut v = vec![5u64; 3];
+        empty.apply(&mut v).unwrap();
+        assert_eq!(v, [5, 5, 5]);
+    }
+
+    /// The pinned elements again, through a set of one stream (chunked folding).
+    #[test]
+    fn mask_streams_match_the_pinned_expansion() {
+        let seed = SecretKey32::from_bytes(core::array::from_fn(|i| i as u8));
+        let mut streams = MaskStreams::with_capacity(1);
+        streams.push(&seed, MaskOp::Add);
+        let mut out = vec![0u64; 2000];
+        streams.apply(&mut out).unwrap();
+        assert_eq!([out[0], out[511], out[512], out[1999]], KAT_ELEMENTS);
     }
 }

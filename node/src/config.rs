@@ -11,6 +11,13 @@ use fedprof_transport::{ClientLimits, DialTarget, TlsFiles};
 use serde::Deserialize;
 
 use crate::data::TransactionsSource;
+use crate::pipeline::dates::{DateParser, Day};
+use crate::pipeline::postgres::PostgresConfig;
+use crate::pipeline::spec::{
+    CleaningConfig, CreditConfig, CreditSpec, CustomersConfig, CustomersSpec,
+    DEFAULT_MAX_LINE_BYTES, FeaturesConfig, FileFormat, PipelineSpec, SourceSpec, SpecError,
+    TransactionsSpec, default_date_column,
+};
 
 /// `node-<name>.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,6 +35,9 @@ pub struct NodeConfig {
     /// Connection behaviour.
     #[serde(default)]
     pub connection: ConnectionConfig,
+    /// Feature settings for `fedprof features` (as-of date, lifecycle thresholds, age bands).
+    #[serde(default)]
+    pub features: FeaturesConfig,
 }
 
 /// `[data]`: where the transactions are and how to read them.
@@ -48,6 +58,52 @@ pub struct DataConfig {
     /// Field delimiter, one ASCII character (default `,`).
     #[serde(default = "default_delimiter")]
     pub delimiter: char,
+    /// `csv` or `parquet`; default by the file's extension. (The running job reads CSV only.)
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+    /// Whether the CSV file starts with a header row (default true).
+    #[serde(default = "default_true")]
+    pub has_header: bool,
+    /// Column names of a CSV file without a header, in file order.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Header of the date or timestamp column (default `date`).
+    #[serde(default = "default_date_column")]
+    pub date_column: String,
+    /// Date format (strftime, e.g. `%d/%m/%Y`); default ISO 8601 dates or timestamps.
+    #[serde(default)]
+    pub date_format: Option<String>,
+    /// Header of the channel column, if any.
+    #[serde(default)]
+    pub channel_column: Option<String>,
+    /// Header of the category column, if any.
+    #[serde(default)]
+    pub category_column: Option<String>,
+    /// Longest accepted CSV line in bytes (default 1048576).
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: u64,
+    /// The node's pseudonym key file (64 hex digits, mode 0600), written by federation init.
+    #[serde(default)]
+    pub pseudonym_key: Option<PathBuf>,
+    /// Cleaning rules.
+    #[serde(default)]
+    pub cleaning: CleaningConfig,
+    /// The optional customers table.
+    #[serde(default)]
+    pub customers: Option<CustomersConfig>,
+    /// The optional credit table.
+    #[serde(default)]
+    pub credit: Option<CreditConfig>,
+    /// Push the aggregation down to PostgreSQL instead of reading `transactions`.
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_line_bytes() -> u64 {
+    DEFAULT_MAX_LINE_BYTES
 }
 
 fn default_customer_column() -> String {
@@ -103,7 +159,10 @@ impl ConnectionConfig {
     /// Reconnection backoff bounds.
     pub fn backoff(&self) -> (Duration, Duration) {
         let initial = Duration::from_millis(self.initial_backoff_ms.get());
-        (initial, Duration::from_millis(self.max_backoff_ms.get()).max(initial))
+        (
+            initial,
+            Duration::from_millis(self.max_backoff_ms.get()).max(initial),
+        )
     }
 }
 
@@ -120,17 +179,124 @@ impl NodeConfig {
         file.require_file("tls.key", &config.tls.key)?;
         file.require_file("data.transactions", &config.data.transactions)?;
         if !config.data.delimiter.is_ascii() {
-            return Err(file.error("data.delimiter", "the delimiter must be one ASCII character"));
+            return Err(file.error(
+                "data.delimiter",
+                "the delimiter must be one ASCII character",
+            ));
         }
         if config.data.amount_decimals > 9 {
-            return Err(file.error("data.amount_decimals", "at most 9 decimal places are supported"));
+            return Err(file.error(
+                "data.amount_decimals",
+                "at most 9 decimal places are supported",
+            ));
+        }
+        let data = &mut config.data;
+        if let Some(k) = &data.pseudonym_key {
+            data.pseudonym_key = Some(file.resolve(k));
+        }
+        if let Some(c) = &mut data.customers {
+            c.path = file.resolve(&c.path);
+            file.require_file("data.customers.path", &c.path)?;
+        }
+        if let Some(c) = &mut data.credit {
+            c.path = file.resolve(&c.path);
+            file.require_file("data.credit.path", &c.path)?;
+        }
+        if let Some(k) = &config.data.pseudonym_key {
+            file.require_file("data.pseudonym_key", k)?;
+        }
+        // Everything the pipeline checks is checked now, so errors point into this file.
+        let placeholder = config
+            .data
+            .cleaning
+            .start
+            .as_deref()
+            .and_then(crate::pipeline::dates::parse_iso_day);
+        let as_of = config.features.as_of.as_deref().map_or(
+            Ok(placeholder.unwrap_or(Day::from_days(0))),
+            |t| {
+                crate::pipeline::dates::parse_iso_day(t)
+                    .ok_or_else(|| file.error("features.as_of", "expected a date YYYY-MM-DD"))
+            },
+        )?;
+        if let Err(e) = config.pipeline_spec(Some(as_of)) {
+            let field = if e.field == "as_of" {
+                "features.as_of"
+            } else {
+                e.field
+            };
+            return Err(file.error(field, e.problem));
         }
         Ok(config)
     }
 
     /// The TLS server name to expect on the coordinator's certificate.
     pub fn server_name(&self) -> &str {
-        self.server_name.as_deref().unwrap_or(self.coordinator.host())
+        self.server_name
+            .as_deref()
+            .unwrap_or(self.coordinator.host())
+    }
+
+    /// The pipeline spec of this node's data; `as_of` overrides `[features] as_of`, and one of
+    /// them is required.
+    pub fn pipeline_spec(&self, as_of: Option<Day>) -> Result<PipelineSpec, SpecError> {
+        let d = &self.data;
+        let err = |field: &'static str, problem: String| SpecError { field, problem };
+        let ascii = |field: &'static str, c: char| {
+            u8::try_from(c)
+                .ok()
+                .filter(u8::is_ascii)
+                .ok_or_else(|| err(field, "the delimiter must be one ASCII character".into()))
+        };
+        let as_of = match (as_of, &self.features.as_of) {
+            (Some(day), _) => day,
+            (None, Some(t)) => crate::pipeline::dates::parse_iso_day(t)
+                .ok_or_else(|| err("features.as_of", "expected a date YYYY-MM-DD".into()))?,
+            (None, None) => {
+                return Err(err(
+                    "features.as_of",
+                    "an as-of date is required (--as-of or [features] as_of)".into(),
+                ));
+            }
+        };
+        let source = |path: &Path, delimiter: u8| SourceSpec {
+            format: FileFormat::from_extension(path),
+            delimiter,
+            ..SourceSpec::new(path)
+        };
+        let mut tx_source = source(&d.transactions, ascii("data.delimiter", d.delimiter)?);
+        tx_source.format = d.format.unwrap_or(tx_source.format);
+        tx_source.has_header = d.has_header;
+        tx_source.columns.clone_from(&d.columns);
+        tx_source.max_line_bytes = d.max_line_bytes;
+        let transactions = TransactionsSpec {
+            source: tx_source,
+            customer: d.customer_column.clone(),
+            date: d.date_column.clone(),
+            amount: d.amount_column.clone(),
+            channel: d.channel_column.clone(),
+            category: d.category_column.clone(),
+            date_parser: DateParser::new(d.date_format.as_deref())
+                .map_err(|p| err("data.date_format", p))?,
+        };
+        let mut spec = PipelineSpec::new(transactions, as_of);
+        spec.amount_decimals = d.amount_decimals;
+        if let Some(c) = &d.customers {
+            spec.customers = Some(CustomersSpec {
+                source: source(&c.path, ascii("data.customers.delimiter", c.delimiter)?),
+                columns: c.clone(),
+                date_parser: DateParser::new(c.date_format.as_deref())
+                    .map_err(|p| err("data.customers.date_format", p))?,
+            });
+        }
+        if let Some(c) = &d.credit {
+            spec.credit = Some(CreditSpec {
+                source: source(&c.path, ascii("data.credit.delimiter", c.delimiter)?),
+                columns: c.clone(),
+            });
+        }
+        spec.apply(&d.cleaning, &self.features)?;
+        Ok(spec)
     }
 
     /// How to read the transactions.
@@ -164,12 +330,18 @@ mod tests {
     #[test]
     fn loads_with_defaults_and_resolves_paths() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), &format!("coordinator = \"[::1]:7300\"\n{TLS}[data]\ntransactions = \"t.csv\"\n"));
+        let p = write(
+            dir.path(),
+            &format!("coordinator = \"[::1]:7300\"\n{TLS}[data]\ntransactions = \"t.csv\"\n"),
+        );
         let c = NodeConfig::load(&p).unwrap();
         assert_eq!(c.server_name(), "::1");
         assert_eq!(c.transactions().path, dir.path().join("t.csv"));
         assert_eq!(c.transactions().delimiter, b',');
-        assert_eq!(c.connection.backoff(), (Duration::from_millis(500), Duration::from_secs(30)));
+        assert_eq!(
+            c.connection.backoff(),
+            (Duration::from_millis(500), Duration::from_secs(30))
+        );
     }
 
     #[test]
@@ -180,7 +352,10 @@ mod tests {
             &format!("coordinator = \"h:1\"\n{TLS}[data]\ntransactions = \"nope.csv\"\n"),
         );
         let e = NodeConfig::load(&p).unwrap_err().to_string();
-        assert!(e.contains("node.toml:7:16: field `data.transactions`") && e.contains("nope.csv"), "{e}");
+        assert!(
+            e.contains("node.toml:7:16: field `data.transactions`") && e.contains("nope.csv"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -190,15 +365,27 @@ mod tests {
             ("coordinator = \"no-port\"", "coordinator"),
             ("coordinator = \"h:99999\"", "coordinator"),
         ] {
-            let p = write(dir.path(), &format!("{line}\n{TLS}[data]\ntransactions = \"t.csv\"\n"));
+            let p = write(
+                dir.path(),
+                &format!("{line}\n{TLS}[data]\ntransactions = \"t.csv\"\n"),
+            );
             let e = NodeConfig::load(&p).unwrap_err();
             assert_eq!(e.location().unwrap().field, field, "{e}");
-            assert_eq!(e.location().unwrap().line_col.map(|(l, _)| l), Some(1), "{e}");
+            assert_eq!(
+                e.location().unwrap().line_col.map(|(l, _)| l),
+                Some(1),
+                "{e}"
+            );
         }
         let p = write(
             dir.path(),
-            &format!("coordinator = \"h:1\"\n{TLS}[data]\ntransactions = \"t.csv\"\ndelimiter = \"ü\"\n"),
+            &format!(
+                "coordinator = \"h:1\"\n{TLS}[data]\ntransactions = \"t.csv\"\ndelimiter = \"ü\"\n"
+            ),
         );
-        assert_eq!(NodeConfig::load(&p).unwrap_err().location().unwrap().field, "data.delimiter");
+        assert_eq!(
+            NodeConfig::load(&p).unwrap_err().location().unwrap().field,
+            "data.delimiter"
+        );
     }
 }

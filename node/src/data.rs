@@ -7,7 +7,7 @@
 //! line and column. Nothing is skipped silently: a bad row fails the whole computation, and the
 //! node refuses the job with the location (never the value) as the reason.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// How to read the transactions file.
@@ -47,9 +47,11 @@ impl TransactionTotals {
     /// has the wrong length.
     pub fn from_ring(values: &[u64]) -> Option<Self> {
         match *values {
-            [customers, rows, amount] => {
-                Some(TransactionTotals { customers, rows, amount_minor: amount as i64 })
-            }
+            [customers, rows, amount] => Some(TransactionTotals {
+                customers,
+                rows,
+                amount_minor: amount as i64,
+            }),
             _ => None,
         }
     }
@@ -95,22 +97,64 @@ impl DataError {
     /// file layout is its own business), the line and column, and the problem. Never a value.
     pub fn detail_for_peer(&self) -> String {
         let name = |p: &PathBuf| {
-            p.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            p.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
         };
         match self {
             DataError::Read { path, .. } => format!("cannot read {}", name(path)),
             DataError::MissingColumn { path, column, .. } => {
                 format!("{}: no column named {column:?}", name(path))
             }
-            DataError::BadValue { path, line, column, problem } => {
+            DataError::BadValue {
+                path,
+                line,
+                column,
+                problem,
+            } => {
                 format!("{}:{line}: column {column:?}: {problem}", name(path))
             }
         }
     }
 }
 
-/// Reads `source` and totals it.
+/// One customer's rows and summed amount (minor units). The customer's id is dropped once its
+/// rows are grouped: nothing downstream needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CustomerTotals {
+    /// Rows (transactions) of the customer.
+    pub rows: u64,
+    /// Sum of the customer's amounts in minor units.
+    pub amount_minor: i64,
+}
+
+/// Reads `source` and totals it, without clipping (the node's own view).
 pub fn transaction_totals(source: &TransactionsSource) -> Result<TransactionTotals, DataError> {
+    let customers = per_customer(source)?;
+    let mut totals = TransactionTotals { customers: customers.len() as u64, ..Default::default() };
+    for c in &customers {
+        totals.rows += c.rows;
+        // Each customer's sum fitted in i64 and the file's total is checked below.
+        totals.amount_minor = totals.amount_minor.saturating_add(c.amount_minor);
+    }
+    Ok(totals)
+}
+
+/// Totals after clipping every customer to at most `max_rows` rows and an amount in
+/// `[-max_abs_amount, max_abs_amount]`: the contribution whose sensitivity the release's noise
+/// is sized for.
+pub fn clipped_totals(customers: &[CustomerTotals], max_rows: u64, max_abs_amount: i64) -> TransactionTotals {
+    let mut t = TransactionTotals { customers: customers.len() as u64, ..Default::default() };
+    for c in customers {
+        t.rows += c.rows.min(max_rows);
+        // |clamped| <= max_abs_amount, so the sum of at most 2^63 / max customers cannot wrap
+        // for any file this process can hold; saturate rather than wrap regardless.
+        t.amount_minor = t.amount_minor.saturating_add(c.amount_minor.clamp(-max_abs_amount, max_abs_amount));
+    }
+    t
+}
+
+/// Reads `source` and groups it by customer.
+pub fn per_customer(source: &TransactionsSource) -> Result<Vec<CustomerTotals>, DataError> {
     let path = &source.path;
     let read_err = |source| DataError::Read { path: path.clone(), source };
     let mut reader = csv::ReaderBuilder::new()
@@ -127,8 +171,8 @@ pub fn transaction_totals(source: &TransactionsSource) -> Result<TransactionTota
         })
     };
     let (cust_idx, amount_idx) = (column(&source.customer_column)?, column(&source.amount_column)?);
-    let mut customers = HashSet::new();
-    let mut totals = TransactionTotals::default();
+    let mut customers: HashMap<String, CustomerTotals> = HashMap::new();
+    let mut total: i64 = 0;
     let mut record = csv::StringRecord::new();
     while reader.read_record(&mut record).map_err(read_err)? {
         let line = record.position().map_or(0, csv::Position::line);
@@ -145,17 +189,22 @@ pub fn transaction_totals(source: &TransactionsSource) -> Result<TransactionTota
         let raw_amount = record.get(amount_idx).unwrap_or_default();
         let amount = parse_minor_units(raw_amount, source.amount_decimals)
             .map_err(|e| bad(&source.amount_column, e.to_string()))?;
-        totals.amount_minor = totals
-            .amount_minor
+        total = total
             .checked_add(amount)
             .ok_or_else(|| bad(&source.amount_column, "total amount overflows 64 bits".into()))?;
-        totals.rows += 1;
-        if !customers.contains(customer) {
-            customers.insert(customer.to_owned());
-        }
+        let entry = match customers.get_mut(customer) {
+            Some(e) => e,
+            None => customers.entry(customer.to_owned()).or_default(),
+        };
+        entry.rows += 1;
+        // Bounded by |total| checks above only for the running file total; a customer's own
+        // sum is a partial sum of the same values, checked here too.
+        entry.amount_minor = entry
+            .amount_minor
+            .checked_add(amount)
+            .ok_or_else(|| bad(&source.amount_column, "a customer's amount overflows 64 bits".into()))?;
     }
-    totals.customers = customers.len() as u64;
-    Ok(totals)
+    Ok(customers.into_values().collect())
 }
 
 /// Why an amount is not a valid decimal.
@@ -188,7 +237,9 @@ pub fn parse_minor_units(text: &str, decimals: u8) -> Result<i64, AmountError> {
     };
     let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
     let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    if (int_part.is_empty() && frac_part.is_empty()) || !all_digits(int_part) || !all_digits(frac_part)
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !all_digits(int_part)
+        || !all_digits(frac_part)
     {
         return Err(AmountError::NotDecimal);
     }
@@ -196,7 +247,10 @@ pub fn parse_minor_units(text: &str, decimals: u8) -> Result<i64, AmountError> {
         return Err(AmountError::TooPrecise(decimals));
     }
     let mut value: i64 = 0;
-    let padded = frac_part.bytes().chain(std::iter::repeat(b'0')).take(usize::from(decimals));
+    let padded = frac_part
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(usize::from(decimals));
     for b in int_part.bytes().chain(padded) {
         value = value
             .checked_mul(10)
@@ -232,10 +286,20 @@ mod tests {
     fn bad_amounts_are_refused() {
         assert_eq!(parse_minor_units("", 2), Err(AmountError::Empty));
         for text in ["abc", "1,5", "1e3", "--1", "1.2.3", ".", "-", "0x10", "١٢"] {
-            assert_eq!(parse_minor_units(text, 2), Err(AmountError::NotDecimal), "{text}");
+            assert_eq!(
+                parse_minor_units(text, 2),
+                Err(AmountError::NotDecimal),
+                "{text}"
+            );
         }
-        assert_eq!(parse_minor_units("1.234", 2), Err(AmountError::TooPrecise(2)));
-        assert_eq!(parse_minor_units("92233720368547758.08", 2), Err(AmountError::Overflow));
+        assert_eq!(
+            parse_minor_units("1.234", 2),
+            Err(AmountError::TooPrecise(2))
+        );
+        assert_eq!(
+            parse_minor_units("92233720368547758.08", 2),
+            Err(AmountError::Overflow)
+        );
     }
 
     fn source(dir: &Path, body: &str) -> TransactionsSource {
@@ -258,7 +322,20 @@ mod tests {
             "date,customer_id,amount\n2026-01-01,c1,10.10\n2026-01-02,c2,0.20\n2026-01-03, c1 ,-1.00\n",
         );
         let t = transaction_totals(&s).unwrap();
-        assert_eq!(t, TransactionTotals { customers: 2, rows: 3, amount_minor: 930 });
+        let mut per = per_customer(&s).unwrap();
+        per.sort_by_key(|c| c.rows);
+        assert_eq!(per, vec![CustomerTotals { rows: 1, amount_minor: 20 }, CustomerTotals { rows: 2, amount_minor: 910 }]);
+        // Clipping: at most 1 row and 5.00 per customer.
+        assert_eq!(clipped_totals(&per, 1, 500), TransactionTotals { customers: 2, rows: 2, amount_minor: 520 });
+        assert_eq!(clipped_totals(&[CustomerTotals { rows: 3, amount_minor: -900 }], 9, 500).amount_minor, -500);
+        assert_eq!(
+            t,
+            TransactionTotals {
+                customers: 2,
+                rows: 3,
+                amount_minor: 930
+            }
+        );
         assert_eq!(TransactionTotals::from_ring(&t.to_ring()), Some(t));
     }
 
@@ -267,10 +344,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = source(dir.path(), "customer_id,amount\nc1,1.00\nc2,12abc\n");
         let e = transaction_totals(&s).unwrap_err().to_string();
-        assert!(e.ends_with("t.csv:3: column \"amount\": amount is not a plain decimal number"), "{e}");
+        assert!(
+            e.ends_with("t.csv:3: column \"amount\": amount is not a plain decimal number"),
+            "{e}"
+        );
         assert!(!e.contains("12abc") && !e.contains("c2"), "{e}");
         let s = source(dir.path(), "customer_id,amount\n ,1.00\n");
-        assert!(transaction_totals(&s).unwrap_err().to_string().contains("customer id is empty"));
+        assert!(
+            transaction_totals(&s)
+                .unwrap_err()
+                .to_string()
+                .contains("customer id is empty")
+        );
     }
 
     #[test]
@@ -278,9 +363,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = source(dir.path(), "client,amount\nc1,1\n");
         let e = transaction_totals(&s).unwrap_err().to_string();
-        assert!(e.contains("no column named \"customer_id\"") && e.contains("client, amount"), "{e}");
+        assert!(
+            e.contains("no column named \"customer_id\"") && e.contains("client, amount"),
+            "{e}"
+        );
         let mut s = source(dir.path(), "");
         s.path = dir.path().join("absent.csv");
-        assert!(transaction_totals(&s).unwrap_err().to_string().contains("absent.csv"));
+        assert!(
+            transaction_totals(&s)
+                .unwrap_err()
+                .to_string()
+                .contains("absent.csv")
+        );
     }
 }

@@ -1,22 +1,36 @@
 //! The node on the network: dials the coordinator, registers, serves jobs, and reconnects with
 //! exponential backoff when the connection is lost. The async shell around
-//! [`crate::session::NodeSession`].
+//! [`crate::session::NodeSession`] and, per job, [`crate::job::NodeJob`].
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
-use fedprof_protocol::{JobId, JobSpec, PartyId, Refusal, RefuseReason, RoundId};
+use chacha20::ChaCha20Rng;
+use fedprof_crypto::{SigningKey, VerifyingKey};
+use fedprof_protocol::secagg::NodeMessage;
+use fedprof_protocol::{
+    Body, JobAnnounce, JobId, JobSpec, PartyId, Refusal, RefuseReason, Role, RoundId,
+};
 use fedprof_transport::{
-    Credentials, ShutdownSignal, TransportError, client_endpoint, close_code, connect,
+    Credentials, MessageWriter, ShutdownSignal, StreamError, TransportError, client_endpoint,
+    close_code, connect,
 };
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::NodeConfig;
-use crate::data::{TransactionTotals, TransactionsSource, transaction_totals};
+use crate::data::{TransactionTotals, TransactionsSource, per_customer};
+use crate::job::{NodeJob, round_config};
+use crate::release::noisy_totals;
 use crate::session::{NodeAction, NodeSession};
 
 /// What the node tells the coordinator it runs.
 const SOFTWARE: &str = concat!("fedprof-node ", env!("CARGO_PKG_VERSION"));
+/// Most jobs a node works on at once; further announcements are refused as busy.
+const MAX_CONCURRENT_JOBS: usize = 4;
+/// A job whose round has not ended after this many phase timeouts is dropped locally.
+const JOB_LIFETIME_PHASES: u32 = 6;
 
 /// Failures that stop a node before it can try to connect.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +41,9 @@ pub enum NodeError {
     /// The certificate is not a node's.
     #[error("this certificate belongs to {0}, not to a node")]
     NotANode(PartyId),
+    /// The private key is not the Ed25519 key the federation issues.
+    #[error("the private key is not an Ed25519 PKCS#8 key")]
+    BadKey,
 }
 
 /// Why one connection's session ended.
@@ -36,21 +53,28 @@ enum SessionEnd {
     Lost { reason: String, registered: bool },
 }
 
+struct ActiveJob {
+    secagg: NodeJob<ChaCha20Rng>,
+    expires: Instant,
+}
+
 /// A configured node, ready to run.
 #[derive(Debug)]
 pub struct NodeService {
     config: NodeConfig,
     creds: Credentials,
+    key: SigningKey,
 }
 
 impl NodeService {
     /// Loads the node's TLS material and checks that its certificate is a node's.
     pub fn new(config: NodeConfig) -> Result<Self, NodeError> {
         let creds = Credentials::load(&config.tls)?;
-        if creds.identity().role != fedprof_protocol::Role::Node {
+        if creds.identity().role != Role::Node {
             return Err(NodeError::NotANode(creds.identity().clone()));
         }
-        Ok(NodeService { config, creds })
+        let key = SigningKey::from_pkcs8_der(creds.key_pkcs8_der()).map_err(|_| NodeError::BadKey)?;
+        Ok(NodeService { config, creds, key })
     }
 
     /// Who this node is, from its certificate.
@@ -90,13 +114,11 @@ impl NodeService {
         let addr = self.config.coordinator.resolve().await.map_err(|e| TransportError::Config {
             detail: format!("cannot resolve {}: {e}", self.config.coordinator),
         })?;
-        let server_name = self.config.server_name();
         let limits = self.config.connection.client_limits();
         let endpoint = client_endpoint(&self.creds, &limits, addr)?;
-        let peer = connect(&endpoint, addr, server_name).await?;
+        let peer = connect(&endpoint, addr, self.config.server_name()).await?;
         info!(coordinator = %addr, "connected");
-        let stream = peer.open_stream(limits.max_frame).await?;
-        let (mut writer, mut reader) = stream.split();
+        let (mut writer, mut reader) = peer.open_stream(limits.max_frame).await?.split();
 
         // The reader runs in its own task: `recv` is not cancel-safe, a channel is.
         let (msg_tx, mut messages) = mpsc::channel(16);
@@ -109,34 +131,60 @@ impl NodeService {
                 }
             }
         });
-        let (done_tx, mut computed) = mpsc::channel::<(JobId, Result<Vec<u64>, Refusal>)>(1);
+        let (done_tx, mut computed) =
+            mpsc::channel::<(JobId, Result<Vec<u64>, Refusal>)>(MAX_CONCURRENT_JOBS);
+        let mut jobs: BTreeMap<JobId, ActiveJob> = BTreeMap::new();
         let (mut session, first) = NodeSession::start(SOFTWARE);
         let mut actions = vec![first];
+        let lost = |reason: String, session: &NodeSession| SessionEnd::Lost {
+            reason,
+            registered: session.is_registered(),
+        };
         let end = 'session: loop {
-            for action in actions.drain(..) {
-                match action {
-                    NodeAction::Send { job, body } => {
-                        if let Err(e) = writer.send(job, RoundId(0), body).await {
-                            break 'session SessionEnd::Lost {
-                                reason: e.to_string(),
-                                registered: session.is_registered(),
-                            };
+            for action in std::mem::take(&mut actions) {
+                let sent = match action {
+                    NodeAction::Send { job, body } => send(&mut writer, job, body).await,
+                    NodeAction::StartJob { job, announce } => {
+                        jobs.retain(|_, j| j.expires > Instant::now());
+                        match self.start_job(job, &announce, jobs.len(), &done_tx) {
+                            Ok((active, advert)) => {
+                                jobs.insert(job, active);
+                                match send(&mut writer, job, Body::Accept).await {
+                                    Ok(()) => send(&mut writer, job, Body::SecAgg(advert)).await,
+                                    Err(e) => Err(e),
+                                }
+                            }
+                            Err(refusal) => {
+                                warn!(%job, detail = %refusal.detail, "refusing job");
+                                send(&mut writer, job, Body::Refuse(refusal)).await
+                            }
                         }
                     }
-                    NodeAction::Compute { job, spec } => {
-                        info!(%job, kind = spec.name(), "computing contribution");
-                        let (source, done) = (self.config.transactions(), done_tx.clone());
-                        tokio::task::spawn_blocking(move || {
-                            let _ = done.blocking_send((job, compute(&spec, &source)));
-                        });
-                    }
-                    NodeAction::Released { job, result } => match TransactionTotals::from_ring(&result.values) {
-                        Some(t) => info!(%job, contributors = result.contributors.len(), customers = t.customers, rows = t.rows, amount_minor = t.amount_minor, "result released"),
-                        None => info!(%job, contributors = result.contributors.len(), "result released"),
+                    NodeAction::Relay { job, message } => match jobs.get_mut(&job) {
+                        Some(active) => match active.secagg.on_relay(message) {
+                            Ok(Some(reply)) => send(&mut writer, job, Body::SecAgg(reply)).await,
+                            Ok(None) => Ok(()),
+                            Err(e) => {
+                                jobs.remove(&job);
+                                warn!(%job, error = %e, "leaving the job's secure aggregation");
+                                let refusal = Refusal { reason: RefuseReason::Policy, detail: e.to_string() };
+                                send(&mut writer, job, Body::Refuse(refusal)).await
+                            }
+                        },
+                        None => Ok(()), // A job this node already left or never took.
                     },
-                    NodeAction::End { reason } => {
-                        break 'session SessionEnd::Lost { reason, registered: session.is_registered() };
+                    NodeAction::Released { job, result } => {
+                        jobs.remove(&job);
+                        match TransactionTotals::from_ring(&result.values) {
+                            Some(t) => info!(%job, contributors = result.contributors.len(), customers = t.customers, rows = t.rows, amount_minor = t.amount_minor, "noisy result released"),
+                            None => info!(%job, contributors = result.contributors.len(), "result released"),
+                        }
+                        Ok(())
                     }
+                    NodeAction::End { reason } => break 'session lost(reason, &session),
+                };
+                if let Err(e) = sent {
+                    break 'session lost(e.to_string(), &session);
                 }
             }
             tokio::select! {
@@ -149,16 +197,33 @@ impl NodeService {
                         }
                     }
                     Some(Ok(None)) | None => {
-                        break SessionEnd::Lost { reason: "coordinator ended the session".into(), registered: session.is_registered() };
+                        break lost("coordinator ended the session".into(), &session);
                     }
                     Some(Err(e)) => {
                         if let Some(code) = e.code() {
                             writer.send_error(code, e.to_string()).await;
                         }
-                        break SessionEnd::Lost { reason: e.to_string(), registered: session.is_registered() };
+                        break lost(e.to_string(), &session);
                     }
                 },
-                Some((job, result)) = computed.recv() => actions = session.on_computed(job, result),
+                Some((job, result)) = computed.recv() => {
+                    let Some(active) = jobs.get_mut(&job) else { continue };
+                    let reply = match result {
+                        Ok(vector) => active.secagg.set_input(vector).map_err(|e| Refusal {
+                            reason: RefuseReason::Policy,
+                            detail: e.to_string(),
+                        }),
+                        Err(refusal) => Err(refusal),
+                    };
+                    actions = match reply {
+                        Ok(Some(masked)) => vec![NodeAction::Send { job, body: Body::SecAgg(masked) }],
+                        Ok(None) => Vec::new(),
+                        Err(refusal) => {
+                            jobs.remove(&job);
+                            vec![NodeAction::Send { job, body: Body::Refuse(refusal) }]
+                        }
+                    };
+                }
                 () = shutdown.wait() => {
                     writer.finish();
                     break SessionEnd::Shutdown;
@@ -171,25 +236,94 @@ impl NodeService {
         let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
         Ok(end)
     }
+
+    /// Checks an announced job and starts this node's part: verifies every roster certificate
+    /// against the federation CA, builds the round, and starts the local computation. Returns
+    /// the key advertisement to send, or the refusal to send instead.
+    fn start_job(
+        &self,
+        job: JobId,
+        announce: &JobAnnounce,
+        running: usize,
+        done: &mpsc::Sender<(JobId, Result<Vec<u64>, Refusal>)>,
+    ) -> Result<(ActiveJob, NodeMessage), Refusal> {
+        let refuse = |reason, detail: String| Refusal { reason, detail };
+        if running >= MAX_CONCURRENT_JOBS {
+            return Err(refuse(RefuseReason::Busy, format!("already working on {running} jobs")));
+        }
+        let JobSpec::TransactionTotals = announce.spec;
+        let now = SystemTime::now();
+        let mut keys = Vec::with_capacity(announce.secagg.roster.len());
+        let mut me = None;
+        for (i, entry) in announce.secagg.roster.iter().enumerate() {
+            let (party, key) = self.creds.verify_party(&entry.certificate, now).map_err(|e| {
+                refuse(RefuseReason::Policy, format!("roster certificate of {} is not trusted: {e}", entry.name))
+            })?;
+            if party.role != Role::Node || party.name != entry.name {
+                return Err(refuse(
+                    RefuseReason::Policy,
+                    format!("roster entry {} carries the certificate of {party}", entry.name),
+                ));
+            }
+            if party == *self.identity() {
+                me = u32::try_from(i).ok();
+            }
+            keys.push(VerifyingKey::from_bytes(&key).map_err(|_| {
+                refuse(RefuseReason::Policy, format!("roster key of {} is not a valid Ed25519 key", entry.name))
+            })?);
+        }
+        let me = me.ok_or_else(|| refuse(RefuseReason::Policy, "this node is not in the roster".into()))?;
+        let rho = fedprof_privacy::release::totals_rho(&announce.release)
+            .map_err(|e| refuse(RefuseReason::Policy, format!("release parameters refused: {e}")))?;
+        let config = round_config(job, announce, keys)
+            .map_err(|e| refuse(RefuseReason::Policy, e.to_string()))?;
+        let rng = || {
+            fedprof_crypto::rng::from_os().map_err(|e| refuse(RefuseReason::Policy, e.to_string()))
+        };
+        let (secagg, advert) = NodeJob::start(job, config, me, &self.key, rng()?)
+            .map_err(|e| refuse(RefuseReason::Policy, e.to_string()))?;
+        info!(%job, %rho, rho_f64 = rho.to_f64(), "accepted job; computing this node's noisy totals");
+        let (source, params, done, mut noise_rng) =
+            (self.config.transactions(), announce.release.clone(), done.clone(), rng()?);
+        tokio::task::spawn_blocking(move || {
+            let result = compute(&source, &params, &mut noise_rng);
+            let _ = done.blocking_send((job, result));
+        });
+        let lifetime = Duration::from_millis(u64::from(announce.timeout_ms)) * JOB_LIFETIME_PHASES;
+        Ok((ActiveJob { secagg, expires: Instant::now() + lifetime }, advert))
+    }
 }
 
-/// Computes this node's contribution to `spec`, or the refusal to send instead.
-pub fn compute(spec: &JobSpec, source: &TransactionsSource) -> Result<Vec<u64>, Refusal> {
-    match spec {
-        JobSpec::TransactionTotals => transaction_totals(source).map(TransactionTotals::to_ring).map_err(|e| {
-            warn!(error = %e, "local data unusable; refusing the job");
-            Refusal { reason: RefuseReason::DataUnavailable, detail: e.detail_for_peer() }
-        }),
-    }
+async fn send(writer: &mut MessageWriter, job: JobId, body: Body) -> Result<(), StreamError> {
+    writer.send(job, RoundId(0), body).await
+}
+
+/// Computes this node's noisy contribution, or the refusal to send instead.
+pub fn compute(
+    source: &TransactionsSource,
+    params: &fedprof_protocol::ReleaseParams,
+    rng: &mut ChaCha20Rng,
+) -> Result<Vec<u64>, Refusal> {
+    let customers = per_customer(source).map_err(|e| {
+        warn!(error = %e, "local data unusable; refusing the job");
+        Refusal { reason: RefuseReason::DataUnavailable, detail: e.detail_for_peer() }
+    })?;
+    noisy_totals(&customers, params, rng)
+        .map(|r| r.noisy)
+        .map_err(|e| Refusal { reason: RefuseReason::Policy, detail: e.to_string() })
 }
 
 /// Spreads reconnections of many nodes over up to half the current delay, so a restarted
 /// coordinator is not hit by every node at the same instant. Derived from the node's name and
 /// the attempt number, not from an RNG: it needs spread, not secrecy.
 fn jitter(me: &PartyId, attempt: u32, delay: Duration) -> Duration {
-    let seed = me.name.as_str().bytes().fold(u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15), |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let seed = me
+        .name
+        .as_str()
+        .bytes()
+        .fold(u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15), |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
     let half = delay.as_millis() as u64 / 2;
     Duration::from_millis(if half == 0 { 0 } else { seed % half })
 }

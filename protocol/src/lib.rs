@@ -13,14 +13,16 @@ pub mod codec;
 pub mod frame;
 pub mod identity;
 pub mod message;
+pub mod secagg;
 pub mod seq;
 
 pub use codec::{DecodeError, EncodeError, decode, encode, encode_framed};
 pub use frame::{FrameDecoder, FrameError, FrameLimit};
 pub use identity::{PartyId, PartyName, PartyNameError, Role};
 pub use message::{
-    Body, Contribution, Envelope, ErrorCode, ErrorFrame, Header, JobAnnounce, JobId, JobOutcome,
-    JobResult, JobSpec, NodeFailure, Refusal, RefuseReason, Register, Registered, RoundId,
+    Body, Contribution, Envelope, ErrorCode, ErrorFrame, Fraction, Header, JobAnnounce, JobId,
+    JobOutcome, JobResult, JobSpec, NodeFailure, Refusal, RefuseReason, Register, Registered,
+    ReleaseParams, RosterEntry, RoundId, SecAggGraph, SecAggSetup,
 };
 pub use seq::{SeqCounter, SeqError, SeqTracker};
 

@@ -75,6 +75,10 @@ pub enum Body {
     Outcome(JobOutcome),
     /// Either direction: a protocol error; the sender closes the stream after it.
     Error(ErrorFrame),
+    /// Node -> coordinator: a secure-aggregation message of the announced job's round.
+    SecAgg(crate::secagg::NodeMessage),
+    /// Coordinator -> node: a secure-aggregation message relayed or addressed to the node.
+    SecAggRelay(crate::secagg::CoordinatorMessage),
 }
 
 impl Body {
@@ -91,6 +95,8 @@ impl Body {
             Body::SubmitJob(_) => "submit-job",
             Body::Outcome(_) => "outcome",
             Body::Error(_) => "error",
+            Body::SecAgg(m) => m.kind(),
+            Body::SecAggRelay(_) => "secagg-relay",
         }
     }
 }
@@ -141,8 +147,74 @@ impl JobSpec {
 pub struct JobAnnounce {
     /// What to compute.
     pub spec: JobSpec,
-    /// How long the coordinator waits for this node's contribution, in milliseconds.
+    /// How long the coordinator waits for each phase of this node's part, in milliseconds.
     pub timeout_ms: u32,
+    /// How each node bounds its contribution and how much noise it adds.
+    pub release: ReleaseParams,
+    /// The secure-aggregation round the contribution goes through.
+    pub secagg: SecAggSetup,
+}
+
+/// An exact non-negative fraction `numer / denom` on the wire. Receivers check `denom != 0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fraction {
+    /// Numerator.
+    pub numer: u64,
+    /// Denominator (non-zero).
+    pub denom: u64,
+}
+
+/// The privacy parameters of one release, fixed by the coordinator's policy and checked by
+/// every node against its own budget before anything leaves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseParams {
+    /// Rows of one customer that count (further rows of that customer are left out).
+    pub max_rows_per_customer: u32,
+    /// A customer's total amount is clipped to `[-max, max]` minor units.
+    pub max_abs_amount_minor: u64,
+    /// Variance of each node's discrete Gaussian noise share, one per vector coordinate.
+    pub node_variance: Vec<Fraction>,
+    /// Fewest contributing nodes the round accepts (`n_min`).
+    pub min_contributors: u32,
+    /// Nodes assumed to collude with the coordinator (`c`); only the other shares count as
+    /// noise in the accounting.
+    pub colluders: u32,
+}
+
+/// Who takes part in a job's secure aggregation, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecAggSetup {
+    /// The participating nodes; a node's index in the round is its position here.
+    pub roster: Vec<RosterEntry>,
+    /// Shares needed to rebuild a secret (`t`).
+    pub threshold: u32,
+    /// Which pairs of nodes mask against each other.
+    pub graph: SecAggGraph,
+}
+
+/// One participant: its name and its certificate, which every node verifies against the
+/// federation CA before trusting the key in it (the coordinator cannot substitute keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterEntry {
+    /// The node's name.
+    pub name: PartyName,
+    /// The node's certificate (DER).
+    #[serde(with = "serde_byte_string")]
+    pub certificate: Vec<u8>,
+}
+
+/// The masking graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecAggGraph {
+    /// Every node with every other.
+    Complete,
+    /// SecAgg+: each node with `neighbours` others, chosen from the public `seed`.
+    Sparse {
+        /// Neighbours per node (even).
+        neighbours: u32,
+        /// Public seed of the graph.
+        seed: [u8; 32],
+    },
 }
 
 /// Why a node declined a job.
@@ -189,6 +261,8 @@ pub struct JobResult {
     pub values: Vec<u64>,
     /// The nodes whose contributions are in the sum, sorted.
     pub contributors: Vec<PartyName>,
+    /// The bounds and noise of the release, so readers can size confidence intervals.
+    pub release: ReleaseParams,
 }
 
 /// How one node failed a job.
@@ -296,6 +370,39 @@ pub mod ring_vector {
                     u64::from_le_bytes(le)
                 })
                 .collect())
+        }
+    }
+}
+
+/// Serializes a `Vec<u8>` as one byte string (a length and a copy) instead of postcard's
+/// element-by-element sequence.
+pub(crate) mod serde_byte_string {
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl Visitor<'_> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(bytes.to_vec())
+        }
+
+        fn visit_byte_buf<E: Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(bytes)
         }
     }
 }

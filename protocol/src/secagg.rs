@@ -1,7 +1,7 @@
 //! The secure-aggregation messages: plain serde data (integers and byte strings, no crypto
-//! types), so that the protocol crate can carry them as they are. Parsing them into keys,
-//! signatures and shares, and every check, happens in [`crate::node`] and
-//! [`crate::coordinator`].
+//! types), carried in [`crate::Body::SecAgg`] and [`crate::Body::SecAggRelay`]. Parsing them
+//! into keys, signatures and shares, and every check, happens in the `fedprof-secagg` crate
+//! (`node` and `coordinator` modules); this crate only defines their shape.
 //!
 //! Every message names its round ([`RoundTag`]: job and round id), and every signature and
 //! AEAD associated data covers the tag as well, so a message or share made for one round is
@@ -103,6 +103,7 @@ pub struct MaskedInput {
     /// `x_u + PRG(b_u) + sum_v (+/-) PRG(s_uv)` over `Z_2^64`, 8 little-endian bytes per
     /// element (a byte string, so that postcard writes it at 8 bytes per element rather than
     /// as up to 10-byte varints).
+    #[serde(with = "crate::message::serde_byte_string")]
     pub masked: Vec<u8>,
 }
 
@@ -176,3 +177,4 @@ pub enum CoordinatorMessage {
     /// Phase 3.
     Unmask(UnmaskRequest),
 }
+

@@ -12,7 +12,8 @@
 use fedprof_protocol::frame::{HEADER_LEN, encode_frame};
 use fedprof_protocol::{
     Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, FrameDecoder, FrameError,
-    FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure,
+    FrameLimit, Fraction, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure,
+    ReleaseParams, RosterEntry, SecAggGraph, SecAggSetup, secagg,
     PROTOCOL_VERSION, PartyId, PartyName, Refusal, RefuseReason, Register, Registered, Role,
     RoundId, decode, encode,
 };
@@ -80,14 +81,67 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
     ])
 }
 
-fn job_result() -> impl Strategy<Value = JobResult> {
-    (job_spec(), ring_vector(), vec(party_name(), 0..4)).prop_map(|(spec, values, contributors)| {
-        JobResult {
-            spec,
-            values,
-            contributors,
-        }
+fn fraction() -> impl Strategy<Value = Fraction> {
+    (any::<u64>(), any::<u64>()).prop_map(|(numer, denom)| Fraction { numer, denom })
+}
+
+fn release() -> impl Strategy<Value = ReleaseParams> {
+    (any::<u32>(), any::<u64>(), vec(fraction(), 0..4), any::<u32>(), any::<u32>()).prop_map(
+        |(max_rows_per_customer, max_abs_amount_minor, node_variance, min_contributors, colluders)| {
+            ReleaseParams { max_rows_per_customer, max_abs_amount_minor, node_variance, min_contributors, colluders }
+        },
+    )
+}
+
+fn secagg_setup() -> impl Strategy<Value = SecAggSetup> {
+    (
+        vec((party_name(), vec(any::<u8>(), 0..64)), 0..4),
+        any::<u32>(),
+        prop_oneof![
+            Just(SecAggGraph::Complete),
+            (any::<u32>(), any::<[u8; 32]>()).prop_map(|(neighbours, seed)| SecAggGraph::Sparse { neighbours, seed }),
+        ],
+    )
+        .prop_map(|(roster, threshold, graph)| SecAggSetup {
+            roster: roster.into_iter().map(|(name, certificate)| RosterEntry { name, certificate }).collect(),
+            threshold,
+            graph,
+        })
+}
+
+fn secagg_node_message() -> impl Strategy<Value = secagg::NodeMessage> {
+    let tag = (any::<u64>(), any::<u32>()).prop_map(|(job, round)| secagg::RoundTag { job, round });
+    prop_oneof![
+        (tag.clone(), any::<u32>(), vec(any::<u8>(), 0..64)).prop_map(|(tag, sender, masked)| {
+            secagg::NodeMessage::Masked(secagg::MaskedInput { tag, sender, masked })
+        }),
+        (tag, any::<u32>(), any::<[u8; 32]>()).prop_map(|(tag, sender, key)| {
+            secagg::NodeMessage::Advertise(secagg::AdvertiseKeys {
+                tag,
+                sender,
+                cipher_public: key,
+                mask_public: key,
+                self_mask_commitment: key,
+                signature: vec![7; 64],
+            })
+        }),
+    ]
+}
+
+fn secagg_coordinator_message() -> impl Strategy<Value = secagg::CoordinatorMessage> {
+    (any::<u64>(), any::<u32>(), vec(any::<u32>(), 0..8)).prop_map(|(job, recipient, survivors)| {
+        secagg::CoordinatorMessage::Unmask(secagg::UnmaskRequest {
+            tag: secagg::RoundTag { job, round: 0 },
+            recipient,
+            survivors,
+        })
     })
+}
+
+fn job_result() -> impl Strategy<Value = JobResult> {
+    (job_spec(), ring_vector(), vec(party_name(), 0..4), release()).prop_map(
+        |(spec, values, contributors, release)| JobResult { spec, values, contributors, release },
+    )
 }
 
 fn failures() -> impl Strategy<Value = Vec<NodeFailure>> {
@@ -114,8 +168,14 @@ fn body() -> impl Strategy<Value = Body> {
         (role(), party_name()).prop_map(|(role, name)| Body::Registered(Registered {
             party: PartyId { role, name }
         })),
-        (job_spec(), any::<u32>())
-            .prop_map(|(spec, timeout_ms)| Body::JobAnnounce(JobAnnounce { spec, timeout_ms })),
+        (job_spec(), any::<u32>(), release(), secagg_setup()).prop_map(
+            |(spec, timeout_ms, release, secagg)| Body::JobAnnounce(JobAnnounce {
+                spec,
+                timeout_ms,
+                release,
+                secagg,
+            })
+        ),
         Just(Body::Accept),
         (refuse_reason(), text())
             .prop_map(|(reason, detail)| Body::Refuse(Refusal { reason, detail })),
@@ -124,6 +184,8 @@ fn body() -> impl Strategy<Value = Body> {
         job_spec().prop_map(Body::SubmitJob),
         job_outcome().prop_map(Body::Outcome),
         (error_code(), text()).prop_map(|(code, detail)| Body::Error(ErrorFrame { code, detail })),
+        secagg_node_message().prop_map(Body::SecAgg),
+        secagg_coordinator_message().prop_map(Body::SecAggRelay),
     ]
 }
 
@@ -358,9 +420,11 @@ fn variant_index(body: &Body) -> usize {
         Body::SubmitJob(_) => 7,
         Body::Outcome(_) => 8,
         Body::Error(_) => 9,
+        Body::SecAgg(_) => 10,
+        Body::SecAggRelay(_) => 11,
     }
 }
-const BODY_VARIANTS: usize = 10;
+const BODY_VARIANTS: usize = 12;
 
 #[test]
 fn body_strategy_covers_every_variant() {

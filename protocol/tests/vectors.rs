@@ -17,8 +17,9 @@
 use fedprof_protocol::frame::{HEADER_LEN, encode_frame, parse_header};
 use fedprof_protocol::{
     Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, FrameDecoder, FrameError,
-    FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure, PartyId,
-    PartyName, Refusal, RefuseReason, Register, Registered, Role, RoundId, decode, encode,
+    Fraction, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure, PartyId,
+    PartyName, Refusal, RefuseReason, Register, Registered, ReleaseParams, Role, RosterEntry,
+    RoundId, SecAggGraph, SecAggSetup, decode, encode, secagg,
 };
 
 fn header(job: u64, round: u32, seq: u64) -> Header {
@@ -51,9 +52,23 @@ fn variant_index(body: &Body) -> u8 {
         Body::SubmitJob(_) => 7,
         Body::Outcome(_) => 8,
         Body::Error(_) => 9,
+        Body::SecAgg(_) => 10,
+        Body::SecAggRelay(_) => 11,
     }
 }
-const BODY_VARIANTS: u8 = 10;
+const BODY_VARIANTS: u8 = 12;
+
+/// Small release parameters used in several vectors.
+fn release() -> ReleaseParams {
+    ReleaseParams {
+        max_rows_per_customer: 5,
+        max_abs_amount_minor: 100,
+        node_variance: vec![Fraction { numer: 4, denom: 1 }],
+        min_contributors: 2,
+        colluders: 1,
+    }
+}
+
 
 struct Vector {
     name: &'static str,
@@ -102,6 +117,12 @@ fn vectors() -> Vec<Vector> {
                 Body::JobAnnounce(JobAnnounce {
                     spec: JobSpec::TransactionTotals,
                     timeout_ms: 30_000,
+                    release: release(),
+                    secagg: SecAggSetup {
+                        roster: vec![RosterEntry { name: name("a"), certificate: vec![0xde, 0xad] }],
+                        threshold: 2,
+                        graph: SecAggGraph::Complete,
+                    },
                 }),
             ),
             bytes: &[
@@ -110,6 +131,12 @@ fn vectors() -> Vec<Vector> {
                 0x02,             // Body::JobAnnounce
                 0x00,             // spec: JobSpec::TransactionTotals
                 0xb0, 0xea, 0x01, // timeout_ms: 30000 = 0x30 | 0x6a << 7 | 0x01 << 14
+                0x05, 0x64, 0x01, 0x04, 0x01, 0x02, 0x01, // release (release(): rows 5, amount 100, variances [4/1], n_min 2, c 1)
+                0x01,             // secagg.roster: 1 entry
+                0x01, b'a',       //   name "a"
+                0x02, 0xde, 0xad, //   certificate: 2 bytes (a byte string)
+                0x02,             // secagg.threshold 2
+                0x00,             // secagg.graph: Complete
             ],
         },
         Vector {
@@ -175,6 +202,7 @@ fn vectors() -> Vec<Vector> {
                     spec: JobSpec::TransactionTotals,
                     values: vec![5, 600, 128],
                     contributors: vec![name("a"), name("b")],
+                    release: release(),
                 }),
             ),
             bytes: &[
@@ -189,6 +217,7 @@ fn vectors() -> Vec<Vector> {
                 0x02,             // contributors: 2 names
                 0x01, b'a',       // "a"
                 0x01, b'b',       // "b"
+                0x05, 0x64, 0x01, 0x04, 0x01, 0x02, 0x01, // release (release(): rows 5, amount 100, variances [4/1], n_min 2, c 1)
             ],
         },
         Vector {
@@ -210,6 +239,7 @@ fn vectors() -> Vec<Vector> {
                         spec: JobSpec::TransactionTotals,
                         values: vec![2, 4, 0],
                         contributors: vec![name("a")],
+                        release: release(),
                     },
                     failures: vec![NodeFailure { node: name("c"), reason: "timed out".into() }],
                 }),
@@ -225,10 +255,52 @@ fn vectors() -> Vec<Vector> {
                 0x04, 0, 0, 0, 0, 0, 0, 0,
                 0x00, 0, 0, 0, 0, 0, 0, 0,
                 0x01, 0x01, b'a', // result.contributors: 1 name, "a"
+                0x05, 0x64, 0x01, 0x04, 0x01, 0x02, 0x01, // result.release (release(): rows 5, amount 100, variances [4/1], n_min 2, c 1)
                 0x01,             // failures: 1
                 0x01, b'c',       // failures[0].node: "c"
                 0x09,             // failures[0].reason: 9 bytes
                 b't', b'i', b'm', b'e', b'd', b' ', b'o', b'u', b't',
+            ],
+        },
+        Vector {
+            name: "secagg-masked-input",
+            value: envelope(
+                header(7, 0, 4),
+                Body::SecAgg(secagg::NodeMessage::Masked(secagg::MaskedInput {
+                    tag: secagg::RoundTag { job: 7, round: 0 },
+                    sender: 1,
+                    masked: vec![1, 0, 0, 0, 0, 0, 0, 0],
+                })),
+            ),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x07, 0x00, 0x04, // header: job 7, round 0, seq 4
+                0x0a,             // Body::SecAgg
+                0x02,             // NodeMessage::Masked
+                0x07, 0x00,       // tag: job 7, round 0
+                0x01,             // sender 1
+                0x08,             // masked: 8 bytes (a byte string)
+                0x01, 0, 0, 0, 0, 0, 0, 0,
+            ],
+        },
+        Vector {
+            name: "secagg-unmask-request",
+            value: envelope(
+                header(7, 0, 5),
+                Body::SecAggRelay(secagg::CoordinatorMessage::Unmask(secagg::UnmaskRequest {
+                    tag: secagg::RoundTag { job: 7, round: 0 },
+                    recipient: 1,
+                    survivors: vec![0, 1],
+                })),
+            ),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x07, 0x00, 0x05, // header: job 7, round 0, seq 5
+                0x0b,             // Body::SecAggRelay
+                0x02,             // CoordinatorMessage::Unmask
+                0x07, 0x00,       // tag: job 7, round 0
+                0x01,             // recipient 1
+                0x02, 0x00, 0x01, // survivors: 2 indices, 0 and 1
             ],
         },
         Vector {
@@ -411,7 +483,7 @@ fn trailing_bytes_are_refused() {
 fn unknown_variant_indices_are_refused() {
     let cases: [(&str, &[u8]); 7] = [
         // version, header (job 7, round 0, seq 0), then:
-        ("Body 10", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x0a]),
+        ("Body 12", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x0c]),
         ("Body 127", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x7f]),
         (
             "Role 4 in Registered",
@@ -491,9 +563,9 @@ fn invalid_party_names_are_refused_inside_messages() {
         malformed(&[0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, b'a', b'-']),
         postcard::Error::SerdeDeCustom
     );
-    // A contributor name with a '/' in Result.
+    // A contributor name with a '/' in Result (the name "b" sits before the release's 7 bytes).
     let mut result = vectors()[7].bytes.to_vec();
-    let last = result.len() - 1;
+    let last = result.len() - 8;
     assert_eq!(result[last], b'b');
     result[last] = b'/';
     assert_eq!(malformed(&result), postcard::Error::SerdeDeCustom);

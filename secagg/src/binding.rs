@@ -9,7 +9,7 @@ use fedprof_crypto::{
 };
 use zeroize::Zeroizing;
 
-use crate::messages::RoundTag;
+use fedprof_protocol::secagg::RoundTag;
 
 /// Signature label of a key advertisement.
 pub(crate) const ADVERTISE_LABEL: &str = "secagg/advertise";

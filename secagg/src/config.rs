@@ -5,7 +5,7 @@
 
 use fedprof_crypto::{VerifyingKey, digest};
 
-use crate::messages::RoundTag;
+use fedprof_protocol::secagg::RoundTag;
 
 /// Most parties in one round (indices and Shamir points must stay small).
 pub const MAX_PARTIES: usize = 1 << 16;

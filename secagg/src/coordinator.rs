@@ -20,7 +20,7 @@ use fedprof_crypto::{KexPublic, KexSecret, Reconstructor, SecretKey32, Share};
 
 use crate::binding::{self, ENVELOPE_BYTES};
 use crate::config::{RoundConfig, index};
-use crate::messages::{
+use fedprof_protocol::secagg::{
     AdvertiseKeys, CoordinatorMessage, KeyDirectory, MaskedInput, NodeMessage, RelayedShare,
     RevealedShare, ShareBundle, ShareKeys, UnmaskRequest, UnmaskResponse,
 };

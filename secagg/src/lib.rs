@@ -8,7 +8,8 @@
 //!
 //! The crate owns the round's logic as sans-IO state machines: [`node`] (typestates, one per
 //! phase) and [`coordinator`] (one state machine fed with messages and phase ends), the plain
-//! wire messages ([`messages`]) and the round configuration ([`config`]). It does no I/O and
+//! wire messages (`fedprof_protocol::secagg`, re-exported as [`messages`]) and the round
+//! configuration ([`config`]). It does no I/O and
 //! reads no clock; randomness is injected. The primitives (signatures, X25519, HKDF, the
 //! ChaCha20 PRG, Shamir sharing, ChaCha20-Poly1305) come from `fedprof-crypto`.
 //!
@@ -17,7 +18,8 @@
 mod binding;
 pub mod config;
 pub mod coordinator;
-pub mod messages;
+/// The wire messages, defined in the protocol crate with every other message.
+pub use fedprof_protocol::secagg as messages;
 pub mod node;
 mod unmask;
 

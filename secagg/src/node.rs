@@ -11,12 +11,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use fedprof_crypto::{KexPublic, KexSecret, MaskOp, SecretKey32, Share, SigningKey, expand_into};
+use fedprof_crypto::{KexPublic, KexSecret, MaskOp, MaskStreams, SecretKey32, Share, SigningKey};
 use rand_core::CryptoRng;
 
 use crate::binding::{self, OpenError};
 use crate::config::RoundConfig;
-use crate::messages::{
+use fedprof_protocol::secagg::{
     AdvertiseKeys, KeyDirectory, MaskedInput, RelayedShare, RevealedShare, RoundTag, SealedShare,
     ShareBundle, ShareKeys, UnmaskRequest, UnmaskResponse,
 };
@@ -338,9 +338,12 @@ impl AwaitingBundle {
         }
         check_threshold("masked-input", held.len() + 1, cfg.threshold())?;
 
-        let mut y = input.to_vec();
-        let self_key = binding::self_mask_key(&self.self_seed, tag, me);
-        expand_into(&self_key, MaskOp::Add, &mut y).map_err(|_| NodeError::Internal("prg"))?;
+        // All masks are folded in one pass, straight into the wire bytes (no copy of the input).
+        let mut masks = MaskStreams::with_capacity(held.len() + 1);
+        masks.push(
+            &binding::self_mask_key(&self.self_seed, tag, me),
+            MaskOp::Add,
+        );
         for &v in held.keys() {
             let peer = &self.peers[&v];
             let key = binding::pairwise_mask_key(&self.mask, &peer.mask_public, tag, me, v)
@@ -350,10 +353,12 @@ impl AwaitingBundle {
             } else {
                 MaskOp::Subtract
             };
-            expand_into(&key, op, &mut y).map_err(|_| NodeError::Internal("prg"))?;
+            masks.push(&key, op);
         }
-        let masked = binding::vector_to_bytes(&y);
-        zeroize::Zeroize::zeroize(&mut y);
+        let mut masked = Vec::new();
+        masks
+            .apply_to_le_bytes(input, &mut masked)
+            .map_err(|_| NodeError::Internal("prg"))?;
         held.insert(me, self.own);
         let next = AwaitingUnmask {
             config: self.config,

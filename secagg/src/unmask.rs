@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
-use fedprof_crypto::{KexPublic, KexSecret, MaskOp, SecretKey32, expand_into};
+use fedprof_crypto::{KexPublic, KexSecret, MaskOp, MaskStreams, SecretKey32};
 
 use crate::binding;
 use crate::config::RoundConfig;
-use crate::messages::RoundTag;
+use fedprof_protocol::secagg::RoundTag;
 
 /// The sum of the survivors' masked inputs, and who is in it.
 #[derive(Debug)]
@@ -67,11 +67,12 @@ impl MaskedSum {
             return Err(UnmaskError::SelfMasksIncomplete);
         }
         let tag = self.config.tag();
+        let mut masks = MaskStreams::with_capacity(recovered.seeds.len());
         for (&u, seed) in recovered.owners.iter().zip(&recovered.seeds) {
-            let key = binding::self_mask_key(seed, tag, u);
-            // The vector length was checked against MAX_VECTOR_LEN, far below the PRG limit.
-            let _ = expand_into(&key, MaskOp::Subtract, &mut self.sum);
+            masks.push(&binding::self_mask_key(seed, tag, u), MaskOp::Subtract);
         }
+        // The vector length was checked against MAX_VECTOR_LEN, far below the PRG limit.
+        let _ = masks.apply(&mut self.sum);
         Ok(SelfMasksRemoved(self))
     }
 }
@@ -93,6 +94,8 @@ impl SelfMasksRemoved {
             return Err(UnmaskError::MaskKeysIncomplete);
         }
         let tag = m.config.tag();
+        // One stream per (dropped, surviving neighbour) pair, all folded in one pass.
+        let mut masks = MaskStreams::with_capacity(recovered.owners.len());
         for (&v, secret) in recovered.owners.iter().zip(&recovered.keys) {
             for w in m.config.neighbourhood(v) {
                 if w == v || m.survivors.binary_search(&w).is_err() {
@@ -108,9 +111,11 @@ impl SelfMasksRemoved {
                     .map_err(|_| UnmaskError::Agreement(w))?;
                 // w added +PRG when w < v, -PRG otherwise; undo exactly that.
                 let op = if w < v { MaskOp::Subtract } else { MaskOp::Add };
-                let _ = expand_into(&key, op, &mut m.sum);
+                masks.push(&key, op);
             }
         }
+        // The vector length was checked against MAX_VECTOR_LEN, far below the PRG limit.
+        let _ = masks.apply(&mut m.sum);
         Ok(UnmaskedSum {
             tag,
             contributors: m.survivors,

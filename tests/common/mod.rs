@@ -41,6 +41,11 @@ impl TestFed {
     /// A federation with nodes a, b, c, analyst x and auditor y, data for every node written by
     /// `data(name)`, and a coordinator running under `policy` (nodes not started).
     pub async fn start(policy: RoundPolicy, data: impl Fn(&str) -> String) -> TestFed {
+        Self::start_with(&NODES, policy, data).await
+    }
+
+    /// As [`TestFed::start`] with the given node names.
+    pub async fn start_with(nodes: &[&str], policy: RoundPolicy, data: impl Fn(&str) -> String) -> TestFed {
         let dir = tempfile::tempdir().unwrap();
         let names = |l: &[&str]| l.iter().map(|n| PartyName::new(*n).unwrap()).collect();
         let fed = federation::init(&FederationPlan {
@@ -48,20 +53,25 @@ impl TestFed {
             name: "test".into(),
             // Replaced by the real port below: the coordinator binds port 0.
             coordinator: "127.0.0.1:1".into(),
-            nodes: names(&NODES),
+            nodes: names(nodes),
             analysts: names(&["x"]),
             auditors: names(&["y"]),
         })
         .unwrap();
-        for n in NODES {
+        for n in nodes {
             write_data(&fed.dir, n, &data(n));
         }
         let config = CoordinatorConfig::load(&fed.coordinator_config).unwrap();
         let creds = Credentials::load(&config.tls).unwrap();
         let limits = ServerLimits { shutdown_grace: Duration::from_secs(2), ..ServerLimits::default() };
-        let service =
-            CoordinatorService::bind_with("127.0.0.1:0".parse().unwrap(), &creds, limits, policy)
-                .unwrap();
+        let service = CoordinatorService::bind_with(
+            "127.0.0.1:0".parse().unwrap(),
+            &creds,
+            limits,
+            policy,
+            config.privacy.clone().into(),
+        )
+        .unwrap();
         let addr = service.local_addr().unwrap();
         let (trigger, shutdown) = ShutdownSignal::new();
         let (handle, server) = service.start(shutdown.clone());

@@ -33,6 +33,7 @@ pub mod close_code {
 pub struct PeerConnection {
     conn: quinn::Connection,
     peer: PartyId,
+    certificate: CertificateDer<'static>,
 }
 
 impl PeerConnection {
@@ -44,12 +45,17 @@ impl PeerConnection {
             .ok_or(TransportError::NoPeerCertificate)?;
         let leaf = certs.first().ok_or(TransportError::NoPeerCertificate)?;
         let peer = identity_from_cert(leaf)?;
-        Ok(PeerConnection { conn, peer })
+        Ok(PeerConnection { conn, peer, certificate: leaf.clone() })
     }
 
     /// The authenticated peer.
     pub fn peer(&self) -> &PartyId {
         &self.peer
+    }
+
+    /// The peer's leaf certificate (DER), as verified in the handshake.
+    pub fn certificate(&self) -> &CertificateDer<'static> {
+        &self.certificate
     }
 
     /// The peer's address.

@@ -177,6 +177,20 @@ pub fn identity_from_cert(der: &CertificateDer<'_>) -> Result<PartyId, PkiError>
     parse_identity_uri(uri).ok_or_else(|| PkiError::BadIdentity((*uri).to_owned()))
 }
 
+/// The raw Ed25519 public key a certificate binds (every federation key is Ed25519).
+///
+/// Does not verify the certificate: call it on certificates already verified against the CA.
+pub fn ed25519_public_key(der: &CertificateDer<'_>) -> Result<[u8; 32], PkiError> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
+    let spki = cert.public_key();
+    if spki.algorithm.algorithm != x509_parser::oid_registry::OID_SIG_ED25519 {
+        return Err(PkiError::Parse("the certificate's key is not Ed25519".into()));
+    }
+    <[u8; 32]>::try_from(spki.subject_public_key.data.as_ref())
+        .map_err(|_| PkiError::Parse("the Ed25519 key is not 32 bytes".into()))
+}
+
 fn parse_identity_uri(uri: &str) -> Option<PartyId> {
     let (role, name) = uri.strip_prefix(URI_SCHEME)?.split_once('/')?;
     Some(PartyId { role: Role::from_label(role)?, name: PartyName::new(name).ok()? })
@@ -237,5 +251,95 @@ mod tests {
         let ca = FederationCa::generate("test", validity()).unwrap();
         let err = ca.issue(&party(Role::Coordinator, "c"), &["bad name".into()], validity());
         assert!(matches!(err, Err(PkiError::BadServerName(_))), "{err:?}");
+    }
+}
+
+/// Why a party certificate is not accepted as the key of a federation party (for checking
+/// signed records such as ledgers, outside any TLS handshake).
+#[derive(Debug, thiserror::Error)]
+pub enum PartyCertError {
+    /// The text holds no PEM certificate.
+    #[error("not a PEM certificate: {0}")]
+    Pem(String),
+    /// The CA certificate cannot serve as a trust anchor.
+    #[error("the federation CA certificate is unusable: {0}")]
+    Ca(String),
+    /// The certificate does not chain to the federation CA, is not valid at the given time, or
+    /// is not a client-authentication end-entity certificate.
+    #[error("certificate is not trusted by the federation CA: {0}")]
+    Untrusted(String),
+    /// The certificate names no valid party.
+    #[error(transparent)]
+    Identity(#[from] PkiError),
+    /// The certificate's key is not Ed25519 (the only key type the federation issues).
+    #[error("certificate key is not Ed25519")]
+    NotEd25519,
+}
+
+/// Verifies a party certificate (PEM) against the federation CA (PEM) at time `at`, exactly as
+/// the TLS layer verifies client certificates (webpki, *ring*), and returns the party it names
+/// and its raw Ed25519 public key.
+pub fn verify_party_cert(
+    ca_pem: &[u8],
+    cert_pem: &[u8],
+    at: OffsetDateTime,
+) -> Result<(PartyId, [u8; 32]), PartyCertError> {
+    use rustls_pki_types::UnixTime;
+    use rustls_pki_types::pem::PemObject;
+
+    let ca = CertificateDer::from_pem_slice(ca_pem).map_err(|e| PartyCertError::Pem(e.to_string()))?;
+    let cert = CertificateDer::from_pem_slice(cert_pem).map_err(|e| PartyCertError::Pem(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).map_err(|e| PartyCertError::Ca(e.to_string()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+        .build()
+        .map_err(|e| PartyCertError::Ca(e.to_string()))?;
+    // Times before 1970 are not valid for any certificate we issue; clamp rather than fail.
+    let secs = u64::try_from(at.unix_timestamp()).unwrap_or(0);
+    let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
+    verifier.verify_client_cert(&cert, &[], now).map_err(|e| PartyCertError::Untrusted(e.to_string()))?;
+    let party = identity_from_cert(&cert)?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(&cert).map_err(|e| PkiError::Parse(e.to_string()))?;
+    let spki = parsed.public_key();
+    if spki.algorithm.algorithm != x509_parser::oid_registry::OID_SIG_ED25519 {
+        return Err(PartyCertError::NotEd25519);
+    }
+    let key = <[u8; 32]>::try_from(spki.subject_public_key.data.as_ref()).map_err(|_| PartyCertError::NotEd25519)?;
+    Ok((party, key))
+}
+
+#[cfg(test)]
+mod verify_party_cert_tests {
+    use super::*;
+    use rustls_pki_types::pem::PemObject;
+
+    fn party(role: Role, name: &str) -> PartyId {
+        PartyId { role, name: PartyName::new(name).unwrap() }
+    }
+
+    #[test]
+    fn accepts_the_federations_parties_only() {
+        let now = OffsetDateTime::now_utc();
+        let validity = Validity::days_from(now, 1);
+        let ca = FederationCa::generate("test", validity).unwrap();
+        let other = FederationCa::generate("other", validity).unwrap();
+        let p = party(Role::Node, "a");
+        let issued = ca.issue(&p, &[], validity).unwrap();
+        let (got, key) = verify_party_cert(ca.cert_pem().as_bytes(), issued.cert_pem.as_bytes(), now).unwrap();
+        assert_eq!(got, p);
+        // The key is the one the PKCS#8 private key holds (its last 32 bytes in rcgen's v2 form).
+        let der = rustls_pki_types::PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
+        assert!(der.secret_der().ends_with(&key), "public key matches the private key file");
+        let coord = ca.issue(&party(Role::Coordinator, "c"), &["127.0.0.1".into()], validity).unwrap();
+        assert!(verify_party_cert(ca.cert_pem().as_bytes(), coord.cert_pem.as_bytes(), now).is_ok());
+        let foreign = other.issue(&p, &[], validity).unwrap();
+        let err = verify_party_cert(ca.cert_pem().as_bytes(), foreign.cert_pem.as_bytes(), now);
+        assert!(matches!(err, Err(PartyCertError::Untrusted(_))), "{err:?}");
+        let later = now + Duration::days(3);
+        let err = verify_party_cert(ca.cert_pem().as_bytes(), issued.cert_pem.as_bytes(), later);
+        assert!(matches!(err, Err(PartyCertError::Untrusted(_))), "expired: {err:?}");
+        assert!(matches!(verify_party_cert(b"junk", issued.cert_pem.as_bytes(), now), Err(PartyCertError::Pem(_))));
     }
 }

@@ -112,6 +112,37 @@ impl Credentials {
         Ok(Credentials { roots: Arc::new(roots), chain, key, identity })
     }
 
+    /// Verifies another party's certificate received outside a handshake (e.g. in a job's
+    /// roster) against the federation CA, exactly as the TLS layer verifies client
+    /// certificates, at time `now`; returns the party it names and its Ed25519 key.
+    pub fn verify_party(
+        &self,
+        der: &[u8],
+        now: std::time::SystemTime,
+    ) -> Result<(PartyId, [u8; 32]), TransportError> {
+        let cert = CertificateDer::from(der.to_vec());
+        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
+            .build()
+            .map_err(|e| TransportError::Config { detail: e.to_string() })?;
+        let now = rustls_pki_types::UnixTime::since_unix_epoch(
+            now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default(),
+        );
+        verifier.verify_client_cert(&cert, &[], now)?;
+        let party = identity_from_cert(&cert)?;
+        Ok((party, crate::pki::ed25519_public_key(&cert)?))
+    }
+
+    /// This party's own certificate (DER).
+    pub fn certificate(&self) -> Option<&CertificateDer<'static>> {
+        self.chain.first()
+    }
+
+    /// This party's private key (PKCS#8 DER), for signing with the certificate key (ledger
+    /// entries, secure-aggregation key advertisements). Never log it.
+    pub fn key_pkcs8_der(&self) -> &[u8] {
+        self.key.secret_der()
+    }
+
     /// Who this party is, according to its own certificate.
     pub fn identity(&self) -> &PartyId {
         &self.identity
@@ -229,3 +260,4 @@ pub fn client_endpoint(
     endpoint.set_default_client_config(config);
     Ok(endpoint)
 }
+

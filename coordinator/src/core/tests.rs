@@ -1,8 +1,9 @@
 use std::time::Duration;
 
-use fedprof_protocol::{Contribution, Header, Register};
+use fedprof_protocol::{Header, Register};
 
 use super::*;
+use fedprof_privacy::Rho;
 
 fn party(role: Role, name: &str) -> PartyId {
     PartyId { role, name: PartyName::new(name).unwrap() }
@@ -21,7 +22,13 @@ struct Fed {
 impl Fed {
     fn new(min_nodes: usize) -> Self {
         let policy = RoundPolicy { min_nodes, timeout: Duration::from_secs(5) };
-        Fed { core: Coordinator::new(policy), now: Instant::now() }
+        let release = ReleasePolicy {
+            rho_per_job: Rho::from_ratio_exact(num_rational::Ratio::new(1u8.into(), 2u8.into())),
+            max_rows_per_customer: 10,
+            max_abs_amount_minor: 1000,
+            colluders: 0,
+        };
+        Fed { core: Coordinator::new(policy, release), now: Instant::now() }
     }
 
     fn input(&mut self, input: Input) -> Vec<Output> {
@@ -29,7 +36,10 @@ impl Fed {
     }
 
     fn connect(&mut self, conn: ConnId, role: Role, name: &str) {
-        assert!(self.input(Input::Connected { conn, party: party(role, name) }).is_empty());
+        let key = fedprof_crypto::SigningKey::from_seed(&fedprof_crypto::SecretKey32::from_bytes([conn as u8; 32]))
+            .verifying_key();
+        let connected = Input::Connected { conn, party: party(role, name), certificate: vec![], key };
+        assert!(self.input(connected).is_empty());
     }
 
     fn say(&mut self, conn: ConnId, job: u64, body: Body) -> Vec<Output> {
@@ -89,66 +99,35 @@ fn analyst_job_runs_over_registered_nodes_and_the_outcome_returns() {
         })
         .collect();
     assert_eq!(announced, vec![1, 2]);
-    for (conn, values) in [(1, vec![2, 20, 200]), (2, vec![3, 30, 300])] {
-        assert!(f.say(conn, 1, Body::Accept).is_empty());
-        f.say(conn, 1, Body::Submit(Contribution { values }));
-    }
-    // The last submission settled the round: results to nodes, outcome to the analyst.
+    // Nobody answers: at the deadline the round aborts and the analyst hears why.
+    f.now += Duration::from_secs(6);
     let out = f.input(Input::Tick);
-    assert!(out.is_empty(), "nothing left to do: {out:?}");
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Send { conn: 9, body: Body::Outcome(JobOutcome::Aborted { .. }), .. })),
+        "{out:?}"
+    );
 }
 
 #[test]
-fn outcome_reaches_the_analyst_with_exact_totals() {
-    let mut f = Fed::new(2);
-    f.register(1, "a");
-    f.register(2, "b");
-    f.connect(9, Role::Analyst, "x");
-    f.say(9, 0, Body::SubmitJob(JobSpec::TransactionTotals));
-    f.say(1, 1, Body::Accept);
-    f.say(1, 1, Body::Submit(Contribution { values: vec![2, 20, 200] }));
-    f.say(2, 1, Body::Accept);
-    let out = f.say(2, 1, Body::Submit(Contribution { values: vec![3, 30, 300] }));
-    let results = out.iter().filter(|o| matches!(o, Output::Send { body: Body::Result(_), .. })).count();
-    assert_eq!(results, 2);
-    let outcome = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Send { conn: 9, body: Body::Outcome(o), .. } => Some(o.clone()),
-            _ => None,
-        })
-        .unwrap();
-    let JobOutcome::Completed { result, failures } = outcome else { panic!("{outcome:?}") };
-    assert_eq!(result.values, vec![5, 50, 500]);
-    assert!(failures.is_empty());
-}
-
-#[test]
-fn a_node_lost_mid_job_is_reported_and_the_coordinator_keeps_going() {
+fn a_node_lost_mid_job_leaves_the_round_and_the_next_job_runs_without_it() {
     let mut f = Fed::new(2);
     for (conn, name) in [(1, "a"), (2, "b"), (3, "c")] {
         f.register(conn, name);
     }
-    f.input(Input::SubmitJob { spec: JobSpec::TransactionTotals, requester: Requester::Local(1) });
-    f.say(1, 1, Body::Accept);
-    f.say(2, 1, Body::Accept);
+    let out = f.input(Input::SubmitJob { spec: JobSpec::TransactionTotals, requester: Requester::Local(1), graph_seed: [1; 32] });
+    assert_eq!(out.len(), 3, "one announcement per node: {out:?}");
     let out = f.input(Input::Closed { conn: 2, reason: "connection lost: reset".into() });
     assert!(out.contains(&Output::NodesChanged(vec![PartyName::new("a").unwrap(), PartyName::new("c").unwrap()])));
-    f.say(1, 1, Body::Submit(Contribution { values: vec![1, 1, 1] }));
-    f.say(3, 1, Body::Accept);
-    let out = f.say(3, 1, Body::Submit(Contribution { values: vec![1, 1, 1] }));
-    let Some(Output::JobFinished { outcome: JobOutcome::Completed { result, failures }, .. }) =
-        out.iter().find(|o| matches!(o, Output::JobFinished { .. }))
-    else {
-        panic!("{out:?}")
-    };
-    assert_eq!(result.values, vec![2, 2, 2]);
-    assert_eq!(failures.len(), 1);
-    assert_eq!(failures[0].node.as_str(), "b");
-    assert!(failures[0].reason.contains("reset"));
-    // The next job runs over the remaining nodes.
-    let out = f.input(Input::SubmitJob { spec: JobSpec::TransactionTotals, requester: Requester::Local(2) });
-    assert_eq!(out.len(), 2, "{out:?}");
+    // The next job is announced to the remaining nodes only.
+    let out = f.input(Input::SubmitJob { spec: JobSpec::TransactionTotals, requester: Requester::Local(2), graph_seed: [2; 32] });
+    let announced: Vec<ConnId> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { conn, body: Body::JobAnnounce(_), .. } => Some(*conn),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced, vec![1, 3]);
 }
 
 #[test]
@@ -169,12 +148,12 @@ fn messages_about_unknown_jobs_are_refused_and_late_ones_ignored() {
     let mut f = Fed::new(1);
     f.register(1, "a");
     f.register(2, "b");
-    f.input(Input::SubmitJob { spec: JobSpec::TransactionTotals, requester: Requester::Local(1) });
+    f.input(Input::SubmitJob { spec: JobSpec::TransactionTotals, requester: Requester::Local(1), graph_seed: [1; 32] });
     f.say(1, 1, Body::Accept);
-    f.say(1, 1, Body::Submit(Contribution { values: vec![1, 1, 1] }));
+    // Nobody advertises keys: the round aborts at the deadline.
     f.now += Duration::from_secs(6);
     let out = f.input(Input::Tick);
-    assert!(out.iter().any(|o| matches!(o, Output::JobFinished { .. })), "{out:?}");
+    assert!(out.iter().any(|o| matches!(o, Output::JobFinished { outcome: JobOutcome::Aborted { .. }, .. })), "{out:?}");
     assert!(f.say(2, 1, Body::Accept).is_empty(), "late answer to a settled job is ignored");
     let out = f.say(2, 42, Body::Accept);
     assert!(closes_with(&out, 2, ErrorCode::UnknownJob), "{out:?}");

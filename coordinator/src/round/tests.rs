@@ -1,118 +1,225 @@
+//! The round driven with real secure-aggregation nodes (the `fedprof-secagg` node machines,
+//! as a node process runs them), without any network.
+
 use super::*;
-use fedprof_protocol::RefuseReason;
+use chacha20::ChaCha20Rng;
+use fedprof_crypto::SigningKey;
+use fedprof_protocol::secagg::{CoordinatorMessage, NodeMessage};
+use fedprof_protocol::{Fraction, RefuseReason};
+use fedprof_secagg::node::{AwaitingBundle, AwaitingDirectory, AwaitingUnmask};
+use rand_core::SeedableRng;
 
 fn name(s: &str) -> PartyName {
     PartyName::new(s).unwrap()
+}
+
+fn release(min: u32) -> ReleaseParams {
+    ReleaseParams {
+        max_rows_per_customer: 10,
+        max_abs_amount_minor: 100,
+        node_variance: vec![Fraction { numer: 4, denom: 1 }; 3],
+        min_contributors: min,
+        colluders: 0,
+    }
 }
 
 fn policy(min_nodes: usize) -> RoundPolicy {
     RoundPolicy { min_nodes, timeout: Duration::from_secs(10) }
 }
 
-fn start(nodes: &[&str], min: usize, now: Instant) -> Round {
-    let (round, effects) =
-        Round::start(JobId(7), JobSpec::TransactionTotals, nodes.iter().map(|n| name(n)), policy(min), now);
-    if nodes.len() >= min {
-        assert_eq!(effects.len(), nodes.len(), "one announcement per node");
-        assert!(effects.iter().all(|e| matches!(e, RoundEffect::Send { body: Body::JobAnnounce(_), .. })));
+enum Sim {
+    Directory(AwaitingDirectory),
+    Bundle(AwaitingBundle),
+    Unmask(AwaitingUnmask),
+    Gone,
+}
+
+struct Fed {
+    round: Round,
+    nodes: Vec<(PartyName, Sim)>,
+    rng: ChaCha20Rng,
+    now: Instant,
+    /// Messages the round sent to each node, not yet handled.
+    inbox: Vec<(PartyName, Body)>,
+}
+
+impl Fed {
+    fn start(names: &[&str], min: u32) -> Fed {
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let keys: Vec<SigningKey> = names.iter().map(|_| SigningKey::generate(&mut rng)).collect();
+        let participants = names
+            .iter()
+            .zip(&keys)
+            .map(|(n, k)| Participant { name: name(n), certificate: vec![1, 2, 3], key: k.verifying_key() })
+            .collect();
+        let now = Instant::now();
+        let (round, effects) =
+            Round::start(JobId(7), JobSpec::TransactionTotals, participants, release(min), policy(min as usize), [5; 32], now);
+        let mut nodes = Vec::new();
+        let mut inbox = Vec::new();
+        for (effect, key) in effects.into_iter().zip(&keys) {
+            let RoundEffect::Send { node, body: Body::JobAnnounce(announce) } = effect else {
+                panic!("{effect:?}")
+            };
+            // Each node builds the configuration from the announcement, as a node process does.
+            let me = announce.secagg.roster.iter().position(|e| e.name == node).unwrap() as u32;
+            let parties = announce
+                .secagg
+                .roster
+                .iter()
+                .zip(&keys)
+                .map(|(e, k)| Party { name: e.name.to_string(), verifying_key: k.verifying_key() })
+                .collect();
+            let config = Arc::new(
+                RoundConfig::new(RoundTag { job: 7, round: 0 }, parties, 3, GraphSpec::Complete, Some(announce.secagg.threshold as usize))
+                    .unwrap(),
+            );
+            let (state, advert) = fedprof_secagg::node::start(config, me, key, &mut rng).unwrap();
+            inbox.push((node.clone(), Body::SecAgg(NodeMessage::Advertise(advert))));
+            nodes.push((node, Sim::Directory(state)));
+        }
+        let mut fed = Fed { round, nodes, rng, now, inbox: Vec::new() };
+        // Deliver the advertisements to the round.
+        for (node, body) in inbox {
+            let effects = fed.round.on_message(&node, body, now).unwrap();
+            fed.absorb(effects);
+        }
+        fed
     }
-    round
+
+    fn absorb(&mut self, effects: Vec<RoundEffect>) {
+        for e in effects {
+            if let RoundEffect::Send { node, body } = e {
+                self.inbox.push((node, body));
+            }
+        }
+    }
+
+    /// Lets every live node answer what it received; `input(i)` is node i's vector.
+    fn step(&mut self, input: impl Fn(usize) -> Vec<u64>) {
+        let inbox = std::mem::take(&mut self.inbox);
+        for (node, body) in inbox {
+            let Some(i) = self.nodes.iter().position(|(n, _)| *n == node) else { continue };
+            let Body::SecAggRelay(message) = body else { continue };
+            let sim = std::mem::replace(&mut self.nodes[i].1, Sim::Gone);
+            let (next, reply) = match (sim, message) {
+                (Sim::Directory(s), CoordinatorMessage::Directory(d)) => {
+                    let (n, m) = s.on_directory(&d, &mut self.rng).unwrap();
+                    (Sim::Bundle(n), NodeMessage::Shares(m))
+                }
+                (Sim::Bundle(s), CoordinatorMessage::Bundle(b)) => {
+                    // Inputs follow the roster order (a, b, c, ...), whoever has left.
+                    let roster_index = usize::from(node.as_str().as_bytes()[0] - b'a');
+                    let (n, m) = s.on_bundle(&b, &input(roster_index)).unwrap();
+                    (Sim::Unmask(n), NodeMessage::Masked(m))
+                }
+                (Sim::Unmask(s), CoordinatorMessage::Unmask(r)) => {
+                    (Sim::Gone, NodeMessage::Unmask(s.on_unmask_request(&r).unwrap()))
+                }
+                (other, _) => {
+                    self.nodes[i].1 = other;
+                    continue;
+                }
+            };
+            self.nodes[i].1 = next;
+            let effects = self.round.on_message(&node, Body::SecAgg(reply), self.now).unwrap();
+            self.absorb(effects);
+        }
+    }
+
+    fn kill(&mut self, node: &str) {
+        self.nodes.retain(|(n, _)| n.as_str() != node);
+        let effects = self.round.on_disconnect(&name(node), "killed", self.now);
+        self.absorb(effects);
+    }
 }
 
-fn submit(round: &mut Round, node: &str, values: Vec<u64>) -> Vec<RoundEffect> {
-    assert!(round.on_message(&name(node), Body::Accept).unwrap().is_empty());
-    round.on_message(&name(node), Body::Submit(Contribution { values })).unwrap()
+fn vector(i: usize) -> Vec<u64> {
+    vec![i as u64 + 1, 10 * (i as u64 + 1), (-(i as i64) * 100) as u64]
 }
 
 #[test]
-fn sums_every_contribution_exactly_in_the_ring() {
-    let mut r = start(&["a", "b", "c"], 2, Instant::now());
-    submit(&mut r, "a", vec![3, 10, 500]);
-    // A negative amount is its two's complement in Z_2^64.
-    submit(&mut r, "b", vec![1, 1, (-200i64) as u64]);
-    let effects = submit(&mut r, "c", vec![u64::MAX, 4, 1]);
-    assert_eq!(effects.len(), 3, "every contributor gets the result");
-    let Some(JobOutcome::Completed { result, failures }) = r.outcome() else {
-        panic!("not completed: {:?}", r.outcome());
+fn the_round_releases_exactly_the_sum_of_the_vectors() {
+    let mut f = Fed::start(&["a", "b", "c"], 2);
+    for _ in 0..3 {
+        f.step(vector);
+    }
+    let Some(JobOutcome::Completed { result, failures }) = f.round.outcome() else {
+        panic!("{:?}", f.round.outcome())
     };
-    assert_eq!(result.values, vec![3, 15, 301]);
+    assert_eq!(result.values, vec![6, 60, (-300i64) as u64]);
     assert_eq!(result.contributors, vec![name("a"), name("b"), name("c")]);
-    assert!(failures.is_empty());
-    assert_eq!(r.deadline(), None);
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(f.inbox.iter().all(|(_, b)| matches!(b, Body::Result(_))), "results go to contributors");
+    assert_eq!(f.inbox.len(), 3);
 }
 
 #[test]
-fn a_refusal_and_a_lost_node_are_reported_and_the_rest_released() {
-    let mut r = start(&["a", "b", "c", "d"], 2, Instant::now());
-    submit(&mut r, "a", vec![1, 2, 3]);
-    let refusal = Refusal { reason: RefuseReason::DataUnavailable, detail: "row 3".into() };
-    r.on_message(&name("b"), Body::Refuse(refusal)).unwrap();
-    r.on_message(&name("c"), Body::Accept).unwrap();
-    assert!(r.on_disconnect(&name("c"), "killed").is_empty());
-    assert!(r.outcome().is_none(), "d is still due");
-    submit(&mut r, "d", vec![1, 1, 1]);
-    let Some(JobOutcome::Completed { result, failures }) = r.outcome() else {
-        panic!("not completed: {:?}", r.outcome());
+fn a_node_lost_after_sharing_keys_is_unmasked_out_and_reported() {
+    let mut f = Fed::start(&["a", "b", "c", "d"], 2);
+    f.step(vector); // directories -> shares
+    f.kill("c"); // after sharing, before its masked input
+    for _ in 0..2 {
+        f.step(vector);
+    }
+    let Some(JobOutcome::Completed { result, failures }) = f.round.outcome() else {
+        panic!("{:?}", f.round.outcome())
     };
-    assert_eq!(result.values, vec![2, 3, 4]);
-    assert_eq!(failures.len(), 2);
-    assert_eq!(failures[0].node, name("b"));
-    assert!(failures[0].reason.contains("DataUnavailable") && failures[0].reason.contains("row 3"));
-    assert_eq!(failures[1].node, name("c"));
-    assert!(failures[1].reason.contains("connection lost: killed"), "{}", failures[1].reason);
+    // a, b, d: 1+2+4, 10+20+40, 0-100-300.
+    assert_eq!(result.values, vec![7, 70, (-400i64) as u64]);
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].reason.contains("connection lost: killed"), "{failures:?}");
 }
 
 #[test]
-fn below_minimum_contributors_nothing_is_released() {
-    let mut r = start(&["a", "b", "c"], 3, Instant::now());
-    let effects = submit(&mut r, "a", vec![1, 2, 3]);
-    assert!(effects.is_empty());
-    r.on_disconnect(&name("b"), "gone");
-    let effects = submit(&mut r, "c", vec![1, 2, 3]);
-    assert!(effects.is_empty(), "no result is sent when aborting: {effects:?}");
-    assert!(matches!(r.outcome(), Some(JobOutcome::Aborted { failures, .. }) if failures.len() == 1));
+fn a_refusal_counts_as_a_failure_and_too_few_survivors_release_nothing() {
+    let mut f = Fed::start(&["a", "b", "c"], 3);
+    let refusal = Refusal { reason: RefuseReason::BudgetExhausted, detail: "cap reached".into() };
+    let effects = f.round.on_message(&name("b"), Body::Refuse(refusal), f.now).unwrap();
+    f.absorb(effects);
+    for _ in 0..3 {
+        f.step(vector);
+    }
+    let Some(JobOutcome::Aborted { failures, .. }) = f.round.outcome() else {
+        panic!("{:?}", f.round.outcome())
+    };
+    assert!(failures.iter().any(|x| x.node == name("b") && x.reason.contains("BudgetExhausted")));
+    assert!(!f.inbox.iter().any(|(_, b)| matches!(b, Body::Result(_))), "nothing released");
 }
 
 #[test]
-fn too_few_nodes_aborts_at_once() {
-    let (r, effects) =
-        Round::start(JobId(1), JobSpec::TransactionTotals, [name("a")], policy(2), Instant::now());
+fn silent_nodes_time_out_phase_by_phase() {
+    let mut f = Fed::start(&["a", "b", "c"], 2);
+    f.nodes.retain(|(n, _)| n.as_str() != "c"); // c goes silent, connection stays up
+    f.step(vector);
+    assert!(f.round.outcome().is_none());
+    f.now += Duration::from_secs(10);
+    let effects = f.round.on_tick(f.now);
+    f.absorb(effects);
+    for _ in 0..2 {
+        f.step(vector);
+    }
+    let Some(JobOutcome::Completed { result, failures }) = f.round.outcome() else {
+        panic!("{:?}", f.round.outcome())
+    };
+    assert_eq!(result.values, vec![3, 30, (-100i64) as u64]);
+    assert!(failures[0].reason.contains("no answer in phase"), "{failures:?}");
+}
+
+#[test]
+fn too_few_nodes_abort_at_once_and_strangers_are_refused() {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let p = Participant { name: name("a"), certificate: vec![], key: SigningKey::generate(&mut rng).verifying_key() };
+    let (mut r, effects) =
+        Round::start(JobId(1), JobSpec::TransactionTotals, vec![p], release(2), policy(2), [0; 32], Instant::now());
     assert!(effects.is_empty(), "nobody computes for a round that cannot release");
     assert!(matches!(r.outcome(), Some(JobOutcome::Aborted { reason, .. }) if reason.contains("at least 2")));
+    assert_eq!(r.on_message(&name("z"), Body::Accept, Instant::now()), Err(RoundError::NotAMember(name("z"))));
 }
 
 #[test]
-fn deadline_fails_silent_nodes() {
-    let t0 = Instant::now();
-    let mut r = start(&["a", "b", "c"], 2, t0);
-    submit(&mut r, "a", vec![1, 1, 1]);
-    submit(&mut r, "b", vec![1, 1, 1]);
-    assert!(r.on_tick(t0 + Duration::from_secs(9)).is_empty());
-    assert!(r.outcome().is_none());
-    assert_eq!(r.deadline(), Some(t0 + Duration::from_secs(10)));
-    let effects = r.on_tick(t0 + Duration::from_secs(10));
-    assert_eq!(effects.len(), 2);
-    let Some(JobOutcome::Completed { failures, .. }) = r.outcome() else { panic!() };
-    assert_eq!(failures[0].node, name("c"));
-    assert!(failures[0].reason.contains("no contribution within 10.0 s"));
-}
-
-#[test]
-fn malformed_and_out_of_order_messages_are_rejected() {
-    let mut r = start(&["a", "b", "c"], 1, Instant::now());
-    // Wrong vector length.
-    let effects = submit(&mut r, "a", vec![1, 2]);
-    assert!(matches!(&effects[..], [RoundEffect::Reject { code: ErrorCode::BadContribution, .. }]));
-    // Submit without accepting first.
-    let effects =
-        r.on_message(&name("b"), Body::Submit(Contribution { values: vec![1, 2, 3] })).unwrap();
+fn messages_that_do_not_belong_in_a_round_are_rejected() {
+    let mut f = Fed::start(&["a", "b", "c"], 2);
+    let effects = f.round.on_message(&name("a"), Body::Submit(fedprof_protocol::Contribution { values: vec![1, 2, 3] }), f.now).unwrap();
     assert!(matches!(&effects[..], [RoundEffect::Reject { code: ErrorCode::UnexpectedMessage, .. }]));
-    // A stranger.
-    assert_eq!(r.on_message(&name("z"), Body::Accept), Err(RoundError::NotAMember(name("z"))));
-    submit(&mut r, "c", vec![5, 5, 5]);
-    let Some(JobOutcome::Completed { result, failures }) = r.outcome() else { panic!() };
-    assert_eq!(result.values, vec![5, 5, 5], "rejected vectors are not in the sum");
-    assert_eq!(failures.len(), 2);
-    // Late messages after settling change nothing.
-    assert!(r.on_message(&name("c"), Body::Accept).unwrap().is_empty());
 }

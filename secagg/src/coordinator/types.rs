@@ -1,6 +1,6 @@
 //! The coordinator's public vocabulary: phases, progress, steps, refusals and abort reasons.
 
-use crate::messages::{CoordinatorMessage, RoundTag};
+use fedprof_protocol::secagg::{CoordinatorMessage, RoundTag};
 use crate::unmask::UnmaskedSum;
 
 /// Where a round stands.

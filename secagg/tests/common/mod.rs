@@ -115,6 +115,13 @@ enum State {
     Gone,
 }
 
+/// A node of the simulation: its state machine and its own seeded RNG (so the outcome does
+/// not depend on the order or the thread in which nodes run).
+struct Node {
+    state: State,
+    rng: ChaCha20Rng,
+}
+
 /// What a round ended with.
 pub struct Outcome {
     pub result: Result<UnmaskedSum, CoordinatorError>,
@@ -125,19 +132,47 @@ pub struct Outcome {
     pub masked_of_first: Option<Vec<u8>>,
 }
 
-/// Runs a whole round; node `u` stops at `drop_at[u]`. Node `u`'s input is
-/// `inputs[u % inputs.len()]` (a bench passes one vector for all nodes).
+/// How a round is driven.
+#[derive(Debug, Clone, Copy)]
+pub struct Driver {
+    /// Encode every message with postcard to count its bytes (postcard writes a `Vec<u8>`
+    /// byte by byte, which costs more than the masking at large `d`).
+    pub count_bytes: bool,
+    /// Threads that run the nodes' state machines within a phase; the coordinator runs on the
+    /// calling thread and takes the replies in node order, so the outcome is the same for any
+    /// number of threads.
+    pub threads: usize,
+}
+
+impl Driver {
+    /// One thread, bytes counted (the bench's tables).
+    pub const COUNTING: Driver = Driver {
+        count_bytes: true,
+        threads: 1,
+    };
+
+    /// Every core, nothing counted (the large simulations: the nodes' X25519 agreements and
+    /// signature checks are nearly all the work, and they are independent within a phase).
+    pub fn all_cores() -> Driver {
+        Driver {
+            count_bytes: false,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+}
+
+/// Runs a whole round in one thread, counting bytes; node `u` stops at `drop_at[u]`. Node
+/// `u`'s input is `inputs[u % inputs.len()]` (a bench passes one vector for all nodes).
 pub fn run(
     fed: &Federation,
     inputs: &[Vec<u64>],
     drop_at: &[Option<DropAt>],
     rng_seed: u64,
 ) -> Outcome {
-    run_counting(fed, inputs, drop_at, rng_seed, true)
+    run_with(fed, inputs, drop_at, rng_seed, Driver::COUNTING)
 }
 
-/// [`run`], optionally without encoding every message to count its bytes (postcard writes a
-/// `Vec<u8>` byte by byte, which costs more than the masking at large `d`).
+/// [`run`] in one thread, optionally without counting bytes.
 pub fn run_counting(
     fed: &Federation,
     inputs: &[Vec<u64>],
@@ -145,24 +180,87 @@ pub fn run_counting(
     rng_seed: u64,
     count_bytes: bool,
 ) -> Outcome {
+    let driver = Driver {
+        count_bytes,
+        threads: 1,
+    };
+    run_with(fed, inputs, drop_at, rng_seed, driver)
+}
+
+/// One node's work on one coordinator message: its reply (`None` if it has dropped).
+struct Job {
+    u: usize,
+    node: Node,
+    message: Option<CoordinatorMessage>,
+    /// The node drops at this phase: it receives the message and never answers.
+    drops: bool,
+    reply: Option<NodeMessage>,
+    time: Duration,
+    received: usize,
+    sent: usize,
+}
+
+impl Job {
+    fn run(&mut self, inputs: &[Vec<u64>], count_bytes: bool) {
+        let u = self.u;
+        let Some(msg) = self.message.take() else {
+            return;
+        };
+        if count_bytes {
+            self.received = postcard::to_allocvec(&msg).unwrap().len();
+        }
+        if self.drops {
+            self.node.state = State::Gone;
+            return;
+        }
+        let t = Instant::now();
+        let node = &mut self.node;
+        let reply = match (std::mem::replace(&mut node.state, State::Gone), msg) {
+            (State::Directory(s), CoordinatorMessage::Directory(m)) => {
+                let (next, reply) = s.on_directory(&m, &mut node.rng).unwrap();
+                node.state = State::Bundle(next);
+                NodeMessage::Shares(reply)
+            }
+            (State::Bundle(s), CoordinatorMessage::Bundle(m)) => {
+                let (next, reply) = s.on_bundle(&m, &inputs[u % inputs.len()]).unwrap();
+                node.state = State::Unmask(next);
+                NodeMessage::Masked(reply)
+            }
+            (State::Unmask(s), CoordinatorMessage::Unmask(m)) => {
+                NodeMessage::Unmask(s.on_unmask_request(&m).unwrap())
+            }
+            _ => panic!("node {u} got a message for another phase"),
+        };
+        self.time = t.elapsed();
+        if count_bytes {
+            self.sent = postcard::to_allocvec(&reply).unwrap().len();
+        }
+        self.reply = Some(reply);
+    }
+}
+
+/// Runs a whole round as `driver` says; node `u` stops at `drop_at[u]`.
+pub fn run_with(
+    fed: &Federation,
+    inputs: &[Vec<u64>],
+    drop_at: &[Option<DropAt>],
+    rng_seed: u64,
+    driver: Driver,
+) -> Outcome {
     let cfg = &fed.config;
     let n = cfg.n();
-    let mut rng = ChaCha20Rng::seed_from_u64(rng_seed);
     let mut stats = Stats {
         sent: vec![0; n],
         received: vec![0; n],
         ..Stats::default()
     };
     let mut coordinator = Coordinator::new(Arc::clone(cfg));
-    let mut states: Vec<State> = Vec::with_capacity(n);
+    let mut nodes: Vec<Node> = Vec::with_capacity(n);
     let mut contributors = Vec::new();
     let mut masked_of_first = None;
     let drops = |u: usize, phase: DropAt| drop_at[u].is_some_and(|p| p <= phase);
 
     let deliver = |coordinator: &mut Coordinator, stats: &mut Stats, u: usize, msg: NodeMessage| {
-        if count_bytes {
-            stats.sent[u] += postcard::to_allocvec(&msg).unwrap().len();
-        }
         let t = Instant::now();
         let r = coordinator.receive(u as u32, msg);
         stats.coordinator_time += t.elapsed();
@@ -171,21 +269,28 @@ pub fn run_counting(
 
     // Phase 0.
     for u in 0..n {
+        let mut rng = ChaCha20Rng::seed_from_u64(rng_seed);
+        rng.set_stream(u as u64);
         if drops(u, DropAt::Advertise) {
-            states.push(State::Gone);
+            nodes.push(Node {
+                state: State::Gone,
+                rng,
+            });
             continue;
         }
         let t = Instant::now();
         let (state, advert) =
             node::start(Arc::clone(cfg), u as u32, &fed.keys[u], &mut rng).unwrap();
         stats.node_time += t.elapsed();
-        states.push(State::Directory(state));
-        deliver(
-            &mut coordinator,
-            &mut stats,
-            u,
-            NodeMessage::Advertise(advert),
-        );
+        nodes.push(Node {
+            state: State::Directory(state),
+            rng,
+        });
+        let advert = NodeMessage::Advertise(advert);
+        if driver.count_bytes {
+            stats.sent[u] += postcard::to_allocvec(&advert).unwrap().len();
+        }
+        deliver(&mut coordinator, &mut stats, u, advert);
     }
     let mut phase = DropAt::Share;
     loop {
@@ -211,37 +316,58 @@ pub fn run_counting(
                 };
             }
         };
-        for (u, msg) in messages {
-            let u = u as usize;
-            if count_bytes {
-                stats.received[u] += postcard::to_allocvec(&msg).unwrap().len();
+        let mut jobs: Vec<Job> = messages
+            .into_iter()
+            .map(|(u, msg)| {
+                let u = u as usize;
+                let gone = Node {
+                    state: State::Gone,
+                    rng: ChaCha20Rng::seed_from_u64(0),
+                };
+                let node = std::mem::replace(&mut nodes[u], gone);
+                Job {
+                    u,
+                    message: Some(msg),
+                    drops: drops(u, phase),
+                    node,
+                    reply: None,
+                    time: Duration::ZERO,
+                    received: 0,
+                    sent: 0,
+                }
+            })
+            .collect();
+        if driver.threads <= 1 {
+            for job in &mut jobs {
+                job.run(inputs, driver.count_bytes);
             }
-            if drops(u, phase) {
-                states[u] = State::Gone;
+        } else {
+            let per_thread = jobs.len().div_ceil(driver.threads).max(1);
+            std::thread::scope(|s| {
+                for chunk in jobs.chunks_mut(per_thread) {
+                    s.spawn(move || {
+                        for job in chunk {
+                            job.run(inputs, driver.count_bytes);
+                        }
+                    });
+                }
+            });
+        }
+        for job in jobs {
+            let u = job.u;
+            nodes[u] = job.node;
+            stats.node_time += job.time;
+            stats.received[u] += job.received;
+            stats.sent[u] += job.sent;
+            let Some(reply) = job.reply else {
                 continue;
-            }
-            let t = Instant::now();
-            let reply = match (std::mem::replace(&mut states[u], State::Gone), msg) {
-                (State::Directory(s), CoordinatorMessage::Directory(m)) => {
-                    let (next, reply) = s.on_directory(&m, &mut rng).unwrap();
-                    states[u] = State::Bundle(next);
-                    NodeMessage::Shares(reply)
-                }
-                (State::Bundle(s), CoordinatorMessage::Bundle(m)) => {
-                    let (next, reply) = s.on_bundle(&m, &inputs[u % inputs.len()]).unwrap();
-                    states[u] = State::Unmask(next);
-                    contributors.push(u as u32);
-                    if u == 0 {
-                        masked_of_first = Some(reply.masked.clone());
-                    }
-                    NodeMessage::Masked(reply)
-                }
-                (State::Unmask(s), CoordinatorMessage::Unmask(m)) => {
-                    NodeMessage::Unmask(s.on_unmask_request(&m).unwrap())
-                }
-                _ => panic!("node {u} got a message for another phase"),
             };
-            stats.node_time += t.elapsed();
+            if let NodeMessage::Masked(m) = &reply {
+                contributors.push(u as u32);
+                if u == 0 {
+                    masked_of_first = Some(m.masked.clone());
+                }
+            }
             deliver(&mut coordinator, &mut stats, u, reply);
         }
         phase = match phase {
@@ -263,7 +389,7 @@ pub fn expected_sum(inputs: &[Vec<u64>], contributors: &[u32], d: usize) -> Vec<
     sum
 }
 
-/// Drop `fraction` of the nodes at `phase` (seeded), run, and return the outcome.
+/// Drop `count` nodes at `phase` (seeded), run on every core, and return the outcome.
 pub fn run_with_dropouts(
     fed: &Federation,
     inputs: &[Vec<u64>],
@@ -276,7 +402,7 @@ pub fn run_with_dropouts(
     for u in pick(n, count, seed) {
         drop_at[u as usize] = Some(phase);
     }
-    run(fed, inputs, &drop_at, seed ^ 0x5eed)
+    run_with(fed, inputs, &drop_at, seed ^ 0x5eed, Driver::all_cores())
 }
 
 /// Asserts the round released exactly the sum of the nodes that sent masked inputs.

@@ -1,0 +1,292 @@
+//! The audit, sans-IO: ledger bytes and verified certificate keys in, a per-node account or the
+//! first inconsistent entry out.
+//!
+//! Order of checks (the first failure is reported): node ledgers in the order given (the CLI
+//! sorts them by node name), each completely: torn tail, chain, signatures, budget rules,
+//! recomputed rho; then the coordinator ledger: chain, signatures, policy, and for every
+//! release its rho, its node count against `n_min`, the per-job cap, and every receipt, which
+//! must be signed by its node and byte-for-byte equal to the debit in that node's own ledger.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use fedprof_privacy::Rho;
+use fedprof_protocol::{PartyId, PartyName, Role};
+
+use crate::coordinator::{CoordinatorBody, CoordinatorBook};
+use crate::encoding::{Digest, Writer};
+use crate::entry::KeyRing;
+use crate::file::{FileError, ledger_lines};
+use crate::node::{NodeBook, PeriodAccount};
+
+/// One ledger file handed to the audit.
+#[derive(Debug, Clone)]
+pub struct LedgerText<'a> {
+    /// How to name the file in messages (e.g. `ledgers/node-a.jsonl`).
+    pub file: String,
+    /// Its bytes.
+    pub bytes: &'a [u8],
+}
+
+/// Everything the audit reads.
+#[derive(Debug, Clone)]
+pub struct AuditInput<'a> {
+    /// Public keys from certificates verified against the federation CA, by party.
+    pub keys: KeyRing,
+    /// Each node's ledger.
+    pub nodes: Vec<(PartyName, LedgerText<'a>)>,
+    /// The coordinator and its ledger.
+    pub coordinator: (PartyId, LedgerText<'a>),
+}
+
+/// The first inconsistency found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFailure {
+    /// The file.
+    pub file: String,
+    /// 1-based line of the entry (0: the file as a whole).
+    pub line: usize,
+    /// Sequence number the entry holds at that position (`line - 1`), if it is about an entry.
+    pub seq: Option<u64>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for AuditFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.seq {
+            Some(seq) => write!(
+                f,
+                "{}: entry seq {seq} (line {}): {}",
+                self.file, self.line, self.reason
+            ),
+            None => write!(f, "{}: {}", self.file, self.reason),
+        }
+    }
+}
+
+impl std::error::Error for AuditFailure {}
+
+/// The head of one verified ledger: compare `head` with the one seen at the previous audit to
+/// detect a ledger cut short (the chain alone cannot show a truncation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerHead {
+    /// The file.
+    pub file: String,
+    /// Number of entries.
+    pub entries: u64,
+    /// SHA-256 of the last line (all zero when empty).
+    pub head: Digest,
+}
+
+/// One node's verified account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSummary {
+    /// The node.
+    pub node: PartyName,
+    /// Its periods, oldest first (never empty: entry 0 opens one).
+    pub periods: Vec<PeriodAccount>,
+    /// Debits in its ledger.
+    pub debits: u64,
+    /// Debits that a published release used (the rest were paid for and never published:
+    /// aborted rounds or crashes, counted as spent).
+    pub released: u64,
+}
+
+impl NodeSummary {
+    /// The current (last) period.
+    pub fn current(&self) -> Option<&PeriodAccount> {
+        self.periods.last()
+    }
+
+    /// Rho left in the current period.
+    pub fn remaining(&self) -> Rho {
+        self.current().map_or_else(Rho::zero, |p| {
+            // cap >= spent is a rule the audit checked for every debit.
+            let left = p.cap.as_ratio() - p.spent.as_ratio().min(p.cap.as_ratio());
+            Rho::from_ratio_exact(left)
+        })
+    }
+}
+
+/// A successful audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Per node, in input order.
+    pub nodes: Vec<NodeSummary>,
+    /// Releases in the coordinator ledger.
+    pub releases: u64,
+    /// The head of every ledger, nodes first.
+    pub ledgers: Vec<LedgerHead>,
+}
+
+/// (epsilon, delta)-DP implied by rho-zCDP, for people to read: `rho + 2 sqrt(rho ln(1/delta))`
+/// (Bun and Steinke 2016, Proposition 1.3). A valid upper bound but not the tightest: the
+/// Canonne-Kamath-Steinke conversion (`fedprof_privacy`, when it lands) replaces this body.
+/// `delta` must be in (0, 1).
+pub fn epsilon_at_delta(rho: &Rho, delta: f64) -> f64 {
+    let r = rho.to_f64();
+    r + 2.0 * (r * (1.0 / delta).ln()).sqrt()
+}
+
+fn node_writer(name: &PartyName) -> Writer {
+    Writer::new(PartyId {
+        role: Role::Node,
+        name: name.clone(),
+    })
+}
+
+fn fail(file: &str, line: usize, reason: impl fmt::Display) -> AuditFailure {
+    let seq = line.checked_sub(1).map(|s| s as u64);
+    AuditFailure {
+        file: file.to_owned(),
+        line,
+        seq,
+        reason: reason.to_string(),
+    }
+}
+
+fn lines<'a>(text: &LedgerText<'a>) -> Result<Vec<&'a str>, AuditFailure> {
+    ledger_lines(std::path::Path::new(&text.file), text.bytes).map_err(|e| match e {
+        FileError::TornTail { line, .. } => fail(
+            &text.file,
+            line,
+            "incomplete last line (torn append); see docs/LEDGER.md, Recovery",
+        ),
+        FileError::NotText { line, .. } => fail(&text.file, line, "not UTF-8 text"),
+        FileError::Io { source, .. } => AuditFailure {
+            file: text.file.clone(),
+            line: 0,
+            seq: None,
+            reason: source.to_string(),
+        },
+    })
+}
+
+/// Runs the audit; see the module docs for what it checks, in which order.
+pub fn verify(input: &AuditInput<'_>) -> Result<AuditReport, AuditFailure> {
+    let mut books: HashMap<PartyName, (usize, NodeBook)> = HashMap::new();
+    let mut ledgers = Vec::new();
+    for (index, (name, text)) in input.nodes.iter().enumerate() {
+        let writer = node_writer(name);
+        let whole = |reason: String| AuditFailure {
+            file: text.file.clone(),
+            line: 0,
+            seq: None,
+            reason,
+        };
+        let key = input.keys.get(&writer).map_err(|e| whole(e.to_string()))?;
+        let mut book = NodeBook::new(writer).map_err(|e| whole(e.to_string()))?;
+        let lines = lines(text)?;
+        for (i, line) in lines.iter().enumerate() {
+            book.apply_line(line, key)
+                .map_err(|e| fail(&text.file, i + 1, e))?;
+        }
+        if lines.is_empty() {
+            return Err(whole(
+                "ledger is empty: a node ledger starts with a budget entry".into(),
+            ));
+        }
+        ledgers.push(head(
+            text,
+            &book.chain().last_digest().to_owned(),
+            lines.len(),
+        ));
+        books.insert(name.clone(), (index, book));
+    }
+
+    let (coordinator, text) = &input.coordinator;
+    let whole = |reason: String| AuditFailure {
+        file: text.file.clone(),
+        line: 0,
+        seq: None,
+        reason,
+    };
+    let writer = Writer::new(coordinator.clone());
+    let key = input.keys.get(&writer).map_err(|e| whole(e.to_string()))?;
+    let mut book = CoordinatorBook::new(writer).map_err(|e| whole(e.to_string()))?;
+    let mut released = vec![0u64; input.nodes.len()];
+    let lines = lines(text)?;
+    for (i, line) in lines.iter().enumerate() {
+        let entry = book
+            .apply_line(line, key, &input.keys)
+            .map_err(|e| fail(&text.file, i + 1, e))?;
+        let CoordinatorBody::Release {
+            release, receipts, ..
+        } = entry.body()
+        else {
+            continue;
+        };
+        for receipt in receipts {
+            let node = &receipt.writer().party().name;
+            let Some((index, node_book)) = books.get(node) else {
+                return Err(fail(
+                    &text.file,
+                    i + 1,
+                    format!("node {node} contributed, but its ledger is missing"),
+                ));
+            };
+            let Some(debit) = node_book.debit(release) else {
+                let why =
+                    format!("release {release} is not covered by a debit in node {node}'s ledger");
+                return Err(fail(&text.file, i + 1, why));
+            };
+            if debit.line_digest != receipt.digest() {
+                let why = format!(
+                    "receipt of node {node} differs from its own ledger entry seq {}",
+                    debit.seq
+                );
+                return Err(fail(&text.file, i + 1, why));
+            }
+            released[*index] += 1;
+        }
+    }
+    if lines.is_empty() {
+        return Err(whole(
+            "ledger is empty: a coordinator ledger starts with a policy entry".into(),
+        ));
+    }
+    ledgers.push(head(text, book.chain().last_digest(), lines.len()));
+
+    let mut nodes = Vec::new();
+    for (index, (name, _)) in input.nodes.iter().enumerate() {
+        if let Some((_, b)) = books.get(name) {
+            nodes.push(NodeSummary {
+                node: name.clone(),
+                periods: b.periods().to_vec(),
+                debits: b.debit_count() as u64,
+                released: released[index],
+            });
+        }
+    }
+    Ok(AuditReport {
+        nodes,
+        releases: book.release_count() as u64,
+        ledgers,
+    })
+}
+
+fn head(text: &LedgerText<'_>, digest: &Digest, entries: usize) -> LedgerHead {
+    LedgerHead {
+        file: text.file.clone(),
+        entries: entries as u64,
+        head: *digest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epsilon_bound_matches_the_formula() {
+        let rho: Rho = "1/8".parse().unwrap();
+        let eps = epsilon_at_delta(&rho, 1e-6);
+        let want = 0.125 + 2.0 * (0.125f64 * (1e6f64).ln()).sqrt();
+        assert!((eps - want).abs() < 1e-12);
+        assert_eq!(epsilon_at_delta(&Rho::zero(), 1e-6), 0.0);
+        // Monotone in rho and in 1/delta.
+        assert!(epsilon_at_delta(&"1/4".parse().unwrap(), 1e-6) > eps);
+        assert!(epsilon_at_delta(&rho, 1e-9) > eps);
+    }
+}

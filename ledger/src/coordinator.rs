@@ -1,0 +1,472 @@
+//! The coordinator's release ledger, sans-IO: what it records per release and the rules each
+//! entry keeps, checked by the coordinator's store before writing and by the auditor after.
+
+use std::collections::{BTreeSet, HashMap};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use fedprof_privacy::Rho;
+use fedprof_protocol::{JobId, PartyId, PartyName, Role};
+use serde::{Deserialize, Serialize};
+
+use crate::encoding::{Digest, Label, Writer};
+use crate::entry::{Chain, Entry, EntryError, KeyRing};
+use crate::mechanism::{MechanismRecord, ReleaseId};
+use crate::node::{NodeBody, NodeEntry};
+
+/// Federation policy: limits the coordinator applies to every job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Most rho all releases of one job may cost together.
+    pub per_job_cap_rho: Rho,
+    /// Published cells counting fewer than this many customers are suppressed.
+    pub min_cell_size: u64,
+}
+
+/// What a coordinator ledger entry records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "entries are handled one at a time; boxing would only add an allocation per entry"
+)]
+pub enum CoordinatorBody {
+    /// Sets the policy for the releases after it. Entry 0 is one.
+    Policy(Policy),
+    /// One published release and what paid for it.
+    Release {
+        /// The release.
+        release: ReleaseId,
+        /// The job kind, e.g. `transaction-totals`.
+        job_kind: Label,
+        /// The mechanism every contributing node debited.
+        mechanism: MechanismRecord,
+        /// Its cost per node; equals `mechanism.rho()`.
+        rho: Rho,
+        /// The contributing nodes, in the order of `receipts`.
+        nodes: Vec<PartyName>,
+        /// Each contributing node's signed debit entry, exactly as in its own ledger.
+        receipts: Vec<NodeEntry>,
+        /// SHA-256 of the published result's bytes.
+        published_digest: Digest,
+    },
+}
+
+/// A coordinator entry.
+pub type CoordinatorEntry = Entry<CoordinatorBody>;
+
+/// What the coordinator asks its ledger to record before publishing.
+#[derive(Debug, Clone)]
+pub struct ReleaseRecord {
+    /// The release.
+    pub release: ReleaseId,
+    /// The job kind.
+    pub job_kind: Label,
+    /// The mechanism the round used.
+    pub mechanism: MechanismRecord,
+    /// The receipts of the nodes whose inputs were summed.
+    pub receipts: Vec<NodeEntry>,
+    /// SHA-256 of the bytes to be published.
+    pub published_digest: Digest,
+}
+
+/// Why a node receipt does not pay for the release it is attached to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    /// The receipt is signed by another party than the node it is listed for.
+    #[error("receipt {index} is written by {found}, but the release lists node {expected}")]
+    WrongNode {
+        /// Position in `receipts`.
+        index: usize,
+        /// The node listed.
+        expected: PartyName,
+        /// The receipt's writer.
+        found: Writer,
+    },
+    /// The receipt is not a debit.
+    #[error("receipt of node {0} is not a debit entry")]
+    NotDebit(PartyName),
+    /// The receipt pays for another release, mechanism or rho.
+    #[error("receipt of node {node} differs from the release in its {field}")]
+    Differs {
+        /// The node.
+        node: PartyName,
+        /// `release`, `mechanism` or `rho`.
+        field: &'static str,
+    },
+    /// The receipt's signature does not verify, or the node's key is unknown.
+    #[error("receipt of node {node}: {error}")]
+    Entry {
+        /// The node.
+        node: PartyName,
+        /// What is wrong.
+        error: EntryError,
+    },
+}
+
+/// Why a coordinator entry breaks the rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoordinatorRuleError {
+    /// The chain or signature is broken.
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+    /// Entry 0 is not a policy, or the writer is not a coordinator.
+    #[error("a coordinator ledger must be written by a coordinator and start with a policy entry")]
+    BadStart,
+    /// The recorded rho is not the mechanism's.
+    #[error("release records rho {recorded}, but its mechanism gives {recomputed}")]
+    RhoMismatch {
+        /// The rho in the entry.
+        recorded: Rho,
+        /// `mechanism.rho()`.
+        recomputed: Rho,
+    },
+    /// The release was recorded before.
+    #[error("release {release} was already recorded at seq {first_seq}")]
+    DuplicateRelease {
+        /// The release.
+        release: ReleaseId,
+        /// Where it was first recorded.
+        first_seq: u64,
+    },
+    /// Fewer nodes contributed than the mechanism's `n_min`: the noise is weaker than accounted.
+    #[error("release sums {nodes} node(s), but its mechanism assumes at least {n_min}")]
+    TooFewNodes {
+        /// Contributing nodes.
+        nodes: usize,
+        /// The mechanism's minimum.
+        n_min: u32,
+    },
+    /// A node is listed twice, or `nodes` and `receipts` differ in length.
+    #[error("nodes and receipts do not match one to one ({0})")]
+    NodeList(String),
+    /// A receipt does not pay for the release.
+    #[error(transparent)]
+    Receipt(#[from] ReceiptError),
+    /// The job's releases together exceed the per-job cap.
+    #[error("job {job} would spend rho {total} in total, over the per-job cap {cap}")]
+    JobCap {
+        /// The job.
+        job: JobId,
+        /// Its total with this release.
+        total: Rho,
+        /// The policy's cap.
+        cap: Rho,
+    },
+}
+
+/// A coordinator ledger's running state.
+#[derive(Debug, Clone)]
+pub struct CoordinatorBook {
+    chain: Chain,
+    policy: Option<Policy>,
+    releases: HashMap<ReleaseId, u64>,
+    job_spent: HashMap<JobId, Rho>,
+}
+
+impl CoordinatorBook {
+    /// The empty ledger of `writer`, which must be a coordinator.
+    pub fn new(writer: Writer) -> Result<Self, CoordinatorRuleError> {
+        if writer.party().role != Role::Coordinator {
+            return Err(CoordinatorRuleError::BadStart);
+        }
+        Ok(CoordinatorBook {
+            chain: Chain::new(writer),
+            policy: None,
+            releases: HashMap::new(),
+            job_spent: HashMap::new(),
+        })
+    }
+
+    /// The chain state.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Option<&Policy> {
+        self.policy.as_ref()
+    }
+
+    /// Number of releases recorded.
+    pub fn release_count(&self) -> usize {
+        self.releases.len()
+    }
+
+    /// Checks `line` as the next entry (chain, signature by `key`, receipts against `nodes`,
+    /// rules) and applies it.
+    pub fn apply_line(
+        &mut self,
+        line: &str,
+        key: &VerifyingKey,
+        nodes: &KeyRing,
+    ) -> Result<CoordinatorEntry, CoordinatorRuleError> {
+        let mut chain = self.chain.clone();
+        let entry: CoordinatorEntry = chain.accept(line, key)?;
+        self.check(&entry, nodes)?;
+        self.chain = chain;
+        self.record(&entry);
+        Ok(entry)
+    }
+
+    /// Signs a policy entry, without applying it.
+    pub fn plan_policy(&self, policy: Policy, key: &SigningKey) -> CoordinatorEntry {
+        self.chain.sign_next(CoordinatorBody::Policy(policy), key)
+    }
+
+    /// Checks `record` against the rules and signs its entry, without applying it.
+    pub fn plan_release(
+        &self,
+        record: ReleaseRecord,
+        key: &SigningKey,
+        nodes: &KeyRing,
+    ) -> Result<CoordinatorEntry, CoordinatorRuleError> {
+        let names = record
+            .receipts
+            .iter()
+            .map(|r| r.writer().party().name.clone())
+            .collect();
+        let body = CoordinatorBody::Release {
+            release: record.release,
+            job_kind: record.job_kind,
+            rho: record.mechanism.rho(),
+            mechanism: record.mechanism,
+            nodes: names,
+            receipts: record.receipts,
+            published_digest: record.published_digest,
+        };
+        let entry = self.chain.sign_next(body, key);
+        self.check(&entry, nodes)?;
+        Ok(entry)
+    }
+
+    /// Applies an entry this coordinator signed (from `plan_*`) once its line is durable.
+    pub fn commit(
+        &mut self,
+        entry: &CoordinatorEntry,
+        nodes: &KeyRing,
+    ) -> Result<(), CoordinatorRuleError> {
+        if entry.seq() != self.chain.next_seq() || entry.prev() != self.chain.last_digest() {
+            return Err(EntryError::Seq {
+                expected: self.chain.next_seq(),
+                found: entry.seq(),
+            }
+            .into());
+        }
+        self.check(entry, nodes)?;
+        self.chain.advance(entry.digest());
+        self.record(entry);
+        Ok(())
+    }
+
+    fn check(&self, entry: &CoordinatorEntry, keys: &KeyRing) -> Result<(), CoordinatorRuleError> {
+        let CoordinatorBody::Release {
+            release,
+            mechanism,
+            rho,
+            nodes,
+            receipts,
+            ..
+        } = entry.body()
+        else {
+            return Ok(());
+        };
+        let policy = self.policy.as_ref().ok_or(CoordinatorRuleError::BadStart)?;
+        if let Some(first_seq) = self.releases.get(release) {
+            return Err(CoordinatorRuleError::DuplicateRelease {
+                release: *release,
+                first_seq: *first_seq,
+            });
+        }
+        let recomputed = mechanism.rho();
+        if &recomputed != rho {
+            return Err(CoordinatorRuleError::RhoMismatch {
+                recorded: rho.clone(),
+                recomputed,
+            });
+        }
+        if nodes.len() != receipts.len() {
+            let why = format!("{} nodes, {} receipts", nodes.len(), receipts.len());
+            return Err(CoordinatorRuleError::NodeList(why));
+        }
+        if nodes.iter().collect::<BTreeSet<_>>().len() != nodes.len() {
+            return Err(CoordinatorRuleError::NodeList(
+                "a node is listed twice".into(),
+            ));
+        }
+        if (nodes.len() as u64) < u64::from(mechanism.n_min()) {
+            return Err(CoordinatorRuleError::TooFewNodes {
+                nodes: nodes.len(),
+                n_min: mechanism.n_min(),
+            });
+        }
+        for (index, (node, receipt)) in nodes.iter().zip(receipts).enumerate() {
+            check_receipt(index, node, receipt, release, mechanism, rho, keys)?;
+        }
+        let total = self
+            .job_spent
+            .get(&release.job)
+            .map_or_else(|| rho.clone(), |s| s + rho);
+        if total > policy.per_job_cap_rho {
+            return Err(CoordinatorRuleError::JobCap {
+                job: release.job,
+                total,
+                cap: policy.per_job_cap_rho.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, entry: &CoordinatorEntry) {
+        match entry.body() {
+            CoordinatorBody::Policy(p) => self.policy = Some(p.clone()),
+            CoordinatorBody::Release { release, rho, .. } => {
+                self.releases.insert(*release, entry.seq());
+                let spent = self.job_spent.entry(release.job).or_insert_with(Rho::zero);
+                *spent = &*spent + rho;
+            }
+        }
+    }
+}
+
+fn check_receipt(
+    index: usize,
+    node: &PartyName,
+    receipt: &NodeEntry,
+    release: &ReleaseId,
+    mechanism: &MechanismRecord,
+    rho: &Rho,
+    keys: &KeyRing,
+) -> Result<(), ReceiptError> {
+    let expected = Writer::new(PartyId {
+        role: Role::Node,
+        name: node.clone(),
+    });
+    if receipt.writer() != &expected {
+        return Err(ReceiptError::WrongNode {
+            index,
+            expected: node.clone(),
+            found: receipt.writer().clone(),
+        });
+    }
+    let NodeBody::Debit {
+        release: r,
+        mechanism: m,
+        rho: p,
+        ..
+    } = receipt.body()
+    else {
+        return Err(ReceiptError::NotDebit(node.clone()));
+    };
+    let differs = |field| ReceiptError::Differs {
+        node: node.clone(),
+        field,
+    };
+    if r != release {
+        return Err(differs("release"));
+    }
+    if m != mechanism {
+        return Err(differs("mechanism"));
+    }
+    if p != rho {
+        return Err(differs("rho"));
+    }
+    let entry_error = |error| ReceiptError::Entry {
+        node: node.clone(),
+        error,
+    };
+    receipt
+        .verify_signature(keys.get(&expected).map_err(entry_error)?)
+        .map_err(entry_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::Period;
+    use crate::testutil::{coordinator, gaussian, key, node, release, ring, writer};
+
+    fn receipt(name: &str, r: ReleaseId, m: &MechanismRecord) -> NodeEntry {
+        let k = key(name);
+        let mut b = crate::node::NodeBook::new(writer(node(name))).unwrap();
+        let open = b
+            .plan_budget(Period::new("p").unwrap(), "10".parse().unwrap(), &k)
+            .unwrap();
+        b.commit(&open).unwrap();
+        b.plan_debit(r, m.clone(), Digest::ZERO, &k).unwrap()
+    }
+
+    fn record(r: ReleaseId, nodes: &[&str], m: &MechanismRecord) -> ReleaseRecord {
+        ReleaseRecord {
+            release: r,
+            job_kind: Label::new("t").unwrap(),
+            mechanism: m.clone(),
+            receipts: nodes.iter().map(|n| receipt(n, r, m)).collect(),
+            published_digest: Digest::ZERO,
+        }
+    }
+
+    #[test]
+    fn releases_keep_policy_node_count_and_uniqueness() {
+        let (ck, ring) = (key("coordinator"), ring(&["a", "b", "c"]));
+        let mut book = CoordinatorBook::new(writer(coordinator())).unwrap();
+        let m = gaussian(2, 2, 0); // rho 1/8
+        let no_policy = book.plan_release(record(release(1, 0), &["a", "b"], &m), &ck, &ring);
+        assert!(
+            matches!(no_policy, Err(CoordinatorRuleError::BadStart)),
+            "{no_policy:?}"
+        );
+        let p = book.plan_policy(
+            Policy {
+                per_job_cap_rho: "1/4".parse().unwrap(),
+                min_cell_size: 5,
+            },
+            &ck,
+        );
+        book.commit(&p, &ring).unwrap();
+        for round in 0..2 {
+            let e = book
+                .plan_release(record(release(1, round), &["a", "b"], &m), &ck, &ring)
+                .unwrap();
+            book.commit(&e, &ring).unwrap();
+        }
+        let over = book.plan_release(record(release(1, 2), &["a", "b"], &m), &ck, &ring);
+        assert!(
+            matches!(over, Err(CoordinatorRuleError::JobCap { .. })),
+            "{over:?}"
+        );
+        let again = book.plan_release(record(release(1, 0), &["a", "c"], &m), &ck, &ring);
+        assert!(
+            matches!(
+                again,
+                Err(CoordinatorRuleError::DuplicateRelease { first_seq: 1, .. })
+            ),
+            "{again:?}"
+        );
+        let few = book.plan_release(record(release(2, 0), &["a"], &m), &ck, &ring);
+        assert!(
+            matches!(
+                few,
+                Err(CoordinatorRuleError::TooFewNodes { nodes: 1, n_min: 2 })
+            ),
+            "{few:?}"
+        );
+        let twice = book.plan_release(record(release(2, 0), &["a", "a"], &m), &ck, &ring);
+        assert!(
+            matches!(twice, Err(CoordinatorRuleError::NodeList(_))),
+            "{twice:?}"
+        );
+        // A receipt for another mechanism does not pay for this release.
+        let mut r = record(release(2, 0), &["a", "b"], &m);
+        r.receipts[1] = receipt("b", release(2, 0), &gaussian(1, 2, 0));
+        let differs = book.plan_release(r, &ck, &ring);
+        assert!(
+            matches!(
+                differs,
+                Err(CoordinatorRuleError::Receipt(ReceiptError::Differs { .. }))
+            ),
+            "{differs:?}"
+        );
+        assert_eq!(book.release_count(), 2);
+    }
+}

@@ -1,0 +1,296 @@
+//! What a release is and which noise protected it, recorded exactly enough that an auditor can
+//! recompute its privacy loss.
+
+use std::fmt;
+
+use fedprof_privacy::Rho;
+use fedprof_protocol::{JobId, RoundId};
+use num_bigint::BigUint;
+use num_rational::Ratio;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::encoding::Digest;
+
+/// One release: a round of a job, plus a nonce the coordinator draws for it, so that two
+/// coordinators (or a restarted one reusing job numbers) never name two releases alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseId {
+    /// The job.
+    pub job: JobId,
+    /// The round within the job.
+    pub round: RoundId,
+    /// 32 random bytes chosen by the coordinator when it announces the round.
+    pub nonce: Digest,
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nonce = self.nonce.to_string();
+        write!(
+            f,
+            "{} round {} (nonce {})",
+            self.job,
+            self.round.0,
+            &nonce[..12]
+        )
+    }
+}
+
+/// Why recorded mechanism parameters describe no valid mechanism.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MechanismError {
+    /// The L2 sensitivity is zero: nothing would be protected by the noise, which points at a bug.
+    #[error("the L2 sensitivity must be positive")]
+    ZeroSensitivity,
+    /// The released vector has no coordinates.
+    #[error("the dimension must be at least 1")]
+    ZeroDimension,
+    /// The per-node noise variance is zero.
+    #[error("the per-node noise variance sigma_sq_node must be positive")]
+    ZeroVariance,
+    /// `colluders >= n_min`: no honest node is guaranteed, so no noise is either.
+    #[error("colluders ({colluders}) must be fewer than n_min ({n_min})")]
+    NoHonestNode {
+        /// The minimum number of contributing nodes.
+        n_min: u32,
+        /// The number of nodes assumed to collude with the coordinator.
+        colluders: u32,
+    },
+}
+
+/// The mechanism that protected a release, with its exact parameters.
+///
+/// Serialized with a `kind` tag (`{"kind":"distributed_discrete_gaussian",...}`); new kinds are
+/// added as new variants and old ledgers keep verifying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MechanismRecord {
+    /// Every node adds discrete Gaussian noise of variance `sigma_sq_node`; the sum of the
+    /// honest nodes' noise protects the release (DESIGN section 2).
+    DistributedDiscreteGaussian(DiscreteGaussian),
+}
+
+/// Sensitivity of a release to one customer, exact: squared L2 and L1 norms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sensitivity {
+    /// `Delta_2^2`.
+    pub l2_sq: Rho,
+    /// `Delta_1`.
+    pub l1: Rho,
+}
+
+/// Parameters of [`MechanismRecord::DistributedDiscreteGaussian`]. Private fields: a value of
+/// this type always describes a valid mechanism, also when read from a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "DiscreteGaussianFields")]
+pub struct DiscreteGaussian {
+    l2_sensitivity_sq: Rho,
+    l1_sensitivity: Rho,
+    dimension: u64,
+    sigma_sq_node: Rho,
+    n_min: u32,
+    colluders: u32,
+}
+
+/// The unchecked field set, for deserializing only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiscreteGaussianFields {
+    l2_sensitivity_sq: Rho,
+    l1_sensitivity: Rho,
+    dimension: u64,
+    sigma_sq_node: Rho,
+    n_min: u32,
+    colluders: u32,
+}
+
+impl TryFrom<DiscreteGaussianFields> for DiscreteGaussian {
+    type Error = MechanismError;
+    fn try_from(f: DiscreteGaussianFields) -> Result<Self, MechanismError> {
+        let sensitivity = Sensitivity {
+            l2_sq: f.l2_sensitivity_sq,
+            l1: f.l1_sensitivity,
+        };
+        DiscreteGaussian::new(
+            sensitivity,
+            f.dimension,
+            f.sigma_sq_node,
+            f.n_min,
+            f.colluders,
+        )
+    }
+}
+
+impl DiscreteGaussian {
+    /// `sensitivity` of the summed vector (after contribution bounding); `dimension`: its
+    /// number of coordinates; `sigma_sq_node`: each node's noise variance per coordinate;
+    /// `n_min`: the fewest nodes whose contributions a release may sum; `colluders`: how many
+    /// of them may collude with the coordinator (their noise does not count).
+    pub fn new(
+        sensitivity: Sensitivity,
+        dimension: u64,
+        sigma_sq_node: Rho,
+        n_min: u32,
+        colluders: u32,
+    ) -> Result<Self, MechanismError> {
+        if sensitivity.l2_sq.is_zero() {
+            return Err(MechanismError::ZeroSensitivity);
+        }
+        if dimension == 0 {
+            return Err(MechanismError::ZeroDimension);
+        }
+        if sigma_sq_node.is_zero() {
+            return Err(MechanismError::ZeroVariance);
+        }
+        if colluders >= n_min {
+            return Err(MechanismError::NoHonestNode { n_min, colluders });
+        }
+        let Sensitivity {
+            l2_sq: l2_sensitivity_sq,
+            l1: l1_sensitivity,
+        } = sensitivity;
+        Ok(DiscreteGaussian {
+            l2_sensitivity_sq,
+            l1_sensitivity,
+            dimension,
+            sigma_sq_node,
+            n_min,
+            colluders,
+        })
+    }
+
+    /// Squared L2 sensitivity.
+    pub fn l2_sensitivity_sq(&self) -> &Rho {
+        &self.l2_sensitivity_sq
+    }
+
+    /// L1 sensitivity (recorded for the Kairouz-Liu-Steinke bound).
+    pub fn l1_sensitivity(&self) -> &Rho {
+        &self.l1_sensitivity
+    }
+
+    /// Number of coordinates of the released vector.
+    pub fn dimension(&self) -> u64 {
+        self.dimension
+    }
+
+    /// Per-node noise variance.
+    pub fn sigma_sq_node(&self) -> &Rho {
+        &self.sigma_sq_node
+    }
+
+    /// Fewest contributing nodes.
+    pub fn n_min(&self) -> u32 {
+        self.n_min
+    }
+
+    /// Nodes assumed to collude with the coordinator.
+    pub fn colluders(&self) -> u32 {
+        self.colluders
+    }
+
+    /// Variance guaranteed by honest nodes alone: `sigma_sq_node * (n_min - colluders)`.
+    pub fn honest_variance(&self) -> Ratio<BigUint> {
+        // `colluders < n_min` is an invariant of the type.
+        let honest = BigUint::from(self.n_min - self.colluders);
+        self.sigma_sq_node.as_ratio() * Ratio::from_integer(honest)
+    }
+}
+
+impl MechanismRecord {
+    /// The zCDP loss of one release under this mechanism, exactly.
+    ///
+    /// The only place the ledger turns parameters into rho: node stores, the coordinator store
+    /// and the audit all call it. Today it is the Gaussian bound `rho = Delta_2^2 / (2 sigma^2)`
+    /// with `sigma^2` the honest variance, which ignores the small Kairouz-Liu-Steinke term of
+    /// sums of discrete Gaussians; at integration this body becomes
+    /// `fedprof_privacy::distributed::distributed_rho(sensitivity, dimension, sigma_sq_node,
+    /// n_min - colluders)` (hence `l1_sensitivity` and `dimension` in the record), and nothing
+    /// else changes.
+    pub fn rho(&self) -> Rho {
+        match self {
+            MechanismRecord::DistributedDiscreteGaussian(g) => {
+                let two = Ratio::from_integer(BigUint::from(2u8));
+                // Non-zero by construction (sigma_sq_node > 0, n_min > colluders).
+                let denom = two * g.honest_variance();
+                Rho::from_ratio_exact(g.l2_sensitivity_sq.as_ratio() / denom)
+            }
+        }
+    }
+
+    /// The fewest nodes a release under this mechanism must sum for `rho` to hold.
+    pub fn n_min(&self) -> u32 {
+        match self {
+            MechanismRecord::DistributedDiscreteGaussian(g) => g.n_min,
+        }
+    }
+}
+
+/// The digest a debit records for the noisy vector a node sends: SHA-256 over the label
+/// `fedprof/ledger/v1/noisy-vector\n`, the length as u64 little-endian, then every element as
+/// u64 little-endian.
+pub fn vector_digest(vector: &[u64]) -> Digest {
+    let mut h = Sha256::new();
+    h.update(b"fedprof/ledger/v1/noisy-vector\n");
+    h.update((vector.len() as u64).to_le_bytes());
+    for x in vector {
+        h.update(x.to_le_bytes());
+    }
+    Digest::from_bytes(h.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> Rho {
+        s.parse().unwrap()
+    }
+
+    fn gaussian(l2: &str, sigma: &str, n_min: u32, c: u32) -> MechanismRecord {
+        let s = Sensitivity {
+            l2_sq: r(l2),
+            l1: r(l2),
+        };
+        MechanismRecord::DistributedDiscreteGaussian(
+            DiscreteGaussian::new(s, 3, r(sigma), n_min, c).unwrap(),
+        )
+    }
+
+    #[test]
+    fn rho_is_exact_and_counts_honest_nodes_only() {
+        // Delta^2 = 1, sigma_node^2 = 2, 5 nodes of which 1 colludes: sigma^2 = 8, rho = 1/16.
+        assert_eq!(gaussian("1", "2", 5, 1).rho(), r("1/16"));
+        assert_eq!(gaussian("3", "3/2", 2, 0).rho(), r("1/2"));
+    }
+
+    #[test]
+    fn invalid_parameters_cannot_be_read() {
+        let ok = r#"{"kind":"distributed_discrete_gaussian","l2_sensitivity_sq":"1/1","l1_sensitivity":"1/1","dimension":3,"sigma_sq_node":"2/1","n_min":3,"colluders":1}"#;
+        let m: MechanismRecord = serde_json::from_str(ok).unwrap();
+        assert_eq!(serde_json::to_string(&m).unwrap(), ok);
+        for bad in [
+            ok.replace("\"n_min\":3", "\"n_min\":1"),
+            ok.replace("\"2/1\"", "\"0/1\""),
+            ok.replace("\"dimension\":3", "\"dimension\":0"),
+            ok.replace("\"1/1\"", "\"0/1\""),
+            ok.replace("\"colluders\":1", "\"colluders\":1,\"extra\":0"),
+            ok.replace("distributed_discrete_gaussian", "laplace"),
+            ok.replace("\"2/1\"", "2.0"),
+        ] {
+            assert!(
+                serde_json::from_str::<MechanismRecord>(&bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn vector_digest_covers_length_and_order() {
+        assert_ne!(vector_digest(&[1, 2]), vector_digest(&[2, 1]));
+        assert_ne!(vector_digest(&[]), vector_digest(&[0]));
+        assert_eq!(vector_digest(&[7, u64::MAX]), vector_digest(&[7, u64::MAX]));
+    }
+}

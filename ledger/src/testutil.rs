@@ -1,0 +1,71 @@
+//! Fixtures shared by this crate's unit tests.
+
+use ed25519_dalek::SigningKey;
+use fedprof_protocol::{JobId, PartyId, PartyName, Role, RoundId};
+
+use crate::encoding::{Digest, Writer};
+use crate::entry::KeyRing;
+use crate::mechanism::{DiscreteGaussian, MechanismRecord, ReleaseId, Sensitivity};
+
+pub(crate) fn party(role: Role, name: &str) -> PartyId {
+    PartyId {
+        role,
+        name: PartyName::new(name).unwrap(),
+    }
+}
+
+pub(crate) fn node(name: &str) -> PartyId {
+    party(Role::Node, name)
+}
+
+pub(crate) fn coordinator() -> PartyId {
+    party(Role::Coordinator, "coordinator")
+}
+
+/// A deterministic key per party name.
+pub(crate) fn key(name: &str) -> SigningKey {
+    let mut seed = [7u8; 32];
+    for (s, b) in seed.iter_mut().zip(name.bytes()) {
+        *s ^= b;
+    }
+    SigningKey::from_bytes(&seed)
+}
+
+pub(crate) fn ring(nodes: &[&str]) -> KeyRing {
+    let mut ring = KeyRing::new();
+    for n in nodes {
+        ring.insert(node(n), key(n).verifying_key().to_bytes())
+            .unwrap();
+    }
+    ring.insert(coordinator(), key("coordinator").verifying_key().to_bytes())
+        .unwrap();
+    ring
+}
+
+pub(crate) fn writer(p: PartyId) -> Writer {
+    Writer::new(p)
+}
+
+pub(crate) fn release(job: u64, round: u32) -> ReleaseId {
+    ReleaseId {
+        job: JobId(job),
+        round: RoundId(round),
+        nonce: Digest::of(&job.to_le_bytes()),
+    }
+}
+
+/// rho = 1 / (2 * sigma_sq_node * (n_min - c)); with (1, 2, 2, 0): 1/8.
+pub(crate) fn gaussian(sigma_sq_node: u64, n_min: u32, colluders: u32) -> MechanismRecord {
+    let g = DiscreteGaussian::new(
+        Sensitivity {
+            l2_sq: "1".parse().unwrap(),
+            l1: "1".parse().unwrap(),
+        },
+        3,
+        sigma_sq_node.to_string().parse().unwrap(),
+        n_min,
+        colluders,
+    )
+    .unwrap();
+    MechanismRecord::DistributedDiscreteGaussian(g)
+}

@@ -1,0 +1,414 @@
+//! The audit against a small federation's ledgers, intact and tampered with in every way the
+//! issue names: each tampering is caught at the entry it touched.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers"
+)]
+
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::SigningKey;
+use fedprof_ledger::audit::{self, AuditFailure, AuditInput, LedgerText};
+use fedprof_ledger::{
+    CoordinatorBody, CoordinatorLedger, Digest, DiscreteGaussian, Entry, KeyRing, Label,
+    MechanismRecord, NodeBody, NodeLedger, Period, Policy, ReleaseId, ReleaseRecord, Sensitivity,
+};
+use fedprof_protocol::{JobId, PartyId, PartyName, Role, RoundId};
+
+const NODES: [&str; 3] = ["a", "b", "c"];
+
+fn party(role: Role, name: &str) -> PartyId {
+    PartyId {
+        role,
+        name: PartyName::new(name).unwrap(),
+    }
+}
+
+fn key(name: &str) -> SigningKey {
+    SigningKey::from_bytes(Digest::of(name.as_bytes()).as_bytes())
+}
+
+fn gaussian() -> MechanismRecord {
+    let g = DiscreteGaussian::new(
+        Sensitivity {
+            l2_sq: "1".parse().unwrap(),
+            l1: "1".parse().unwrap(),
+        },
+        3,
+        "2".parse().unwrap(),
+        2,
+        0,
+    )
+    .unwrap();
+    MechanismRecord::DistributedDiscreteGaussian(g)
+}
+
+fn release(job: u64, round: u32) -> ReleaseId {
+    ReleaseId {
+        job: JobId(job),
+        round: RoundId(round),
+        nonce: Digest::of(&[job as u8, round as u8]),
+    }
+}
+
+struct Federation {
+    _tmp: tempfile::TempDir,
+    nodes: Vec<PathBuf>,
+    coordinator: PathBuf,
+}
+
+/// Three nodes (cap 1/2 each), releases (1,0) by a,b,c, (1,1) by a,b, (2,0) by b,c, and a debit
+/// of node a for (3,0) that was never published.
+fn federation() -> Federation {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut stores: Vec<NodeLedger> = NODES
+        .iter()
+        .map(|n| {
+            let mut l =
+                NodeLedger::open(&tmp.path().join(n), key(n), party(Role::Node, n)).unwrap();
+            l.open_period(Period::new("2026-11").unwrap(), "1/2".parse().unwrap())
+                .unwrap();
+            l
+        })
+        .collect();
+    let coord_path = tmp.path().join("coordinator.jsonl");
+    let mut coord = CoordinatorLedger::open(
+        &coord_path,
+        key("coordinator"),
+        party(Role::Coordinator, "coordinator"),
+        ring(),
+    )
+    .unwrap();
+    coord
+        .set_policy(Policy {
+            per_job_cap_rho: "1/1".parse().unwrap(),
+            min_cell_size: 10,
+        })
+        .unwrap();
+    for (job, round, who) in [(1, 0, &[0, 1, 2][..]), (1, 1, &[0, 1]), (2, 0, &[1, 2])] {
+        let receipts = who
+            .iter()
+            .map(|i| {
+                let r = stores[*i].prepare_release(release(job, round), gaussian(), || {
+                    vec![job, u64::from(round)]
+                });
+                r.unwrap().entry().clone()
+            })
+            .collect();
+        coord
+            .record_release(ReleaseRecord {
+                release: release(job, round),
+                job_kind: Label::new("transaction-totals").unwrap(),
+                mechanism: gaussian(),
+                receipts,
+                published_digest: Digest::of(b"result"),
+            })
+            .unwrap();
+    }
+    stores[0]
+        .prepare_release(release(3, 0), gaussian(), || vec![3])
+        .unwrap();
+    let nodes = stores.iter().map(|s| s.path().to_owned()).collect();
+    Federation {
+        _tmp: tmp,
+        nodes,
+        coordinator: coord_path,
+    }
+}
+
+fn ring() -> KeyRing {
+    let mut ring = KeyRing::new();
+    for n in NODES {
+        ring.insert(party(Role::Node, n), key(n).verifying_key().to_bytes())
+            .unwrap();
+    }
+    ring.insert(
+        party(Role::Coordinator, "coordinator"),
+        key("coordinator").verifying_key().to_bytes(),
+    )
+    .unwrap();
+    ring
+}
+
+fn read_lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn join(lines: &[String]) -> Vec<u8> {
+    lines
+        .iter()
+        .flat_map(|l| format!("{l}\n").into_bytes())
+        .collect()
+}
+
+/// Audits the federation with the lines of `file` (a node index or 3 for the coordinator)
+/// replaced by `edit(lines)`.
+fn audit_with(
+    fed: &Federation,
+    file: usize,
+    edit: impl FnOnce(&mut Vec<String>),
+) -> Result<audit::AuditReport, AuditFailure> {
+    let mut texts: Vec<Vec<u8>> = fed
+        .nodes
+        .iter()
+        .chain([&fed.coordinator])
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let paths: Vec<&PathBuf> = fed.nodes.iter().chain([&fed.coordinator]).collect();
+    let mut lines = read_lines(paths[file]);
+    edit(&mut lines);
+    texts[file] = join(&lines);
+    let nodes = NODES
+        .iter()
+        .zip(&texts)
+        .map(|(n, t)| {
+            (
+                PartyName::new(*n).unwrap(),
+                LedgerText {
+                    file: format!("node-{n}.jsonl"),
+                    bytes: t,
+                },
+            )
+        })
+        .collect();
+    let input = AuditInput {
+        keys: ring(),
+        nodes,
+        coordinator: (
+            party(Role::Coordinator, "coordinator"),
+            LedgerText {
+                file: "coordinator.jsonl".into(),
+                bytes: &texts[3],
+            },
+        ),
+    };
+    audit::verify(&input)
+}
+
+fn expect_failure(r: Result<audit::AuditReport, AuditFailure>, file: &str, seq: u64, reason: &str) {
+    let f = r.expect_err("tampering went unnoticed");
+    assert_eq!((f.file.as_str(), f.seq), (file, Some(seq)), "{f}");
+    assert!(f.reason.contains(reason), "expected {reason:?} in: {f}");
+}
+
+#[test]
+fn intact_ledgers_verify_and_add_up_exactly() {
+    let fed = federation();
+    let report = audit_with(&fed, 0, |_| {}).unwrap();
+    assert_eq!(report.releases, 3);
+    let a = &report.nodes[0];
+    assert_eq!((a.debits, a.released), (3, 2));
+    assert_eq!(a.current().unwrap().spent.to_string(), "3/8");
+    assert_eq!(a.remaining().to_string(), "1/8");
+    let b = &report.nodes[1];
+    assert_eq!(
+        (b.debits, b.released, b.current().unwrap().spent.to_string()),
+        (3, 3, "3/8".into())
+    );
+    assert_eq!(report.nodes[2].current().unwrap().spent.to_string(), "1/4");
+    assert_eq!(report.ledgers.len(), 4);
+    assert_eq!(report.ledgers[3].entries, 4);
+}
+
+fn flip(line: &mut String, at: usize) {
+    let mut bytes = std::mem::take(line).into_bytes();
+    bytes[at] ^= 0x01;
+    *line = String::from_utf8(bytes).unwrap();
+}
+
+#[test]
+fn every_tampering_of_a_node_ledger_names_the_entry() {
+    let fed = federation();
+    for at in [3, 60, 150, 300] {
+        expect_failure(
+            audit_with(&fed, 1, |l| {
+                let n = l[2].len() - 2;
+                flip(&mut l[2], at.min(n))
+            }),
+            "node-b.jsonl",
+            2,
+            "",
+        );
+    }
+    expect_failure(
+        audit_with(&fed, 1, |l| drop(l.remove(1))),
+        "node-b.jsonl",
+        1,
+        "sequence number 2, expected 1",
+    );
+    expect_failure(
+        audit_with(&fed, 1, |l| l.swap(1, 2)),
+        "node-b.jsonl",
+        1,
+        "sequence number 2, expected 1",
+    );
+    expect_failure(
+        audit_with(&fed, 1, |l| l.push(l[1].clone())),
+        "node-b.jsonl",
+        4,
+        "sequence number 1, expected 4",
+    );
+    // Re-signed with node a's key: right content, wrong signer.
+    expect_failure(
+        audit_with(&fed, 1, |l| {
+            let e = Entry::<NodeBody>::from_line(&l[2]).unwrap();
+            l[2] = Entry::sign(
+                e.seq(),
+                *e.prev(),
+                e.writer().clone(),
+                e.body().clone(),
+                &key("a"),
+            )
+            .to_line();
+        }),
+        "node-b.jsonl",
+        2,
+        "signature does not verify",
+    );
+    // Node b's last debit cut off: its chain is fine, but a published release is unpaid.
+    expect_failure(
+        audit_with(&fed, 1, |l| drop(l.pop())),
+        "coordinator.jsonl",
+        3,
+        "not covered by a debit in node b's ledger",
+    );
+    // A torn final line.
+    let f = audit_with(&fed, 2, |l| {
+        let last = l.len() - 1;
+        l[last].truncate(30);
+    });
+    expect_failure(f, "node-c.jsonl", 2, "");
+}
+
+#[test]
+fn every_tampering_of_the_coordinator_ledger_names_the_entry() {
+    let fed = federation();
+    let c = "coordinator.jsonl";
+    expect_failure(audit_with(&fed, 3, |l| flip(&mut l[1], 200)), c, 1, "");
+    expect_failure(
+        audit_with(&fed, 3, |l| drop(l.remove(1))),
+        c,
+        1,
+        "sequence number 2",
+    );
+    expect_failure(
+        audit_with(&fed, 3, |l| l.swap(2, 3)),
+        c,
+        2,
+        "sequence number 3",
+    );
+    expect_failure(
+        audit_with(&fed, 3, |l| l.push(l[2].clone())),
+        c,
+        4,
+        "sequence number 2, expected 4",
+    );
+    expect_failure(
+        audit_with(&fed, 3, |l| {
+            let e = Entry::<CoordinatorBody>::from_line(&l[1]).unwrap();
+            l[1] = Entry::sign(
+                e.seq(),
+                *e.prev(),
+                e.writer().clone(),
+                e.body().clone(),
+                &key("b"),
+            )
+            .to_line();
+        }),
+        c,
+        1,
+        "signature does not verify",
+    );
+    // A coordinator that rewrites history consistently (re-signing every later entry with its
+    // own key) is still caught when a receipt is not what the node signed.
+    let resign = |l: &mut Vec<String>, at: usize, edit: &dyn Fn(&mut CoordinatorBody)| {
+        let mut prev = Entry::<CoordinatorBody>::from_line(&l[at])
+            .unwrap()
+            .prev()
+            .to_owned();
+        for line in &mut l[at..] {
+            let e = Entry::<CoordinatorBody>::from_line(line).unwrap();
+            let mut body = e.body().clone();
+            if e.seq() as usize == at {
+                edit(&mut body);
+            }
+            let signed = Entry::sign(e.seq(), prev, e.writer().clone(), body, &key("coordinator"));
+            *line = signed.to_line();
+            prev = signed.digest();
+        }
+    };
+    // Receipt forged by the coordinator itself.
+    let forged = audit_with(&fed, 3, |l| {
+        resign(l, 1, &|b| {
+            let CoordinatorBody::Release { receipts, .. } = b else {
+                panic!()
+            };
+            let r = receipts[2].clone();
+            receipts[2] = Entry::sign(
+                r.seq(),
+                *r.prev(),
+                r.writer().clone(),
+                r.body().clone(),
+                &key("coordinator"),
+            );
+        })
+    });
+    expect_failure(forged, c, 1, "receipt of node c");
+    // A receipt that node c did sign, but that is not the entry in its own ledger.
+    let equivocated = audit_with(&fed, 3, |l| {
+        resign(l, 1, &|b| {
+            let CoordinatorBody::Release { receipts, .. } = b else {
+                panic!()
+            };
+            let r = receipts[2].clone();
+            let NodeBody::Debit {
+                release,
+                mechanism,
+                rho,
+                ..
+            } = r.body().clone()
+            else {
+                panic!()
+            };
+            let body = NodeBody::Debit {
+                release,
+                mechanism,
+                rho,
+                vector_digest: Digest::of(b"other"),
+            };
+            receipts[2] = Entry::sign(r.seq(), *r.prev(), r.writer().clone(), body, &key("c"));
+        })
+    });
+    expect_failure(
+        equivocated,
+        c,
+        1,
+        "receipt of node c differs from its own ledger entry seq 1",
+    );
+    // Node a's receipt for release (1,0) reused for release (1,1) in place of b's.
+    let swapped = audit_with(&fed, 3, |l| {
+        resign(l, 2, &|b| {
+            let CoordinatorBody::Release {
+                receipts, nodes, ..
+            } = b
+            else {
+                panic!()
+            };
+            nodes.truncate(1);
+            receipts.truncate(1);
+        })
+    });
+    expect_failure(
+        swapped,
+        c,
+        2,
+        "sums 1 node(s), but its mechanism assumes at least 2",
+    );
+}

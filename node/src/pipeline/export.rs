@@ -1,0 +1,256 @@
+//! Writing a [`FeatureTable`]: CSV or Parquet, chosen by the output's extension. Monetary totals
+//! are exact (a decimal string in CSV, `Decimal128(38, amount_decimals)` in Parquet); means and
+//! shares are `f64`, written in their shortest round-trip form.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, Decimal128Array, Float64Array, RecordBatch, StringArray, UInt32Array,
+    UInt64Array,
+};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use super::error::PipelineError;
+use super::features::FeatureTable;
+use super::spec::FileFormat;
+
+/// `name` made safe as part of a column name: ASCII letters and digits kept (lowercased), the
+/// rest `_`.
+fn column_part(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Column names of `t`, in order.
+pub fn header(t: &FeatureTable) -> Vec<String> {
+    let mut h: Vec<String> = [
+        "customer",
+        "txn_count",
+        "purchase_days",
+        "frequency",
+        "recency_days",
+        "tenure_days",
+        "days_since_last",
+        "monetary_total",
+        "monetary_mean_repeat",
+        "avg_ticket",
+        "lifecycle_stage",
+    ]
+    .map(String::from)
+    .to_vec();
+    h.extend(
+        t.channel_names
+            .iter()
+            .map(|n| format!("channel_share_{}", column_part(n))),
+    );
+    h.extend(
+        t.category_names
+            .iter()
+            .map(|n| format!("category_share_{}", column_part(n))),
+    );
+    if t.demographics.is_some() {
+        h.extend(
+            [
+                "age_band",
+                "gender",
+                "region",
+                "income_band",
+                "customer_since_days",
+            ]
+            .map(String::from),
+        );
+    }
+    if t.credit.is_some() {
+        h.extend(["credit_utilization", "delinquency_bucket", "default_flag"].map(String::from));
+    }
+    h
+}
+
+/// `minor` as a decimal with `decimals` places.
+pub fn format_minor(minor: i128, decimals: u8) -> String {
+    if decimals == 0 {
+        return minor.to_string();
+    }
+    let scale = 10i128.pow(u32::from(decimals));
+    let sign = if minor < 0 { "-" } else { "" };
+    let (int, frac) = (
+        minor.unsigned_abs() / scale.unsigned_abs(),
+        minor.unsigned_abs() % scale.unsigned_abs(),
+    );
+    format!("{sign}{int}.{frac:0width$}", width = usize::from(decimals))
+}
+
+/// Writes `t` to `path`: Parquet for `.parquet`/`.parq`/`.pq`, CSV otherwise.
+pub fn write_features(t: &FeatureTable, path: &Path) -> Result<(), PipelineError> {
+    match FileFormat::from_extension(path) {
+        FileFormat::Csv => write_csv(t, path),
+        FileFormat::Parquet => write_parquet(t, path),
+    }
+}
+
+fn write_csv(t: &FeatureTable, path: &Path) -> Result<(), PipelineError> {
+    let io = |e| PipelineError::io(path, e);
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path).map_err(io)?);
+    writeln!(w, "{}", header(t).join(",")).map_err(io)?;
+    let opt = |v: &Option<String>| v.as_deref().map(csv_text).unwrap_or_default();
+    let mut line = String::with_capacity(512);
+    for r in 0..t.len() {
+        use std::fmt::Write as _;
+        line.clear();
+        let _ = write!(
+            line,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            t.customer[r],
+            t.txn_count[r],
+            t.purchase_days[r],
+            t.frequency[r],
+            t.recency_days[r],
+            t.tenure_days[r],
+            t.days_since_last[r],
+            format_minor(t.monetary_total[r], t.decimals),
+            t.monetary_mean_repeat[r],
+            t.avg_ticket[r],
+            t.lifecycle_stage[r].as_str()
+        );
+        for col in t.channel_shares.iter().chain(&t.category_shares) {
+            let _ = write!(line, ",{}", col[r]);
+        }
+        if let Some(d) = &t.demographics {
+            let since = d.customer_since_days[r]
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            let _ = write!(
+                line,
+                ",{},{},{},{},{since}",
+                opt(&d.age_band[r]),
+                opt(&d.gender[r]),
+                opt(&d.region[r]),
+                opt(&d.income_band[r])
+            );
+        }
+        if let Some(c) = &t.credit {
+            let u = c.utilization[r].map(|v| v.to_string()).unwrap_or_default();
+            let f = c.default_flag[r]
+                .map(|v| u8::from(v).to_string())
+                .unwrap_or_default();
+            let _ = write!(
+                line,
+                ",{u},{},{f}",
+                c.delinquency_bucket[r].unwrap_or_default()
+            );
+        }
+        line.push('\n');
+        w.write_all(line.as_bytes()).map_err(io)?;
+    }
+    w.flush().map_err(io)
+}
+
+fn csv_text(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The table as one Arrow batch, columns named by [`header`].
+pub fn to_record_batch(t: &FeatureTable) -> Result<RecordBatch, PipelineError> {
+    let strs = |v: &[String]| -> ArrayRef { Arc::new(StringArray::from_iter_values(v)) };
+    let opt_strs = |v: &[Option<String>]| -> ArrayRef {
+        Arc::new(v.iter().map(Option::as_deref).collect::<StringArray>())
+    };
+    let u32s = |v: &[u32]| -> ArrayRef { Arc::new(UInt32Array::from(v.to_vec())) };
+    let f64s = |v: &[f64]| -> ArrayRef { Arc::new(Float64Array::from(v.to_vec())) };
+    let money = Decimal128Array::from(t.monetary_total.clone())
+        .with_precision_and_scale(38, t.decimals as i8)
+        .map_err(|e| PipelineError::Parquet {
+            path: "features".into(),
+            message: e.to_string(),
+        })?;
+    let mut cols: Vec<ArrayRef> = vec![
+        strs(&t.customer),
+        Arc::new(UInt64Array::from(t.txn_count.clone())),
+        u32s(&t.purchase_days),
+        u32s(&t.frequency),
+        u32s(&t.recency_days),
+        u32s(&t.tenure_days),
+        u32s(&t.days_since_last),
+        Arc::new(money),
+        f64s(&t.monetary_mean_repeat),
+        f64s(&t.avg_ticket),
+        Arc::new(StringArray::from_iter_values(
+            t.lifecycle_stage.iter().map(|s| s.as_str()),
+        )),
+    ];
+    cols.extend(
+        t.channel_shares
+            .iter()
+            .chain(&t.category_shares)
+            .map(|c| f64s(c)),
+    );
+    if let Some(d) = &t.demographics {
+        cols.extend([
+            opt_strs(&d.age_band),
+            opt_strs(&d.gender),
+            opt_strs(&d.region),
+            opt_strs(&d.income_band),
+        ]);
+        cols.push(Arc::new(UInt32Array::from(d.customer_since_days.clone())));
+    }
+    if let Some(c) = &t.credit {
+        cols.push(Arc::new(Float64Array::from(c.utilization.clone())));
+        cols.push(Arc::new(
+            c.delinquency_bucket
+                .iter()
+                .copied()
+                .collect::<StringArray>(),
+        ));
+        cols.push(Arc::new(BooleanArray::from(c.default_flag.clone())));
+    }
+    let names = header(t);
+    RecordBatch::try_from_iter(names.into_iter().zip(cols)).map_err(|e| PipelineError::Parquet {
+        path: "features".into(),
+        message: e.to_string(),
+    })
+}
+
+fn write_parquet(t: &FeatureTable, path: &Path) -> Result<(), PipelineError> {
+    let perr = |e: parquet::errors::ParquetError| PipelineError::Parquet {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let batch = to_record_batch(t)?;
+    let file = File::create(path).map_err(|e| PipelineError::io(path, e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(perr)?;
+    w.write(&batch).map_err(perr)?;
+    w.close().map_err(perr)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minor_units_format_exactly() {
+        assert_eq!(format_minor(1234, 2), "12.34");
+        assert_eq!(format_minor(-5, 2), "-0.05");
+        assert_eq!(format_minor(7, 0), "7");
+        assert_eq!(column_part("Mobile App"), "mobile_app");
+    }
+}

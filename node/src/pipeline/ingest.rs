@@ -1,0 +1,494 @@
+//! The scan: every row of every table is checked, quarantined or turned into compact columnar
+//! records keyed by a dense customer index. Raw ids stop here (see [`super::interner`]).
+
+use std::collections::HashMap;
+
+use super::dates::Day;
+use super::error::PipelineError;
+use super::interner::{InternError, Interner};
+use super::quality::{Quarantine, Reason};
+use super::source::{Table, open};
+use super::spec::{CreditSpec, CustomersSpec, PipelineSpec};
+use super::values::{Cell, Column};
+
+/// Most distinct channel (or category) values given their own share column; rarer values seen
+/// after this many are counted as `other`.
+pub const MAX_LEVELS: usize = 32;
+
+/// One used transaction. 32 bytes; 10M of them are 320 MB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Txn {
+    pub(crate) cust: u32,
+    /// 1-based data row in the file.
+    pub(crate) row: u32,
+    /// Days after the cleaning start date.
+    pub(crate) day: u16,
+    pub(crate) channel: u8,
+    pub(crate) category: u8,
+    /// Fingerprint of the whole source row, for exact duplicates.
+    pub(crate) fp: u64,
+    /// Minor units, `0 ..= max_amount`.
+    pub(crate) amount: i64,
+}
+
+/// Distinct values of a channel or category column, normalized (trimmed, lowercased).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Levels {
+    pub(crate) names: Vec<String>,
+    /// Raw spelling -> level, searched linearly: there are few, and most rows hit the first ones.
+    raw: Vec<(Box<str>, u8)>,
+    lookup: HashMap<Box<str>, u8>,
+}
+
+impl Levels {
+    fn level_of_name(&mut self, name: &str) -> u8 {
+        if let Some(i) = self.names.iter().position(|n| n == name) {
+            return i as u8;
+        }
+        if self.names.len() >= MAX_LEVELS {
+            return self.level_of_name("other");
+        }
+        self.names.push(name.to_owned());
+        (self.names.len() - 1) as u8
+    }
+
+    /// The level of a raw value (`None`: missing, counted as `unknown`).
+    pub(crate) fn level(&mut self, raw: Option<&str>) -> u8 {
+        let raw = raw.unwrap_or("");
+        if let Some((_, l)) = self.raw.iter().find(|(r, _)| &**r == raw) {
+            return *l;
+        }
+        if let Some(l) = self.lookup.get(raw) {
+            return *l;
+        }
+        let name = raw.trim().to_lowercase();
+        let l = self.level_of_name(if name.is_empty() { "unknown" } else { &name });
+        if self.raw.len() < 64 {
+            self.raw.push((raw.into(), l));
+        } else if self.lookup.len() < 1 << 16 {
+            self.lookup.insert(raw.into(), l);
+        }
+        l
+    }
+}
+
+/// What the transactions scan produced.
+#[derive(Debug)]
+pub(crate) struct TxnScan {
+    pub(crate) txns: Vec<Txn>,
+    pub(crate) channels: Levels,
+    pub(crate) categories: Levels,
+}
+
+/// Progress callback: rows read so far and the total when known.
+pub type ProgressFn<'a> = &'a (dyn Fn(&'static str, u64, Option<u64>) + Sync);
+
+fn row_number(table: &Table, base: u64, i: usize) -> Result<u32, PipelineError> {
+    u32::try_from(base + i as u64 + 1).map_err(|_| PipelineError::TooManyRows {
+        path: table.path.clone(),
+    })
+}
+
+fn full(table: &Table) -> PipelineError {
+    PipelineError::Columns {
+        path: table.path.clone(),
+        problem: format!("more than {} distinct customers", u32::MAX - 1),
+    }
+}
+
+/// Scans the transactions table.
+pub(crate) fn scan_transactions(
+    spec: &PipelineSpec,
+    ids: &mut Interner,
+    closed: bool,
+    q: &mut Quarantine,
+    progress: Option<ProgressFn<'_>>,
+) -> Result<TxnScan, PipelineError> {
+    let t = &spec.transactions;
+    let mut table = open(&t.source)?;
+    let slot = q.table("transactions", &table.path);
+    let (ci, di, ai) = (
+        table.column(&t.customer)?,
+        table.column(&t.date)?,
+        table.column(&t.amount)?,
+    );
+    let chi = t.channel.as_deref().map(|c| table.column(c)).transpose()?;
+    let cai = t.category.as_deref().map(|c| table.column(c)).transpose()?;
+    let mut out = TxnScan {
+        txns: Vec::new(),
+        channels: Levels::default(),
+        categories: Levels::default(),
+    };
+    if let Some(n) = table.rows_hint {
+        out.txns.reserve(usize::try_from(n).unwrap_or(0));
+    }
+    let (as_of, start) = (spec.as_of.days(), spec.start.days());
+    let mut base = 0u64;
+    while let Some(batch) = table.next_batch() {
+        let (batch, fp) = batch?;
+        let path = table.path.clone();
+        let view = |i: usize, name: &str| Column::new(batch.column(i), &path, name);
+        let cust = view(ci, &t.customer)?;
+        let date = view(di, &t.date)?;
+        let amount = view(ai, &t.amount)?;
+        let ty = |i: usize| batch.schema().field(i).data_type().clone();
+        cust.require(
+            cust.can_be_text(),
+            &path,
+            &t.customer,
+            &ty(ci),
+            "customer ids",
+        )?;
+        date.require(date.can_be_date(), &path, &t.date, &ty(di), "dates")?;
+        amount.require(amount.can_be_number(), &path, &t.amount, &ty(ai), "amounts")?;
+        let channel = chi.map(|i| view(i, "channel")).transpose()?;
+        let category = cai.map(|i| view(i, "category")).transpose()?;
+        for (i, &row_fp) in fp.iter().enumerate() {
+            let row = row_number(&table, base, i)?;
+            let id = cust.text(i);
+            let day = date.day(i, &t.date_parser);
+            let minor = amount.minor_units(i, spec.amount_decimals);
+            let reject = |reason, col: &str| (reason, col.to_owned());
+            let verdict = if id.is_none() {
+                Err(reject(Reason::MissingField, &t.customer))
+            } else if day == Cell::Missing {
+                Err(reject(Reason::MissingField, &t.date))
+            } else if minor == Cell::Missing {
+                Err(reject(Reason::MissingField, &t.amount))
+            } else {
+                match (day, minor) {
+                    (Cell::Bad, _) => Err(reject(Reason::UnparsableDate, &t.date)),
+                    (_, Cell::Bad) => Err(reject(Reason::UnparsableAmount, &t.amount)),
+                    (Cell::Ok(d), Cell::Ok(a)) => {
+                        if a < 0 {
+                            Err(reject(Reason::NegativeAmount, &t.amount))
+                        } else if a > spec.max_amount_minor {
+                            Err(reject(Reason::OutOfRange, &t.amount))
+                        } else if d.days() > as_of {
+                            Err(reject(Reason::AfterAsOf, &t.date))
+                        } else if d.days() < start {
+                            Err(reject(Reason::BeforeStart, &t.date))
+                        } else {
+                            Ok((d, a))
+                        }
+                    }
+                    _ => Err(reject(Reason::MissingField, &t.customer)),
+                }
+            };
+            let (d, a) = match verdict {
+                Ok(v) => v,
+                Err((reason, col)) => {
+                    q.reject(slot, u64::from(row), reason, &col)?;
+                    continue;
+                }
+            };
+            let index = match ids.lookup(id.as_deref().unwrap_or(""), !closed) {
+                Ok(Some(index)) => index,
+                Ok(None) => {
+                    q.reject(slot, u64::from(row), Reason::UnknownCustomer, &t.customer)?;
+                    continue;
+                }
+                Err(InternError::Empty) => {
+                    q.reject(slot, u64::from(row), Reason::MissingField, &t.customer)?;
+                    continue;
+                }
+                Err(InternError::Full) => return Err(full(&table)),
+            };
+            let ch = channel
+                .as_ref()
+                .map_or(0, |c| out.channels.level(c.text(i).as_deref()));
+            let ca = category
+                .as_ref()
+                .map_or(0, |c| out.categories.level(c.text(i).as_deref()));
+            out.txns.push(Txn {
+                cust: index,
+                row,
+                // In 0..=u16::MAX: start <= d <= as_of, and as_of - start fits (checked in spec).
+                day: u16::try_from(d.days() - start).unwrap_or(u16::MAX),
+                channel: ch,
+                category: ca,
+                fp: row_fp,
+                amount: a,
+            });
+        }
+        base += batch.num_rows() as u64;
+        if let Some(c) = q.counts(slot) {
+            c.rows_in = base;
+        }
+        if let Some(p) = progress {
+            p("transactions", base, table.rows_hint);
+        }
+    }
+    Ok(out)
+}
+
+/// Per known customer, from the customers table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Demographics {
+    pub(crate) age: Option<u32>,
+    pub(crate) gender: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) income_band: Option<String>,
+    pub(crate) signup: Option<Day>,
+}
+
+fn age_at(birth: Day, as_of: Day) -> u32 {
+    let ((by, bm, bd), (ay, am, ad)) = (birth.ymd(), as_of.ymd());
+    let years = ay - by - i32::from((am, ad) < (bm, bd));
+    u32::try_from(years).unwrap_or(0)
+}
+
+/// Scans the customers table: interns every valid id first, so that transactions of other ids
+/// are unknown customers. Returns demographics by customer index.
+pub(crate) fn scan_customers(
+    spec: &CustomersSpec,
+    as_of: Day,
+    ids: &mut Interner,
+    q: &mut Quarantine,
+) -> Result<Vec<Demographics>, PipelineError> {
+    let c = &spec.columns;
+    let mut table = open(&spec.source)?;
+    let slot = q.table("customers", &table.path);
+    let idx = |t: &Table, name: &Option<String>| name.as_deref().map(|n| t.column(n)).transpose();
+    let id_i = table.column(&c.id_column)?;
+    let (birth_i, age_i, gender_i) = (
+        idx(&table, &c.birth_date_column)?,
+        idx(&table, &c.age_column)?,
+        idx(&table, &c.gender_column)?,
+    );
+    let (region_i, income_i, signup_i) = (
+        idx(&table, &c.region_column)?,
+        idx(&table, &c.income_band_column)?,
+        idx(&table, &c.signup_date_column)?,
+    );
+    let mut out: Vec<Demographics> = Vec::new();
+    let mut first_fp: Vec<u64> = Vec::new();
+    let mut base = 0u64;
+    let norm = |v: Option<std::borrow::Cow<'_, str>>| v.map(|s| s.trim().to_lowercase());
+    while let Some(batch) = table.next_batch() {
+        let (batch, fp) = batch?;
+        let path = table.path.clone();
+        let view = |i: Option<usize>, name: &str| {
+            i.map(|i| Column::new(batch.column(i), &path, name))
+                .transpose()
+        };
+        let id = Column::new(batch.column(id_i), &path, &c.id_column)?;
+        let (birth, age, gender) = (
+            view(birth_i, "birth_date")?,
+            view(age_i, "age")?,
+            view(gender_i, "gender")?,
+        );
+        let (region, income, signup) = (
+            view(region_i, "region")?,
+            view(income_i, "income_band")?,
+            view(signup_i, "signup_date")?,
+        );
+        for (i, &row_fp) in fp.iter().enumerate() {
+            let row = base + i as u64 + 1;
+            let col = |o: &Option<String>| o.clone().unwrap_or_default();
+            let birth_v = birth
+                .as_ref()
+                .map_or(Cell::Missing, |b| b.day(i, &spec.date_parser));
+            let signup_v = signup
+                .as_ref()
+                .map_or(Cell::Missing, |b| b.day(i, &spec.date_parser));
+            let age_v = age.as_ref().map_or(Cell::Missing, |a| a.integer(i));
+            let mut d = Demographics::default();
+            let verdict = (|| {
+                let raw = id
+                    .text(i)
+                    .ok_or((Reason::MissingField, c.id_column.clone()))?;
+                if birth_v == Cell::Bad {
+                    return Err((Reason::UnparsableDate, col(&c.birth_date_column)));
+                }
+                if signup_v == Cell::Bad {
+                    return Err((Reason::UnparsableDate, col(&c.signup_date_column)));
+                }
+                if age_v == Cell::Bad {
+                    return Err((Reason::UnparsableValue, col(&c.age_column)));
+                }
+                if let Cell::Ok(b) = birth_v {
+                    if b > as_of {
+                        return Err((Reason::AfterAsOf, col(&c.birth_date_column)));
+                    }
+                    d.age = Some(age_at(b, as_of));
+                } else if let Cell::Ok(a) = age_v {
+                    d.age = Some(
+                        u32::try_from(a)
+                            .ok()
+                            .filter(|a| *a <= 150)
+                            .ok_or((Reason::OutOfRange, col(&c.age_column)))?,
+                    );
+                }
+                if let Cell::Ok(s) = signup_v {
+                    if s > as_of {
+                        return Err((Reason::AfterAsOf, col(&c.signup_date_column)));
+                    }
+                    d.signup = Some(s);
+                }
+                Ok(raw)
+            })();
+            let raw = match verdict {
+                Ok(raw) => raw,
+                Err((reason, column)) => {
+                    q.reject(slot, row, reason, &column)?;
+                    continue;
+                }
+            };
+            let before = ids.len();
+            let index = match ids.lookup(&raw, true) {
+                Ok(Some(index)) => index as usize,
+                Ok(None) | Err(InternError::Empty) => {
+                    q.reject(slot, row, Reason::MissingField, &c.id_column)?;
+                    continue;
+                }
+                Err(InternError::Full) => return Err(full(&table)),
+            };
+            if ids.len() == before {
+                let same = first_fp.get(index) == Some(&row_fp);
+                q.reject(
+                    slot,
+                    row,
+                    if same {
+                        Reason::Duplicate
+                    } else {
+                        Reason::DuplicateCustomer
+                    },
+                    &c.id_column,
+                )?;
+                continue;
+            }
+            d.gender = norm(gender.as_ref().and_then(|g| g.text(i)));
+            d.region = norm(region.as_ref().and_then(|g| g.text(i)));
+            d.income_band = norm(income.as_ref().and_then(|g| g.text(i)));
+            out.push(d);
+            first_fp.push(row_fp);
+            if let Some(t) = q.counts(slot) {
+                t.rows_used += 1;
+            }
+        }
+        base += batch.num_rows() as u64;
+        if let Some(t) = q.counts(slot) {
+            t.rows_in = base;
+        }
+    }
+    Ok(out)
+}
+
+/// Credit totals of one customer over its accounts (rows).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Credit {
+    pub(crate) limit: i128,
+    pub(crate) balance: i128,
+    pub(crate) max_days_past_due: i64,
+    pub(crate) default: bool,
+}
+
+/// Scans the credit table; rows of one customer are summed (limits, balances), their worst
+/// delinquency and any default kept.
+pub(crate) fn scan_credit(
+    spec: &CreditSpec,
+    decimals: u8,
+    ids: &mut Interner,
+    closed: bool,
+    q: &mut Quarantine,
+) -> Result<HashMap<u32, Credit>, PipelineError> {
+    let c = &spec.columns;
+    let mut table = open(&spec.source)?;
+    let slot = q.table("credit", &table.path);
+    let cols = [
+        &c.id_column,
+        &c.limit_column,
+        &c.balance_column,
+        &c.days_past_due_column,
+        &c.default_column,
+    ];
+    let idx: Vec<usize> = cols
+        .iter()
+        .map(|n| table.column(n))
+        .collect::<Result<_, _>>()?;
+    let mut out: HashMap<u32, Credit> = HashMap::new();
+    let mut seen: std::collections::HashSet<(u32, u64)> = std::collections::HashSet::new();
+    let mut base = 0u64;
+    while let Some(batch) = table.next_batch() {
+        let (batch, fp) = batch?;
+        let v: Vec<Column> = idx
+            .iter()
+            .zip(cols)
+            .map(|(i, n)| Column::new(batch.column(*i), &table.path, n))
+            .collect::<Result<_, _>>()?;
+        for (i, &row_fp) in fp.iter().enumerate() {
+            let row = base + i as u64 + 1;
+            let (id, limit, balance, dpd, default) = (
+                v[0].text(i),
+                v[1].minor_units(i, decimals),
+                v[2].minor_units(i, decimals),
+                v[3].integer(i),
+                v[4].flag(i),
+            );
+            let verdict = if id.is_none() {
+                Err((Reason::MissingField, cols[0]))
+            } else if limit == Cell::Missing {
+                Err((Reason::MissingField, cols[1]))
+            } else if balance == Cell::Missing {
+                Err((Reason::MissingField, cols[2]))
+            } else if dpd == Cell::Missing {
+                Err((Reason::MissingField, cols[3]))
+            } else if default == Cell::Missing {
+                Err((Reason::MissingField, cols[4]))
+            } else {
+                match (limit, balance, dpd, default) {
+                    (Cell::Ok(l), Cell::Ok(b), Cell::Ok(d), Cell::Ok(f)) if l >= 0 && d >= 0 => {
+                        Ok((l, b, d, f))
+                    }
+                    (Cell::Ok(l), Cell::Ok(_), Cell::Ok(_), Cell::Ok(_)) if l < 0 => {
+                        Err((Reason::OutOfRange, cols[1]))
+                    }
+                    (Cell::Ok(_), Cell::Ok(_), Cell::Ok(_), Cell::Ok(_)) => {
+                        Err((Reason::OutOfRange, cols[3]))
+                    }
+                    (Cell::Bad, ..) => Err((Reason::UnparsableAmount, cols[1])),
+                    (_, Cell::Bad, ..) => Err((Reason::UnparsableAmount, cols[2])),
+                    (_, _, Cell::Bad, _) => Err((Reason::UnparsableValue, cols[3])),
+                    _ => Err((Reason::UnparsableValue, cols[4])),
+                }
+            };
+            let (l, b, d, f) = match verdict {
+                Ok(x) => x,
+                Err((reason, col)) => {
+                    q.reject(slot, row, reason, col)?;
+                    continue;
+                }
+            };
+            let index = match ids.lookup(id.as_deref().unwrap_or(""), !closed) {
+                Ok(Some(index)) => index,
+                Ok(None) => {
+                    q.reject(slot, row, Reason::UnknownCustomer, cols[0])?;
+                    continue;
+                }
+                Err(InternError::Empty) => {
+                    q.reject(slot, row, Reason::MissingField, cols[0])?;
+                    continue;
+                }
+                Err(InternError::Full) => return Err(full(&table)),
+            };
+            if !seen.insert((index, row_fp)) {
+                q.reject(slot, row, Reason::Duplicate, cols[0])?;
+                continue;
+            }
+            let e = out.entry(index).or_default();
+            e.limit += i128::from(l);
+            e.balance += i128::from(b);
+            e.max_days_past_due = e.max_days_past_due.max(d);
+            e.default |= f;
+            if let Some(t) = q.counts(slot) {
+                t.rows_used += 1;
+            }
+        }
+        base += batch.num_rows() as u64;
+        if let Some(t) = q.counts(slot) {
+            t.rows_in = base;
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,366 @@
+//! Opening a table as a stream of Arrow record batches: CSV through arrow-csv (every column as
+//! text, so that each bad value can be quarantined with its row instead of failing the batch) and
+//! Parquet through the parquet crate's Arrow reader (columns keep their types).
+//!
+//! CSV lines are bounded: [`LineLimit`] sits under the CSV reader and fails as soon as one
+//! physical line passes `max_line_bytes`, so a 2 GB line costs at most that many bytes of
+//! memory and reading, never the whole line.
+//!
+//! Decoding runs on its own thread, one batch ahead of the scan (a bounded channel of two), and
+//! also computes each row's duplicate fingerprint there: decode and scan overlap.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, sync_channel};
+
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::error::PipelineError;
+use super::spec::{FileFormat, SourceSpec};
+use super::values::fingerprints;
+
+/// Rows per batch: large enough to amortize per-batch work, small enough to stay in cache-ish
+/// memory (a few MB per batch).
+pub(crate) const BATCH_ROWS: usize = 65_536;
+
+/// An open table.
+pub(crate) struct Table {
+    /// The file.
+    pub(crate) path: PathBuf,
+    /// Column names and types.
+    pub(crate) schema: SchemaRef,
+    /// Rows in the file when known up front (Parquet), for progress.
+    pub(crate) rows_hint: Option<u64>,
+    batches: Option<Batches>,
+    rx: Option<Receiver<Result<Decoded, PipelineError>>>,
+    mapper: Mapper,
+}
+
+type Batches = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>;
+
+/// A batch and its rows' fingerprints.
+pub(crate) type Decoded = (RecordBatch, Vec<u64>);
+
+/// Turns reader errors into located errors.
+#[derive(Debug, Clone)]
+struct Mapper {
+    path: PathBuf,
+    line_state: Option<Arc<LineState>>,
+    format: FileFormat,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("path", &self.path)
+            .field("format", &self.mapper.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Table {
+    /// Index of column `name`, or an error listing the columns there are.
+    pub(crate) fn column(&self, name: &str) -> Result<usize, PipelineError> {
+        self.schema
+            .index_of(name)
+            .map_err(|_| PipelineError::MissingColumn {
+                path: self.path.clone(),
+                column: name.to_owned(),
+                found: self
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// The next batch and its fingerprints, `None` at the end (or after an error).
+    pub(crate) fn next_batch(&mut self) -> Option<Result<Decoded, PipelineError>> {
+        if let Some(batches) = self.batches.take() {
+            let (tx, rx) = sync_channel(2);
+            let mapper = self.mapper.clone();
+            std::thread::spawn(move || {
+                for item in batches {
+                    let item = item
+                        .map(|b| {
+                            let fp = fingerprints(&b);
+                            (b, fp)
+                        })
+                        .map_err(|e| mapper.error(e));
+                    let failed = item.is_err();
+                    // A closed channel means the scan stopped: stop decoding.
+                    if tx.send(item).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            self.rx = Some(rx);
+        }
+        self.rx.as_ref()?.recv().ok()
+    }
+}
+
+impl Mapper {
+    fn error(&self, e: ArrowError) -> PipelineError {
+        if let Some(state) = &self.line_state
+            && state.too_long.load(Relaxed)
+        {
+            return PipelineError::LineTooLong {
+                path: self.path.clone(),
+                line: state.line.load(Relaxed),
+                limit: state.limit,
+            };
+        }
+        match (self.format, e) {
+            (_, ArrowError::IoError(_, source)) => PipelineError::io(&self.path, source),
+            (FileFormat::Csv, e) => PipelineError::Csv {
+                path: self.path.clone(),
+                message: strip_prefix(e),
+            },
+            (FileFormat::Parquet, e) => PipelineError::Parquet {
+                path: self.path.clone(),
+                message: strip_prefix(e),
+            },
+        }
+    }
+}
+
+fn strip_prefix(e: ArrowError) -> String {
+    match e {
+        ArrowError::CsvError(m) | ArrowError::ParseError(m) | ArrowError::ParquetError(m) => m,
+        ArrowError::ExternalError(e) => e.to_string(),
+        e => e.to_string(),
+    }
+}
+
+/// Opens `spec`'s file.
+pub(crate) fn open(spec: &SourceSpec) -> Result<Table, PipelineError> {
+    let path = &spec.path;
+    let file = File::open(path).map_err(|e| PipelineError::io(path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| PipelineError::io(path, e))?
+        .len();
+    if len == 0 {
+        return Err(PipelineError::Empty { path: path.clone() });
+    }
+    match spec.format {
+        FileFormat::Csv => open_csv(spec, file),
+        FileFormat::Parquet => open_parquet(path, file),
+    }
+}
+
+fn open_parquet(path: &Path, file: File) -> Result<Table, PipelineError> {
+    let perr = |e: parquet::errors::ParquetError| PipelineError::Parquet {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
+    let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(perr)?;
+    let schema = reader.schema();
+    Ok(Table {
+        path: path.to_owned(),
+        schema,
+        rows_hint: Some(rows),
+        batches: Some(Box::new(reader)),
+        rx: None,
+        mapper: Mapper {
+            path: path.to_owned(),
+            line_state: None,
+            format: FileFormat::Parquet,
+        },
+    })
+}
+
+fn open_csv(spec: &SourceSpec, file: File) -> Result<Table, PipelineError> {
+    let path = &spec.path;
+    let state = Arc::new(LineState::new(spec.max_line_bytes));
+    let mut reader = BufReader::with_capacity(
+        1 << 20,
+        LineLimit {
+            inner: file,
+            state: Arc::clone(&state),
+        },
+    );
+    let too_long = |e: std::io::Error| {
+        if state.too_long.load(Relaxed) {
+            PipelineError::LineTooLong {
+                path: path.clone(),
+                line: state.line.load(Relaxed),
+                limit: state.limit,
+            }
+        } else {
+            PipelineError::io(path, e)
+        }
+    };
+    let names = if spec.has_header {
+        let mut header = Vec::new();
+        reader.read_until(b'\n', &mut header).map_err(too_long)?;
+        if header.starts_with(b"\xef\xbb\xbf") {
+            header.drain(..3);
+        }
+        let mut fields = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .delimiter(spec.delimiter)
+            .from_reader(header.as_slice());
+        let mut record = csv::StringRecord::new();
+        let ok = fields
+            .read_record(&mut record)
+            .map_err(|e| PipelineError::Csv {
+                path: path.clone(),
+                message: format!("header: {e}"),
+            })?;
+        if !ok {
+            return Err(PipelineError::Empty { path: path.clone() });
+        }
+        let names: Vec<String> = record.iter().map(|s| s.trim().to_owned()).collect();
+        if let Some(cols) = &spec.columns {
+            if cols.len() != names.len() {
+                return Err(PipelineError::Columns {
+                    path: path.clone(),
+                    problem: format!(
+                        "{} column names given but the header has {}",
+                        cols.len(),
+                        names.len()
+                    ),
+                });
+            }
+            cols.clone()
+        } else {
+            names
+        }
+    } else {
+        spec.columns.clone().ok_or_else(|| PipelineError::Columns {
+            path: path.clone(),
+            problem: "a file without a header needs its column names (--columns or `columns`)"
+                .into(),
+        })?
+    };
+    let schema: SchemaRef = Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    let reader = arrow_csv::ReaderBuilder::new(Arc::clone(&schema))
+        .with_header(false)
+        .with_delimiter(spec.delimiter)
+        .with_batch_size(BATCH_ROWS)
+        .with_truncated_rows(true)
+        .build_buffered(reader)
+        .map_err(|e| PipelineError::Csv {
+            path: path.clone(),
+            message: strip_prefix(e),
+        })?;
+    Ok(Table {
+        path: path.clone(),
+        schema,
+        rows_hint: None,
+        batches: Some(Box::new(reader)),
+        rx: None,
+        mapper: Mapper {
+            path: path.clone(),
+            line_state: Some(state),
+            format: FileFormat::Csv,
+        },
+    })
+}
+
+/// Written only by the decoding thread's reader; read after it reports an error.
+#[derive(Debug)]
+struct LineState {
+    /// 1-based physical line being read.
+    line: AtomicU64,
+    /// Bytes of that line read so far.
+    run: AtomicU64,
+    too_long: AtomicBool,
+    limit: u64,
+}
+
+impl LineState {
+    fn new(limit: u64) -> Self {
+        LineState {
+            line: AtomicU64::new(1),
+            run: AtomicU64::new(0),
+            too_long: AtomicBool::new(false),
+            limit,
+        }
+    }
+}
+
+/// A reader that fails once a physical line exceeds the limit, and counts lines.
+struct LineLimit<R> {
+    inner: R,
+    state: Arc<LineState>,
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let s = &self.state;
+        let (mut run, mut line) = (s.run.load(Relaxed), s.line.load(Relaxed));
+        let mut rest = buf.get(..n).unwrap_or_default();
+        let too_long;
+        loop {
+            match rest.iter().position(|&b| b == b'\n') {
+                Some(pos) if run + pos as u64 <= s.limit => {
+                    line += 1;
+                    run = 0;
+                    rest = &rest[pos + 1..];
+                }
+                Some(_) => {
+                    too_long = true;
+                    break;
+                }
+                None => {
+                    run += rest.len() as u64;
+                    too_long = run > s.limit;
+                    break;
+                }
+            }
+        }
+        s.line.store(line, Relaxed);
+        s.run.store(run, Relaxed);
+        if too_long {
+            s.too_long.store(true, Relaxed);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("line {line} is longer than {} bytes", s.limit),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_limit_counts_lines_and_stops_long_ones() {
+        let state = Arc::new(LineState::new(5));
+        let mut r = LineLimit {
+            inner: &b"ab\ncdefg\nxy"[..],
+            state: Arc::clone(&state),
+        };
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(state.line.load(Relaxed), 3);
+        let state = Arc::new(LineState::new(5));
+        let mut r = LineLimit {
+            inner: &b"ab\ncdefgh\nxy"[..],
+            state: Arc::clone(&state),
+        };
+        assert!(r.read_to_end(&mut Vec::new()).is_err());
+        assert!(state.too_long.load(Relaxed));
+        assert_eq!(state.line.load(Relaxed), 2);
+    }
+}

@@ -1,0 +1,439 @@
+//! Typed access to one column of a batch, whatever its Arrow type: text from CSV, or the native
+//! types of a Parquet file (integers, floats, decimals, dates, timestamps, dictionaries).
+//! Every accessor answers [`Cell::Missing`], [`Cell::Bad`] or a value, never panics.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+};
+use arrow_array::{Array, ArrayRef, PrimitiveArray, StringArray};
+use arrow_schema::{DataType, TimeUnit};
+
+use super::dates::{DateParser, Day};
+use super::error::PipelineError;
+
+/// One value of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cell<T> {
+    /// Null, empty or only whitespace.
+    Missing,
+    /// Present but not a valid value of the expected kind.
+    Bad,
+    /// A value.
+    Ok(T),
+}
+
+/// A column of one batch, viewed by kind.
+#[derive(Debug)]
+pub(crate) enum Column {
+    Text(StringArray),
+    Int(PrimitiveArray<Int64Type>),
+    Float(PrimitiveArray<Float64Type>),
+    Decimal(PrimitiveArray<Decimal128Type>, i8),
+    Date(PrimitiveArray<Date32Type>),
+    /// Timestamp values and units per day.
+    Timestamp(Vec<Option<i64>>, i64),
+    Bool(arrow_array::BooleanArray),
+}
+
+fn cast(a: &ArrayRef, to: &DataType, path: &Path, name: &str) -> Result<ArrayRef, PipelineError> {
+    arrow_cast::cast(a, to).map_err(|_| PipelineError::WrongType {
+        path: path.to_owned(),
+        column: name.to_owned(),
+        found: a.data_type().to_string(),
+        expected: "a value of this column",
+    })
+}
+
+impl Column {
+    /// Views `a`; types without a native view are converted to text.
+    pub(crate) fn new(a: &ArrayRef, path: &Path, name: &str) -> Result<Self, PipelineError> {
+        Ok(match a.data_type() {
+            DataType::Utf8 => Column::Text(a.as_string::<i32>().clone()),
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32 => Column::Int(
+                cast(a, &DataType::Int64, path, name)?
+                    .as_primitive::<Int64Type>()
+                    .clone(),
+            ),
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => Column::Float(
+                cast(a, &DataType::Float64, path, name)?
+                    .as_primitive::<Float64Type>()
+                    .clone(),
+            ),
+            DataType::Decimal128(_, s) => {
+                Column::Decimal(a.as_primitive::<Decimal128Type>().clone(), *s)
+            }
+            DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => {
+                let to = DataType::Decimal128(*p, *s);
+                Column::Decimal(
+                    cast(a, &to, path, name)?
+                        .as_primitive::<Decimal128Type>()
+                        .clone(),
+                    *s,
+                )
+            }
+            DataType::Date32 | DataType::Date64 => Column::Date(
+                cast(a, &DataType::Date32, path, name)?
+                    .as_primitive::<Date32Type>()
+                    .clone(),
+            ),
+            DataType::Timestamp(unit, _) => {
+                let (values, per_day): (Vec<Option<i64>>, i64) = match unit {
+                    TimeUnit::Second => (
+                        a.as_primitive::<TimestampSecondType>().iter().collect(),
+                        86_400,
+                    ),
+                    TimeUnit::Millisecond => (
+                        a.as_primitive::<TimestampMillisecondType>()
+                            .iter()
+                            .collect(),
+                        86_400_000,
+                    ),
+                    TimeUnit::Microsecond => (
+                        a.as_primitive::<TimestampMicrosecondType>()
+                            .iter()
+                            .collect(),
+                        86_400_000_000,
+                    ),
+                    TimeUnit::Nanosecond => (
+                        a.as_primitive::<TimestampNanosecondType>().iter().collect(),
+                        86_400_000_000_000,
+                    ),
+                };
+                Column::Timestamp(values, per_day)
+            }
+            DataType::Boolean => Column::Bool(a.as_boolean().clone()),
+            _ => Column::Text(
+                cast(a, &DataType::Utf8, path, name)?
+                    .as_string::<i32>()
+                    .clone(),
+            ),
+        })
+    }
+
+    /// Checks that this column can hold `expected` at all (a Parquet boolean cannot be an amount).
+    pub(crate) fn require(
+        &self,
+        ok: bool,
+        path: &Path,
+        name: &str,
+        found: &DataType,
+        expected: &'static str,
+    ) -> Result<(), PipelineError> {
+        if ok {
+            Ok(())
+        } else {
+            Err(PipelineError::WrongType {
+                path: path.to_owned(),
+                column: name.to_owned(),
+                found: found.to_string(),
+                expected,
+            })
+        }
+    }
+
+    pub(crate) fn can_be_text(&self) -> bool {
+        matches!(self, Column::Text(_) | Column::Int(_))
+    }
+
+    pub(crate) fn can_be_date(&self) -> bool {
+        matches!(
+            self,
+            Column::Text(_) | Column::Date(_) | Column::Timestamp(..)
+        )
+    }
+
+    pub(crate) fn can_be_number(&self) -> bool {
+        matches!(
+            self,
+            Column::Text(_) | Column::Int(_) | Column::Float(_) | Column::Decimal(..)
+        )
+    }
+
+    /// The text of row `i` (integers formatted in decimal); `None` when null or blank.
+    pub(crate) fn text(&self, i: usize) -> Option<Cow<'_, str>> {
+        match self {
+            Column::Text(a) => (!a.is_null(i))
+                .then(|| Cow::Borrowed(a.value(i)))
+                .filter(|s| !blank(s)),
+            Column::Int(a) => (!a.is_null(i)).then(|| Cow::Owned(a.value(i).to_string())),
+            Column::Bool(a) => {
+                (!a.is_null(i)).then(|| Cow::Borrowed(if a.value(i) { "true" } else { "false" }))
+            }
+            Column::Float(a) => (!a.is_null(i)).then(|| Cow::Owned(a.value(i).to_string())),
+            Column::Decimal(..) | Column::Date(_) | Column::Timestamp(..) => None,
+        }
+    }
+
+    /// The day of row `i`.
+    pub(crate) fn day(&self, i: usize, parser: &DateParser) -> Cell<Day> {
+        match self {
+            Column::Text(a) => match text_cell(a, i) {
+                None => Cell::Missing,
+                Some(t) => parser.parse(t).map_or(Cell::Bad, Cell::Ok),
+            },
+            Column::Date(a) if !a.is_null(i) => Cell::Ok(Day::from_days(a.value(i))),
+            Column::Timestamp(v, per_day) => match v.get(i).copied().flatten() {
+                None => Cell::Missing,
+                Some(t) => i32::try_from(t.div_euclid(*per_day))
+                    .map_or(Cell::Bad, |d| Cell::Ok(Day::from_days(d))),
+            },
+            _ => Cell::Missing,
+        }
+    }
+
+    /// Row `i` as an exact amount with `decimals` places, in minor units.
+    pub(crate) fn minor_units(&self, i: usize, decimals: u8) -> Cell<i64> {
+        let scale = 10i64.pow(u32::from(decimals));
+        match self {
+            Column::Text(a) => match text_cell(a, i) {
+                None => Cell::Missing,
+                Some(t) => crate::data::parse_minor_units(t, decimals).map_or(Cell::Bad, Cell::Ok),
+            },
+            Column::Int(a) if !a.is_null(i) => {
+                a.value(i).checked_mul(scale).map_or(Cell::Bad, Cell::Ok)
+            }
+            Column::Float(a) if !a.is_null(i) => {
+                // Rounded to the nearest minor unit; NaN, infinities and values past 2^53 are bad.
+                let v = (a.value(i) * scale as f64).round();
+                if v.is_finite() && v.abs() < 9.0e15 {
+                    Cell::Ok(v as i64)
+                } else {
+                    Cell::Bad
+                }
+            }
+            Column::Decimal(a, s) if !a.is_null(i) => {
+                rescale(a.value(i), *s, decimals).map_or(Cell::Bad, Cell::Ok)
+            }
+            _ => Cell::Missing,
+        }
+    }
+
+    /// Row `i` as a whole number.
+    pub(crate) fn integer(&self, i: usize) -> Cell<i64> {
+        match self {
+            Column::Int(a) if !a.is_null(i) => Cell::Ok(a.value(i)),
+            Column::Text(a) => match text_cell(a, i) {
+                None => Cell::Missing,
+                Some(t) => crate::data::parse_minor_units(t, 0).map_or(Cell::Bad, Cell::Ok),
+            },
+            Column::Float(a) if !a.is_null(i) => {
+                let v = a.value(i);
+                if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                    Cell::Ok(v as i64)
+                } else {
+                    Cell::Bad
+                }
+            }
+            Column::Decimal(a, s) if !a.is_null(i) => {
+                rescale(a.value(i), *s, 0).map_or(Cell::Bad, Cell::Ok)
+            }
+            _ => Cell::Missing,
+        }
+    }
+
+    /// Row `i` as a flag: `1/0`, `true/false`, `yes/no`, `y/n`, `t/f` in any case.
+    pub(crate) fn flag(&self, i: usize) -> Cell<bool> {
+        match self {
+            Column::Bool(a) if !a.is_null(i) => Cell::Ok(a.value(i)),
+            Column::Int(a) if !a.is_null(i) => match a.value(i) {
+                0 => Cell::Ok(false),
+                1 => Cell::Ok(true),
+                _ => Cell::Bad,
+            },
+            Column::Text(a) => match text_cell(a, i).map(|t| t.trim().to_ascii_lowercase()) {
+                None => Cell::Missing,
+                Some(t) => match t.as_str() {
+                    "1" | "true" | "yes" | "y" | "t" => Cell::Ok(true),
+                    "0" | "false" | "no" | "n" | "f" => Cell::Ok(false),
+                    _ => Cell::Bad,
+                },
+            },
+            _ => Cell::Missing,
+        }
+    }
+}
+
+/// Whether `t` is empty or only ASCII whitespace (the common non-blank case costs one byte).
+fn blank(t: &str) -> bool {
+    match t.as_bytes().first() {
+        None => true,
+        Some(b) if !b.is_ascii_whitespace() => false,
+        Some(_) => t.bytes().all(|b| b.is_ascii_whitespace()),
+    }
+}
+
+fn text_cell(a: &StringArray, i: usize) -> Option<&str> {
+    if a.is_null(i) {
+        return None;
+    }
+    let t = a.value(i);
+    if blank(t) { None } else { Some(t) }
+}
+
+/// `value * 10^-scale` in units of `10^-decimals`, when exact and within 64 bits.
+fn rescale(value: i128, scale: i8, decimals: u8) -> Option<i64> {
+    let shift = i32::from(decimals) - i32::from(scale);
+    let v = if shift >= 0 {
+        value.checked_mul(10i128.checked_pow(shift.unsigned_abs())?)?
+    } else {
+        let d = 10i128.checked_pow(shift.unsigned_abs())?;
+        if value % d != 0 {
+            return None;
+        }
+        value / d
+    };
+    i64::try_from(v).ok()
+}
+
+/// A fast 64-bit mixing hash (FxHash's multiply-rotate over words, with a final avalanche):
+/// not for adversaries, for fingerprints and hash tables over a data holder's own data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FastHash(u64);
+
+const K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl FastHash {
+    pub(crate) fn new(seed: u64) -> Self {
+        FastHash(seed)
+    }
+
+    #[inline]
+    pub(crate) fn word(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+
+    #[inline]
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.word(u64::from_le_bytes(w));
+        }
+        let rem = chunks.remainder();
+        let mut w = [0u8; 8];
+        w[..rem.len()].copy_from_slice(rem);
+        self.word(u64::from_le_bytes(w) ^ ((b.len() as u64) << 56));
+    }
+
+    #[inline]
+    pub(crate) fn finish(self) -> u64 {
+        mix(self.0)
+    }
+}
+
+/// splitmix64's finalizer.
+#[inline]
+pub(crate) fn mix(mut z: u64) -> u64 {
+    // Every input bit affects every output bit.
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Every row's fingerprint over all columns of `batch`.
+pub(crate) fn fingerprints(batch: &arrow_array::RecordBatch) -> Vec<u64> {
+    let mut fp = vec![0x9e37_79b9_7f4a_7c15u64; batch.num_rows()];
+    for c in batch.columns() {
+        fingerprint_column(c, &mut fp);
+    }
+    for f in &mut fp {
+        *f = mix(*f);
+    }
+    fp
+}
+
+/// Folds every row's value of column `a` into `fp` (one running hash per row), for exact
+/// duplicate detection over *all* columns. Nulls and values are told apart; text is hashed
+/// byte for byte with its length, fixed-width types by their bytes. The caller finishes each
+/// row's hash once, after the last column ([`mix`]).
+pub(crate) fn fingerprint_column(a: &ArrayRef, fp: &mut [u64]) {
+    let text;
+    let a: &ArrayRef = match a.data_type() {
+        DataType::Utf8 => a,
+        t if t.primitive_width().is_some() => a,
+        _ => match arrow_cast::cast(a, &DataType::Utf8) {
+            Ok(t) => {
+                text = t;
+                &text
+            }
+            Err(_) => return,
+        },
+    };
+    if let Some(s) = a.as_string_opt::<i32>() {
+        for (i, f) in fp.iter_mut().enumerate() {
+            let mut h = FastHash::new(*f);
+            if s.is_null(i) {
+                h.word(u64::MAX);
+            } else {
+                h.bytes(s.value(i).as_bytes());
+            }
+            *f = h.0;
+        }
+        return;
+    }
+    let data = a.to_data();
+    let width = a.data_type().primitive_width().unwrap_or(0);
+    let Some(buf) = data.buffers().first() else {
+        return;
+    };
+    let start = data.offset() * width;
+    for (i, f) in fp.iter_mut().enumerate() {
+        let mut h = FastHash::new(*f);
+        if a.is_null(i) {
+            h.word(u64::MAX);
+        } else if let Some(bytes) = buf
+            .as_slice()
+            .get(start + i * width..start + (i + 1) * width)
+        {
+            h.bytes(bytes);
+        }
+        *f = h.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rescale_is_exact() {
+        assert_eq!(rescale(12345, 2, 2), Some(12345));
+        assert_eq!(rescale(12345, 3, 2), None);
+        assert_eq!(rescale(12340, 3, 2), Some(1234));
+        assert_eq!(rescale(5, 0, 2), Some(500));
+        assert_eq!(rescale(i128::MAX, 0, 2), None);
+    }
+
+    #[test]
+    fn fingerprints_tell_nulls_values_and_columns_apart() {
+        use std::sync::Arc;
+        let a: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("a"),
+            None,
+            Some(""),
+            Some("a"),
+        ]));
+        let mut fp = vec![0u64; 4];
+        fingerprint_column(&a, &mut fp);
+        let fp: Vec<u64> = fp.into_iter().map(mix).collect();
+        let mut fp = fp;
+        assert_eq!(fp[0], fp[3]);
+        assert_ne!(fp[1], fp[2]);
+        assert_ne!(fp[0], fp[1]);
+        let b: ArrayRef = Arc::new(arrow_array::Int64Array::from(vec![1, 1, 1, 2]));
+        fingerprint_column(&b, &mut fp);
+        assert_ne!(fp[0], fp[3]);
+    }
+}

@@ -1,0 +1,144 @@
+//! The PostgreSQL push-down against the file path: the same rows, loaded into a table, must give
+//! the same features row for row. Needs a server: set FEDPROF_TEST_PG to a connection string
+//! (`.ci/run` starts one on loopback); without it the test says so and passes.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail the test by panicking"
+)]
+
+use std::fmt::Write as _;
+
+use fedprof_crypto::{Pseudonymizer, SecretKey32};
+use fedprof_node::pipeline::postgres::{self, PostgresConfig};
+use fedprof_node::pipeline::spec::{CleaningConfig, FeaturesConfig};
+use fedprof_node::pipeline::{
+    self, DateParser, PipelineSpec, RunOptions, SourceSpec, TransactionsSpec,
+};
+use fedprof_synth::{Plan, Scenario};
+
+fn spec(path: &std::path::Path, as_of: &str, start: &str, max: &str) -> PipelineSpec {
+    let t = TransactionsSpec {
+        source: SourceSpec::new(path),
+        customer: "customer_id".into(),
+        date: "date".into(),
+        amount: "amount".into(),
+        channel: Some("channel".into()),
+        category: Some("category".into()),
+        date_parser: DateParser::Iso,
+    };
+    let mut s = PipelineSpec::new(t, pipeline::dates::parse_iso_day(as_of).unwrap());
+    let cleaning = CleaningConfig {
+        start: Some(start.into()),
+        max_amount: Some(max.into()),
+    };
+    s.apply(&cleaning, &FeaturesConfig::default()).unwrap();
+    s
+}
+
+#[tokio::test]
+async fn pushdown_features_equal_the_file_path() {
+    let Ok(conn) = std::env::var("FEDPROF_TEST_PG") else {
+        eprintln!(
+            "SKIPPED: set FEDPROF_TEST_PG (e.g. \"host=127.0.0.1 port=5432 user=postgres dbname=postgres\") to run the PostgreSQL push-down test"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut plan = Plan::new(Scenario::Bank, 1, 2_000, 3, tmp.path());
+    plan.dirty_per_million = 30_000;
+    plan.parquet = false;
+    let summary = fedprof_synth::generate(&plan, &|_, _| {}).unwrap();
+    let (dir, m) = &summary.nodes[0];
+    // The same rows in both: values a typed column cannot hold become NULL (as in a database).
+    let text = std::fs::read_to_string(dir.join("transactions.csv")).unwrap();
+    let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    let mut cols: [Vec<Option<String>>; 6] = Default::default();
+    let mut csv_out = String::from("txn_id,customer_id,date,amount,channel,category\n");
+    for r in reader.records() {
+        let r = r.unwrap();
+        let date = pipeline::dates::parse_iso_day(&r[2]).map(|_| r[2].to_owned());
+        let amount = fedprof_node::data::parse_minor_units(&r[3], 2)
+            .ok()
+            .map(|_| r[3].to_owned());
+        let fields = [
+            Some(r[0].to_owned()),
+            Some(r[1].to_owned()).filter(|s| !s.trim().is_empty()),
+            date,
+            amount,
+            Some(r[4].to_owned()),
+            Some(r[5].to_owned()),
+        ];
+        let quoted: Vec<String> = fields
+            .iter()
+            .map(|f| f.clone().unwrap_or_default())
+            .collect();
+        let _ = writeln!(csv_out, "{}", quoted.join(","));
+        for (c, f) in cols.iter_mut().zip(fields) {
+            c.push(f);
+        }
+    }
+    let file = tmp.path().join("same.csv");
+    std::fs::write(&file, csv_out).unwrap();
+
+    let table = format!("fedprof_test_{}", std::process::id());
+    let config = PostgresConfig {
+        connection: conn,
+        password_file: None,
+        table: table.clone(),
+    };
+    let client = postgres::connect(&config).await.unwrap();
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (txn_id bigint, customer_id text, date date, \
+             amount numeric(18,2), channel text, category text)"
+        ))
+        .await
+        .unwrap();
+    let insert = format!(
+        "INSERT INTO {table} SELECT * FROM unnest($1::text[]::bigint[], $2::text[], $3::text[]::date[], \
+         $4::text[]::numeric[], $5::text[], $6::text[])"
+    );
+    client
+        .execute(
+            &insert,
+            &[&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5]],
+        )
+        .await
+        .unwrap();
+
+    let spec = spec(&file, &m.as_of, &m.start, &m.max_amount);
+    let key = Pseudonymizer::new(SecretKey32::from_bytes([9; 32]));
+    let files = pipeline::compute(
+        &spec,
+        &key,
+        &RunOptions {
+            reveal_ids: false,
+            quarantine: None,
+            progress: None,
+        },
+    )
+    .unwrap();
+    let pushed = postgres::compute(&spec, &config, &key, false)
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+    assert!(files.features.len() > 1000);
+    assert_eq!(
+        pushed.features, files.features,
+        "push-down and file path agree row for row"
+    );
+    assert_eq!(
+        pushed.quality.tables[0].rows_in,
+        files.quality.tables[0].rows_in
+    );
+    assert_eq!(
+        pushed.quality.tables[0].rows_used,
+        files.quality.tables[0].rows_used
+    );
+}

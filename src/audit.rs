@@ -1,0 +1,263 @@
+//! `fedprof audit verify|report DIR`: reads an audit directory, verifies every certificate
+//! against the federation CA and hands the ledgers to the sans-IO audit in `fedprof-ledger`.
+//!
+//! Audit directory (the federation directory of `fedprof federation init` works as is, once
+//! the ledgers are copied in; private keys are neither needed nor read):
+//! ```text
+//! DIR/ca.pem                              federation CA certificate
+//! DIR/parties/<role>-<name>/cert.pem      every party's certificate
+//! DIR/ledgers/node-<name>.jsonl           each node's budget ledger
+//! DIR/ledgers/coordinator.jsonl           the coordinator's release ledger
+//! ```
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use fedprof_ledger::audit::{self, AuditFailure, AuditInput, AuditReport, LedgerText};
+use fedprof_ledger::{KeyRing, epsilon_at_delta};
+use fedprof_protocol::{PartyId, PartyName, Role};
+use fedprof_transport::pki::verify_party_cert;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+/// `fedprof audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify every ledger in DIR; exit non-zero naming the first inconsistent entry.
+    Verify(AuditArgs),
+    /// Verify, then print per node: releases, rho spent (exact and float), cap, epsilon at
+    /// delta, and what remains.
+    Report(AuditArgs),
+}
+
+/// Arguments of `fedprof audit verify|report`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Audit directory: ca.pem, parties/<role>-<name>/cert.pem, ledgers/node-<name>.jsonl,
+    /// ledgers/coordinator.jsonl.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The delta at which epsilon is reported, in (0, 1).
+    #[arg(long, default_value_t = 1e-6, value_parser = parse_delta)]
+    pub delta: f64,
+}
+
+fn parse_delta(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(d) if d > 0.0 && d < 1.0 => Ok(d),
+        _ => Err(format!("{s:?} is not a number strictly between 0 and 1")),
+    }
+}
+
+/// Runs an audit command; returns the text for stdout, or the stdout text and the failure.
+pub fn run(cmd: &AuditCommand) -> Result<String, (String, AuditFailure)> {
+    let (args, table) = match cmd {
+        AuditCommand::Verify(a) => (a, false),
+        AuditCommand::Report(a) => (a, true),
+    };
+    match verify_dir(&args.dir, OffsetDateTime::now_utc()) {
+        Ok(report) if args.json => Ok(format!("{:#}\n", to_json(&report, args.delta))),
+        Ok(report) if table => Ok(render_table(&report, args.delta)),
+        Ok(report) => Ok(render_ok(&report)),
+        Err(failure) if args.json => {
+            let v = json!({ "ok": false, "nodes": [], "delta": args.delta, "error": {
+                "file": failure.file, "seq": failure.seq, "line": failure.line, "reason": failure.reason,
+            }});
+            Err((format!("{v:#}\n"), failure))
+        }
+        Err(failure) => Err((String::new(), failure)),
+    }
+}
+
+/// Reads `dir`, verifies the certificates at time `at` and audits the ledgers.
+pub fn verify_dir(dir: &Path, at: OffsetDateTime) -> Result<AuditReport, AuditFailure> {
+    let whole = |file: &str, reason: String| AuditFailure {
+        file: file.to_owned(),
+        line: 0,
+        seq: None,
+        reason,
+    };
+    let ca = fs::read(dir.join("ca.pem")).map_err(|e| whole("ca.pem", e.to_string()))?;
+    let mut keys = KeyRing::new();
+    let mut coordinators = Vec::new();
+    for (rel, path) in list(dir, "parties", |name| Some(name.to_owned()))? {
+        let rel = format!("parties/{rel}/cert.pem");
+        let pem = fs::read(path.join("cert.pem")).map_err(|e| whole(&rel, e.to_string()))?;
+        let (party, key) =
+            verify_party_cert(&ca, &pem, at).map_err(|e| whole(&rel, e.to_string()))?;
+        if party.role == Role::Coordinator {
+            coordinators.push(party.clone());
+        }
+        keys.insert(party, key)
+            .map_err(|e| whole(&rel, e.to_string()))?;
+    }
+    let node_files = list(dir, "ledgers", |f| {
+        f.strip_prefix("node-")?
+            .strip_suffix(".jsonl")
+            .map(str::to_owned)
+    })?;
+    let mut nodes = Vec::new();
+    for (name, path) in node_files {
+        let rel = format!("ledgers/node-{name}.jsonl");
+        let party = PartyName::new(name).map_err(|e| whole(&rel, e.to_string()))?;
+        nodes.push((
+            party,
+            rel,
+            fs::read(&path).map_err(|e| whole(&path.display().to_string(), e.to_string()))?,
+        ));
+    }
+    let coord_rel = "ledgers/coordinator.jsonl";
+    let coord_bytes = fs::read(dir.join(coord_rel)).map_err(|e| whole(coord_rel, e.to_string()))?;
+    let coordinator: PartyId = match coordinators.as_slice() {
+        [one] => one.clone(),
+        more => {
+            let why = format!(
+                "expected exactly one coordinator certificate under parties/, found {}",
+                more.len()
+            );
+            return Err(whole(coord_rel, why));
+        }
+    };
+    let input = AuditInput {
+        keys,
+        nodes: nodes
+            .iter()
+            .map(|(n, f, b)| {
+                (
+                    n.clone(),
+                    LedgerText {
+                        file: f.clone(),
+                        bytes: b,
+                    },
+                )
+            })
+            .collect(),
+        coordinator: (
+            coordinator,
+            LedgerText {
+                file: coord_rel.to_owned(),
+                bytes: &coord_bytes,
+            },
+        ),
+    };
+    audit::verify(&input)
+}
+
+/// Entries of `dir/sub` whose file name `select` maps to a key, sorted by that key.
+fn list(
+    dir: &Path,
+    sub: &str,
+    select: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, PathBuf)>, AuditFailure> {
+    let fail = |reason: String| AuditFailure {
+        file: format!("{sub}/"),
+        line: 0,
+        seq: None,
+        reason,
+    };
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir.join(sub)).map_err(|e| fail(e.to_string()))? {
+        let entry = entry.map_err(|e| fail(e.to_string()))?;
+        if let Some(key) = entry.file_name().to_str().and_then(&select) {
+            out.push((key, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn to_json(report: &AuditReport, delta: f64) -> Value {
+    let nodes: Vec<Value> = report
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let p = n.current()?;
+            let periods: Vec<Value> = n
+                .periods
+                .iter()
+                .map(|p| json!({ "period": p.period.as_str(), "rho": p.spent.to_string(), "cap_rho": p.cap.to_string(), "debits": p.debits }))
+                .collect();
+            Some(json!({
+                "node": n.node.as_str(),
+                "period": p.period.as_str(),
+                "rho": p.spent.to_string(),
+                "rho_f64": p.spent.to_f64(),
+                "epsilon": epsilon_at_delta(&p.spent, delta),
+                "delta": delta,
+                "cap_rho": p.cap.to_string(),
+                "remaining_rho": n.remaining().to_string(),
+                "debits": n.debits,
+                "released": n.released,
+                "periods": periods,
+            }))
+        })
+        .collect();
+    let ledgers: Vec<Value> = report
+        .ledgers
+        .iter()
+        .map(|l| json!({ "file": l.file, "entries": l.entries, "head": l.head.to_string() }))
+        .collect();
+    json!({ "ok": true, "delta": delta, "releases": report.releases, "nodes": nodes, "ledgers": ledgers })
+}
+
+fn render_ok(report: &AuditReport) -> String {
+    let mut out = format!(
+        "OK: {} node ledger(s) and the coordinator ledger verified; {} release(s), each covered by every contributing node's debit.\n",
+        report.nodes.len(),
+        report.releases
+    );
+    for l in &report.ledgers {
+        let _ = writeln!(out, "  {}: {} entries, head {}", l.file, l.entries, l.head);
+    }
+    out
+}
+
+fn render_table(report: &AuditReport, delta: f64) -> String {
+    let eps_head = format!("epsilon (delta={delta:e})");
+    let head = [
+        "node",
+        "period",
+        "releases",
+        "spent rho",
+        "spent (float)",
+        "cap rho",
+        eps_head.as_str(),
+        "remaining rho",
+    ];
+    let mut rows: Vec<[String; 8]> = vec![head.map(str::to_owned)];
+    for n in &report.nodes {
+        let Some(p) = n.current() else { continue };
+        rows.push([
+            n.node.to_string(),
+            p.period.to_string(),
+            format!("{} ({} published)", n.debits, n.released),
+            p.spent.to_string(),
+            format!("{:.6}", p.spent.to_f64()),
+            p.cap.to_string(),
+            format!("{:.4}", epsilon_at_delta(&p.spent, delta)),
+            n.remaining().to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = render_ok(report);
+    out.push('\n');
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out.push_str(
+        "\nReleases: debits in all periods (published: used by a recorded release); rho and cap: current period.\nEpsilon is the bound rho + 2*sqrt(rho*ln(1/delta)).\n",
+    );
+    out
+}

@@ -1,0 +1,380 @@
+//! `fedprof audit` end to end: a federation from `federation::init`, ledgers written by the
+//! real node and coordinator stores with the parties' own certificate keys, then the binary on
+//! intact and tampered copies.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail the test by panicking"
+)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fedprof::federation::{FederationPlan, init};
+use fedprof_ledger::{
+    CoordinatorBody, CoordinatorLedger, Digest, DiscreteGaussian, Entry, KeyRing, Label,
+    MechanismRecord, NodeBody, NodeLedger, Period, Policy, ReleaseId, ReleaseRecord, Sensitivity,
+    SigningKey, signing_key_from_pem,
+};
+use fedprof_protocol::{JobId, PartyId, PartyName, Role, RoundId};
+use fedprof_transport::pki::verify_party_cert;
+
+const NODES: [&str; 3] = ["a", "b", "c"];
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    fed: PathBuf,
+    /// Intact ledger texts by file name under `ledgers/`.
+    pristine: Vec<(String, String)>,
+}
+
+fn party(role: Role, name: &str) -> PartyId {
+    PartyId {
+        role,
+        name: PartyName::new(name).unwrap(),
+    }
+}
+
+fn key_of(fed: &Path, dir: &str) -> SigningKey {
+    signing_key_from_pem(
+        &fs::read_to_string(fed.join("parties").join(dir).join("key.pem")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn gaussian() -> MechanismRecord {
+    let g = DiscreteGaussian::new(
+        Sensitivity {
+            l2_sq: "1".parse().unwrap(),
+            l1: "1".parse().unwrap(),
+        },
+        3,
+        "2".parse().unwrap(),
+        2,
+        0,
+    )
+    .unwrap();
+    MechanismRecord::DistributedDiscreteGaussian(g)
+}
+
+/// Releases (1,0) by a,b,c; (1,1) by a,b; (2,0) by b,c; node caps 1/2, rho 1/8 per release.
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let fed = tmp.path().join("fed");
+    let names = |l: &[&str]| {
+        l.iter()
+            .map(|n| PartyName::new(*n).unwrap())
+            .collect::<Vec<_>>()
+    };
+    init(&FederationPlan {
+        dir: fed.clone(),
+        name: "audit-test".into(),
+        coordinator: "127.0.0.1:7300".into(),
+        nodes: names(&NODES),
+        analysts: vec![],
+        auditors: names(&["dpo"]),
+    })
+    .unwrap();
+    let ca = fs::read(fed.join("ca.pem")).unwrap();
+    let mut ring = KeyRing::new();
+    for n in NODES {
+        let (p, k) = verify_party_cert(
+            &ca,
+            &fs::read(fed.join(format!("parties/node-{n}/cert.pem"))).unwrap(),
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        ring.insert(p, k).unwrap();
+    }
+    let work = tmp.path().join("work");
+    let mut stores: Vec<NodeLedger> = NODES
+        .iter()
+        .map(|n| {
+            let key = key_of(&fed, &format!("node-{n}"));
+            let mut l = NodeLedger::open(&work.join(n), key, party(Role::Node, n)).unwrap();
+            l.open_period(Period::new("2026-11").unwrap(), "1/2".parse().unwrap())
+                .unwrap();
+            l
+        })
+        .collect();
+    let coord_path = work.join("coordinator.jsonl");
+    let coord_key = key_of(&fed, "coordinator-coordinator");
+    let mut coord = CoordinatorLedger::open(
+        &coord_path,
+        coord_key,
+        party(Role::Coordinator, "coordinator"),
+        ring,
+    )
+    .unwrap();
+    coord
+        .set_policy(Policy {
+            per_job_cap_rho: "1/1".parse().unwrap(),
+            min_cell_size: 10,
+        })
+        .unwrap();
+    for (job, round, who) in [
+        (1u64, 0u32, &[0usize, 1, 2][..]),
+        (1, 1, &[0, 1]),
+        (2, 0, &[1, 2]),
+    ] {
+        let release = ReleaseId {
+            job: JobId(job),
+            round: RoundId(round),
+            nonce: Digest::of(&[job as u8, round as u8]),
+        };
+        let receipts = who
+            .iter()
+            .map(|i| {
+                stores[*i]
+                    .prepare_release(release, gaussian(), || vec![job, 7])
+                    .unwrap()
+                    .entry()
+                    .clone()
+            })
+            .collect();
+        let record = ReleaseRecord {
+            release,
+            job_kind: Label::new("transaction-totals").unwrap(),
+            mechanism: gaussian(),
+            receipts,
+            published_digest: Digest::of(b"published result"),
+        };
+        coord.record_release(record).unwrap();
+    }
+    let mut pristine: Vec<(String, String)> = NODES
+        .iter()
+        .zip(&stores)
+        .map(|(n, s)| {
+            (
+                format!("node-{n}.jsonl"),
+                fs::read_to_string(s.path()).unwrap(),
+            )
+        })
+        .collect();
+    pristine.push((
+        "coordinator.jsonl".into(),
+        fs::read_to_string(&coord_path).unwrap(),
+    ));
+    let s = Setup {
+        _tmp: tmp,
+        fed,
+        pristine,
+    };
+    restore(&s);
+    s
+}
+
+fn restore(s: &Setup) {
+    fs::create_dir_all(s.fed.join("ledgers")).unwrap();
+    for (name, text) in &s.pristine {
+        fs::write(s.fed.join("ledgers").join(name), text).unwrap();
+    }
+}
+
+/// Rewrites the lines of `ledgers/<file>`.
+fn tamper(s: &Setup, file: &str, edit: impl FnOnce(&mut Vec<String>)) {
+    restore(s);
+    let path = s.fed.join("ledgers").join(file);
+    let mut lines: Vec<String> = fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    edit(&mut lines);
+    fs::write(
+        &path,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+}
+
+fn fedprof(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fedprof"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn audit(s: &Setup, extra: &[&str]) -> (bool, String, String) {
+    let dir = s.fed.to_str().unwrap();
+    let o = fedprof(&[&["audit", "verify", dir][..], extra].concat());
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (o.status.success(), text(&o.stdout), text(&o.stderr))
+}
+
+/// The audit must fail, name `file` and entry `seq`, in text and in JSON.
+fn assert_caught(s: &Setup, file: &str, seq: u64, what: &str) {
+    let (ok, _, err) = audit(s, &[]);
+    assert!(!ok, "{what}: tampering went unnoticed");
+    let want = format!("ledgers/{file}: entry seq {seq} (line {})", seq + 1);
+    assert!(err.contains(&want), "{what}: expected {want:?} in:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let (ok, out, _) = audit(s, &["--json"]);
+    assert!(!ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], false, "{what}");
+    assert_eq!(v["error"]["file"], format!("ledgers/{file}"), "{what}");
+    assert_eq!(v["error"]["seq"], seq, "{what}");
+}
+
+#[test]
+fn intact_ledgers_verify_with_exact_json_and_a_report() {
+    let s = setup();
+    let (ok, out, err) = audit(&s, &["--json"]);
+    assert!(ok, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["releases"], 3);
+    let nodes = v["nodes"].as_array().unwrap();
+    let got: Vec<(&str, &str)> = nodes
+        .iter()
+        .map(|n| (n["node"].as_str().unwrap(), n["rho"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, [("a", "1/4"), ("b", "3/8"), ("c", "1/4")]);
+    let b = &nodes[1];
+    assert_eq!(b["rho_f64"], 0.375);
+    assert_eq!(b["cap_rho"], "1/2");
+    assert_eq!(b["remaining_rho"], "1/8");
+    assert_eq!(b["delta"], 1e-6);
+    let eps = b["epsilon"].as_f64().unwrap();
+    assert!(
+        (eps - (0.375 + 2.0 * (0.375f64 * 1e6f64.ln()).sqrt())).abs() < 1e-9,
+        "{eps}"
+    );
+    let (_, out, _) = audit(&s, &["--json", "--delta", "1e-9"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["nodes"][1]["epsilon"].as_f64().unwrap() > eps);
+
+    let (ok, out, _) = audit(&s, &[]);
+    assert!(ok && out.starts_with("OK: 3 node ledger(s)"), "{out}");
+    let o = fedprof(&["audit", "report", s.fed.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{table}");
+    assert!(table.contains("epsilon (delta=1e-6)"), "{table}");
+    let row_b = table.lines().find(|l| l.starts_with("b ")).unwrap();
+    for cell in [
+        "2026-11",
+        "3 (3 published)",
+        "3/8",
+        "0.375000",
+        "1/2",
+        "1/8",
+    ] {
+        assert!(row_b.contains(cell), "{cell:?} missing in {row_b:?}");
+    }
+    let o = fedprof(&["audit", "verify", s.fed.to_str().unwrap(), "--delta", "2"]);
+    assert!(!o.status.success());
+    let help =
+        String::from_utf8_lossy(&fedprof(&["audit", "verify", "--help"]).stdout).into_owned();
+    for want in ["<DIR>", "--json", "--delta <DELTA>", "[default: 0.000001]"] {
+        assert!(help.contains(want), "{want:?} missing in:\n{help}");
+    }
+}
+
+#[test]
+fn tampered_node_ledgers_are_caught_at_the_entry() {
+    let s = setup();
+    let f = "node-b.jsonl";
+    tamper(&s, f, |l| l[2] = l[2].replacen("\"job\":1", "\"job\":9", 1));
+    assert_caught(&s, f, 2, "changed byte");
+    tamper(&s, f, |l| drop(l.remove(1)));
+    assert_caught(&s, f, 1, "dropped entry");
+    tamper(&s, f, |l| l.swap(1, 2));
+    assert_caught(&s, f, 1, "reordered entries");
+    tamper(&s, f, |l| l.push(l[1].clone()));
+    assert_caught(&s, f, 4, "replayed entry");
+    let other = key_of(&s.fed, "node-a");
+    tamper(&s, f, |l| {
+        let e = Entry::<NodeBody>::from_line(&l[2]).unwrap();
+        l[2] = Entry::sign(
+            e.seq(),
+            *e.prev(),
+            e.writer().clone(),
+            e.body().clone(),
+            &other,
+        )
+        .to_line();
+    });
+    assert_caught(&s, f, 2, "signature by another party's key");
+    // The last debit cut off: the coordinator's release that used it is now unpaid.
+    tamper(&s, f, |l| drop(l.pop()));
+    assert_caught(&s, "coordinator.jsonl", 3, "truncated node ledger");
+    let (_, _, err) = audit(&s, &[]);
+    assert!(
+        err.contains("not covered by a debit in node b's ledger"),
+        "{err}"
+    );
+    // A torn last line is reported, not dropped.
+    restore(&s);
+    let path = s.fed.join("ledgers").join(f);
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, &text[..text.len() - 20]).unwrap();
+    assert_caught(&s, f, 3, "torn last line");
+}
+
+#[test]
+fn tampered_coordinator_ledgers_are_caught_at_the_entry() {
+    let s = setup();
+    let f = "coordinator.jsonl";
+    tamper(&s, f, |l| {
+        l[1] = l[1].replacen("published_digest\":\"", "published_digest\":\"0", 1)
+    });
+    assert_caught(&s, f, 1, "changed bytes");
+    tamper(&s, f, |l| {
+        let mut b = std::mem::take(&mut l[2]).into_bytes();
+        let at = b.len() / 2;
+        b[at] ^= 1;
+        l[2] = String::from_utf8(b).unwrap();
+    });
+    assert_caught(&s, f, 2, "flipped byte");
+    tamper(&s, f, |l| drop(l.remove(2)));
+    assert_caught(&s, f, 2, "dropped entry");
+    tamper(&s, f, |l| l.swap(2, 3));
+    assert_caught(&s, f, 2, "reordered entries");
+    tamper(&s, f, |l| l.push(l[1].clone()));
+    assert_caught(&s, f, 4, "replayed entry");
+    let node_key = key_of(&s.fed, "node-a");
+    tamper(&s, f, |l| {
+        let e = Entry::<CoordinatorBody>::from_line(&l[3]).unwrap();
+        l[3] = Entry::sign(
+            e.seq(),
+            *e.prev(),
+            e.writer().clone(),
+            e.body().clone(),
+            &node_key,
+        )
+        .to_line();
+    });
+    assert_caught(&s, f, 3, "signature by another party's key");
+}
+
+#[test]
+fn certificates_must_come_from_the_federation_ca() {
+    let s = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let other = tmp.path().join("other");
+    init(&FederationPlan {
+        dir: other.clone(),
+        name: "other".into(),
+        coordinator: "127.0.0.1:7300".into(),
+        nodes: vec![PartyName::new("a").unwrap()],
+        analysts: vec![],
+        auditors: vec![],
+    })
+    .unwrap();
+    fs::copy(
+        other.join("parties/node-a/cert.pem"),
+        s.fed.join("parties/node-a/cert.pem"),
+    )
+    .unwrap();
+    let (ok, _, err) = audit(&s, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("parties/node-a/cert.pem: certificate is not trusted by the federation CA"),
+        "{err}"
+    );
+}
