@@ -38,17 +38,30 @@ impl AnalystConfig {
 }
 
 /// Submits `spec` and waits up to `timeout` for the outcome.
-pub async fn submit(config: &AnalystConfig, spec: JobSpec, timeout: Duration) -> Result<JobOutcome> {
+pub async fn submit(
+    config: &AnalystConfig,
+    spec: JobSpec,
+    timeout: Duration,
+) -> Result<JobOutcome> {
     let creds = Credentials::load(&config.tls)?;
-    let addr = config.coordinator.resolve().await.with_context(|| format!("cannot resolve {}", config.coordinator))?;
+    let addr = config
+        .coordinator
+        .resolve()
+        .await
+        .with_context(|| format!("cannot resolve {}", config.coordinator))?;
     let limits = ClientLimits::default();
     let endpoint = client_endpoint(&creds, &limits, addr)?;
-    let server_name = config.server_name.as_deref().unwrap_or(config.coordinator.host());
+    let server_name = config
+        .server_name
+        .as_deref()
+        .unwrap_or(config.coordinator.host());
     let peer = connect(&endpoint, addr, server_name)
         .await
         .with_context(|| format!("cannot connect to the coordinator at {addr}"))?;
     let (mut writer, mut reader) = peer.open_stream(limits.max_frame).await?.split();
-    writer.send(JobId::NONE, RoundId(0), Body::SubmitJob(spec)).await?;
+    writer
+        .send(JobId::NONE, RoundId(0), Body::SubmitJob(spec))
+        .await?;
     let outcome = tokio::time::timeout(timeout, async {
         loop {
             match reader.recv().await? {

@@ -12,7 +12,7 @@ use fedprof_protocol::{JobOutcome, JobSpec, PartyName};
 use fedprof_transport::ShutdownSignal;
 use tracing::info;
 
-use crate::{analyst, audit, demo, federation, features, gen_data, report};
+use crate::{analyst, audit, demo, features, federation, gen_data, report};
 
 /// Privacy-preserving federated customer profiling.
 ///
@@ -136,7 +136,9 @@ impl Command {
     /// The log level used when `RUST_LOG` is not set.
     pub fn default_log_level(&self) -> &'static str {
         match self {
-            Command::Demo(_) | Command::Federation(_) | Command::Job(_) | Command::Audit(_) => "warn",
+            Command::Demo(_) | Command::Federation(_) | Command::Job(_) | Command::Audit(_) => {
+                "warn"
+            }
             Command::Features(_) | Command::GenData(_) => "warn",
             Command::Coordinator(_) | Command::Node(_) => "info",
         }
@@ -147,7 +149,12 @@ impl Command {
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(a) => {
-            demo::run(&demo::DemoOptions { out: a.out, nodes: a.nodes, seed: a.seed }).await?;
+            demo::run(&demo::DemoOptions {
+                out: a.out,
+                nodes: a.nodes,
+                seed: a.seed,
+            })
+            .await?;
         }
         Command::Federation(FederationCommand::Init(a)) => {
             let fed = federation::init(&federation::FederationPlan {
@@ -159,7 +166,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 auditors: a.auditors,
             })?;
             let mut msg = format!("Federation created in {}\n", fed.dir.display());
-            msg.push_str(&format!("  coordinator: {}\n", fed.coordinator_config.display()));
+            msg.push_str(&format!(
+                "  coordinator: {}\n",
+                fed.coordinator_config.display()
+            ));
             for (name, path) in fed.node_configs.iter().chain(&fed.analyst_configs) {
                 msg.push_str(&format!("  {name}: {}\n", path.display()));
             }
@@ -172,7 +182,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             info!(listen = %service.local_addr()?, "coordinator started");
             let (trigger, shutdown) = ShutdownSignal::new();
             let (_handle, server) = service.start(shutdown);
-            tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")?;
+            tokio::signal::ctrl_c()
+                .await
+                .context("cannot listen for Ctrl-C")?;
             info!("interrupted; shutting down");
             trigger.trigger();
             server.await.context("coordinator task failed")?;
@@ -182,7 +194,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             info!(node = %node.identity(), "node started");
             let (trigger, shutdown) = ShutdownSignal::new();
             let task = tokio::spawn(node.run(shutdown));
-            tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")?;
+            tokio::signal::ctrl_c()
+                .await
+                .context("cannot listen for Ctrl-C")?;
             info!("interrupted; shutting down");
             trigger.trigger();
             task.await.context("node task failed")?;
@@ -192,7 +206,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let spec = match a.kind {
                 JobKind::TransactionTotals => JobSpec::TransactionTotals,
             };
-            let outcome = analyst::submit(&config, spec, Duration::from_secs(a.timeout_secs)).await?;
+            let outcome =
+                analyst::submit(&config, spec, Duration::from_secs(a.timeout_secs)).await?;
             print_stdout(&report::render_outcome(&outcome, 2));
             if let JobOutcome::Aborted { reason, .. } = outcome {
                 anyhow::bail!("job aborted: {reason}");

@@ -55,14 +55,18 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
     let progress = Progress::new();
     let dir = match &opts.out {
         Some(d) => d.clone(),
-        None => tempfile::Builder::new().prefix("fedprof-demo-").tempdir()?.keep(),
+        None => tempfile::Builder::new()
+            .prefix("fedprof-demo-")
+            .tempdir()?
+            .keep(),
     };
     let fed_dir = dir.join("federation");
 
     progress.step("creating the federation: CA, certificates, configs");
     let port = free_udp_port()?;
-    let names: Vec<PartyName> =
-        (1..=opts.nodes).map(|i| PartyName::new(format!("branch-{i}"))).collect::<Result<_, _>>()?;
+    let names: Vec<PartyName> = (1..=opts.nodes)
+        .map(|i| PartyName::new(format!("branch-{i}")))
+        .collect::<Result<_, _>>()?;
     let fed = federation::init(&FederationPlan {
         dir: fed_dir.clone(),
         name: "fedprof-demo".into(),
@@ -71,18 +75,28 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
         analysts: vec![PartyName::new("analyst")?],
         auditors: vec![PartyName::new("auditor")?],
     })?;
-    progress.done(format!("federation with {} nodes in {}", opts.nodes, fed_dir.display()));
+    progress.done(format!(
+        "federation with {} nodes in {}",
+        opts.nodes,
+        fed_dir.display()
+    ));
 
     progress.step("writing synthetic transactions for each node");
     let privacy = CoordinatorConfig::load(&fed.coordinator_config)?.privacy;
     let mut expected = TransactionTotals::default();
     let mut local_rows = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let path = fed_dir.join("data").join(name.as_str()).join("transactions.csv");
+        let path = fed_dir
+            .join("data")
+            .join(name.as_str())
+            .join("transactions.csv");
         let customers = write_transactions(&path, opts.seed.wrapping_add(i as u64))?;
         let max_amount = i64::try_from(privacy.max_abs_amount_minor).unwrap_or(i64::MAX);
-        let totals =
-            clipped_totals(&customers, u64::from(privacy.max_rows_per_customer), max_amount);
+        let totals = clipped_totals(
+            &customers,
+            u64::from(privacy.max_rows_per_customer),
+            max_amount,
+        );
         expected.customers += totals.customers;
         expected.rows += totals.rows;
         expected.amount_minor += totals.amount_minor;
@@ -101,7 +115,9 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
     let service = CoordinatorService::bind(&coordinator_config)
         .with_context(|| format!("cannot start the coordinator on 127.0.0.1:{port}"))?;
     let (mut handle, server) = service.start(shutdown.clone());
-    progress.done(format!("coordinator listening on 127.0.0.1:{port} (QUIC, mutual TLS 1.3)"));
+    progress.done(format!(
+        "coordinator listening on 127.0.0.1:{port} (QUIC, mutual TLS 1.3)"
+    ));
 
     let mut node_tasks = Vec::new();
     for (_, path) in &fed.node_configs {
@@ -110,12 +126,17 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
     }
     progress.step(format!("waiting for {} nodes to register", opts.nodes));
     let want = opts.nodes;
-    let registered = tokio::time::timeout(REGISTRATION_TIMEOUT, handle.wait_for_nodes(|n| {
-        n.len() >= want
-    }))
+    let registered = tokio::time::timeout(
+        REGISTRATION_TIMEOUT,
+        handle.wait_for_nodes(|n| n.len() >= want),
+    )
     .await
     .context("nodes did not register in time")??;
-    progress.done(format!("{} nodes registered: {}", registered.len(), join(&registered)));
+    progress.done(format!(
+        "{} nodes registered: {}",
+        registered.len(),
+        join(&registered)
+    ));
 
     progress.step("running job transaction-totals: secure aggregation + distributed DP noise");
     let outcome = tokio::time::timeout(JOB_TIMEOUT, handle.run_job(JobSpec::TransactionTotals))
@@ -134,10 +155,17 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
     let mut out = String::new();
     out.push_str(&render_outcome(&outcome, 2));
     out.push_str("\nEach node's own clipped totals (local view, never sent: computed by the demo from the files it wrote):\n");
-    out.push_str(&table(&["node", "customers", "transactions", "amount"], &local_rows));
+    out.push_str(&table(
+        &["node", "customers", "transactions", "amount"],
+        &local_rows,
+    ));
     let check = match &outcome {
         JobOutcome::Completed { result, .. } => {
-            let truth = [expected.customers as i64, expected.rows as i64, expected.amount_minor];
+            let truth = [
+                expected.customers as i64,
+                expected.rows as i64,
+                expected.amount_minor,
+            ];
             let within = released_values(result)
                 .iter()
                 .zip(truth)
@@ -166,11 +194,19 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
     if check.is_none() {
         bail!("the job released nothing");
     }
-    Ok(DemoReport { dir, outcome, expected })
+    Ok(DemoReport {
+        dir,
+        outcome,
+        expected,
+    })
 }
 
 fn join(names: &[PartyName]) -> String {
-    names.iter().map(PartyName::as_str).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(PartyName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[expect(clippy::print_stdout, reason = "the demo's result goes to stdout")]
@@ -180,7 +216,8 @@ fn print_stdout(s: &str) {
 
 /// A UDP port that was free a moment ago (the coordinator binds it right after).
 fn free_udp_port() -> Result<u16> {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").context("cannot bind a UDP socket on loopback")?;
+    let socket =
+        std::net::UdpSocket::bind("127.0.0.1:0").context("cannot bind a UDP socket on loopback")?;
     Ok(socket.local_addr()?.port())
 }
 

@@ -63,9 +63,13 @@ pub fn init(plan: &FederationPlan) -> Result<Federation> {
     let (host, port) = (target.host().to_owned(), target.port());
     check_unique(plan)?;
     if plan.dir.exists() && fs::read_dir(&plan.dir)?.next().is_some() {
-        bail!("{} already exists and is not empty; refusing to overwrite keys", plan.dir.display());
+        bail!(
+            "{} already exists and is not empty; refusing to overwrite keys",
+            plan.dir.display()
+        );
     }
-    fs::create_dir_all(&plan.dir).with_context(|| format!("cannot create {}", plan.dir.display()))?;
+    fs::create_dir_all(&plan.dir)
+        .with_context(|| format!("cannot create {}", plan.dir.display()))?;
     let now = time::OffsetDateTime::now_utc();
     let ca = FederationCa::generate(&plan.name, Validity::days_from(now, CA_CERT_DAYS))?;
     let dir = &plan.dir;
@@ -74,24 +78,43 @@ pub fn init(plan: &FederationPlan) -> Result<Federation> {
     let validity = Validity::days_from(now, PARTY_CERT_DAYS);
 
     let issue = |role: Role, name: &PartyName, server_names: &[String]| -> Result<String> {
-        let party = PartyId { role, name: name.clone() };
+        let party = PartyId {
+            role,
+            name: name.clone(),
+        };
         let issued = ca.issue(&party, server_names, validity)?;
         let rel = format!("parties/{role}-{name}");
         fs::create_dir_all(dir.join(&rel))?;
-        write_file(&dir.join(&rel).join("cert.pem"), issued.cert_pem.as_bytes(), 0o644)?;
-        write_file(&dir.join(&rel).join("key.pem"), issued.key_pem.as_bytes(), 0o600)?;
+        write_file(
+            &dir.join(&rel).join("cert.pem"),
+            issued.cert_pem.as_bytes(),
+            0o644,
+        )?;
+        write_file(
+            &dir.join(&rel).join("key.pem"),
+            issued.key_pem.as_bytes(),
+            0o600,
+        )?;
         Ok(rel)
     };
 
     let coordinator_name = PartyName::new("coordinator")?;
-    let rel = issue(Role::Coordinator, &coordinator_name, std::slice::from_ref(&host))?;
+    let rel = issue(
+        Role::Coordinator,
+        &coordinator_name,
+        std::slice::from_ref(&host),
+    )?;
     let listen = match host.parse::<IpAddr>() {
         Ok(IpAddr::V6(_)) => format!("[{host}]:{port}"),
         Ok(IpAddr::V4(_)) => format!("{host}:{port}"),
         Err(_) => format!("0.0.0.0:{port}"),
     };
     let coordinator_config = dir.join("coordinator.toml");
-    write_file(&coordinator_config, coordinator_toml(&plan.name, &listen, &rel).as_bytes(), 0o644)?;
+    write_file(
+        &coordinator_config,
+        coordinator_toml(&plan.name, &listen, &rel).as_bytes(),
+        0o644,
+    )?;
 
     let mut node_configs = Vec::new();
     for name in &plan.nodes {
@@ -99,27 +122,42 @@ pub fn init(plan: &FederationPlan) -> Result<Federation> {
         // The key under which the node pseudonymizes its customer ids; it never leaves the node.
         fedprof_node::pipeline::key::create_key_file(&dir.join(&rel).join("pseudonym.key"))?;
         let path = dir.join(format!("node-{name}.toml"));
-        write_file(&path, node_toml(name, &plan.coordinator, &rel).as_bytes(), 0o644)?;
+        write_file(
+            &path,
+            node_toml(name, &plan.coordinator, &rel).as_bytes(),
+            0o644,
+        )?;
         node_configs.push((name.clone(), path));
     }
     let mut analyst_configs = Vec::new();
     for name in &plan.analysts {
         let rel = issue(Role::Analyst, name, &[])?;
         let path = dir.join(format!("analyst-{name}.toml"));
-        write_file(&path, analyst_toml(name, &plan.coordinator, &rel).as_bytes(), 0o644)?;
+        write_file(
+            &path,
+            analyst_toml(name, &plan.coordinator, &rel).as_bytes(),
+            0o644,
+        )?;
         analyst_configs.push((name.clone(), path));
     }
     for name in &plan.auditors {
         issue(Role::Auditor, name, &[])?;
     }
-    Ok(Federation { dir: dir.clone(), coordinator_config, node_configs, analyst_configs })
+    Ok(Federation {
+        dir: dir.clone(),
+        coordinator_config,
+        node_configs,
+        analyst_configs,
+    })
 }
 
 fn check_unique(plan: &FederationPlan) -> Result<()> {
     let mut seen = std::collections::BTreeSet::new();
-    for (role, names) in
-        [(Role::Node, &plan.nodes), (Role::Analyst, &plan.analysts), (Role::Auditor, &plan.auditors)]
-    {
+    for (role, names) in [
+        (Role::Node, &plan.nodes),
+        (Role::Analyst, &plan.analysts),
+        (Role::Auditor, &plan.auditors),
+    ] {
         for n in names {
             if !seen.insert((role, n.clone())) {
                 bail!("{role} name {n} is given twice");
@@ -140,7 +178,9 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .mode(mode)
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("cannot write {}", path.display()))
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn tls_section(rel: &str) -> String {
@@ -273,14 +313,22 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("fed");
         let fed = init(&plan(&dir)).unwrap();
-        for key in ["ca.key", "parties/node-a/key.pem", "parties/node-a/pseudonym.key", "parties/coordinator-coordinator/key.pem", "parties/auditor-y/key.pem"] {
+        for key in [
+            "ca.key",
+            "parties/node-a/key.pem",
+            "parties/node-a/pseudonym.key",
+            "parties/coordinator-coordinator/key.pem",
+            "parties/auditor-y/key.pem",
+        ] {
             let mode = fs::metadata(dir.join(key)).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{key}");
         }
         let c = fedprof_coordinator::CoordinatorConfig::load(&fed.coordinator_config).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:7300");
         // Node configs parse; they only fail on the data file, which init does not create.
-        let e = fedprof_node::NodeConfig::load(&fed.node_configs[0].1).unwrap_err().to_string();
+        let e = fedprof_node::NodeConfig::load(&fed.node_configs[0].1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("field `data.transactions`"), "{e}");
         let node_dir = dir.join("data/a");
         fs::create_dir_all(&node_dir).unwrap();
@@ -300,6 +348,11 @@ mod tests {
         p.nodes = names(&["a", "a"]);
         assert!(init(&p).unwrap_err().to_string().contains("given twice"));
         p.nodes.clear();
-        assert!(init(&p).unwrap_err().to_string().contains("at least one node"));
+        assert!(
+            init(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("at least one node")
+        );
     }
 }

@@ -13,7 +13,11 @@ pub fn format_minor(amount: i64, decimals: u8) -> String {
     if decimals == 0 {
         format!("{sign}{int}")
     } else {
-        format!("{sign}{int}.{:0width$}", abs % scale, width = usize::from(decimals))
+        format!(
+            "{sign}{int}.{:0width$}",
+            abs % scale,
+            width = usize::from(decimals)
+        )
     }
 }
 
@@ -43,7 +47,11 @@ pub fn noise_sd(result: &JobResult) -> Vec<f64> {
 
 /// The released values read back as signed integers (noise can push a small count below 0).
 pub fn released_values(result: &JobResult) -> Vec<i64> {
-    result.values.iter().map(|v| fedprof_privacy::encoding::from_ring(*v)).collect()
+    result
+        .values
+        .iter()
+        .map(|v| fedprof_privacy::encoding::from_ring(*v))
+        .collect()
 }
 
 /// Renders an outcome as a table plus failures.
@@ -68,13 +76,25 @@ pub fn render_outcome(outcome: &JobOutcome, amount_decimals: u8) -> String {
                         format!("{sign}{}", group_thousands(u128::from(v.unsigned_abs())))
                     };
                     let ci = |sd: f64| format!("{:.0}", 1.96 * sd);
-                    let money_ci = |sd: f64| format_minor((1.96 * sd).round() as i64, amount_decimals);
+                    let money_ci =
+                        |sd: f64| format_minor((1.96 * sd).round() as i64, amount_decimals);
                     let rows = [
-                        ["customers (summed over nodes)".to_owned(), count(*customers), ci(*sd_c)],
+                        [
+                            "customers (summed over nodes)".to_owned(),
+                            count(*customers),
+                            ci(*sd_c),
+                        ],
                         ["transactions".to_owned(), count(*rows), ci(*sd_r)],
-                        ["total amount".to_owned(), format_minor(*amount, amount_decimals), money_ci(*sd_a)],
+                        [
+                            "total amount".to_owned(),
+                            format_minor(*amount, amount_decimals),
+                            money_ci(*sd_a),
+                        ],
                     ];
-                    out.push_str(&table(&["measure", "released (noisy)", "+/- 95% (noise)"], &rows));
+                    out.push_str(&table(
+                        &["measure", "released (noisy)", "+/- 95% (noise)"],
+                        &rows,
+                    ));
                     let _ = writeln!(
                         out,
                         "Each customer counts for at most {} transactions and +/- {} of amount; \
@@ -156,7 +176,13 @@ mod tests {
 
     #[test]
     fn tables_align() {
-        let t = table(&["a", "value"], &[["x".into(), "1".into()], ["longer".into(), "22".into()]]);
-        assert_eq!(t, "  a       value\n  ------  -----\n  x           1\n  longer     22\n");
+        let t = table(
+            &["a", "value"],
+            &[["x".into(), "1".into()], ["longer".into(), "22".into()]],
+        );
+        assert_eq!(
+            t,
+            "  a       value\n  ------  -----\n  x           1\n  longer     22\n"
+        );
     }
 }

@@ -7,15 +7,21 @@
     reason = "test helpers outside #[test] functions fail the test by panicking"
 )]
 
-
 use std::process::{Command, Output};
 
 fn fedprof(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fedprof")).args(args).env_remove("RUST_LOG").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_fedprof"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -25,17 +31,36 @@ fn help_lists_every_command_and_each_command_documents_its_options() {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
     for (args, expect) in [
-        (&["demo", "--help"][..], &["--out <DIR>", "--nodes <N>", "[default: 3]", "--seed"][..]),
-        (&["federation", "init", "--help"], &["--dir <DIR>", "--coordinator <HOST:PORT>", "--nodes <NAMES>", "--analysts", "--auditors"]),
+        (
+            &["demo", "--help"][..],
+            &["--out <DIR>", "--nodes <N>", "[default: 3]", "--seed"][..],
+        ),
+        (
+            &["federation", "init", "--help"],
+            &[
+                "--dir <DIR>",
+                "--coordinator <HOST:PORT>",
+                "--nodes <NAMES>",
+                "--analysts",
+                "--auditors",
+            ],
+        ),
         (&["coordinator", "--help"], &["--config <FILE>"]),
         (&["node", "--help"], &["--config <FILE>", "reconnects"]),
-        (&["job", "submit", "--help"], &["--config <FILE>", "--kind", "transaction-totals"]),
+        (
+            &["job", "submit", "--help"],
+            &["--config <FILE>", "--kind", "transaction-totals"],
+        ),
     ] {
         let o = fedprof(args);
         assert!(o.status.success(), "{args:?}");
         let (out, _) = text(&o);
         for e in expect {
-            assert!(out.contains(e), "`fedprof {}` lacks {e:?}:\n{out}", args.join(" "));
+            assert!(
+                out.contains(e),
+                "`fedprof {}` lacks {e:?}:\n{out}",
+                args.join(" ")
+            );
         }
     }
     let o = fedprof(&["--version"]);
@@ -46,23 +71,53 @@ fn help_lists_every_command_and_each_command_documents_its_options() {
 fn a_broken_config_is_reported_with_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let fed = dir.path().join("fed");
-    let o = fedprof(&["federation", "init", "--dir", fed.to_str().unwrap(), "--coordinator", "127.0.0.1:7300", "--nodes", "a,b"]);
+    let o = fedprof(&[
+        "federation",
+        "init",
+        "--dir",
+        fed.to_str().unwrap(),
+        "--coordinator",
+        "127.0.0.1:7300",
+        "--nodes",
+        "a,b",
+    ]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).0.contains("node-a.toml"));
     let path = fed.join("coordinator.toml");
     let config = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, config.replace("min_nodes = 2", "min_nodes = \"two\"")).unwrap();
-    let line = config.lines().position(|l| l.starts_with("min_nodes")).unwrap() + 1;
+    std::fs::write(
+        &path,
+        config.replace("min_nodes = 2", "min_nodes = \"two\""),
+    )
+    .unwrap();
+    let line = config
+        .lines()
+        .position(|l| l.starts_with("min_nodes"))
+        .unwrap()
+        + 1;
     let o = fedprof(&["coordinator", "--config", path.to_str().unwrap()]);
     assert!(!o.status.success());
     let (_, err) = text(&o);
-    let want = format!("{}:{line}:13: field `rounds.min_nodes`: invalid type", path.display());
+    let want = format!(
+        "{}:{line}:13: field `rounds.min_nodes`: invalid type",
+        path.display()
+    );
     assert!(err.contains(&want), "expected {want:?} in:\n{err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 
-    let o = fedprof(&["node", "--config", fed.join("node-a.toml").to_str().unwrap()]);
+    let o = fedprof(&[
+        "node",
+        "--config",
+        fed.join("node-a.toml").to_str().unwrap(),
+    ]);
     let (_, err) = text(&o);
-    assert!(err.contains("field `data.transactions`") && err.contains("transactions.csv"), "{err}");
+    assert!(
+        err.contains("field `data.transactions`") && err.contains("transactions.csv"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -72,10 +127,22 @@ fn the_demo_runs_a_federation_and_releases_noisy_totals_close_to_the_truth() {
     let o = fedprof(&["demo", "--out", out.to_str().unwrap(), "--nodes", "4"]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("4 contributing node(s): branch-1, branch-2, branch-3, branch-4"), "{stdout}");
+    assert!(
+        stdout.contains("4 contributing node(s): branch-1, branch-2, branch-3, branch-4"),
+        "{stdout}"
+    );
     // 4 standard deviations on three figures: a false failure about once in 5,000 runs.
-    assert!(stdout.contains("every released figure is within 4 noise standard deviations"), "{stdout}");
-    assert!(stdout.contains(out.to_str().unwrap()), "says where its files are");
-    assert!(stderr.contains("nodes registered"), "progress is shown: {stderr}");
+    assert!(
+        stdout.contains("every released figure is within 4 noise standard deviations"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(out.to_str().unwrap()),
+        "says where its files are"
+    );
+    assert!(
+        stderr.contains("nodes registered"),
+        "progress is shown: {stderr}"
+    );
     assert!(out.join("federation/ca.pem").is_file());
 }

@@ -8,7 +8,6 @@
     reason = "test helpers outside #[test] functions fail the test by panicking"
 )]
 
-
 mod common;
 
 use std::time::Duration;
@@ -34,13 +33,21 @@ fn data(name: &str) -> String {
 
 const EXPECTED: [i64; 3] = [10 + 20 + 2, 100 + 50 + 3, 12_500 + 15_000 - 500];
 
-/// The released vector, the contributors and the failures of a completed job.
-fn completed(outcome: &JobOutcome) -> (Vec<i64>, Vec<String>, Vec<(String, String)>, Vec<f64>) {
-    let JobOutcome::Completed { result, failures } = outcome else { panic!("aborted: {outcome:?}") };
+/// The released vector, the contributors, the failures (node, reason) and the noise standard
+/// deviations of a completed job.
+type Completed = (Vec<i64>, Vec<String>, Vec<(String, String)>, Vec<f64>);
+
+fn completed(outcome: &JobOutcome) -> Completed {
+    let JobOutcome::Completed { result, failures } = outcome else {
+        panic!("aborted: {outcome:?}")
+    };
     (
         released_values(result),
         result.contributors.iter().map(|n| n.to_string()).collect(),
-        failures.iter().map(|f| (f.node.to_string(), f.reason.clone())).collect(),
+        failures
+            .iter()
+            .map(|f| (f.node.to_string(), f.reason.clone()))
+            .collect(),
         noise_sd(result),
     )
 }
@@ -51,7 +58,10 @@ fn assert_within_noise(released: &[i64], truth: &[i64], sd: &[f64]) {
     assert_eq!(released.len(), truth.len());
     for ((got, want), sd) in released.iter().zip(truth).zip(sd) {
         assert!(*sd >= 2.0, "every node adds noise of sd >= 2: {sd}");
-        assert!(((got - want) as f64).abs() <= 6.0 * sd, "released {got}, true {want}, noise sd {sd}");
+        assert!(
+            ((got - want) as f64).abs() <= 6.0 * sd,
+            "released {got}, true {want}, noise sd {sd}"
+        );
     }
 }
 
@@ -61,7 +71,10 @@ async fn coordinator_and_three_nodes_release_noisy_totals_through_secure_aggrega
     let nodes: Vec<_> = common::NODES.iter().map(|n| fed.start_node(n)).collect();
     fed.wait_for(3).await;
 
-    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals)).await.unwrap().unwrap();
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals))
+        .await
+        .unwrap()
+        .unwrap();
     let (values, contributors, failures, sd) = completed(&outcome);
     assert_eq!(contributors, ["a", "b", "c"]);
     assert!(failures.is_empty(), "{failures:?}");
@@ -70,27 +83,41 @@ async fn coordinator_and_three_nodes_release_noisy_totals_through_secure_aggrega
     // The same job submitted by the analyst over the network.
     let mut analyst = AnalystConfig::load(&fed.analyst_config()).unwrap();
     analyst.coordinator = DialTarget::parse(&fed.addr.to_string()).unwrap();
-    let outcome = submit(&analyst, JobSpec::TransactionTotals, T).await.unwrap();
+    let outcome = submit(&analyst, JobSpec::TransactionTotals, T)
+        .await
+        .unwrap();
     let (values, _, _, sd) = completed(&outcome);
     assert_within_noise(&values, &EXPECTED, &sd);
 
     fed.stop().await;
     for n in nodes {
-        tokio::time::timeout(T, n).await.expect("node did not stop").unwrap();
+        tokio::time::timeout(T, n)
+            .await
+            .expect("node did not stop")
+            .unwrap();
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_one_killed_after_sharing_keys_the_others_are_released() {
     let names = ["a", "b", "c", "d", "e"];
-    let mut fed = TestFed::start_with(&names, policy(2, 30), |n| transactions(4, 8, 100 * (n.as_bytes()[0] - b'a' + 1) as i64)).await;
+    let mut fed = TestFed::start_with(&names, policy(2, 30), |n| {
+        transactions(4, 8, 100 * (n.as_bytes()[0] - b'a' + 1) as i64)
+    })
+    .await;
     // Node e reads its transactions from a FIFO nobody writes yet: it advertises and shares its
     // keys (that needs no data), then waits for its input before masking, where it is killed.
     // The config check wants a regular file at start-up; the FIFO replaces it afterwards.
     let tasks: Vec<_> = names.iter().map(|n| fed.start_node(n)).collect();
     let fifo = fed.fed.dir.join("data/e/transactions.csv");
     std::fs::remove_file(&fifo).unwrap();
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     fed.wait_for(5).await;
     let handle = fed.handle.clone();
     let job = tokio::spawn(async move { handle.run_job(JobSpec::TransactionTotals).await });
@@ -98,12 +125,20 @@ async fn five_nodes_one_killed_after_sharing_keys_the_others_are_released() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!job.is_finished(), "the round waits for e's masked input");
     tasks[4].abort();
-    let outcome = tokio::time::timeout(T, job).await.unwrap().unwrap().unwrap();
+    let outcome = tokio::time::timeout(T, job)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let (values, contributors, failures, sd) = completed(&outcome);
     assert_eq!(contributors, ["a", "b", "c", "d"]);
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0].0, "e");
-    assert!(failures[0].1.contains("connection lost"), "{}", failures[0].1);
+    assert!(
+        failures[0].1.contains("connection lost"),
+        "{}",
+        failures[0].1
+    );
     // a..d: 4 customers and 8 rows each; 8 rows of 1.00 x (1..4) each.
     let truth = [16, 32, 8 * 100 * (1 + 2 + 3 + 4)];
     assert_within_noise(&values, &truth, &sd);
@@ -115,20 +150,36 @@ async fn five_nodes_one_killed_after_sharing_keys_the_others_are_released() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_bad_data_refuses_with_a_located_reason_and_no_value() {
     let mut fed = TestFed::start(policy(2, 30), |n| {
-        if n == "c" { "customer_id,amount\nc1,1.00\nsecret-id,12x\n".into() } else { data(n) }
+        if n == "c" {
+            "customer_id,amount\nc1,1.00\nsecret-id,12x\n".into()
+        } else {
+            data(n)
+        }
     })
     .await;
     let _nodes: Vec<_> = common::NODES.iter().map(|n| fed.start_node(n)).collect();
     fed.wait_for(3).await;
-    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals)).await.unwrap().unwrap();
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals))
+        .await
+        .unwrap()
+        .unwrap();
     let (values, contributors, failures, sd) = completed(&outcome);
     assert_eq!(contributors, ["a", "b"]);
     assert_within_noise(&values, &[30, 150, 27_500], &sd);
     let (node, reason) = &failures[0];
     assert_eq!(node, "c");
-    assert!(reason.contains("DataUnavailable") && reason.contains("transactions.csv:3"), "{reason}");
-    assert!(!reason.contains("12x") && !reason.contains("secret-id"), "no data in reasons: {reason}");
-    assert!(!reason.contains(fed.dir.path().to_str().unwrap()), "no local paths: {reason}");
+    assert!(
+        reason.contains("DataUnavailable") && reason.contains("transactions.csv:3"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("12x") && !reason.contains("secret-id"),
+        "no data in reasons: {reason}"
+    );
+    assert!(
+        !reason.contains(fed.dir.path().to_str().unwrap()),
+        "no local paths: {reason}"
+    );
     fed.stop().await;
 }
 
@@ -137,9 +188,24 @@ async fn an_analyst_certificate_cannot_register_as_a_node() {
     let fed = TestFed::start(policy(1, 30), data).await;
     let (_endpoint, peer) = fed.connect_as(Role::Analyst, "x").await;
     let (mut w, mut r) = peer.open_stream(FrameLimit::DEFAULT).await.unwrap().split();
-    w.send(JobId::NONE, RoundId(0), Body::Register(Register { software: "claims to be a".into() })).await.unwrap();
-    let reply = tokio::time::timeout(T, r.recv()).await.unwrap().unwrap().unwrap();
-    assert!(matches!(reply.body, Body::Error(ref e) if e.code == ErrorCode::RoleNotPermitted), "{reply:?}");
+    w.send(
+        JobId::NONE,
+        RoundId(0),
+        Body::Register(Register {
+            software: "claims to be a".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    let reply = tokio::time::timeout(T, r.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(reply.body, Body::Error(ref e) if e.code == ErrorCode::RoleNotPermitted),
+        "{reply:?}"
+    );
     assert!(fed.handle.nodes().is_empty());
     fed.stop().await;
 }
@@ -156,15 +222,23 @@ async fn an_oversize_frame_closes_that_stream_and_the_others_keep_working() {
     // Announce a frame one byte above the coordinator's limit; nothing is allocated for it.
     let len = FrameLimit::DEFAULT.bytes() + 1;
     send.write_all(&len.to_be_bytes()).await.unwrap();
-    let reply = tokio::time::timeout(T, recv.read_to_end(4096)).await.unwrap().unwrap();
+    let reply = tokio::time::timeout(T, recv.read_to_end(4096))
+        .await
+        .unwrap()
+        .unwrap();
     let mut frames = FrameDecoder::new(FrameLimit::new(4096).unwrap());
     assert!(frames.push(&reply).unwrap().is_empty());
     let env = fedprof_protocol::decode(&frames.next_frame().unwrap().unwrap()).unwrap();
-    let Body::Error(e) = env.body else { panic!("{env:?}") };
+    let Body::Error(e) = env.body else {
+        panic!("{env:?}")
+    };
     assert_eq!(e.code, ErrorCode::FrameTooLarge);
     assert!(e.detail.contains(&len.to_string()), "{}", e.detail);
 
-    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals)).await.unwrap().unwrap();
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals))
+        .await
+        .unwrap()
+        .unwrap();
     let (values, contributors, _, sd) = completed(&outcome);
     assert_eq!(contributors, ["a", "b"]);
     assert_within_noise(&values, &[30, 150, 27_500], &sd);
@@ -176,7 +250,13 @@ async fn too_few_nodes_release_nothing() {
     let mut fed = TestFed::start(policy(3, 30), data).await;
     let _a = fed.start_node("a");
     fed.wait_for(1).await;
-    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals)).await.unwrap().unwrap();
-    assert!(matches!(outcome, JobOutcome::Aborted { ref reason, .. } if reason.contains("at least 3")), "{outcome:?}");
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(outcome, JobOutcome::Aborted { ref reason, .. } if reason.contains("at least 3")),
+        "{outcome:?}"
+    );
     fed.stop().await;
 }

@@ -77,14 +77,22 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Reads `path`.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Ok(ConfigFile { path: path.to_owned(), text })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(ConfigFile {
+            path: path.to_owned(),
+            text,
+        })
     }
 
     /// A config held in memory, reported under the name `path`.
     pub fn from_text(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
-        ConfigFile { path: path.into(), text: text.into() }
+        ConfigFile {
+            path: path.into(),
+            text: text.into(),
+        }
     }
 
     /// The file's path.
@@ -100,7 +108,11 @@ impl ConfigFile {
     /// Resolves a path written in this file: relative paths are relative to the file's
     /// directory, not to the process's working directory.
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_relative() { self.dir().join(p) } else { p.to_owned() }
+        if p.is_relative() {
+            self.dir().join(p)
+        } else {
+            p.to_owned()
+        }
     }
 
     /// Deserializes the whole file into `T`.
@@ -114,9 +126,16 @@ impl ConfigFile {
     }
 
     fn toml_error(&self, e: &toml::de::Error, field: &str) -> ConfigError {
-        let line_col = e.span().map(|s| self.line_col(s.start)).or_else(|| self.locate(field));
+        let line_col = e
+            .span()
+            .map(|s| self.line_col(s.start))
+            .or_else(|| self.locate(field));
         ConfigError::Invalid {
-            location: Location { path: self.path.clone(), line_col, field: field.to_owned() },
+            location: Location {
+                path: self.path.clone(),
+                line_col,
+                field: field.to_owned(),
+            },
             message: e.message().trim().to_owned(),
         }
     }
@@ -157,7 +176,10 @@ impl ConfigFile {
         for key in field.split('.') {
             let value = match (array, key.parse::<usize>()) {
                 (Some(items), Ok(i)) => items.get(i)?,
-                _ => table.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v)?,
+                _ => table
+                    .iter()
+                    .find(|(k, _)| k.get_ref().as_ref() == key)
+                    .map(|(_, v)| v)?,
             };
             span = Some(value.span());
             array = None;
@@ -199,7 +221,9 @@ mod tests {
     }
 
     fn err(text: &str) -> ConfigError {
-        ConfigFile::from_text("/etc/x.toml", text).parse::<Sample>().unwrap_err()
+        ConfigFile::from_text("/etc/x.toml", text)
+            .parse::<Sample>()
+            .unwrap_err()
     }
 
     #[test]
@@ -248,7 +272,9 @@ mod tests {
         std::fs::write(&path, "name = \"a\"\n\n[data]\nfile = \"missing.csv\"\n").unwrap();
         let f = ConfigFile::read(&path).unwrap();
         let s: Sample = f.parse().unwrap();
-        let e = f.require_file("data.file", &f.resolve(&s.data.file)).unwrap_err();
+        let e = f
+            .require_file("data.file", &f.resolve(&s.data.file))
+            .unwrap_err();
         let loc = e.location().unwrap();
         assert_eq!(loc.line_col, Some((4, 8)));
         assert!(e.to_string().contains("missing.csv"), "{e}");

@@ -193,7 +193,11 @@ mod tests {
             let f = ConfigFile::from_text("/c/coordinator.toml", format!("{base}{extra}"));
             let e = f.parse::<CoordinatorConfig>().unwrap_err();
             assert_eq!(e.location().unwrap().field, field, "{e}");
-            assert_eq!(e.location().unwrap().line_col.map(|(l, _)| l), Some(7), "{e}");
+            assert_eq!(
+                e.location().unwrap().line_col.map(|(l, _)| l),
+                Some(7),
+                "{e}"
+            );
         }
     }
 }

@@ -172,13 +172,30 @@ impl Coordinator {
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Connected { conn, party, certificate, key } => {
+            Input::Connected {
+                conn,
+                party,
+                certificate,
+                key,
+            } => {
                 debug!(conn, %party, "connected");
-                self.sessions.insert(conn, Session { party, certificate, key, registered: false });
+                self.sessions.insert(
+                    conn,
+                    Session {
+                        party,
+                        certificate,
+                        key,
+                        registered: false,
+                    },
+                );
             }
             Input::Message { conn, envelope } => self.on_message(conn, envelope, now, &mut out),
             Input::Closed { conn, reason } => self.on_closed(conn, &reason, now, &mut out),
-            Input::SubmitJob { spec, requester, graph_seed } => {
+            Input::SubmitJob {
+                spec,
+                requester,
+                graph_seed,
+            } => {
                 self.start_job(spec, requester, graph_seed, now, &mut out);
             }
             Input::Tick => {
@@ -195,7 +212,13 @@ impl Coordinator {
         out
     }
 
-    fn on_message(&mut self, conn: ConnId, envelope: Envelope, now: Instant, out: &mut Vec<Output>) {
+    fn on_message(
+        &mut self,
+        conn: ConnId,
+        envelope: Envelope,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return; // Already closed; a message still in flight.
         };
@@ -210,7 +233,9 @@ impl Coordinator {
                     conn,
                     job: JobId::NONE,
                     round: RoundId(0),
-                    body: Body::Registered(Registered { party: session.party.clone() }),
+                    body: Body::Registered(Registered {
+                        party: session.party.clone(),
+                    }),
                 });
                 if let Some(old) = self.nodes.insert(name.clone(), conn) {
                     // A reconnecting node takes over; the old connection is dropped.
@@ -254,7 +279,12 @@ impl Coordinator {
             }
             (_, Body::Error(e)) => {
                 warn!(peer = %session.party, code = ?e.code, detail = %e.detail, "peer reported an error");
-                self.forget(conn, &format!("peer error {:?}: {}", e.code, e.detail), now, out);
+                self.forget(
+                    conn,
+                    &format!("peer error {:?}: {}", e.code, e.detail),
+                    now,
+                    out,
+                );
             }
             (role, body) => {
                 let code = if permitted(role, &body) {
@@ -284,7 +314,11 @@ impl Coordinator {
             .iter()
             .filter_map(|(name, conn)| {
                 let s = self.sessions.get(conn)?;
-                Some(Participant { name: name.clone(), certificate: s.certificate.clone(), key: s.key.clone() })
+                Some(Participant {
+                    name: name.clone(),
+                    certificate: s.certificate.clone(),
+                    key: s.key,
+                })
             })
             .collect();
         let min_contributors = u32::try_from(self.policy.min_nodes).unwrap_or(u32::MAX);
@@ -303,14 +337,30 @@ impl Coordinator {
                     failures: Vec::new(),
                 };
                 if let Requester::Analyst(conn) = requester {
-                    out.push(Output::Send { conn, job, round: RoundId(0), body: Body::Outcome(outcome.clone()) });
+                    out.push(Output::Send {
+                        conn,
+                        job,
+                        round: RoundId(0),
+                        body: Body::Outcome(outcome.clone()),
+                    });
                 }
-                out.push(Output::JobFinished { job, requester, outcome });
+                out.push(Output::JobFinished {
+                    job,
+                    requester,
+                    outcome,
+                });
                 return;
             }
         };
-        let (round, effects) =
-            Round::start(job, spec, participants, release, self.policy, graph_seed, now);
+        let (round, effects) = Round::start(
+            job,
+            spec,
+            participants,
+            release,
+            self.policy,
+            graph_seed,
+            now,
+        );
         self.rounds.insert(job, (round, requester));
         self.apply(job, effects, now, out);
     }
@@ -324,13 +374,24 @@ impl Coordinator {
     }
 
     /// Turns a round's effects into outputs addressed to connections.
-    fn apply(&mut self, job: JobId, effects: Vec<RoundEffect>, now: Instant, out: &mut Vec<Output>) {
+    fn apply(
+        &mut self,
+        job: JobId,
+        effects: Vec<RoundEffect>,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
         for effect in effects {
             match effect {
                 RoundEffect::Send { node, body } => {
                     // A node that is not connected any more has already been failed.
                     if let Some(&conn) = self.nodes.get(&node) {
-                        out.push(Output::Send { conn, job, round: RoundId(0), body });
+                        out.push(Output::Send {
+                            conn,
+                            job,
+                            round: RoundId(0),
+                            body,
+                        });
                     }
                 }
                 RoundEffect::Reject { node, code, detail } => {
@@ -368,7 +429,9 @@ impl Coordinator {
 
     /// Drops a connection's session; a node on it leaves every open round as failed.
     fn forget(&mut self, conn: ConnId, reason: &str, now: Instant, out: &mut Vec<Output>) {
-        let Some(session) = self.sessions.remove(&conn) else { return };
+        let Some(session) = self.sessions.remove(&conn) else {
+            return;
+        };
         let name = session.party.name;
         if session.party.role == Role::Node && self.nodes.get(&name) == Some(&conn) {
             self.nodes.remove(&name);
@@ -396,8 +459,12 @@ impl Coordinator {
             .map(|(j, _)| *j)
             .collect();
         for job in settled {
-            let Some((round, requester)) = self.rounds.remove(&job) else { continue };
-            let Some(outcome) = round.outcome().cloned() else { continue };
+            let Some((round, requester)) = self.rounds.remove(&job) else {
+                continue;
+            };
+            let Some(outcome) = round.outcome().cloned() else {
+                continue;
+            };
             match &outcome {
                 JobOutcome::Completed { result, failures } => info!(
                     %job, contributors = result.contributors.len(), failed = failures.len(), "job completed"
@@ -414,7 +481,11 @@ impl Coordinator {
                     body: Body::Outcome(outcome.clone()),
                 });
             }
-            out.push(Output::JobFinished { job, requester, outcome });
+            out.push(Output::JobFinished {
+                job,
+                requester,
+                outcome,
+            });
         }
     }
 }

@@ -113,7 +113,11 @@ impl Round {
             spec,
             policy,
             members: roster.iter().map(|n| (n.clone(), Member::Active)).collect(),
-            index: roster.iter().zip(0u32..).map(|(n, i)| (n.clone(), i)).collect(),
+            index: roster
+                .iter()
+                .zip(0u32..)
+                .map(|(n, i)| (n.clone(), i))
+                .collect(),
             roster,
             release,
             secagg: None,
@@ -130,10 +134,16 @@ impl Round {
         }
         let graph = graph_for(participants.len(), graph_seed);
         let config = RoundConfig::new(
-            RoundTag { job: job.0, round: 0 },
+            RoundTag {
+                job: job.0,
+                round: 0,
+            },
             participants
                 .iter()
-                .map(|p| Party { name: p.name.to_string(), verifying_key: p.key.clone() })
+                .map(|p| Party {
+                    name: p.name.to_string(),
+                    verifying_key: p.key,
+                })
                 .collect(),
             round.spec.vector_len(),
             graph,
@@ -149,7 +159,10 @@ impl Round {
         let setup = SecAggSetup {
             roster: participants
                 .into_iter()
-                .map(|p| RosterEntry { name: p.name, certificate: p.certificate })
+                .map(|p| RosterEntry {
+                    name: p.name,
+                    certificate: p.certificate,
+                })
                 .collect(),
             threshold: u32::try_from(config.threshold()).unwrap_or(u32::MAX),
             graph: match graph {
@@ -177,7 +190,9 @@ impl Round {
 
     /// Fewest contributors this round may release with.
     fn needed(&self) -> usize {
-        self.policy.min_nodes.max(self.release.min_contributors as usize)
+        self.policy
+            .min_nodes
+            .max(self.release.min_contributors as usize)
     }
 
     /// The job this round computes.
@@ -223,7 +238,9 @@ impl Round {
             Body::SecAgg(message) => {
                 let from = self.index[node];
                 let kind = message.kind();
-                let Some(secagg) = self.secagg.as_mut() else { return Ok(effects) };
+                let Some(secagg) = self.secagg.as_mut() else {
+                    return Ok(effects);
+                };
                 match secagg.receive(from, message) {
                     Ok(progress) if progress.is_complete() => return Ok(self.close_phase(now)),
                     Ok(_) | Err(CoordinatorError::RoundOver(_) | CoordinatorError::Aborted(_)) => {}
@@ -238,7 +255,10 @@ impl Round {
                 }
             }
             other => {
-                let detail = format!("{} is not expected at this point of the round", other.kind());
+                let detail = format!(
+                    "{} is not expected at this point of the round",
+                    other.kind()
+                );
                 self.fail(node, format!("protocol violation: {detail}"));
                 effects.push(RoundEffect::Reject {
                     node: node.clone(),
@@ -252,7 +272,12 @@ impl Round {
     }
 
     /// Records that `node`'s connection is gone.
-    pub fn on_disconnect(&mut self, node: &PartyName, reason: &str, now: Instant) -> Vec<RoundEffect> {
+    pub fn on_disconnect(
+        &mut self,
+        node: &PartyName,
+        reason: &str,
+        now: Instant,
+    ) -> Vec<RoundEffect> {
         if self.outcome.is_some() {
             return Vec::new();
         }
@@ -278,7 +303,9 @@ impl Round {
 
     /// Closes the phase early once every node it still waits for has failed.
     fn close_if_settled(&mut self, now: Instant) -> Vec<RoundEffect> {
-        let Some(secagg) = &self.secagg else { return Vec::new() };
+        let Some(secagg) = &self.secagg else {
+            return Vec::new();
+        };
         let waiting = secagg
             .pending()
             .into_iter()
@@ -291,17 +318,24 @@ impl Round {
     }
 
     fn close_phase(&mut self, now: Instant) -> Vec<RoundEffect> {
-        let Some(secagg) = self.secagg.as_mut() else { return Vec::new() };
+        let Some(secagg) = self.secagg.as_mut() else {
+            return Vec::new();
+        };
         let secs = self.policy.timeout.as_secs_f64();
         let phase = secagg.phase();
         // Nodes the phase waited for in vain are out of the round from here on.
         for i in secagg.pending() {
             let name = self.roster[i as usize].clone();
             if self.members.get(&name) == Some(&Member::Active) {
-                self.fail(&name, format!("no answer in phase {phase:?} within {secs:.1} s"));
+                self.fail(
+                    &name,
+                    format!("no answer in phase {phase:?} within {secs:.1} s"),
+                );
             }
         }
-        let Some(secagg) = self.secagg.as_mut() else { return Vec::new() };
+        let Some(secagg) = self.secagg.as_mut() else {
+            return Vec::new();
+        };
         match secagg.close_phase() {
             Ok(Step::Send(messages)) => {
                 self.deadline = now + self.policy.timeout;
@@ -309,14 +343,21 @@ impl Round {
                     .into_iter()
                     .filter_map(|(i, m)| {
                         let node = self.roster.get(i as usize)?.clone();
-                        (self.members.get(&node) == Some(&Member::Active))
-                            .then_some(RoundEffect::Send { node, body: Body::SecAggRelay(m) })
+                        (self.members.get(&node) == Some(&Member::Active)).then_some(
+                            RoundEffect::Send {
+                                node,
+                                body: Body::SecAggRelay(m),
+                            },
+                        )
                     })
                     .collect()
             }
             Ok(Step::Finished(sum)) => {
-                let contributors: Vec<PartyName> =
-                    sum.contributors().iter().map(|&i| self.roster[i as usize].clone()).collect();
+                let contributors: Vec<PartyName> = sum
+                    .contributors()
+                    .iter()
+                    .map(|&i| self.roster[i as usize].clone())
+                    .collect();
                 if contributors.len() < self.needed() {
                     self.abort(format!(
                         "only {} of {} node(s) contributed; the release requires at least {}",
@@ -327,8 +368,11 @@ impl Round {
                     return Vec::new();
                 }
                 for name in &self.roster {
-                    if !contributors.contains(name) && self.members.get(name) == Some(&Member::Active) {
-                        self.members.insert(name.clone(), Member::Failed("not in the sum".into()));
+                    if !contributors.contains(name)
+                        && self.members.get(name) == Some(&Member::Active)
+                    {
+                        self.members
+                            .insert(name.clone(), Member::Failed("not in the sum".into()));
                     }
                 }
                 let mut sorted = contributors.clone();
@@ -341,9 +385,15 @@ impl Round {
                 };
                 let effects = contributors
                     .into_iter()
-                    .map(|node| RoundEffect::Send { node, body: Body::Result(result.clone()) })
+                    .map(|node| RoundEffect::Send {
+                        node,
+                        body: Body::Result(result.clone()),
+                    })
                     .collect();
-                self.outcome = Some(JobOutcome::Completed { result, failures: self.failures() });
+                self.outcome = Some(JobOutcome::Completed {
+                    result,
+                    failures: self.failures(),
+                });
                 effects
             }
             Err(e) => {
@@ -354,14 +404,20 @@ impl Round {
     }
 
     fn abort(&mut self, reason: String) {
-        self.outcome = Some(JobOutcome::Aborted { reason, failures: self.failures() });
+        self.outcome = Some(JobOutcome::Aborted {
+            reason,
+            failures: self.failures(),
+        });
     }
 
     fn failures(&self) -> Vec<NodeFailure> {
         self.members
             .iter()
             .filter_map(|(node, s)| match s {
-                Member::Failed(reason) => Some(NodeFailure { node: node.clone(), reason: reason.clone() }),
+                Member::Failed(reason) => Some(NodeFailure {
+                    node: node.clone(),
+                    reason: reason.clone(),
+                }),
                 Member::Active => None,
             })
             .collect()
@@ -381,7 +437,10 @@ fn graph_for(n: usize, seed: [u8; 32]) -> GraphSpec {
     if n <= 32 || neighbours + 1 >= n {
         GraphSpec::Complete
     } else {
-        GraphSpec::Sparse { neighbours: u32::try_from(neighbours).unwrap_or(u32::MAX) & !1, seed }
+        GraphSpec::Sparse {
+            neighbours: u32::try_from(neighbours).unwrap_or(u32::MAX) & !1,
+            seed,
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use fedprof_protocol::{Body, ErrorCode, FrameLimit, JobId, JobOutcome, JobSpec, PartyName, RoundId};
+use fedprof_protocol::{
+    Body, ErrorCode, FrameLimit, JobId, JobOutcome, JobSpec, PartyName, RoundId,
+};
 use fedprof_transport::{
     Credentials, PeerConnection, ServerLimits, ShutdownSignal, TransportError, close_code, serve,
     server_endpoint,
@@ -53,7 +55,10 @@ enum Event {
         writer: mpsc::Sender<Outgoing>,
     },
     Input(Input),
-    Local { spec: JobSpec, reply: oneshot::Sender<JobOutcome> },
+    Local {
+        spec: JobSpec,
+        reply: oneshot::Sender<JobOutcome>,
+    },
 }
 
 enum Outgoing {
@@ -92,7 +97,12 @@ impl CoordinatorService {
         release: ReleasePolicy,
     ) -> Result<Self, TransportError> {
         let endpoint = server_endpoint(addr, creds, &limits)?;
-        Ok(CoordinatorService { endpoint, limits, policy, release })
+        Ok(CoordinatorService {
+            endpoint,
+            limits,
+            policy,
+            release,
+        })
     }
 
     /// The bound address.
@@ -119,7 +129,13 @@ impl CoordinatorService {
             // Connections are gone; the core can stop once its last events are handled.
             let _ = core_task.await;
         });
-        (CoordinatorHandle { events: events_tx, nodes: nodes_rx }, server)
+        (
+            CoordinatorHandle {
+                events: events_tx,
+                nodes: nodes_rx,
+            },
+            server,
+        )
     }
 }
 
@@ -144,7 +160,10 @@ impl CoordinatorHandle {
     /// Runs `spec` over the nodes registered now and waits for its outcome.
     pub async fn run_job(&self, spec: JobSpec) -> Result<JobOutcome, ServiceError> {
         let (reply, rx) = oneshot::channel();
-        self.events.send(Event::Local { spec, reply }).await.map_err(|_| ServiceError::ShuttingDown)?;
+        self.events
+            .send(Event::Local { spec, reply })
+            .await
+            .map_err(|_| ServiceError::ShuttingDown)?;
         rx.await.map_err(|_| ServiceError::ShuttingDown)
     }
 
@@ -158,7 +177,11 @@ impl CoordinatorHandle {
         &mut self,
         mut ready: impl FnMut(&[PartyName]) -> bool,
     ) -> Result<Vec<PartyName>, ServiceError> {
-        let nodes = self.nodes.wait_for(|n| ready(n)).await.map_err(|_| ServiceError::ShuttingDown)?;
+        let nodes = self
+            .nodes
+            .wait_for(|n| ready(n))
+            .await
+            .map_err(|_| ServiceError::ShuttingDown)?;
         Ok(nodes.clone())
     }
 }
@@ -207,14 +230,23 @@ async fn core_loop(
         };
         for output in core.handle(input, std::time::Instant::now()) {
             match output {
-                Output::Send { conn, job, round, body } => {
+                Output::Send {
+                    conn,
+                    job,
+                    round,
+                    body,
+                } => {
                     deliver(&mut writers, conn, Outgoing::Send(job, round, body));
                 }
                 Output::Close { conn, code, detail } => {
                     deliver(&mut writers, conn, Outgoing::Close(code, detail));
                     writers.remove(&conn);
                 }
-                Output::JobFinished { requester: Requester::Local(ticket), outcome, .. } => {
+                Output::JobFinished {
+                    requester: Requester::Local(ticket),
+                    outcome,
+                    ..
+                } => {
                     if let Some(reply) = waiting.remove(&ticket) {
                         let _ = reply.send(outcome);
                     }
@@ -240,7 +272,10 @@ async fn sleep_until(deadline: Option<Instant>) {
 fn deliver(writers: &mut HashMap<ConnId, mpsc::Sender<Outgoing>>, conn: ConnId, msg: Outgoing) {
     let Some(tx) = writers.get(&conn) else { return };
     if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg) {
-        warn!(conn, "peer is not reading its messages; dropping the connection");
+        warn!(
+            conn,
+            "peer is not reading its messages; dropping the connection"
+        );
         writers.remove(&conn);
     }
 }
@@ -271,7 +306,12 @@ async fn handle_connection(
     {
         Some(k) => k,
         None => {
-            writer.send_error(ErrorCode::RoleNotPermitted, "certificate key is not Ed25519").await;
+            writer
+                .send_error(
+                    ErrorCode::RoleNotPermitted,
+                    "certificate key is not Ed25519",
+                )
+                .await;
             peer.close(close_code::PROTOCOL_ERROR, "bad certificate key");
             return;
         }
@@ -279,7 +319,13 @@ async fn handle_connection(
     let (tx, mut rx) = mpsc::channel(WRITER_QUEUE);
     let party = peer.peer().clone();
     let certificate = peer.certificate().to_vec();
-    let connected = Event::Connected { conn, party, certificate, key, writer: tx.clone() };
+    let connected = Event::Connected {
+        conn,
+        party,
+        certificate,
+        key,
+        writer: tx.clone(),
+    };
     if events.send(connected).await.is_err() {
         return;
     }
@@ -325,7 +371,9 @@ async fn handle_connection(
             }
         }
     };
-    let _ = events.send(Event::Input(Input::Closed { conn, reason })).await;
+    let _ = events
+        .send(Event::Input(Input::Closed { conn, reason }))
+        .await;
     drop(tx);
     // The writer ends once the core drops its sender too; bound the wait either way.
     let _ = tokio::time::timeout(ERROR_DELIVERY_TIMEOUT * 2, writer_task).await;

@@ -130,7 +130,10 @@ pub struct CustomerTotals {
 /// Reads `source` and totals it, without clipping (the node's own view).
 pub fn transaction_totals(source: &TransactionsSource) -> Result<TransactionTotals, DataError> {
     let customers = per_customer(source)?;
-    let mut totals = TransactionTotals { customers: customers.len() as u64, ..Default::default() };
+    let mut totals = TransactionTotals {
+        customers: customers.len() as u64,
+        ..Default::default()
+    };
     for c in &customers {
         totals.rows += c.rows;
         // Each customer's sum fitted in i64 and the file's total is checked below.
@@ -142,13 +145,22 @@ pub fn transaction_totals(source: &TransactionsSource) -> Result<TransactionTota
 /// Totals after clipping every customer to at most `max_rows` rows and an amount in
 /// `[-max_abs_amount, max_abs_amount]`: the contribution whose sensitivity the release's noise
 /// is sized for.
-pub fn clipped_totals(customers: &[CustomerTotals], max_rows: u64, max_abs_amount: i64) -> TransactionTotals {
-    let mut t = TransactionTotals { customers: customers.len() as u64, ..Default::default() };
+pub fn clipped_totals(
+    customers: &[CustomerTotals],
+    max_rows: u64,
+    max_abs_amount: i64,
+) -> TransactionTotals {
+    let mut t = TransactionTotals {
+        customers: customers.len() as u64,
+        ..Default::default()
+    };
     for c in customers {
         t.rows += c.rows.min(max_rows);
         // |clamped| <= max_abs_amount, so the sum of at most 2^63 / max customers cannot wrap
         // for any file this process can hold; saturate rather than wrap regardless.
-        t.amount_minor = t.amount_minor.saturating_add(c.amount_minor.clamp(-max_abs_amount, max_abs_amount));
+        t.amount_minor = t
+            .amount_minor
+            .saturating_add(c.amount_minor.clamp(-max_abs_amount, max_abs_amount));
     }
     t
 }
@@ -156,7 +168,10 @@ pub fn clipped_totals(customers: &[CustomerTotals], max_rows: u64, max_abs_amoun
 /// Reads `source` and groups it by customer.
 pub fn per_customer(source: &TransactionsSource) -> Result<Vec<CustomerTotals>, DataError> {
     let path = &source.path;
-    let read_err = |source| DataError::Read { path: path.clone(), source };
+    let read_err = |source| DataError::Read {
+        path: path.clone(),
+        source,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(source.delimiter)
         .has_headers(true)
@@ -164,13 +179,19 @@ pub fn per_customer(source: &TransactionsSource) -> Result<Vec<CustomerTotals>, 
         .map_err(read_err)?;
     let headers = reader.headers().map_err(read_err)?.clone();
     let column = |name: &str| {
-        headers.iter().position(|h| h.trim() == name).ok_or_else(|| DataError::MissingColumn {
-            path: path.clone(),
-            column: name.to_owned(),
-            found: headers.iter().collect::<Vec<_>>().join(", "),
-        })
+        headers
+            .iter()
+            .position(|h| h.trim() == name)
+            .ok_or_else(|| DataError::MissingColumn {
+                path: path.clone(),
+                column: name.to_owned(),
+                found: headers.iter().collect::<Vec<_>>().join(", "),
+            })
     };
-    let (cust_idx, amount_idx) = (column(&source.customer_column)?, column(&source.amount_column)?);
+    let (cust_idx, amount_idx) = (
+        column(&source.customer_column)?,
+        column(&source.amount_column)?,
+    );
     let mut customers: HashMap<String, CustomerTotals> = HashMap::new();
     let mut total: i64 = 0;
     let mut record = csv::StringRecord::new();
@@ -189,9 +210,12 @@ pub fn per_customer(source: &TransactionsSource) -> Result<Vec<CustomerTotals>, 
         let raw_amount = record.get(amount_idx).unwrap_or_default();
         let amount = parse_minor_units(raw_amount, source.amount_decimals)
             .map_err(|e| bad(&source.amount_column, e.to_string()))?;
-        total = total
-            .checked_add(amount)
-            .ok_or_else(|| bad(&source.amount_column, "total amount overflows 64 bits".into()))?;
+        total = total.checked_add(amount).ok_or_else(|| {
+            bad(
+                &source.amount_column,
+                "total amount overflows 64 bits".into(),
+            )
+        })?;
         let entry = match customers.get_mut(customer) {
             Some(e) => e,
             None => customers.entry(customer.to_owned()).or_default(),
@@ -199,10 +223,12 @@ pub fn per_customer(source: &TransactionsSource) -> Result<Vec<CustomerTotals>, 
         entry.rows += 1;
         // Bounded by |total| checks above only for the running file total; a customer's own
         // sum is a partial sum of the same values, checked here too.
-        entry.amount_minor = entry
-            .amount_minor
-            .checked_add(amount)
-            .ok_or_else(|| bad(&source.amount_column, "a customer's amount overflows 64 bits".into()))?;
+        entry.amount_minor = entry.amount_minor.checked_add(amount).ok_or_else(|| {
+            bad(
+                &source.amount_column,
+                "a customer's amount overflows 64 bits".into(),
+            )
+        })?;
     }
     Ok(customers.into_values().collect())
 }
@@ -324,10 +350,40 @@ mod tests {
         let t = transaction_totals(&s).unwrap();
         let mut per = per_customer(&s).unwrap();
         per.sort_by_key(|c| c.rows);
-        assert_eq!(per, vec![CustomerTotals { rows: 1, amount_minor: 20 }, CustomerTotals { rows: 2, amount_minor: 910 }]);
+        assert_eq!(
+            per,
+            vec![
+                CustomerTotals {
+                    rows: 1,
+                    amount_minor: 20
+                },
+                CustomerTotals {
+                    rows: 2,
+                    amount_minor: 910
+                }
+            ]
+        );
         // Clipping: at most 1 row and 5.00 per customer.
-        assert_eq!(clipped_totals(&per, 1, 500), TransactionTotals { customers: 2, rows: 2, amount_minor: 520 });
-        assert_eq!(clipped_totals(&[CustomerTotals { rows: 3, amount_minor: -900 }], 9, 500).amount_minor, -500);
+        assert_eq!(
+            clipped_totals(&per, 1, 500),
+            TransactionTotals {
+                customers: 2,
+                rows: 2,
+                amount_minor: 520
+            }
+        );
+        assert_eq!(
+            clipped_totals(
+                &[CustomerTotals {
+                    rows: 3,
+                    amount_minor: -900
+                }],
+                9,
+                500
+            )
+            .amount_minor,
+            -500
+        );
         assert_eq!(
             t,
             TransactionTotals {

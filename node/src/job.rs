@@ -8,7 +8,10 @@ use std::sync::Arc;
 use fedprof_crypto::SigningKey;
 use fedprof_protocol::secagg::{CoordinatorMessage, NodeMessage, ShareBundle};
 use fedprof_protocol::{JobAnnounce, JobId, SecAggGraph};
-use fedprof_secagg::{AwaitingBundle, AwaitingDirectory, AwaitingUnmask, GraphSpec, NodeError, Party, RoundConfig, RoundTag};
+use fedprof_secagg::{
+    AwaitingBundle, AwaitingDirectory, AwaitingUnmask, GraphSpec, NodeError, Party, RoundConfig,
+    RoundTag,
+};
 use rand_core::CryptoRng;
 
 /// Why the node cannot take part in (or go on with) a job's secure aggregation.
@@ -52,7 +55,10 @@ impl<R> std::fmt::Debug for NodeJob<R> {
             Phase::Unmask(_) => "awaiting unmask request",
             Phase::Done => "done",
         };
-        f.debug_struct("NodeJob").field("job", &self.job).field("phase", &phase).finish_non_exhaustive()
+        f.debug_struct("NodeJob")
+            .field("job", &self.job)
+            .field("phase", &phase)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,14 +78,20 @@ pub fn round_config(
         .roster
         .iter()
         .zip(keys)
-        .map(|(entry, verifying_key)| Party { name: entry.name.to_string(), verifying_key })
+        .map(|(entry, verifying_key)| Party {
+            name: entry.name.to_string(),
+            verifying_key,
+        })
         .collect();
     let graph = match setup.graph {
         SecAggGraph::Complete => GraphSpec::Complete,
         SecAggGraph::Sparse { neighbours, seed } => GraphSpec::Sparse { neighbours, seed },
     };
     RoundConfig::new(
-        RoundTag { job: job.0, round: 0 },
+        RoundTag {
+            job: job.0,
+            round: 0,
+        },
         parties,
         announce.spec.vector_len(),
         graph,
@@ -99,7 +111,13 @@ impl<R: CryptoRng> NodeJob<R> {
         mut rng: R,
     ) -> Result<(Self, NodeMessage), JobError> {
         let (state, advert) = fedprof_secagg::node::start(config, me, key, &mut rng)?;
-        let job = NodeJob { job, phase: Phase::Directory(state), input: None, pending_bundle: None, rng };
+        let job = NodeJob {
+            job,
+            phase: Phase::Directory(state),
+            input: None,
+            pending_bundle: None,
+            rng,
+        };
         Ok((job, NodeMessage::Advertise(advert)))
     }
 
@@ -114,7 +132,10 @@ impl<R: CryptoRng> NodeJob<R> {
     }
 
     /// Handles a message from the coordinator.
-    pub fn on_relay(&mut self, message: CoordinatorMessage) -> Result<Option<NodeMessage>, JobError> {
+    pub fn on_relay(
+        &mut self,
+        message: CoordinatorMessage,
+    ) -> Result<Option<NodeMessage>, JobError> {
         let phase = std::mem::replace(&mut self.phase, Phase::Done);
         match (phase, message) {
             (Phase::Directory(state), CoordinatorMessage::Directory(dir)) => {

@@ -31,8 +31,16 @@ pub fn noisy_totals<R: CryptoRng + ?Sized>(
     let variances = node_variances(params)?;
     let max_amount = i64::try_from(params.max_abs_amount_minor)
         .map_err(|_| ReleaseError::Bound(params.max_abs_amount_minor))?;
-    let clipped = clipped_totals(customers, u64::from(params.max_rows_per_customer), max_amount);
-    let exact = [clipped.customers as i64, clipped.rows as i64, clipped.amount_minor];
+    let clipped = clipped_totals(
+        customers,
+        u64::from(params.max_rows_per_customer),
+        max_amount,
+    );
+    let exact = [
+        clipped.customers as i64,
+        clipped.rows as i64,
+        clipped.amount_minor,
+    ];
     let noisy = exact
         .iter()
         .zip(&variances)
@@ -45,21 +53,34 @@ pub fn noisy_totals<R: CryptoRng + ?Sized>(
 mod tests {
     use super::*;
     use chacha20::ChaCha20Rng;
-    use fedprof_privacy::release::plan_totals;
     use fedprof_privacy::Rho;
+    use fedprof_privacy::release::plan_totals;
     use rand_core::SeedableRng;
 
     #[test]
     fn noise_is_added_around_the_clipped_totals_with_the_announced_variance() {
         let params = plan_totals(&Rho::from_ratio(1, 2).unwrap(), 3, 1_000, 3, 1).unwrap();
-        let customers = vec![CustomerTotals { rows: 5, amount_minor: 5_000 }; 10];
+        let customers = vec![
+            CustomerTotals {
+                rows: 5,
+                amount_minor: 5_000
+            };
+            10
+        ];
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         let n = 2000;
         let mut sums = [0f64; 3];
         let mut squares = [0f64; 3];
         for _ in 0..n {
             let r = noisy_totals(&customers, &params, &mut rng).unwrap();
-            assert_eq!(r.clipped, TransactionTotals { customers: 10, rows: 30, amount_minor: 10_000 });
+            assert_eq!(
+                r.clipped,
+                TransactionTotals {
+                    customers: 10,
+                    rows: 30,
+                    amount_minor: 10_000
+                }
+            );
             let exact = [10i64, 30, 10_000];
             for i in 0..3 {
                 let noise = (r.noisy[i] as i64 - exact[i]) as f64;
@@ -71,8 +92,14 @@ mod tests {
             let var = params.node_variance[i].numer as f64 / params.node_variance[i].denom as f64;
             let (mean, second) = (sums[i] / n as f64, squares[i] / n as f64);
             // 5 standard errors: mean's sd is sqrt(var/n), the second moment's about var*sqrt(2/n).
-            assert!(mean.abs() < 5.0 * (var / n as f64).sqrt(), "coordinate {i}: mean {mean}");
-            assert!((second - var).abs() < 5.0 * var * (2.0 / n as f64).sqrt(), "coordinate {i}: {second} vs {var}");
+            assert!(
+                mean.abs() < 5.0 * (var / n as f64).sqrt(),
+                "coordinate {i}: mean {mean}"
+            );
+            assert!(
+                (second - var).abs() < 5.0 * var * (2.0 / n as f64).sqrt(),
+                "coordinate {i}: {second} vs {var}"
+            );
         }
     }
 

@@ -73,7 +73,8 @@ impl NodeService {
         if creds.identity().role != Role::Node {
             return Err(NodeError::NotANode(creds.identity().clone()));
         }
-        let key = SigningKey::from_pkcs8_der(creds.key_pkcs8_der()).map_err(|_| NodeError::BadKey)?;
+        let key =
+            SigningKey::from_pkcs8_der(creds.key_pkcs8_der()).map_err(|_| NodeError::BadKey)?;
         Ok(NodeService { config, creds, key })
     }
 
@@ -111,9 +112,14 @@ impl NodeService {
     }
 
     async fn session(&self, shutdown: &mut ShutdownSignal) -> Result<SessionEnd, TransportError> {
-        let addr = self.config.coordinator.resolve().await.map_err(|e| TransportError::Config {
-            detail: format!("cannot resolve {}: {e}", self.config.coordinator),
-        })?;
+        let addr = self
+            .config
+            .coordinator
+            .resolve()
+            .await
+            .map_err(|e| TransportError::Config {
+                detail: format!("cannot resolve {}: {e}", self.config.coordinator),
+            })?;
         let limits = self.config.connection.client_limits();
         let endpoint = client_endpoint(&self.creds, &limits, addr)?;
         let peer = connect(&endpoint, addr, self.config.server_name()).await?;
@@ -167,7 +173,10 @@ impl NodeService {
                             Err(e) => {
                                 jobs.remove(&job);
                                 warn!(%job, error = %e, "leaving the job's secure aggregation");
-                                let refusal = Refusal { reason: RefuseReason::Policy, detail: e.to_string() };
+                                let refusal = Refusal {
+                                    reason: RefuseReason::Policy,
+                                    detail: e.to_string(),
+                                };
                                 send(&mut writer, job, Body::Refuse(refusal)).await
                             }
                         },
@@ -176,8 +185,12 @@ impl NodeService {
                     NodeAction::Released { job, result } => {
                         jobs.remove(&job);
                         match TransactionTotals::from_ring(&result.values) {
-                            Some(t) => info!(%job, contributors = result.contributors.len(), customers = t.customers, rows = t.rows, amount_minor = t.amount_minor, "noisy result released"),
-                            None => info!(%job, contributors = result.contributors.len(), "result released"),
+                            Some(t) => {
+                                info!(%job, contributors = result.contributors.len(), customers = t.customers, rows = t.rows, amount_minor = t.amount_minor, "noisy result released")
+                            }
+                            None => {
+                                info!(%job, contributors = result.contributors.len(), "result released")
+                            }
                         }
                         Ok(())
                     }
@@ -249,32 +262,56 @@ impl NodeService {
     ) -> Result<(ActiveJob, NodeMessage), Refusal> {
         let refuse = |reason, detail: String| Refusal { reason, detail };
         if running >= MAX_CONCURRENT_JOBS {
-            return Err(refuse(RefuseReason::Busy, format!("already working on {running} jobs")));
+            return Err(refuse(
+                RefuseReason::Busy,
+                format!("already working on {running} jobs"),
+            ));
         }
         let JobSpec::TransactionTotals = announce.spec;
         let now = SystemTime::now();
         let mut keys = Vec::with_capacity(announce.secagg.roster.len());
         let mut me = None;
         for (i, entry) in announce.secagg.roster.iter().enumerate() {
-            let (party, key) = self.creds.verify_party(&entry.certificate, now).map_err(|e| {
-                refuse(RefuseReason::Policy, format!("roster certificate of {} is not trusted: {e}", entry.name))
-            })?;
+            let (party, key) = self
+                .creds
+                .verify_party(&entry.certificate, now)
+                .map_err(|e| {
+                    refuse(
+                        RefuseReason::Policy,
+                        format!("roster certificate of {} is not trusted: {e}", entry.name),
+                    )
+                })?;
             if party.role != Role::Node || party.name != entry.name {
                 return Err(refuse(
                     RefuseReason::Policy,
-                    format!("roster entry {} carries the certificate of {party}", entry.name),
+                    format!(
+                        "roster entry {} carries the certificate of {party}",
+                        entry.name
+                    ),
                 ));
             }
             if party == *self.identity() {
                 me = u32::try_from(i).ok();
             }
             keys.push(VerifyingKey::from_bytes(&key).map_err(|_| {
-                refuse(RefuseReason::Policy, format!("roster key of {} is not a valid Ed25519 key", entry.name))
+                refuse(
+                    RefuseReason::Policy,
+                    format!("roster key of {} is not a valid Ed25519 key", entry.name),
+                )
             })?);
         }
-        let me = me.ok_or_else(|| refuse(RefuseReason::Policy, "this node is not in the roster".into()))?;
-        let rho = fedprof_privacy::release::totals_rho(&announce.release)
-            .map_err(|e| refuse(RefuseReason::Policy, format!("release parameters refused: {e}")))?;
+        let me = me.ok_or_else(|| {
+            refuse(
+                RefuseReason::Policy,
+                "this node is not in the roster".into(),
+            )
+        })?;
+        let rho = fedprof_privacy::release::totals_rho(&announce.release).map_err(|e| {
+            refuse(
+                RefuseReason::Policy,
+                format!("release parameters refused: {e}"),
+            )
+        })?;
         let config = round_config(job, announce, keys)
             .map_err(|e| refuse(RefuseReason::Policy, e.to_string()))?;
         let rng = || {
@@ -283,14 +320,24 @@ impl NodeService {
         let (secagg, advert) = NodeJob::start(job, config, me, &self.key, rng()?)
             .map_err(|e| refuse(RefuseReason::Policy, e.to_string()))?;
         info!(%job, %rho, rho_f64 = rho.to_f64(), "accepted job; computing this node's noisy totals");
-        let (source, params, done, mut noise_rng) =
-            (self.config.transactions(), announce.release.clone(), done.clone(), rng()?);
+        let (source, params, done, mut noise_rng) = (
+            self.config.transactions(),
+            announce.release.clone(),
+            done.clone(),
+            rng()?,
+        );
         tokio::task::spawn_blocking(move || {
             let result = compute(&source, &params, &mut noise_rng);
             let _ = done.blocking_send((job, result));
         });
         let lifetime = Duration::from_millis(u64::from(announce.timeout_ms)) * JOB_LIFETIME_PHASES;
-        Ok((ActiveJob { secagg, expires: Instant::now() + lifetime }, advert))
+        Ok((
+            ActiveJob {
+                secagg,
+                expires: Instant::now() + lifetime,
+            },
+            advert,
+        ))
     }
 }
 
@@ -306,24 +353,27 @@ pub fn compute(
 ) -> Result<Vec<u64>, Refusal> {
     let customers = per_customer(source).map_err(|e| {
         warn!(error = %e, "local data unusable; refusing the job");
-        Refusal { reason: RefuseReason::DataUnavailable, detail: e.detail_for_peer() }
+        Refusal {
+            reason: RefuseReason::DataUnavailable,
+            detail: e.detail_for_peer(),
+        }
     })?;
     noisy_totals(&customers, params, rng)
         .map(|r| r.noisy)
-        .map_err(|e| Refusal { reason: RefuseReason::Policy, detail: e.to_string() })
+        .map_err(|e| Refusal {
+            reason: RefuseReason::Policy,
+            detail: e.to_string(),
+        })
 }
 
 /// Spreads reconnections of many nodes over up to half the current delay, so a restarted
 /// coordinator is not hit by every node at the same instant. Derived from the node's name and
 /// the attempt number, not from an RNG: it needs spread, not secrecy.
 fn jitter(me: &PartyId, attempt: u32, delay: Duration) -> Duration {
-    let seed = me
-        .name
-        .as_str()
-        .bytes()
-        .fold(u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15), |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let seed = me.name.as_str().bytes().fold(
+        u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3),
+    );
     let half = delay.as_millis() as u64 / 2;
     Duration::from_millis(if half == 0 { 0 } else { seed % half })
 }

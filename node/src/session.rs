@@ -52,8 +52,16 @@ pub struct NodeSession {
 impl NodeSession {
     /// Starts a session; the returned action registers the node.
     pub fn start(software: &str) -> (Self, NodeAction) {
-        let register = Body::Register(Register { software: software.to_owned() });
-        (NodeSession { registered: false }, NodeAction::Send { job: JobId::NONE, body: register })
+        let register = Body::Register(Register {
+            software: software.to_owned(),
+        });
+        (
+            NodeSession { registered: false },
+            NodeAction::Send {
+                job: JobId::NONE,
+                body: register,
+            },
+        )
     }
 
     /// Whether the coordinator has acknowledged the registration.
@@ -70,12 +78,17 @@ impl NodeSession {
                 Vec::new()
             }
             (true, Body::JobAnnounce(announce)) => {
-                vec![NodeAction::StartJob { job, announce: Box::new(announce) }]
+                vec![NodeAction::StartJob {
+                    job,
+                    announce: Box::new(announce),
+                }]
             }
             (true, Body::SecAggRelay(message)) => vec![NodeAction::Relay { job, message }],
             (true, Body::Result(result)) => vec![NodeAction::Released { job, result }],
             (_, Body::Error(e)) => {
-                vec![NodeAction::End { reason: format!("coordinator error {:?}: {}", e.code, e.detail) }]
+                vec![NodeAction::End {
+                    reason: format!("coordinator error {:?}: {}", e.code, e.detail),
+                }]
             }
             (_, other) => vec![
                 NodeAction::Send {
@@ -85,7 +98,9 @@ impl NodeSession {
                         detail: format!("{} is not expected by a node here", other.kind()),
                     }),
                 },
-                NodeAction::End { reason: format!("coordinator sent an unexpected {}", other.kind()) },
+                NodeAction::End {
+                    reason: format!("coordinator sent an unexpected {}", other.kind()),
+                },
             ],
         }
     }
@@ -97,15 +112,34 @@ mod tests {
     use fedprof_protocol::{Header, PartyId, PartyName, Registered, Role, RoundId};
 
     fn env(job: u64, body: Body) -> Envelope {
-        Envelope { header: Header { job: JobId(job), round: RoundId(0), seq: 0 }, body }
+        Envelope {
+            header: Header {
+                job: JobId(job),
+                round: RoundId(0),
+                seq: 0,
+            },
+            body,
+        }
     }
 
     fn registered() -> NodeSession {
         let (mut s, first) = NodeSession::start("t");
-        assert!(matches!(first, NodeAction::Send { body: Body::Register(_), .. }));
+        assert!(matches!(
+            first,
+            NodeAction::Send {
+                body: Body::Register(_),
+                ..
+            }
+        ));
         assert!(!s.is_registered());
-        let party = PartyId { role: Role::Node, name: PartyName::new("a").unwrap() };
-        assert!(s.on_message(env(0, Body::Registered(Registered { party }))).is_empty());
+        let party = PartyId {
+            role: Role::Node,
+            name: PartyName::new("a").unwrap(),
+        };
+        assert!(
+            s.on_message(env(0, Body::Registered(Registered { party })))
+                .is_empty()
+        );
         assert!(s.is_registered());
         s
     }
@@ -119,16 +153,30 @@ mod tests {
             survivors: vec![0, 1],
         });
         let actions = s.on_message(env(3, Body::SecAggRelay(unmask.clone())));
-        assert_eq!(actions, vec![NodeAction::Relay { job: JobId(3), message: unmask }]);
+        assert_eq!(
+            actions,
+            vec![NodeAction::Relay {
+                job: JobId(3),
+                message: unmask
+            }]
+        );
     }
 
     #[test]
     fn jobs_before_registration_and_errors_end_the_session() {
         let (mut s, _) = NodeSession::start("t");
         let actions = s.on_message(env(1, Body::Accept));
-        assert!(matches!(actions.last(), Some(NodeAction::End { .. })), "{actions:?}");
+        assert!(
+            matches!(actions.last(), Some(NodeAction::End { .. })),
+            "{actions:?}"
+        );
         let mut s = registered();
-        let err = Body::Error(fedprof_protocol::ErrorFrame { code: ErrorCode::ShuttingDown, detail: "bye".into() });
-        assert!(matches!(&s.on_message(env(0, err))[..], [NodeAction::End { reason }] if reason.contains("ShuttingDown")));
+        let err = Body::Error(fedprof_protocol::ErrorFrame {
+            code: ErrorCode::ShuttingDown,
+            detail: "bye".into(),
+        });
+        assert!(
+            matches!(&s.on_message(env(0, err))[..], [NodeAction::End { reason }] if reason.contains("ShuttingDown"))
+        );
     }
 }

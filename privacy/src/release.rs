@@ -12,10 +12,10 @@ use std::num::NonZeroU32;
 use fedprof_protocol::{Fraction, ReleaseParams};
 use num_bigint::BigUint;
 
+use crate::Rho;
 use crate::bounding::{ContributionBounds, CoordinateRange, Neighbouring, Sensitivity};
 use crate::distributed::{DistributedError, NoiseShare, distributed_rho};
 use crate::variance::Variance;
-use crate::Rho;
 
 /// Coordinates of a `TransactionTotals` vector.
 pub const TOTALS_DIMENSION: usize = 3;
@@ -44,7 +44,9 @@ pub enum ReleaseError {
 }
 
 /// The per-customer bounds of each coordinate, in vector order.
-pub fn totals_bounds(params: &ReleaseParams) -> Result<[ContributionBounds; TOTALS_DIMENSION], ReleaseError> {
+pub fn totals_bounds(
+    params: &ReleaseParams,
+) -> Result<[ContributionBounds; TOTALS_DIMENSION], ReleaseError> {
     let rows = i64::from(params.max_rows_per_customer);
     let amount = i64::try_from(params.max_abs_amount_minor)
         .map_err(|_| ReleaseError::Bound(params.max_abs_amount_minor))?;
@@ -54,7 +56,11 @@ pub fn totals_bounds(params: &ReleaseParams) -> Result<[ContributionBounds; TOTA
     let rows_range = CoordinateRange::new(0, rows).map_err(|_| ReleaseError::Bound(rows as u64))?;
     let amount_range = CoordinateRange::new(-amount, amount)
         .map_err(|_| ReleaseError::Bound(params.max_abs_amount_minor))?;
-    Ok([one(CoordinateRange::indicator())?, one(rows_range)?, one(amount_range)?])
+    Ok([
+        one(CoordinateRange::indicator())?,
+        one(rows_range)?,
+        one(amount_range)?,
+    ])
 }
 
 fn sensitivities(params: &ReleaseParams) -> Result<[Sensitivity; TOTALS_DIMENSION], ReleaseError> {
@@ -73,8 +79,9 @@ pub fn node_variances(params: &ReleaseParams) -> Result<Vec<Variance>, ReleaseEr
             let v = Variance::from_ratio(f.numer, f.denom)
                 .map_err(|_| ReleaseError::Variance(f.numer, f.denom))?;
             // The same floor and n_min/c checks a node applies to its own share.
-            let target = Variance::from_ratio_exact(v.as_ratio() * BigUint::from(honest(params)?.get()))
-                .map_err(|_| ReleaseError::Variance(f.numer, f.denom))?;
+            let target =
+                Variance::from_ratio_exact(v.as_ratio() * BigUint::from(honest(params)?.get()))
+                    .map_err(|_| ReleaseError::Variance(f.numer, f.denom))?;
             NoiseShare::new(&target, params.min_contributors, params.colluders)?;
             Ok(v)
         })
@@ -86,10 +93,12 @@ fn honest(params: &ReleaseParams) -> Result<NonZeroU32, ReleaseError> {
         .min_contributors
         .checked_sub(params.colluders)
         .and_then(NonZeroU32::new)
-        .ok_or(ReleaseError::Distributed(DistributedError::NoHonestSurvivor {
-            n_min: params.min_contributors,
-            colluders: params.colluders,
-        }))
+        .ok_or(ReleaseError::Distributed(
+            DistributedError::NoHonestSurvivor {
+                n_min: params.min_contributors,
+                colluders: params.colluders,
+            },
+        ))
 }
 
 /// The exact zCDP loss of one release, rounded up to [`RHO_DENOMINATOR`]: what every
@@ -126,7 +135,11 @@ pub fn plan_totals(
         colluders,
     };
     let honest = u128::from(honest(&params)?.get());
-    let deltas = [1u128, u128::from(max_rows_per_customer), u128::from(max_abs_amount_minor)];
+    let deltas = [
+        1u128,
+        u128::from(max_rows_per_customer),
+        u128::from(max_abs_amount_minor),
+    ];
     let (cap_n, cap_d) = (
         u128::try_from(cap.numer()).map_err(|_| ReleaseError::CapTooSmall(cap.clone()))?,
         u128::try_from(cap.denom()).map_err(|_| ReleaseError::CapTooSmall(cap.clone()))?,
@@ -140,7 +153,8 @@ pub fn plan_totals(
             // ceil(3 d^2 cap_d / (2 cap_n honest)), at least NoiseShare::MIN_NODE_VARIANCE.
             let num = 3 * d * d * cap_d;
             let den = 2 * cap_n * honest;
-            num.div_ceil(den).max(u128::from(NoiseShare::MIN_NODE_VARIANCE))
+            num.div_ceil(den)
+                .max(u128::from(NoiseShare::MIN_NODE_VARIANCE))
         })
         .collect();
     for _ in 0..64 {
@@ -173,7 +187,10 @@ mod tests {
             let p = plan_totals(&c, 50, 500_000, n_min, colluders).unwrap();
             let rho = totals_rho(&p).unwrap();
             assert!(rho <= c, "{rho} > {c}");
-            assert!(rho.to_f64() > c.to_f64() / 2.0, "too much noise: {rho} for cap {c}");
+            assert!(
+                rho.to_f64() > c.to_f64() / 2.0,
+                "too much noise: {rho} for cap {c}"
+            );
             // Noise proportionate to sensitivity: amount variance >> rows >> customers.
             let v: Vec<u64> = p.node_variance.iter().map(|f| f.numer).collect();
             assert!(v[0] >= 4 && v[0] < v[1] && v[1] < v[2], "{v:?}");
@@ -188,8 +205,14 @@ mod tests {
             max_abs_amount_minor: 100,
             node_variance: vec![
                 Fraction { numer: 4, denom: 1 },
-                Fraction { numer: 400, denom: 1 },
-                Fraction { numer: 40_000, denom: 1 },
+                Fraction {
+                    numer: 400,
+                    denom: 1,
+                },
+                Fraction {
+                    numer: 40_000,
+                    denom: 1,
+                },
             ],
             min_contributors: 2,
             colluders: 1,
@@ -208,9 +231,17 @@ mod tests {
         assert!(matches!(totals_rho(&p), Err(ReleaseError::Distributed(_))));
         let mut p = plan_totals(&cap(1, 2), 5, 1000, 3, 1).unwrap();
         p.node_variance[0] = Fraction { numer: 3, denom: 1 };
-        assert!(matches!(totals_rho(&p), Err(ReleaseError::Distributed(DistributedError::ShareTooSmall { .. }))));
+        assert!(matches!(
+            totals_rho(&p),
+            Err(ReleaseError::Distributed(
+                DistributedError::ShareTooSmall { .. }
+            ))
+        ));
         p.node_variance[0] = Fraction { numer: 1, denom: 0 };
         assert_eq!(totals_rho(&p), Err(ReleaseError::Variance(1, 0)));
-        assert!(matches!(plan_totals(&Rho::zero(), 5, 1000, 3, 1), Err(ReleaseError::CapTooSmall(_))));
+        assert!(matches!(
+            plan_totals(&Rho::zero(), 5, 1000, 3, 1),
+            Err(ReleaseError::CapTooSmall(_))
+        ));
     }
 }

@@ -359,7 +359,7 @@ pub mod ring_vector {
         }
 
         fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Vec<u64>, E> {
-            if bytes.len() % 8 != 0 {
+            if !bytes.len().is_multiple_of(8) {
                 return Err(E::invalid_length(bytes.len(), &self));
             }
             Ok(bytes

@@ -177,4 +177,3 @@ pub enum CoordinatorMessage {
     /// Phase 3.
     Unmask(UnmaskRequest),
 }
-

@@ -11,11 +11,10 @@
 
 use fedprof_protocol::frame::{HEADER_LEN, encode_frame};
 use fedprof_protocol::{
-    Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, FrameDecoder, FrameError,
-    FrameLimit, Fraction, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure,
-    ReleaseParams, RosterEntry, SecAggGraph, SecAggSetup, secagg,
-    PROTOCOL_VERSION, PartyId, PartyName, Refusal, RefuseReason, Register, Registered, Role,
-    RoundId, decode, encode,
+    Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, Fraction, FrameDecoder,
+    FrameError, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec,
+    NodeFailure, PROTOCOL_VERSION, PartyId, PartyName, Refusal, RefuseReason, Register, Registered,
+    ReleaseParams, Role, RosterEntry, RoundId, SecAggGraph, SecAggSetup, decode, encode, secagg,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -86,11 +85,30 @@ fn fraction() -> impl Strategy<Value = Fraction> {
 }
 
 fn release() -> impl Strategy<Value = ReleaseParams> {
-    (any::<u32>(), any::<u64>(), vec(fraction(), 0..4), any::<u32>(), any::<u32>()).prop_map(
-        |(max_rows_per_customer, max_abs_amount_minor, node_variance, min_contributors, colluders)| {
-            ReleaseParams { max_rows_per_customer, max_abs_amount_minor, node_variance, min_contributors, colluders }
-        },
+    (
+        any::<u32>(),
+        any::<u64>(),
+        vec(fraction(), 0..4),
+        any::<u32>(),
+        any::<u32>(),
     )
+        .prop_map(
+            |(
+                max_rows_per_customer,
+                max_abs_amount_minor,
+                node_variance,
+                min_contributors,
+                colluders,
+            )| {
+                ReleaseParams {
+                    max_rows_per_customer,
+                    max_abs_amount_minor,
+                    node_variance,
+                    min_contributors,
+                    colluders,
+                }
+            },
+        )
 }
 
 fn secagg_setup() -> impl Strategy<Value = SecAggSetup> {
@@ -99,11 +117,15 @@ fn secagg_setup() -> impl Strategy<Value = SecAggSetup> {
         any::<u32>(),
         prop_oneof![
             Just(SecAggGraph::Complete),
-            (any::<u32>(), any::<[u8; 32]>()).prop_map(|(neighbours, seed)| SecAggGraph::Sparse { neighbours, seed }),
+            (any::<u32>(), any::<[u8; 32]>())
+                .prop_map(|(neighbours, seed)| SecAggGraph::Sparse { neighbours, seed }),
         ],
     )
         .prop_map(|(roster, threshold, graph)| SecAggSetup {
-            roster: roster.into_iter().map(|(name, certificate)| RosterEntry { name, certificate }).collect(),
+            roster: roster
+                .into_iter()
+                .map(|(name, certificate)| RosterEntry { name, certificate })
+                .collect(),
             threshold,
             graph,
         })
@@ -113,7 +135,11 @@ fn secagg_node_message() -> impl Strategy<Value = secagg::NodeMessage> {
     let tag = (any::<u64>(), any::<u32>()).prop_map(|(job, round)| secagg::RoundTag { job, round });
     prop_oneof![
         (tag.clone(), any::<u32>(), vec(any::<u8>(), 0..64)).prop_map(|(tag, sender, masked)| {
-            secagg::NodeMessage::Masked(secagg::MaskedInput { tag, sender, masked })
+            secagg::NodeMessage::Masked(secagg::MaskedInput {
+                tag,
+                sender,
+                masked,
+            })
         }),
         (tag, any::<u32>(), any::<[u8; 32]>()).prop_map(|(tag, sender, key)| {
             secagg::NodeMessage::Advertise(secagg::AdvertiseKeys {
@@ -139,9 +165,18 @@ fn secagg_coordinator_message() -> impl Strategy<Value = secagg::CoordinatorMess
 }
 
 fn job_result() -> impl Strategy<Value = JobResult> {
-    (job_spec(), ring_vector(), vec(party_name(), 0..4), release()).prop_map(
-        |(spec, values, contributors, release)| JobResult { spec, values, contributors, release },
+    (
+        job_spec(),
+        ring_vector(),
+        vec(party_name(), 0..4),
+        release(),
     )
+        .prop_map(|(spec, values, contributors, release)| JobResult {
+            spec,
+            values,
+            contributors,
+            release,
+        })
 }
 
 fn failures() -> impl Strategy<Value = Vec<NodeFailure>> {

@@ -16,10 +16,10 @@
 
 use fedprof_protocol::frame::{HEADER_LEN, encode_frame, parse_header};
 use fedprof_protocol::{
-    Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, FrameDecoder, FrameError,
-    Fraction, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure, PartyId,
-    PartyName, Refusal, RefuseReason, Register, Registered, ReleaseParams, Role, RosterEntry,
-    RoundId, SecAggGraph, SecAggSetup, decode, encode, secagg,
+    Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, Fraction, FrameDecoder,
+    FrameError, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec,
+    NodeFailure, PartyId, PartyName, Refusal, RefuseReason, Register, Registered, ReleaseParams,
+    Role, RosterEntry, RoundId, SecAggGraph, SecAggSetup, decode, encode, secagg,
 };
 
 fn header(job: u64, round: u32, seq: u64) -> Header {
@@ -68,7 +68,6 @@ fn release() -> ReleaseParams {
         colluders: 1,
     }
 }
-
 
 struct Vector {
     name: &'static str,

@@ -20,12 +20,12 @@ use fedprof_crypto::{KexPublic, KexSecret, Reconstructor, SecretKey32, Share};
 
 use crate::binding::{self, ENVELOPE_BYTES};
 use crate::config::{RoundConfig, index};
+use crate::node::verify_advert;
+use crate::unmask::{MaskedSum, RecoveredMaskKeys, RecoveredSeeds};
 use fedprof_protocol::secagg::{
     AdvertiseKeys, CoordinatorMessage, KeyDirectory, MaskedInput, NodeMessage, RelayedShare,
     RevealedShare, ShareBundle, ShareKeys, UnmaskRequest, UnmaskResponse,
 };
-use crate::node::verify_advert;
-use crate::unmask::{MaskedSum, RecoveredMaskKeys, RecoveredSeeds};
 
 mod types;
 

@@ -45,7 +45,11 @@ impl TestFed {
     }
 
     /// As [`TestFed::start`] with the given node names.
-    pub async fn start_with(nodes: &[&str], policy: RoundPolicy, data: impl Fn(&str) -> String) -> TestFed {
+    pub async fn start_with(
+        nodes: &[&str],
+        policy: RoundPolicy,
+        data: impl Fn(&str) -> String,
+    ) -> TestFed {
         let dir = tempfile::tempdir().unwrap();
         let names = |l: &[&str]| l.iter().map(|n| PartyName::new(*n).unwrap()).collect();
         let fed = federation::init(&FederationPlan {
@@ -63,7 +67,10 @@ impl TestFed {
         }
         let config = CoordinatorConfig::load(&fed.coordinator_config).unwrap();
         let creds = Credentials::load(&config.tls).unwrap();
-        let limits = ServerLimits { shutdown_grace: Duration::from_secs(2), ..ServerLimits::default() };
+        let limits = ServerLimits {
+            shutdown_grace: Duration::from_secs(2),
+            ..ServerLimits::default()
+        };
         let service = CoordinatorService::bind_with(
             "127.0.0.1:0".parse().unwrap(),
             &creds,
@@ -75,7 +82,15 @@ impl TestFed {
         let addr = service.local_addr().unwrap();
         let (trigger, shutdown) = ShutdownSignal::new();
         let (handle, server) = service.start(shutdown.clone());
-        TestFed { dir, fed, addr, handle, trigger, shutdown, server }
+        TestFed {
+            dir,
+            fed,
+            addr,
+            handle,
+            trigger,
+            shutdown,
+            server,
+        }
     }
 
     pub fn node_config(&self, name: &str) -> NodeConfig {
@@ -93,19 +108,30 @@ impl TestFed {
     }
 
     pub async fn wait_for(&mut self, n: usize) -> Vec<PartyName> {
-        tokio::time::timeout(Duration::from_secs(30), self.handle.wait_for_nodes(|l| l.len() >= n))
-            .await
-            .expect("nodes did not register in time")
-            .unwrap()
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            self.handle.wait_for_nodes(|l| l.len() >= n),
+        )
+        .await
+        .expect("nodes did not register in time")
+        .unwrap()
     }
 
     pub fn tls(&self, role: Role, name: &str) -> TlsFiles {
         let party = self.fed.dir.join("parties").join(format!("{role}-{name}"));
-        TlsFiles { ca: self.fed.dir.join("ca.pem"), cert: party.join("cert.pem"), key: party.join("key.pem") }
+        TlsFiles {
+            ca: self.fed.dir.join("ca.pem"),
+            cert: party.join("cert.pem"),
+            key: party.join("key.pem"),
+        }
     }
 
     /// Connects as any party of this federation (for tests that misbehave on purpose).
-    pub async fn connect_as(&self, role: Role, name: &str) -> (fedprof_transport::Endpoint, PeerConnection) {
+    pub async fn connect_as(
+        &self,
+        role: Role,
+        name: &str,
+    ) -> (fedprof_transport::Endpoint, PeerConnection) {
         let creds = Credentials::load(&self.tls(role, name)).unwrap();
         let endpoint = client_endpoint(&creds, &ClientLimits::default(), self.addr).unwrap();
         let peer = connect(&endpoint, self.addr, "127.0.0.1").await.unwrap();
@@ -130,11 +156,19 @@ pub fn transactions(customers: u64, rows: u64, cents_per_row: i64) -> String {
     let mut s = String::from("customer_id,amount\n");
     for i in 0..rows {
         let cents = cents_per_row;
-        s.push_str(&format!("c{},{}.{:02}\n", i % customers, cents / 100, cents % 100));
+        s.push_str(&format!(
+            "c{},{}.{:02}\n",
+            i % customers,
+            cents / 100,
+            cents % 100
+        ));
     }
     s
 }
 
 pub fn policy(min_nodes: usize, timeout_secs: u64) -> RoundPolicy {
-    RoundPolicy { min_nodes, timeout: Duration::from_secs(timeout_secs) }
+    RoundPolicy {
+        min_nodes,
+        timeout: Duration::from_secs(timeout_secs),
+    }
 }

@@ -25,9 +25,14 @@ pub struct DialTargetError {
 impl DialTarget {
     /// Parses `HOST:PORT`.
     pub fn parse(input: &str) -> Result<Self, DialTargetError> {
-        let err = |problem| DialTargetError { input: input.to_owned(), problem };
+        let err = |problem| DialTargetError {
+            input: input.to_owned(),
+            problem,
+        };
         let (host, port) = input.rsplit_once(':').ok_or_else(|| err("no port"))?;
-        let port = port.parse::<u16>().map_err(|_| err("the port is not a number in 0..=65535"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| err("the port is not a number in 0..=65535"))?;
         let host = match host.strip_prefix('[') {
             Some(v6) => v6.strip_suffix(']').ok_or_else(|| err("unbalanced '['"))?,
             None if host.contains(':') => return Err(err("an IPv6 host must be in brackets")),
@@ -36,7 +41,10 @@ impl DialTarget {
         if host.is_empty() {
             return Err(err("no host"));
         }
-        Ok(DialTarget { host: host.to_owned(), port })
+        Ok(DialTarget {
+            host: host.to_owned(),
+            port,
+        })
     }
 
     /// The host (without brackets).
@@ -51,9 +59,15 @@ impl DialTarget {
 
     /// Resolves the host (DNS if needed) to the first address.
     pub async fn resolve(&self) -> std::io::Result<SocketAddr> {
-        tokio::net::lookup_host((self.host.as_str(), self.port)).await?.next().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, format!("{self} has no address"))
-        })
+        tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await?
+            .next()
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{self} has no address"),
+                )
+            })
     }
 }
 
@@ -86,9 +100,11 @@ mod tests {
 
     #[test]
     fn parses_names_and_addresses() {
-        for (input, host, port) in
-            [("127.0.0.1:7300", "127.0.0.1", 7300), ("[::1]:1", "::1", 1), ("coord.example:443", "coord.example", 443)]
-        {
+        for (input, host, port) in [
+            ("127.0.0.1:7300", "127.0.0.1", 7300),
+            ("[::1]:1", "::1", 1),
+            ("coord.example:443", "coord.example", 443),
+        ] {
             let t = DialTarget::parse(input).unwrap_or_else(|e| unreachable!("{e}"));
             assert_eq!((t.host(), t.port()), (host, port));
             assert_eq!(t.to_string(), input);

@@ -45,7 +45,11 @@ impl PeerConnection {
             .ok_or(TransportError::NoPeerCertificate)?;
         let leaf = certs.first().ok_or(TransportError::NoPeerCertificate)?;
         let peer = identity_from_cert(leaf)?;
-        Ok(PeerConnection { conn, peer, certificate: leaf.clone() })
+        Ok(PeerConnection {
+            conn,
+            peer,
+            certificate: leaf.clone(),
+        })
     }
 
     /// The authenticated peer.

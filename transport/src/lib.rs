@@ -16,15 +16,17 @@ pub mod tls;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// The QUIC endpoint type, re-exported so callers need not depend on quinn.
-pub use quinn::Endpoint;
 pub use address::{DialTarget, DialTargetError};
 pub use connection::{
     MessageReader, MessageStream, MessageWriter, PeerConnection, StreamError, close_code, connect,
 };
 pub use pki::{FederationCa, IssuedParty, PkiError, Validity, identity_from_cert};
+/// The QUIC endpoint type, re-exported so callers need not depend on quinn.
+pub use quinn::Endpoint;
 pub use server::{ShutdownSignal, ShutdownTrigger, serve};
-pub use tls::{ClientLimits, Credentials, ServerLimits, TlsFiles, client_endpoint, server_endpoint};
+pub use tls::{
+    ClientLimits, Credentials, ServerLimits, TlsFiles, client_endpoint, server_endpoint,
+};
 
 /// Failures setting up endpoints and connections.
 #[derive(Debug, thiserror::Error)]

@@ -54,7 +54,10 @@ pub struct Validity {
 impl Validity {
     /// From one hour before `now` for `days` days.
     pub fn days_from(now: OffsetDateTime, days: i64) -> Self {
-        Validity { not_before: now - Duration::hours(1), not_after: now + Duration::days(days) }
+        Validity {
+            not_before: now - Duration::hours(1),
+            not_after: now + Duration::days(days),
+        }
     }
 }
 
@@ -68,7 +71,9 @@ pub struct IssuedParty {
 
 impl std::fmt::Debug for IssuedParty {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedParty").field("key_pem", &"<redacted>").finish_non_exhaustive()
+        f.debug_struct("IssuedParty")
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,15 +93,21 @@ impl FederationCa {
     pub fn generate(federation: &str, validity: Validity) -> Result<Self, PkiError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, format!("fedprof CA {federation}"));
-        params.distinguished_name.push(DnType::OrganizationName, federation);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("fedprof CA {federation}"));
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, federation);
         // The CA signs party certificates only, never another CA.
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.not_before = validity.not_before;
         params.not_after = validity.not_after;
         let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
-        Ok(FederationCa { issuer: CertifiedIssuer::self_signed(params, key)? })
+        Ok(FederationCa {
+            issuer: CertifiedIssuer::self_signed(params, key)?,
+        })
     }
 
     /// The CA certificate (PEM), which every party trusts.
@@ -119,8 +130,12 @@ impl FederationCa {
     ) -> Result<IssuedParty, PkiError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, format!("{} {}", party.role, party.name));
-        params.subject_alt_names.push(SanType::URI(identity_uri(party).try_into()?));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{} {}", party.role, party.name));
+        params
+            .subject_alt_names
+            .push(SanType::URI(identity_uri(party).try_into()?));
         for name in server_names {
             // The same syntax check a dialling party applies to the name, so a certificate is
             // never issued for a name nobody could connect to.
@@ -138,7 +153,10 @@ impl FederationCa {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = match party.role {
             Role::Coordinator => {
-                vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
+                vec![
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                ]
             }
             Role::Node | Role::Analyst | Role::Auditor => vec![ExtendedKeyUsagePurpose::ClientAuth],
         };
@@ -147,7 +165,10 @@ impl FederationCa {
         params.not_after = validity.not_after;
         let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(IssuedParty { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(IssuedParty {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 }
 
@@ -162,7 +183,9 @@ fn identity_uri(party: &PartyId) -> String {
 pub fn identity_from_cert(der: &CertificateDer<'_>) -> Result<PartyId, PkiError> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
-    let san = cert.subject_alternative_name().map_err(|e| PkiError::Parse(e.to_string()))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| PkiError::Parse(e.to_string()))?;
     let uris: Vec<&str> = san
         .iter()
         .flat_map(|ext| ext.value.general_names.iter())
@@ -185,7 +208,9 @@ pub fn ed25519_public_key(der: &CertificateDer<'_>) -> Result<[u8; 32], PkiError
         x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
     let spki = cert.public_key();
     if spki.algorithm.algorithm != x509_parser::oid_registry::OID_SIG_ED25519 {
-        return Err(PkiError::Parse("the certificate's key is not Ed25519".into()));
+        return Err(PkiError::Parse(
+            "the certificate's key is not Ed25519".into(),
+        ));
     }
     <[u8; 32]>::try_from(spki.subject_public_key.data.as_ref())
         .map_err(|_| PkiError::Parse("the Ed25519 key is not 32 bytes".into()))
@@ -193,7 +218,10 @@ pub fn ed25519_public_key(der: &CertificateDer<'_>) -> Result<[u8; 32], PkiError
 
 fn parse_identity_uri(uri: &str) -> Option<PartyId> {
     let (role, name) = uri.strip_prefix(URI_SCHEME)?.split_once('/')?;
-    Some(PartyId { role: Role::from_label(role)?, name: PartyName::new(name).ok()? })
+    Some(PartyId {
+        role: Role::from_label(role)?,
+        name: PartyName::new(name).ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -202,7 +230,10 @@ mod tests {
     use rustls_pki_types::pem::PemObject;
 
     fn party(role: Role, name: &str) -> PartyId {
-        PartyId { role, name: PartyName::new(name).unwrap() }
+        PartyId {
+            role,
+            name: PartyName::new(name).unwrap(),
+        }
     }
 
     fn validity() -> Validity {
@@ -212,15 +243,23 @@ mod tests {
     #[test]
     fn issued_identity_reads_back() {
         let ca = FederationCa::generate("test", validity()).unwrap();
-        for p in [party(Role::Node, "branch-a"), party(Role::Analyst, "x"), party(Role::Auditor, "y")]
-        {
+        for p in [
+            party(Role::Node, "branch-a"),
+            party(Role::Analyst, "x"),
+            party(Role::Auditor, "y"),
+        ] {
             let issued = ca.issue(&p, &[], validity()).unwrap();
             let der = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();
             assert_eq!(identity_from_cert(&der).unwrap(), p);
         }
         let coord = party(Role::Coordinator, "coordinator");
-        let issued =
-            ca.issue(&coord, &["127.0.0.1".into(), "coord.example".into()], validity()).unwrap();
+        let issued = ca
+            .issue(
+                &coord,
+                &["127.0.0.1".into(), "coord.example".into()],
+                validity(),
+            )
+            .unwrap();
         let der = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();
         assert_eq!(identity_from_cert(&der).unwrap(), coord);
     }
@@ -230,7 +269,10 @@ mod tests {
         // A CA certificate has no fedprof:// URI.
         let ca = FederationCa::generate("test", validity()).unwrap();
         let der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
-        assert!(matches!(identity_from_cert(&der), Err(PkiError::NoIdentity(0))));
+        assert!(matches!(
+            identity_from_cert(&der),
+            Err(PkiError::NoIdentity(0))
+        ));
         assert!(matches!(
             identity_from_cert(&CertificateDer::from(vec![0x30, 0x03, 1, 2, 3])),
             Err(PkiError::Parse(_))
@@ -239,9 +281,17 @@ mod tests {
 
     #[test]
     fn identity_uris_are_strict() {
-        assert_eq!(parse_identity_uri("fedprof://node/a"), Some(party(Role::Node, "a")));
-        for bad in ["fedprof://admin/a", "fedprof://node/A", "fedprof://node", "http://node/a", "fedprof://node/a/b"]
-        {
+        assert_eq!(
+            parse_identity_uri("fedprof://node/a"),
+            Some(party(Role::Node, "a"))
+        );
+        for bad in [
+            "fedprof://admin/a",
+            "fedprof://node/A",
+            "fedprof://node",
+            "http://node/a",
+            "fedprof://node/a/b",
+        ] {
             assert_eq!(parse_identity_uri(bad), None, "{bad}");
         }
     }
@@ -249,7 +299,11 @@ mod tests {
     #[test]
     fn bad_server_name_is_reported() {
         let ca = FederationCa::generate("test", validity()).unwrap();
-        let err = ca.issue(&party(Role::Coordinator, "c"), &["bad name".into()], validity());
+        let err = ca.issue(
+            &party(Role::Coordinator, "c"),
+            &["bad name".into()],
+            validity(),
+        );
         assert!(matches!(err, Err(PkiError::BadServerName(_))), "{err:?}");
     }
 }
@@ -287,18 +341,25 @@ pub fn verify_party_cert(
     use rustls_pki_types::UnixTime;
     use rustls_pki_types::pem::PemObject;
 
-    let ca = CertificateDer::from_pem_slice(ca_pem).map_err(|e| PartyCertError::Pem(e.to_string()))?;
-    let cert = CertificateDer::from_pem_slice(cert_pem).map_err(|e| PartyCertError::Pem(e.to_string()))?;
+    let ca =
+        CertificateDer::from_pem_slice(ca_pem).map_err(|e| PartyCertError::Pem(e.to_string()))?;
+    let cert =
+        CertificateDer::from_pem_slice(cert_pem).map_err(|e| PartyCertError::Pem(e.to_string()))?;
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca).map_err(|e| PartyCertError::Ca(e.to_string()))?;
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-        .build()
+    roots
+        .add(ca)
         .map_err(|e| PartyCertError::Ca(e.to_string()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+            .build()
+            .map_err(|e| PartyCertError::Ca(e.to_string()))?;
     // Times before 1970 are not valid for any certificate we issue; clamp rather than fail.
     let secs = u64::try_from(at.unix_timestamp()).unwrap_or(0);
     let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
-    verifier.verify_client_cert(&cert, &[], now).map_err(|e| PartyCertError::Untrusted(e.to_string()))?;
+    verifier
+        .verify_client_cert(&cert, &[], now)
+        .map_err(|e| PartyCertError::Untrusted(e.to_string()))?;
     let party = identity_from_cert(&cert)?;
     let (_, parsed) =
         x509_parser::parse_x509_certificate(&cert).map_err(|e| PkiError::Parse(e.to_string()))?;
@@ -306,7 +367,8 @@ pub fn verify_party_cert(
     if spki.algorithm.algorithm != x509_parser::oid_registry::OID_SIG_ED25519 {
         return Err(PartyCertError::NotEd25519);
     }
-    let key = <[u8; 32]>::try_from(spki.subject_public_key.data.as_ref()).map_err(|_| PartyCertError::NotEd25519)?;
+    let key = <[u8; 32]>::try_from(spki.subject_public_key.data.as_ref())
+        .map_err(|_| PartyCertError::NotEd25519)?;
     Ok((party, key))
 }
 
@@ -316,7 +378,10 @@ mod verify_party_cert_tests {
     use rustls_pki_types::pem::PemObject;
 
     fn party(role: Role, name: &str) -> PartyId {
-        PartyId { role, name: PartyName::new(name).unwrap() }
+        PartyId {
+            role,
+            name: PartyName::new(name).unwrap(),
+        }
     }
 
     #[test]
@@ -327,19 +392,38 @@ mod verify_party_cert_tests {
         let other = FederationCa::generate("other", validity).unwrap();
         let p = party(Role::Node, "a");
         let issued = ca.issue(&p, &[], validity).unwrap();
-        let (got, key) = verify_party_cert(ca.cert_pem().as_bytes(), issued.cert_pem.as_bytes(), now).unwrap();
+        let (got, key) =
+            verify_party_cert(ca.cert_pem().as_bytes(), issued.cert_pem.as_bytes(), now).unwrap();
         assert_eq!(got, p);
         // The key is the one the PKCS#8 private key holds (its last 32 bytes in rcgen's v2 form).
-        let der = rustls_pki_types::PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
-        assert!(der.secret_der().ends_with(&key), "public key matches the private key file");
-        let coord = ca.issue(&party(Role::Coordinator, "c"), &["127.0.0.1".into()], validity).unwrap();
-        assert!(verify_party_cert(ca.cert_pem().as_bytes(), coord.cert_pem.as_bytes(), now).is_ok());
+        let der =
+            rustls_pki_types::PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
+        assert!(
+            der.secret_der().ends_with(&key),
+            "public key matches the private key file"
+        );
+        let coord = ca
+            .issue(
+                &party(Role::Coordinator, "c"),
+                &["127.0.0.1".into()],
+                validity,
+            )
+            .unwrap();
+        assert!(
+            verify_party_cert(ca.cert_pem().as_bytes(), coord.cert_pem.as_bytes(), now).is_ok()
+        );
         let foreign = other.issue(&p, &[], validity).unwrap();
         let err = verify_party_cert(ca.cert_pem().as_bytes(), foreign.cert_pem.as_bytes(), now);
         assert!(matches!(err, Err(PartyCertError::Untrusted(_))), "{err:?}");
         let later = now + Duration::days(3);
         let err = verify_party_cert(ca.cert_pem().as_bytes(), issued.cert_pem.as_bytes(), later);
-        assert!(matches!(err, Err(PartyCertError::Untrusted(_))), "expired: {err:?}");
-        assert!(matches!(verify_party_cert(b"junk", issued.cert_pem.as_bytes(), now), Err(PartyCertError::Pem(_))));
+        assert!(
+            matches!(err, Err(PartyCertError::Untrusted(_))),
+            "expired: {err:?}"
+        );
+        assert!(matches!(
+            verify_party_cert(b"junk", issued.cert_pem.as_bytes(), now),
+            Err(PartyCertError::Pem(_))
+        ));
     }
 }

@@ -54,8 +54,12 @@ impl ShutdownTrigger {
 ///   party, never reaches `handler`.
 /// - On shutdown: stop accepting, let handlers see the signal and finish for up to
 ///   `limits.shutdown_grace`, then close every connection and wait for the endpoint to go idle.
-pub async fn serve<H, F>(endpoint: quinn::Endpoint, limits: ServerLimits, mut shutdown: ShutdownSignal, handler: H)
-where
+pub async fn serve<H, F>(
+    endpoint: quinn::Endpoint,
+    limits: ServerLimits,
+    mut shutdown: ShutdownSignal,
+    handler: H,
+) where
     H: Fn(PeerConnection, ShutdownSignal) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
@@ -111,9 +115,15 @@ where
             }
         });
     }
-    info!(connections = active.load(Ordering::Acquire), "shutting down: no new connections");
+    info!(
+        connections = active.load(Ordering::Acquire),
+        "shutting down: no new connections"
+    );
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(limits.shutdown_grace, drain).await.is_err() {
+    if tokio::time::timeout(limits.shutdown_grace, drain)
+        .await
+        .is_err()
+    {
         warn!(grace = ?limits.shutdown_grace, "connections still open after the grace period; closing them");
         tasks.abort_all();
         // Wait until the aborted handlers are dropped (and their connections closed).

@@ -63,7 +63,10 @@ impl Credentials {
     /// Reads the files named in `files`.
     pub fn load(files: &TlsFiles) -> Result<Self, TransportError> {
         let read = |p: &Path| {
-            std::fs::read(p).map_err(|source| TransportError::ReadFile { path: p.to_owned(), source })
+            std::fs::read(p).map_err(|source| TransportError::ReadFile {
+                path: p.to_owned(),
+                source,
+            })
         };
         Self::from_pem(&read(&files.ca)?, &read(&files.cert)?, &read(&files.key)?).map_err(|e| {
             match e {
@@ -74,7 +77,11 @@ impl Credentials {
                         "certificate" => &files.cert,
                         _ => &files.key,
                     };
-                    TransportError::Pem { what, detail, path: Some(path.clone()) }
+                    TransportError::Pem {
+                        what,
+                        detail,
+                        path: Some(path.clone()),
+                    }
                 }
                 other => other,
             }
@@ -92,14 +99,18 @@ impl Credentials {
         };
         let mut roots = RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(ca) {
-            roots.add(c.map_err(pem_err("CA certificate"))?).map_err(|e| TransportError::Pem {
-                what: "CA certificate",
-                detail: e.to_string(),
-                path: None,
-            })?;
+            roots
+                .add(c.map_err(pem_err("CA certificate"))?)
+                .map_err(|e| TransportError::Pem {
+                    what: "CA certificate",
+                    detail: e.to_string(),
+                    path: None,
+                })?;
         }
         if roots.is_empty() {
-            return Err(pem_err("CA certificate")(rustls_pki_types::pem::Error::NoItemsFound));
+            return Err(pem_err("CA certificate")(
+                rustls_pki_types::pem::Error::NoItemsFound,
+            ));
         }
         let chain = CertificateDer::pem_slice_iter(cert)
             .collect::<Result<Vec<_>, _>>()
@@ -109,7 +120,12 @@ impl Credentials {
             .ok_or_else(|| pem_err("certificate")(rustls_pki_types::pem::Error::NoItemsFound))?;
         let identity = identity_from_cert(leaf)?;
         let key = PrivateKeyDer::from_pem_slice(key).map_err(pem_err("private key"))?;
-        Ok(Credentials { roots: Arc::new(roots), chain, key, identity })
+        Ok(Credentials {
+            roots: Arc::new(roots),
+            chain,
+            key,
+            identity,
+        })
     }
 
     /// Verifies another party's certificate received outside a handshake (e.g. in a job's
@@ -123,9 +139,12 @@ impl Credentials {
         let cert = CertificateDer::from(der.to_vec());
         let verifier = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
             .build()
-            .map_err(|e| TransportError::Config { detail: e.to_string() })?;
+            .map_err(|e| TransportError::Config {
+                detail: e.to_string(),
+            })?;
         let now = rustls_pki_types::UnixTime::since_unix_epoch(
-            now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default(),
+            now.duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
         );
         verifier.verify_client_cert(&cert, &[], now)?;
         let party = identity_from_cert(&cert)?;
@@ -188,7 +207,10 @@ pub struct ClientLimits {
 
 impl Default for ClientLimits {
     fn default() -> Self {
-        ClientLimits { idle_timeout: Duration::from_secs(30), max_frame: FrameLimit::DEFAULT }
+        ClientLimits {
+            idle_timeout: Duration::from_secs(30),
+            max_frame: FrameLimit::DEFAULT,
+        }
     }
 }
 
@@ -196,7 +218,10 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn transport_config(idle: Duration, keep_alive: bool) -> Result<quinn::TransportConfig, TransportError> {
+fn transport_config(
+    idle: Duration,
+    keep_alive: bool,
+) -> Result<quinn::TransportConfig, TransportError> {
     let mut t = quinn::TransportConfig::default();
     let timeout = quinn::IdleTimeout::try_from(idle).map_err(|_| TransportError::Config {
         detail: format!("idle timeout {idle:?} is out of range"),
@@ -219,16 +244,20 @@ pub fn server_endpoint(
     limits: &ServerLimits,
 ) -> Result<quinn::Endpoint, TransportError> {
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(creds.roots.clone(), provider.clone())
-        .build()
-        .map_err(|e| TransportError::Config { detail: e.to_string() })?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(creds.roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| TransportError::Config {
+                detail: e.to_string(),
+            })?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(creds.chain.clone(), creds.key.clone_key())?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let quic = QuicServerConfig::try_from(tls)
-        .map_err(|e| TransportError::Config { detail: e.to_string() })?;
+    let quic = QuicServerConfig::try_from(tls).map_err(|e| TransportError::Config {
+        detail: e.to_string(),
+    })?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(Arc::new(transport_config(limits.idle_timeout, false)?));
     quinn::Endpoint::server(config, addr).map_err(|source| TransportError::Bind { addr, source })
@@ -246,8 +275,9 @@ pub fn client_endpoint(
         .with_root_certificates(creds.roots.clone())
         .with_client_auth_cert(creds.chain.clone(), creds.key.clone_key())?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let quic = QuicClientConfig::try_from(tls)
-        .map_err(|e| TransportError::Config { detail: e.to_string() })?;
+    let quic = QuicClientConfig::try_from(tls).map_err(|e| TransportError::Config {
+        detail: e.to_string(),
+    })?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(Arc::new(transport_config(limits.idle_timeout, true)?));
     let bind: SocketAddr = if peer_family.is_ipv6() {
@@ -255,9 +285,8 @@ pub fn client_endpoint(
     } else {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     };
-    let mut endpoint =
-        quinn::Endpoint::client(bind).map_err(|source| TransportError::Bind { addr: bind, source })?;
+    let mut endpoint = quinn::Endpoint::client(bind)
+        .map_err(|source| TransportError::Bind { addr: bind, source })?;
     endpoint.set_default_client_config(config);
     Ok(endpoint)
 }
-

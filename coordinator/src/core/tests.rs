@@ -6,12 +6,22 @@ use super::*;
 use fedprof_privacy::Rho;
 
 fn party(role: Role, name: &str) -> PartyId {
-    PartyId { role, name: PartyName::new(name).unwrap() }
+    PartyId {
+        role,
+        name: PartyName::new(name).unwrap(),
+    }
 }
 
 fn env(job: u64, body: Body) -> Envelope {
     // Sequence numbers are checked by the transport, not the core.
-    Envelope { header: Header { job: JobId(job), round: RoundId(0), seq: 0 }, body }
+    Envelope {
+        header: Header {
+            job: JobId(job),
+            round: RoundId(0),
+            seq: 0,
+        },
+        body,
+    }
 }
 
 struct Fed {
@@ -21,14 +31,20 @@ struct Fed {
 
 impl Fed {
     fn new(min_nodes: usize) -> Self {
-        let policy = RoundPolicy { min_nodes, timeout: Duration::from_secs(5) };
+        let policy = RoundPolicy {
+            min_nodes,
+            timeout: Duration::from_secs(5),
+        };
         let release = ReleasePolicy {
             rho_per_job: Rho::from_ratio_exact(num_rational::Ratio::new(1u8.into(), 2u8.into())),
             max_rows_per_customer: 10,
             max_abs_amount_minor: 1000,
             colluders: 0,
         };
-        Fed { core: Coordinator::new(policy, release), now: Instant::now() }
+        Fed {
+            core: Coordinator::new(policy, release),
+            now: Instant::now(),
+        }
     }
 
     fn input(&mut self, input: Input) -> Vec<Output> {
@@ -36,19 +52,35 @@ impl Fed {
     }
 
     fn connect(&mut self, conn: ConnId, role: Role, name: &str) {
-        let key = fedprof_crypto::SigningKey::from_seed(&fedprof_crypto::SecretKey32::from_bytes([conn as u8; 32]))
-            .verifying_key();
-        let connected = Input::Connected { conn, party: party(role, name), certificate: vec![], key };
+        let key = fedprof_crypto::SigningKey::from_seed(&fedprof_crypto::SecretKey32::from_bytes(
+            [conn as u8; 32],
+        ))
+        .verifying_key();
+        let connected = Input::Connected {
+            conn,
+            party: party(role, name),
+            certificate: vec![],
+            key,
+        };
         assert!(self.input(connected).is_empty());
     }
 
     fn say(&mut self, conn: ConnId, job: u64, body: Body) -> Vec<Output> {
-        self.input(Input::Message { conn, envelope: env(job, body) })
+        self.input(Input::Message {
+            conn,
+            envelope: env(job, body),
+        })
     }
 
     fn register(&mut self, conn: ConnId, name: &str) {
         self.connect(conn, Role::Node, name);
-        let out = self.say(conn, 0, Body::Register(Register { software: "test".into() }));
+        let out = self.say(
+            conn,
+            0,
+            Body::Register(Register {
+                software: "test".into(),
+            }),
+        );
         assert!(
             matches!(&out[0], Output::Send { conn: c, body: Body::Registered(r), .. } if *c == conn && r.party.name.as_str() == name),
             "{out:?}"
@@ -57,14 +89,21 @@ impl Fed {
 }
 
 fn closes_with(out: &[Output], conn: ConnId, code: ErrorCode) -> bool {
-    out.iter().any(|o| matches!(o, Output::Close { conn: c, code: k, .. } if *c == conn && *k == code))
+    out.iter()
+        .any(|o| matches!(o, Output::Close { conn: c, code: k, .. } if *c == conn && *k == code))
 }
 
 #[test]
 fn an_analyst_certificate_cannot_register_as_a_node() {
     let mut f = Fed::new(1);
     f.connect(1, Role::Analyst, "x");
-    let out = f.say(1, 0, Body::Register(Register { software: "evil".into() }));
+    let out = f.say(
+        1,
+        0,
+        Body::Register(Register {
+            software: "evil".into(),
+        }),
+    );
     assert!(closes_with(&out, 1, ErrorCode::RoleNotPermitted), "{out:?}");
     assert!(f.core.nodes().is_empty());
 }
@@ -77,10 +116,22 @@ fn auditors_and_coordinators_cannot_submit_jobs_and_nodes_must_register_first() 
     assert!(closes_with(&out, 1, ErrorCode::RoleNotPermitted), "{out:?}");
     f.connect(2, Role::Node, "a");
     let out = f.say(2, 1, Body::Accept);
-    assert!(closes_with(&out, 2, ErrorCode::UnexpectedMessage), "{out:?}");
+    assert!(
+        closes_with(&out, 2, ErrorCode::UnexpectedMessage),
+        "{out:?}"
+    );
     f.register(3, "b");
-    let out = f.say(3, 0, Body::Register(Register { software: "again".into() }));
-    assert!(closes_with(&out, 3, ErrorCode::UnexpectedMessage), "registering twice: {out:?}");
+    let out = f.say(
+        3,
+        0,
+        Body::Register(Register {
+            software: "again".into(),
+        }),
+    );
+    assert!(
+        closes_with(&out, 3, ErrorCode::UnexpectedMessage),
+        "registering twice: {out:?}"
+    );
     assert!(f.core.nodes().is_empty());
 }
 
@@ -94,7 +145,12 @@ fn analyst_job_runs_over_registered_nodes_and_the_outcome_returns() {
     let announced: Vec<ConnId> = out
         .iter()
         .filter_map(|o| match o {
-            Output::Send { conn, job: JobId(1), body: Body::JobAnnounce(_), .. } => Some(*conn),
+            Output::Send {
+                conn,
+                job: JobId(1),
+                body: Body::JobAnnounce(_),
+                ..
+            } => Some(*conn),
             _ => None,
         })
         .collect();
@@ -103,7 +159,14 @@ fn analyst_job_runs_over_registered_nodes_and_the_outcome_returns() {
     f.now += Duration::from_secs(6);
     let out = f.input(Input::Tick);
     assert!(
-        out.iter().any(|o| matches!(o, Output::Send { conn: 9, body: Body::Outcome(JobOutcome::Aborted { .. }), .. })),
+        out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                conn: 9,
+                body: Body::Outcome(JobOutcome::Aborted { .. }),
+                ..
+            }
+        )),
         "{out:?}"
     );
 }
@@ -114,16 +177,34 @@ fn a_node_lost_mid_job_leaves_the_round_and_the_next_job_runs_without_it() {
     for (conn, name) in [(1, "a"), (2, "b"), (3, "c")] {
         f.register(conn, name);
     }
-    let out = f.input(Input::SubmitJob { spec: JobSpec::TransactionTotals, requester: Requester::Local(1), graph_seed: [1; 32] });
+    let out = f.input(Input::SubmitJob {
+        spec: JobSpec::TransactionTotals,
+        requester: Requester::Local(1),
+        graph_seed: [1; 32],
+    });
     assert_eq!(out.len(), 3, "one announcement per node: {out:?}");
-    let out = f.input(Input::Closed { conn: 2, reason: "connection lost: reset".into() });
-    assert!(out.contains(&Output::NodesChanged(vec![PartyName::new("a").unwrap(), PartyName::new("c").unwrap()])));
+    let out = f.input(Input::Closed {
+        conn: 2,
+        reason: "connection lost: reset".into(),
+    });
+    assert!(out.contains(&Output::NodesChanged(vec![
+        PartyName::new("a").unwrap(),
+        PartyName::new("c").unwrap()
+    ])));
     // The next job is announced to the remaining nodes only.
-    let out = f.input(Input::SubmitJob { spec: JobSpec::TransactionTotals, requester: Requester::Local(2), graph_seed: [2; 32] });
+    let out = f.input(Input::SubmitJob {
+        spec: JobSpec::TransactionTotals,
+        requester: Requester::Local(2),
+        graph_seed: [2; 32],
+    });
     let announced: Vec<ConnId> = out
         .iter()
         .filter_map(|o| match o {
-            Output::Send { conn, body: Body::JobAnnounce(_), .. } => Some(*conn),
+            Output::Send {
+                conn,
+                body: Body::JobAnnounce(_),
+                ..
+            } => Some(*conn),
             _ => None,
         })
         .collect();
@@ -135,11 +216,20 @@ fn a_reconnecting_node_replaces_its_old_connection() {
     let mut f = Fed::new(1);
     f.register(1, "a");
     f.connect(2, Role::Node, "a");
-    let out = f.say(2, 0, Body::Register(Register { software: "t".into() }));
+    let out = f.say(
+        2,
+        0,
+        Body::Register(Register {
+            software: "t".into(),
+        }),
+    );
     assert!(closes_with(&out, 1, ErrorCode::Replaced), "{out:?}");
     assert_eq!(f.core.nodes(), vec![PartyName::new("a").unwrap()]);
     // The old connection's close does not unregister the new one.
-    f.input(Input::Closed { conn: 1, reason: "replaced".into() });
+    f.input(Input::Closed {
+        conn: 1,
+        reason: "replaced".into(),
+    });
     assert_eq!(f.core.nodes().len(), 1);
 }
 
@@ -148,13 +238,29 @@ fn messages_about_unknown_jobs_are_refused_and_late_ones_ignored() {
     let mut f = Fed::new(1);
     f.register(1, "a");
     f.register(2, "b");
-    f.input(Input::SubmitJob { spec: JobSpec::TransactionTotals, requester: Requester::Local(1), graph_seed: [1; 32] });
+    f.input(Input::SubmitJob {
+        spec: JobSpec::TransactionTotals,
+        requester: Requester::Local(1),
+        graph_seed: [1; 32],
+    });
     f.say(1, 1, Body::Accept);
     // Nobody advertises keys: the round aborts at the deadline.
     f.now += Duration::from_secs(6);
     let out = f.input(Input::Tick);
-    assert!(out.iter().any(|o| matches!(o, Output::JobFinished { outcome: JobOutcome::Aborted { .. }, .. })), "{out:?}");
-    assert!(f.say(2, 1, Body::Accept).is_empty(), "late answer to a settled job is ignored");
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::JobFinished {
+                outcome: JobOutcome::Aborted { .. },
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+    assert!(
+        f.say(2, 1, Body::Accept).is_empty(),
+        "late answer to a settled job is ignored"
+    );
     let out = f.say(2, 42, Body::Accept);
     assert!(closes_with(&out, 2, ErrorCode::UnknownJob), "{out:?}");
 }

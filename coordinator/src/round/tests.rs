@@ -24,7 +24,10 @@ fn release(min: u32) -> ReleaseParams {
 }
 
 fn policy(min_nodes: usize) -> RoundPolicy {
-    RoundPolicy { min_nodes, timeout: Duration::from_secs(10) }
+    RoundPolicy {
+        min_nodes,
+        timeout: Duration::from_secs(10),
+    }
 }
 
 enum Sim {
@@ -46,39 +49,77 @@ struct Fed {
 impl Fed {
     fn start(names: &[&str], min: u32) -> Fed {
         let mut rng = ChaCha20Rng::seed_from_u64(9);
-        let keys: Vec<SigningKey> = names.iter().map(|_| SigningKey::generate(&mut rng)).collect();
+        let keys: Vec<SigningKey> = names
+            .iter()
+            .map(|_| SigningKey::generate(&mut rng))
+            .collect();
         let participants = names
             .iter()
             .zip(&keys)
-            .map(|(n, k)| Participant { name: name(n), certificate: vec![1, 2, 3], key: k.verifying_key() })
+            .map(|(n, k)| Participant {
+                name: name(n),
+                certificate: vec![1, 2, 3],
+                key: k.verifying_key(),
+            })
             .collect();
         let now = Instant::now();
-        let (round, effects) =
-            Round::start(JobId(7), JobSpec::TransactionTotals, participants, release(min), policy(min as usize), [5; 32], now);
+        let (round, effects) = Round::start(
+            JobId(7),
+            JobSpec::TransactionTotals,
+            participants,
+            release(min),
+            policy(min as usize),
+            [5; 32],
+            now,
+        );
         let mut nodes = Vec::new();
         let mut inbox = Vec::new();
         for (effect, key) in effects.into_iter().zip(&keys) {
-            let RoundEffect::Send { node, body: Body::JobAnnounce(announce) } = effect else {
+            let RoundEffect::Send {
+                node,
+                body: Body::JobAnnounce(announce),
+            } = effect
+            else {
                 panic!("{effect:?}")
             };
             // Each node builds the configuration from the announcement, as a node process does.
-            let me = announce.secagg.roster.iter().position(|e| e.name == node).unwrap() as u32;
+            let me = announce
+                .secagg
+                .roster
+                .iter()
+                .position(|e| e.name == node)
+                .unwrap() as u32;
             let parties = announce
                 .secagg
                 .roster
                 .iter()
                 .zip(&keys)
-                .map(|(e, k)| Party { name: e.name.to_string(), verifying_key: k.verifying_key() })
+                .map(|(e, k)| Party {
+                    name: e.name.to_string(),
+                    verifying_key: k.verifying_key(),
+                })
                 .collect();
             let config = Arc::new(
-                RoundConfig::new(RoundTag { job: 7, round: 0 }, parties, 3, GraphSpec::Complete, Some(announce.secagg.threshold as usize))
-                    .unwrap(),
+                RoundConfig::new(
+                    RoundTag { job: 7, round: 0 },
+                    parties,
+                    3,
+                    GraphSpec::Complete,
+                    Some(announce.secagg.threshold as usize),
+                )
+                .unwrap(),
             );
             let (state, advert) = fedprof_secagg::node::start(config, me, key, &mut rng).unwrap();
             inbox.push((node.clone(), Body::SecAgg(NodeMessage::Advertise(advert))));
             nodes.push((node, Sim::Directory(state)));
         }
-        let mut fed = Fed { round, nodes, rng, now, inbox: Vec::new() };
+        let mut fed = Fed {
+            round,
+            nodes,
+            rng,
+            now,
+            inbox: Vec::new(),
+        };
         // Deliver the advertisements to the round.
         for (node, body) in inbox {
             let effects = fed.round.on_message(&node, body, now).unwrap();
@@ -99,8 +140,12 @@ impl Fed {
     fn step(&mut self, input: impl Fn(usize) -> Vec<u64>) {
         let inbox = std::mem::take(&mut self.inbox);
         for (node, body) in inbox {
-            let Some(i) = self.nodes.iter().position(|(n, _)| *n == node) else { continue };
-            let Body::SecAggRelay(message) = body else { continue };
+            let Some(i) = self.nodes.iter().position(|(n, _)| *n == node) else {
+                continue;
+            };
+            let Body::SecAggRelay(message) = body else {
+                continue;
+            };
             let sim = std::mem::replace(&mut self.nodes[i].1, Sim::Gone);
             let (next, reply) = match (sim, message) {
                 (Sim::Directory(s), CoordinatorMessage::Directory(d)) => {
@@ -113,16 +158,20 @@ impl Fed {
                     let (n, m) = s.on_bundle(&b, &input(roster_index)).unwrap();
                     (Sim::Unmask(n), NodeMessage::Masked(m))
                 }
-                (Sim::Unmask(s), CoordinatorMessage::Unmask(r)) => {
-                    (Sim::Gone, NodeMessage::Unmask(s.on_unmask_request(&r).unwrap()))
-                }
+                (Sim::Unmask(s), CoordinatorMessage::Unmask(r)) => (
+                    Sim::Gone,
+                    NodeMessage::Unmask(s.on_unmask_request(&r).unwrap()),
+                ),
                 (other, _) => {
                     self.nodes[i].1 = other;
                     continue;
                 }
             };
             self.nodes[i].1 = next;
-            let effects = self.round.on_message(&node, Body::SecAgg(reply), self.now).unwrap();
+            let effects = self
+                .round
+                .on_message(&node, Body::SecAgg(reply), self.now)
+                .unwrap();
             self.absorb(effects);
         }
     }
@@ -135,7 +184,11 @@ impl Fed {
 }
 
 fn vector(i: usize) -> Vec<u64> {
-    vec![i as u64 + 1, 10 * (i as u64 + 1), (-(i as i64) * 100) as u64]
+    vec![
+        i as u64 + 1,
+        10 * (i as u64 + 1),
+        (-(i as i64) * 100) as u64,
+    ]
 }
 
 #[test]
@@ -150,7 +203,10 @@ fn the_round_releases_exactly_the_sum_of_the_vectors() {
     assert_eq!(result.values, vec![6, 60, (-300i64) as u64]);
     assert_eq!(result.contributors, vec![name("a"), name("b"), name("c")]);
     assert!(failures.is_empty(), "{failures:?}");
-    assert!(f.inbox.iter().all(|(_, b)| matches!(b, Body::Result(_))), "results go to contributors");
+    assert!(
+        f.inbox.iter().all(|(_, b)| matches!(b, Body::Result(_))),
+        "results go to contributors"
+    );
     assert_eq!(f.inbox.len(), 3);
 }
 
@@ -168,14 +224,23 @@ fn a_node_lost_after_sharing_keys_is_unmasked_out_and_reported() {
     // a, b, d: 1+2+4, 10+20+40, 0-100-300.
     assert_eq!(result.values, vec![7, 70, (-400i64) as u64]);
     assert_eq!(failures.len(), 1);
-    assert!(failures[0].reason.contains("connection lost: killed"), "{failures:?}");
+    assert!(
+        failures[0].reason.contains("connection lost: killed"),
+        "{failures:?}"
+    );
 }
 
 #[test]
 fn a_refusal_counts_as_a_failure_and_too_few_survivors_release_nothing() {
     let mut f = Fed::start(&["a", "b", "c"], 3);
-    let refusal = Refusal { reason: RefuseReason::BudgetExhausted, detail: "cap reached".into() };
-    let effects = f.round.on_message(&name("b"), Body::Refuse(refusal), f.now).unwrap();
+    let refusal = Refusal {
+        reason: RefuseReason::BudgetExhausted,
+        detail: "cap reached".into(),
+    };
+    let effects = f
+        .round
+        .on_message(&name("b"), Body::Refuse(refusal), f.now)
+        .unwrap();
     f.absorb(effects);
     for _ in 0..3 {
         f.step(vector);
@@ -183,8 +248,15 @@ fn a_refusal_counts_as_a_failure_and_too_few_survivors_release_nothing() {
     let Some(JobOutcome::Aborted { failures, .. }) = f.round.outcome() else {
         panic!("{:?}", f.round.outcome())
     };
-    assert!(failures.iter().any(|x| x.node == name("b") && x.reason.contains("BudgetExhausted")));
-    assert!(!f.inbox.iter().any(|(_, b)| matches!(b, Body::Result(_))), "nothing released");
+    assert!(
+        failures
+            .iter()
+            .any(|x| x.node == name("b") && x.reason.contains("BudgetExhausted"))
+    );
+    assert!(
+        !f.inbox.iter().any(|(_, b)| matches!(b, Body::Result(_))),
+        "nothing released"
+    );
 }
 
 #[test]
@@ -203,23 +275,60 @@ fn silent_nodes_time_out_phase_by_phase() {
         panic!("{:?}", f.round.outcome())
     };
     assert_eq!(result.values, vec![3, 30, (-100i64) as u64]);
-    assert!(failures[0].reason.contains("no answer in phase"), "{failures:?}");
+    assert!(
+        failures[0].reason.contains("no answer in phase"),
+        "{failures:?}"
+    );
 }
 
 #[test]
 fn too_few_nodes_abort_at_once_and_strangers_are_refused() {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let p = Participant { name: name("a"), certificate: vec![], key: SigningKey::generate(&mut rng).verifying_key() };
-    let (mut r, effects) =
-        Round::start(JobId(1), JobSpec::TransactionTotals, vec![p], release(2), policy(2), [0; 32], Instant::now());
-    assert!(effects.is_empty(), "nobody computes for a round that cannot release");
-    assert!(matches!(r.outcome(), Some(JobOutcome::Aborted { reason, .. }) if reason.contains("at least 2")));
-    assert_eq!(r.on_message(&name("z"), Body::Accept, Instant::now()), Err(RoundError::NotAMember(name("z"))));
+    let p = Participant {
+        name: name("a"),
+        certificate: vec![],
+        key: SigningKey::generate(&mut rng).verifying_key(),
+    };
+    let (mut r, effects) = Round::start(
+        JobId(1),
+        JobSpec::TransactionTotals,
+        vec![p],
+        release(2),
+        policy(2),
+        [0; 32],
+        Instant::now(),
+    );
+    assert!(
+        effects.is_empty(),
+        "nobody computes for a round that cannot release"
+    );
+    assert!(
+        matches!(r.outcome(), Some(JobOutcome::Aborted { reason, .. }) if reason.contains("at least 2"))
+    );
+    assert_eq!(
+        r.on_message(&name("z"), Body::Accept, Instant::now()),
+        Err(RoundError::NotAMember(name("z")))
+    );
 }
 
 #[test]
 fn messages_that_do_not_belong_in_a_round_are_rejected() {
     let mut f = Fed::start(&["a", "b", "c"], 2);
-    let effects = f.round.on_message(&name("a"), Body::Submit(fedprof_protocol::Contribution { values: vec![1, 2, 3] }), f.now).unwrap();
-    assert!(matches!(&effects[..], [RoundEffect::Reject { code: ErrorCode::UnexpectedMessage, .. }]));
+    let effects = f
+        .round
+        .on_message(
+            &name("a"),
+            Body::Submit(fedprof_protocol::Contribution {
+                values: vec![1, 2, 3],
+            }),
+            f.now,
+        )
+        .unwrap();
+    assert!(matches!(
+        &effects[..],
+        [RoundEffect::Reject {
+            code: ErrorCode::UnexpectedMessage,
+            ..
+        }]
+    ));
 }

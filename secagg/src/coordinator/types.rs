@@ -1,7 +1,7 @@
 //! The coordinator's public vocabulary: phases, progress, steps, refusals and abort reasons.
 
-use fedprof_protocol::secagg::{CoordinatorMessage, RoundTag};
 use crate::unmask::UnmaskedSum;
+use fedprof_protocol::secagg::{CoordinatorMessage, RoundTag};
 
 /// Where a round stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
