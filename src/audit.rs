@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use fedprof_ledger::audit::{self, AuditFailure, AuditInput, AuditReport, LedgerText};
-use fedprof_ledger::{KeyRing, epsilon_at_delta};
+use fedprof_ledger::{KeyRing, epsilon_at_delta, epsilon_simple_at_delta};
 use fedprof_protocol::{PartyId, PartyName, Role};
 use fedprof_transport::pki::verify_party_cert;
 use serde_json::{Value, json};
@@ -188,6 +188,7 @@ fn to_json(report: &AuditReport, delta: f64) -> Value {
                 "rho": p.spent.to_string(),
                 "rho_f64": p.spent.to_f64(),
                 "epsilon": epsilon_at_delta(&p.spent, delta),
+                "epsilon_simple": epsilon_simple_at_delta(&p.spent, delta),
                 "delta": delta,
                 "cap_rho": p.cap.to_string(),
                 "remaining_rho": n.remaining().to_string(),
@@ -239,7 +240,11 @@ fn render_table(report: &AuditReport, delta: f64) -> String {
             p.spent.to_string(),
             format!("{:.6}", p.spent.to_f64()),
             p.cap.to_string(),
-            format!("{:.4}", epsilon_at_delta(&p.spent, delta)),
+            format!(
+                "{:.4} ({:.4})",
+                epsilon_at_delta(&p.spent, delta),
+                epsilon_simple_at_delta(&p.spent, delta)
+            ),
             n.remaining().to_string(),
         ]);
     }
@@ -257,7 +262,7 @@ fn render_table(report: &AuditReport, delta: f64) -> String {
         let _ = writeln!(out, "{}", cells.join("  ").trim_end());
     }
     out.push_str(
-        "\nReleases: debits in all periods (published: used by a recorded release); rho and cap: current period.\nEpsilon is the bound rho + 2*sqrt(rho*ln(1/delta)).\n",
+        "\nReleases: debits in all periods (published: used by a recorded release); rho and cap: current period.\nEpsilon: the tight Canonne-Kamath-Steinke conversion of rho, and in brackets the simple bound rho + 2*sqrt(rho*ln(1/delta)).\n",
     );
     out
 }

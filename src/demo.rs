@@ -150,6 +150,26 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
         let _ = t.await;
     }
     let _ = server.await;
+
+    // The auditor's view: every node hands over its ledger; the coordinator's is already in
+    // federation/ledgers/. The audit checks chains, signatures against the CA, that the
+    // release is covered by every contributor's debit, and recomputes rho and epsilon.
+    progress.step("auditing the ledgers");
+    for name in &names {
+        let from = fed_dir
+            .join("state")
+            .join(format!("node-{name}"))
+            .join("ledger.jsonl");
+        let to = fed_dir.join("ledgers").join(format!("node-{name}.jsonl"));
+        fs::copy(&from, &to).with_context(|| format!("cannot copy {}", from.display()))?;
+    }
+    let audit = crate::audit::run(&crate::audit::AuditCommand::Report(
+        crate::audit::AuditArgs {
+            dir: fed_dir.clone(),
+            json: false,
+            delta: 1e-6,
+        },
+    ));
     progress.finish();
 
     let mut out = String::new();
@@ -184,15 +204,26 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
         }
     ));
     out.push_str(&format!(
-        "\nFiles (kept): {}\n  federation/ca.pem, coordinator.toml, node-*.toml, analyst-analyst.toml, parties/*/ (keys mode 0600)\n  federation/data/<node>/transactions.csv\nRun the parts yourself:\n  fedprof coordinator --config {}\n  fedprof node --config {}\n  fedprof job submit --config {}\n",
+        "\nFiles (kept): {}\n  federation/ca.pem, coordinator.toml, node-*.toml, analyst-analyst.toml, parties/*/ (keys mode 0600)\n  federation/data/<node>/transactions.csv, federation/state/node-*/ (node ledgers), federation/ledgers/ (audit copy)\nRun the parts yourself:\n  fedprof coordinator --config {}\n  fedprof node --config {}\n  fedprof job submit --config {}\n",
         dir.display(),
         fed.coordinator_config.display(),
         fed.node_configs.first().map(|(_, p)| p.display().to_string()).unwrap_or_default(),
         fed.analyst_configs.first().map(|(_, p)| p.display().to_string()).unwrap_or_default(),
     ));
+    let audit_ok = audit.is_ok();
+    match audit {
+        Ok(text) => out.push_str(&format!(
+            "\nAudit of the signed ledgers (fedprof audit report {}): verified\n{text}",
+            fed_dir.display()
+        )),
+        Err((text, failure)) => out.push_str(&format!("\nAudit FAILED: {failure}\n{text}")),
+    }
     print_stdout(&out);
     if check.is_none() {
         bail!("the job released nothing");
+    }
+    if !audit_ok {
+        bail!("the ledgers do not verify");
     }
     Ok(DemoReport {
         dir,

@@ -214,7 +214,20 @@ fn coordinator_toml(federation: &str, listen: &str, rel: &str) -> String {
          # Fewest contributing nodes for any result to be released.\n\
          min_nodes = 2\n\
          # Seconds nodes get to contribute after a job is announced.\n\
-         contribution_timeout_secs = 120\n",
+         contribution_timeout_secs = 120\n\n\
+         [privacy]\n\
+         # Most zCDP loss (exact rho) one job may cost each node; noise is sized to fit it.\n\
+         rho_per_job = \"1/2\"\n\
+         # Each customer counts for at most this many rows, and this amount (minor units).\n\
+         max_rows_per_customer = 100\n\
+         max_abs_amount_minor = 1000000\n\
+         # Nodes assumed to collude with the coordinator (below rounds.min_nodes).\n\
+         colluders = 1\n\n\
+         [ledger]\n\
+         # Every release is recorded here, with the nodes' signed debits, before it is published.\n\
+         path = \"ledgers/coordinator.jsonl\"\n\
+         # Published cells counting fewer customers are suppressed.\n\
+         min_cell_size = 10\n",
         tls = tls_section(rel)
     )
 }
@@ -273,7 +286,15 @@ fn node_toml(name: &PartyName, coordinator: &str, rel: &str) -> String {
          # Seconds of silence before the connection is considered dead.\n\
          idle_timeout_secs = 30\n\
          # Largest accepted message frame, in bytes.\n\
-         max_frame_bytes = 16777216\n",
+         max_frame_bytes = 16777216\n\n\
+         [privacy]\n\
+         # This node's signed, hash-chained budget ledger (and the noisy vectors it sent).\n\
+         # Every release is debited here, durably, before anything leaves the node.\n\
+         ledger = \"state/node-{name}\"\n\
+         # Most zCDP loss (exact rho) this node spends per period; jobs beyond it are refused.\n\
+         cap_rho = \"2/1\"\n\
+         # Budget period (YYYY-MM); default: the current month (UTC).\n\
+         # period = \"2026-11\"\n",
         tls = tls_section(rel)
     )
 }

@@ -9,8 +9,10 @@
 #   DuckDB:  ingest_duckdb.py, the same per-customer features in SQL (id normalization, as_of
 #            filter, per-day totals, first-day total, shares), no pseudonyms or quarantine.
 # Runs are interleaved (fedprof, duckdb, fedprof, ...) and the best of ROUNDS is kept, since this
-# machine's timings drift; peak RSS comes from GNU time. The last line is
-#   RATIO ingest-parquet <fedprof rows/s divided by DuckDB rows/s>   (above 1: fedprof faster)
+# machine's timings drift; CPU seconds (user + system) and peak RSS come from GNU time, and the
+# CPU column is the per-core cost (on a loaded 2-vCPU machine, wall time mostly measures the
+# neighbours). The last line is
+#   RATIO ingest-parquet <fedprof rows/s divided by DuckDB rows/s>   (wall clock; above 1: fedprof faster)
 #
 # Usage: benches/compare/ingest.sh [CUSTOMERS] [ROUNDS]   (defaults 1000000 and 3)
 # Needs: cargo, python3 (a venv with duckdb is created under /tmp), GNU time.
@@ -41,29 +43,33 @@ rows=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['transact
 key="$work/pseudonym.key"
 [ -f "$key" ] || { python3 -c "import secrets; print(secrets.token_hex(32))" > "$key"; chmod 600 "$key"; }
 
-# run ENGINE FORMAT -> "seconds peak_kib"
+# run ENGINE FORMAT -> "seconds peak_kib user_s sys_s"
 run() {
   local engine=$1 format=$2 file="$data/branch-1/transactions.$2" log="$work/time.log"
   rm -f "$work/out-$engine.parquet"
   if [ "$engine" = fedprof ]; then
-    /usr/bin/time -o "$log" -f "%e %M" "$bin" features --transactions "$file" --customer-col customer_id \
+    /usr/bin/time -o "$log" -f "%e %M %U %S" "$bin" features --transactions "$file" --customer-col customer_id \
       --date-col date --amount-col amount --channel-col channel --category-col category \
       --as-of 2026-06-30 --pseudonym-key "$key" --out "$work/out-$engine.parquet" > /dev/null
   else
-    /usr/bin/time -o "$log" -f "%e %M" "$venv/bin/python" benches/compare/ingest_duckdb.py "$file" \
+    /usr/bin/time -o "$log" -f "%e %M %U %S" "$venv/bin/python" benches/compare/ingest_duckdb.py "$file" \
       "$work/out-$engine.parquet" > /dev/null
   fi
   tail -n 1 "$log"
 }
 
-declare -A best_s best_m
+declare -A best_s best_m best_c
 for format in parquet csv; do
   for engine in fedprof duckdb; do best_s[$engine-$format]=999999; best_m[$engine-$format]=0; done
   for _ in $(seq "$rounds"); do
     for engine in fedprof duckdb; do
-      read -r s m < <(run "$engine" "$format")
+      read -r s m u k < <(run "$engine" "$format")
+      c=$(python3 -c "print(round($u + $k, 2))")
       if python3 -c "import sys; sys.exit(0 if float('$s') < float('${best_s[$engine-$format]}') else 1)"; then
         best_s[$engine-$format]=$s; best_m[$engine-$format]=$m
+      fi
+      if [ -z "${best_c[$engine-$format]:-}" ] || python3 -c "import sys; sys.exit(0 if $c < ${best_c[$engine-$format]} else 1)"; then
+        best_c[$engine-$format]=$c
       fi
     done
   done
@@ -72,13 +78,13 @@ done
 echo
 echo "Ingest of $rows transactions / $customers customers, best of $rounds interleaved runs ($(nproc) vCPU):"
 echo
-echo "| engine | format | seconds | rows/s | peak RSS |"
-echo "|---|---|---:|---:|---:|"
+echo "| engine | format | wall s | rows/s (wall) | CPU s (user+sys) | rows/s per core | peak RSS |"
+echo "|---|---|---:|---:|---:|---:|---:|"
 for format in parquet csv; do
   for engine in fedprof duckdb; do
     python3 -c "
-s=float('${best_s[$engine-$format]}'); m=int('${best_m[$engine-$format]}')
-print(f'| $engine | $format | {s:.2f} | {$rows/s/1e6:.2f}M | {m/1048576:.2f} GiB |')"
+s=float('${best_s[$engine-$format]}'); m=int('${best_m[$engine-$format]}'); c=float('${best_c[$engine-$format]}')
+print(f'| $engine | $format | {s:.2f} | {$rows/s/1e6:.2f}M | {c:.2f} | {$rows/c/1e6:.2f}M | {m/1048576:.2f} GiB |')"
   done
 done
 echo

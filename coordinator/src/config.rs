@@ -33,6 +33,24 @@ pub struct CoordinatorConfig {
     /// Privacy policy of every release.
     #[serde(default)]
     pub privacy: PrivacyConfig,
+    /// The coordinator's signed release ledger.
+    pub ledger: LedgerConfig,
+}
+
+/// `[ledger]`: where releases are recorded before they are published.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// The ledger file (JSON lines; created if missing). An auditor reads it with every node's
+    /// ledger (`fedprof audit verify`).
+    pub path: std::path::PathBuf,
+    /// Published cells counting fewer customers are suppressed (recorded policy; default 10).
+    #[serde(default = "default_min_cell_size")]
+    pub min_cell_size: u64,
+}
+
+fn default_min_cell_size() -> u64 {
+    10
 }
 
 /// `[privacy]`: how releases are bounded and noised. See `docs/PRIVACY.md`.
@@ -145,6 +163,7 @@ impl CoordinatorConfig {
         let file = ConfigFile::read(path)?;
         let mut config: CoordinatorConfig = file.parse()?;
         config.tls.resolve_against(file.dir());
+        config.ledger.path = file.resolve(&config.ledger.path);
         file.require_file("tls.ca", &config.tls.ca)?;
         file.require_file("tls.cert", &config.tls.cert)?;
         file.require_file("tls.key", &config.tls.key)?;
@@ -172,7 +191,7 @@ mod tests {
     fn defaults_match_the_documented_values() {
         let f = ConfigFile::from_text(
             "/c/coordinator.toml",
-            "listen = \"127.0.0.1:7300\"\n[tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n",
+            "listen = \"127.0.0.1:7300\"\n[tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n[ledger]\npath = \"l.jsonl\"\n",
         );
         let c: CoordinatorConfig = f.parse().unwrap();
         let limits = ServerLimits::from(c.limits);

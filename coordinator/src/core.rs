@@ -109,6 +109,25 @@ pub enum Output {
     },
     /// The set of registered nodes changed (for progress displays and readiness checks).
     NodesChanged(Vec<PartyName>),
+    /// A result is ready: record it in the coordinator's ledger with the contributors'
+    /// receipts, and only if that succeeds send `Result` to `recipients` and the outcome to
+    /// the requester (`analyst`, or a local caller).
+    Publish {
+        /// The job.
+        job: JobId,
+        /// Who asked.
+        requester: Requester,
+        /// The requesting analyst's connection, if still open.
+        analyst: Option<ConnId>,
+        /// The outcome (always `Completed`).
+        outcome: JobOutcome,
+        /// The contributors' receipts (signed ledger lines).
+        receipts: Vec<String>,
+        /// The contributors' connections.
+        recipients: Vec<ConnId>,
+        /// The release's nonce.
+        nonce: [u8; 32],
+    },
 }
 
 #[derive(Debug)]
@@ -249,9 +268,10 @@ impl Coordinator {
                 }
                 out.push(Output::NodesChanged(self.nodes()));
             }
-            (Role::Node, body @ (Body::Accept | Body::Refuse(_) | Body::SecAgg(_)))
-                if session.registered =>
-            {
+            (
+                Role::Node,
+                body @ (Body::Accept | Body::Refuse(_) | Body::SecAgg(_) | Body::Receipt(_)),
+            ) if session.registered => {
                 let name = session.party.name.clone();
                 let Some((round, _)) = self.rounds.get_mut(&header.job) else {
                     // A round that already settled (e.g. timed out): the node is too late, not
@@ -465,27 +485,46 @@ impl Coordinator {
             let Some(outcome) = round.outcome().cloned() else {
                 continue;
             };
+            let analyst = match requester {
+                Requester::Analyst(conn) if self.sessions.contains_key(&conn) => Some(conn),
+                _ => None,
+            };
             match &outcome {
-                JobOutcome::Completed { result, failures } => info!(
-                    %job, contributors = result.contributors.len(), failed = failures.len(), "job completed"
-                ),
-                JobOutcome::Aborted { reason, .. } => warn!(%job, %reason, "job aborted"),
+                JobOutcome::Completed { result, failures } => {
+                    info!(%job, contributors = result.contributors.len(), failed = failures.len(), "result ready; recording the release");
+                    let recipients = result
+                        .contributors
+                        .iter()
+                        .filter_map(|n| self.nodes.get(n).copied())
+                        .collect();
+                    let receipts = round.receipts(&result.contributors);
+                    out.push(Output::Publish {
+                        job,
+                        requester,
+                        analyst,
+                        outcome,
+                        receipts,
+                        recipients,
+                        nonce: round.nonce(),
+                    });
+                }
+                JobOutcome::Aborted { reason, .. } => {
+                    warn!(%job, %reason, "job aborted");
+                    if let Some(conn) = analyst {
+                        out.push(Output::Send {
+                            conn,
+                            job,
+                            round: RoundId(0),
+                            body: Body::Outcome(outcome.clone()),
+                        });
+                    }
+                    out.push(Output::JobFinished {
+                        job,
+                        requester,
+                        outcome,
+                    });
+                }
             }
-            if let Requester::Analyst(conn) = requester
-                && self.sessions.contains_key(&conn)
-            {
-                out.push(Output::Send {
-                    conn,
-                    job,
-                    round: RoundId(0),
-                    body: Body::Outcome(outcome.clone()),
-                });
-            }
-            out.push(Output::JobFinished {
-                job,
-                requester,
-                outcome,
-            });
         }
     }
 }
@@ -493,9 +532,12 @@ impl Coordinator {
 /// Whether `role` may ever send `body` to the coordinator.
 fn permitted(role: Role, body: &Body) -> bool {
     match body {
-        Body::Register(_) | Body::Accept | Body::Refuse(_) | Body::Submit(_) | Body::SecAgg(_) => {
-            role == Role::Node
-        }
+        Body::Register(_)
+        | Body::Accept
+        | Body::Refuse(_)
+        | Body::Submit(_)
+        | Body::SecAgg(_)
+        | Body::Receipt(_) => role == Role::Node,
         Body::SubmitJob(_) => role == Role::Analyst,
         Body::Error(_) => true,
         Body::Registered(_)

@@ -13,4 +13,4 @@ pub mod service;
 pub use config::CoordinatorConfig;
 pub use core::{Coordinator, Input, Output, ReleasePolicy, Requester};
 pub use round::{Participant, Round, RoundPolicy};
-pub use service::{CoordinatorHandle, CoordinatorService};
+pub use service::{CoordinatorHandle, CoordinatorService, StartError, open_ledger};

@@ -88,9 +88,16 @@ pub struct Round {
     index: BTreeMap<PartyName, u32>,
     members: BTreeMap<PartyName, Member>,
     secagg: Option<fedprof_secagg::Coordinator>,
+    /// Each member's signed debit of this release, as received (ledger lines).
+    receipts: BTreeMap<PartyName, String>,
+    /// The release's nonce in every ledger: the digest of the round's configuration.
+    nonce: [u8; 32],
     deadline: Instant,
     outcome: Option<JobOutcome>,
 }
+
+/// Longest receipt (one ledger line) a node may send.
+const MAX_RECEIPT_BYTES: usize = 64 * 1024;
 
 impl Round {
     /// Starts a round asking `participants` to compute `spec` under `release`, masked with a
@@ -121,6 +128,8 @@ impl Round {
             roster,
             release,
             secagg: None,
+            receipts: BTreeMap::new(),
+            nonce: [0; 32],
             deadline: now + policy.timeout,
             outcome: None,
         };
@@ -176,6 +185,7 @@ impl Round {
             release: round.release.clone(),
             secagg: setup,
         };
+        round.nonce = config.digest();
         round.secagg = Some(fedprof_secagg::Coordinator::new(config));
         let effects = round
             .roster
@@ -234,6 +244,22 @@ impl Round {
             Body::Accept => {}
             Body::Refuse(Refusal { reason, detail }) => {
                 self.fail(node, format!("refused ({reason:?}): {detail}"));
+            }
+            Body::Receipt(line) if line.len() <= MAX_RECEIPT_BYTES => {
+                // The ledger checks the receipt's signature and content when the release is
+                // recorded; a node that lied about its debit is caught there.
+                self.receipts.entry(node.clone()).or_insert(line);
+            }
+            Body::SecAgg(fedprof_protocol::secagg::NodeMessage::Masked(_))
+                if !self.receipts.contains_key(node) =>
+            {
+                let detail = "masked input before the debit receipt".to_owned();
+                self.fail(node, format!("protocol violation: {detail}"));
+                effects.push(RoundEffect::Reject {
+                    node: node.clone(),
+                    code: ErrorCode::UnexpectedMessage,
+                    detail,
+                });
             }
             Body::SecAgg(message) => {
                 let from = self.index[node];
@@ -375,7 +401,7 @@ impl Round {
                             .insert(name.clone(), Member::Failed("not in the sum".into()));
                     }
                 }
-                let mut sorted = contributors.clone();
+                let mut sorted = contributors;
                 sorted.sort();
                 let result = JobResult {
                     spec: self.spec.clone(),
@@ -383,18 +409,13 @@ impl Round {
                     contributors: sorted,
                     release: self.release.clone(),
                 };
-                let effects = contributors
-                    .into_iter()
-                    .map(|node| RoundEffect::Send {
-                        node,
-                        body: Body::Result(result.clone()),
-                    })
-                    .collect();
+                // Nothing is sent here: the driver records the release in the coordinator's
+                // ledger first and only then publishes it (see `Output::Publish`).
                 self.outcome = Some(JobOutcome::Completed {
                     result,
                     failures: self.failures(),
                 });
-                effects
+                Vec::new()
             }
             Err(e) => {
                 self.abort(format!("secure aggregation ended without a result: {e}"));
@@ -421,6 +442,20 @@ impl Round {
                 Member::Active => None,
             })
             .collect()
+    }
+
+    /// The receipts (signed ledger lines) of `nodes`, in their order; a contributor always has
+    /// one (a masked input without a receipt is refused).
+    pub fn receipts(&self, nodes: &[PartyName]) -> Vec<String> {
+        nodes
+            .iter()
+            .filter_map(|n| self.receipts.get(n).cloned())
+            .collect()
+    }
+
+    /// The release's nonce (digest of the round configuration).
+    pub fn nonce(&self) -> [u8; 32] {
+        self.nonce
     }
 
     /// The round id on the wire (one secure-aggregation round per job today).

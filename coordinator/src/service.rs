@@ -26,6 +26,11 @@ use crate::config::CoordinatorConfig;
 use fedprof_crypto::VerifyingKey;
 use rand_core::Rng as _;
 
+use fedprof_ledger::{
+    CoordinatorLedger, CoordinatorStoreError, Digest, KeyRing, Label, MechanismRecord, NodeEntry,
+    Policy, ReleaseId, ReleaseRecord, TotalsRecord,
+};
+
 use crate::core::{ConnId, Coordinator, Input, Output, ReleasePolicy, Requester};
 use crate::round::RoundPolicy;
 
@@ -66,6 +71,20 @@ enum Outgoing {
     Close(ErrorCode, String),
 }
 
+/// Why the coordinator cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// TLS material or the listening socket.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The release ledger cannot be opened or its policy recorded (docs/LEDGER.md).
+    #[error("release ledger: {0}")]
+    Ledger(Box<CoordinatorStoreError>),
+    /// The private key is not the Ed25519 key the federation issues.
+    #[error("the coordinator's private key is not an Ed25519 PKCS#8 key")]
+    BadKey,
+}
+
 /// A bound coordinator, ready to start.
 #[derive(Debug)]
 pub struct CoordinatorService {
@@ -73,35 +92,47 @@ pub struct CoordinatorService {
     limits: ServerLimits,
     policy: RoundPolicy,
     release: ReleasePolicy,
+    ledger: CoordinatorLedger,
 }
 
 impl CoordinatorService {
-    /// Loads the TLS material named in `config` and binds its listen address.
-    pub fn bind(config: &CoordinatorConfig) -> Result<Self, TransportError> {
+    /// Loads the TLS material named in `config`, opens the release ledger and binds the listen
+    /// address.
+    pub fn bind(config: &CoordinatorConfig) -> Result<Self, StartError> {
         let creds = Credentials::load(&config.tls)?;
+        let release: ReleasePolicy = config.privacy.clone().into();
+        let ledger = open_ledger(
+            &creds,
+            &config.ledger.path,
+            &release,
+            config.ledger.min_cell_size,
+        )?;
         Self::bind_with(
             config.listen,
             &creds,
             config.limits.into(),
             config.rounds.into(),
-            config.privacy.clone().into(),
+            release,
+            ledger,
         )
     }
 
-    /// Binds `addr` (port 0 picks a free port) with explicit credentials and settings.
+    /// Binds `addr` (port 0 picks a free port) with explicit credentials, settings and ledger.
     pub fn bind_with(
         addr: SocketAddr,
         creds: &Credentials,
         limits: ServerLimits,
         policy: RoundPolicy,
         release: ReleasePolicy,
-    ) -> Result<Self, TransportError> {
+        ledger: CoordinatorLedger,
+    ) -> Result<Self, StartError> {
         let endpoint = server_endpoint(addr, creds, &limits)?;
         Ok(CoordinatorService {
             endpoint,
             limits,
             policy,
             release,
+            ledger,
         })
     }
 
@@ -116,7 +147,13 @@ impl CoordinatorService {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (nodes_tx, nodes_rx) = watch::channel(Vec::new());
         let core = Coordinator::new(self.policy, self.release);
-        let core_task = tokio::spawn(core_loop(core, events_rx, nodes_tx, shutdown.clone()));
+        let core_task = tokio::spawn(core_loop(
+            core,
+            self.ledger,
+            events_rx,
+            nodes_tx,
+            shutdown.clone(),
+        ));
         let next_conn = Arc::new(AtomicU64::new(1));
         let limit = self.limits.max_frame;
         let events = events_tx.clone();
@@ -186,8 +223,32 @@ impl CoordinatorHandle {
     }
 }
 
+/// Opens (or creates) the coordinator's release ledger and records the policy if it changed.
+pub fn open_ledger(
+    creds: &Credentials,
+    path: &std::path::Path,
+    release: &ReleasePolicy,
+    min_cell_size: u64,
+) -> Result<CoordinatorLedger, StartError> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+    let key = ed25519_dalek::SigningKey::from_pkcs8_der(creds.key_pkcs8_der())
+        .map_err(|_| StartError::BadKey)?;
+    let ledger_err = |e| StartError::Ledger(Box::new(e));
+    let mut ledger = CoordinatorLedger::open(path, key, creds.identity().clone(), KeyRing::new())
+        .map_err(ledger_err)?;
+    let policy = Policy {
+        per_job_cap_rho: release.rho_per_job.clone(),
+        min_cell_size,
+    };
+    if ledger.book().policy() != Some(&policy) {
+        ledger.set_policy(policy).map_err(ledger_err)?;
+    }
+    Ok(ledger)
+}
+
 async fn core_loop(
     mut core: Coordinator,
+    mut ledger: CoordinatorLedger,
     mut events: mpsc::Receiver<Event>,
     nodes: watch::Sender<Vec<PartyName>>,
     mut shutdown: ShutdownSignal,
@@ -209,6 +270,10 @@ async fn core_loop(
                 None => break,
                 Some(Event::Connected { conn, party, certificate, key, writer }) => {
                     writers.insert(conn, writer);
+                    if party.role == fedprof_protocol::Role::Node {
+                        // The key comes from a certificate the handshake verified.
+                        let _ = ledger.trust_node(party.clone(), key.to_bytes());
+                    }
                     Input::Connected { conn, party, certificate, key }
                 }
                 Some(Event::Input(input)) => {
@@ -255,10 +320,98 @@ async fn core_loop(
                 Output::NodesChanged(list) => {
                     nodes.send_replace(list);
                 }
+                Output::Publish {
+                    job,
+                    requester,
+                    analyst,
+                    outcome,
+                    receipts,
+                    recipients,
+                    nonce,
+                } => {
+                    // Record first; publish only what the ledger accepted.
+                    let outcome = match record(&mut ledger, job, &outcome, &receipts, nonce) {
+                        Ok(()) => {
+                            if let JobOutcome::Completed { result, .. } = &outcome {
+                                for conn in recipients {
+                                    let body = Body::Result(result.clone());
+                                    deliver(
+                                        &mut writers,
+                                        conn,
+                                        Outgoing::Send(job, RoundId(0), body),
+                                    );
+                                }
+                            }
+                            outcome
+                        }
+                        Err(reason) => {
+                            tracing::error!(%job, %reason, "release not recorded; nothing published");
+                            JobOutcome::Aborted {
+                                reason,
+                                failures: Vec::new(),
+                            }
+                        }
+                    };
+                    if let Some(conn) = analyst {
+                        let body = Body::Outcome(outcome.clone());
+                        deliver(&mut writers, conn, Outgoing::Send(job, RoundId(0), body));
+                    }
+                    if let Requester::Local(ticket) = requester
+                        && let Some(reply) = waiting.remove(&ticket)
+                    {
+                        let _ = reply.send(outcome);
+                    }
+                }
             }
         }
     }
     debug!("coordinator core stopped");
+}
+
+/// Records a completed release in the coordinator's ledger: the mechanism, the contributors'
+/// receipts (each must be that node's own signed debit of this very release) and a digest of
+/// the published result.
+fn record(
+    ledger: &mut CoordinatorLedger,
+    job: JobId,
+    outcome: &JobOutcome,
+    receipts: &[String],
+    nonce: [u8; 32],
+) -> Result<(), String> {
+    let JobOutcome::Completed { result, .. } = outcome else {
+        return Err("nothing to record".into());
+    };
+    let receipts = receipts
+        .iter()
+        .map(|line| NodeEntry::from_line(line).map_err(|e| format!("a receipt is invalid: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mechanism = MechanismRecord::TransactionTotals(
+        TotalsRecord::new(&result.release).map_err(|e| e.to_string())?,
+    );
+    let published = fedprof_protocol::encode(&fedprof_protocol::Envelope {
+        header: fedprof_protocol::Header {
+            job,
+            round: RoundId(0),
+            seq: 0,
+        },
+        body: Body::Result(result.clone()),
+    })
+    .map_err(|e| e.to_string())?;
+    let record = ReleaseRecord {
+        release: ReleaseId {
+            job,
+            round: RoundId(0),
+            nonce: Digest::from_bytes(nonce),
+        },
+        job_kind: Label::new(result.spec.name()).map_err(|e| e.to_string())?,
+        mechanism,
+        receipts,
+        published_digest: Digest::of(&published),
+    };
+    ledger
+        .record_release(record)
+        .map(|_| ())
+        .map_err(|e| format!("the release ledger refused it: {e}"))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -120,11 +120,18 @@ pub struct AuditReport {
     pub ledgers: Vec<LedgerHead>,
 }
 
-/// (epsilon, delta)-DP implied by rho-zCDP, for people to read: `rho + 2 sqrt(rho ln(1/delta))`
-/// (Bun and Steinke 2016, Proposition 1.3). A valid upper bound but not the tightest: the
-/// Canonne-Kamath-Steinke conversion (`fedprof_privacy`, when it lands) replaces this body.
-/// `delta` must be in (0, 1).
+/// (epsilon, delta)-DP implied by rho-zCDP, for people to read, with the tight
+/// Canonne-Kamath-Steinke conversion (`fedprof_privacy::epsilon_for_delta`, checked against
+/// Google's dp-accounting). Falls back to [`epsilon_simple_at_delta`], a looser valid bound, if
+/// the numerical conversion fails. `delta` must be in (0, 1).
 pub fn epsilon_at_delta(rho: &Rho, delta: f64) -> f64 {
+    fedprof_privacy::epsilon_for_delta(rho, delta)
+        .unwrap_or_else(|_| epsilon_simple_at_delta(rho, delta))
+}
+
+/// The simple bound `rho + 2 sqrt(rho ln(1/delta))` (Bun and Steinke 2016, Proposition 1.3),
+/// shown next to the tight one.
+pub fn epsilon_simple_at_delta(rho: &Rho, delta: f64) -> f64 {
     let r = rho.to_f64();
     r + 2.0 * (r * (1.0 / delta).ln()).sqrt()
 }
@@ -281,12 +288,18 @@ mod tests {
     #[test]
     fn epsilon_bound_matches_the_formula() {
         let rho: Rho = "1/8".parse().unwrap();
-        let eps = epsilon_at_delta(&rho, 1e-6);
+        let tight = epsilon_at_delta(&rho, 1e-6);
+        let eps = epsilon_simple_at_delta(&rho, 1e-6);
+        assert!(
+            tight > 0.0 && tight < eps,
+            "the tight conversion is below the simple bound"
+        );
         let want = 0.125 + 2.0 * (0.125f64 * (1e6f64).ln()).sqrt();
         assert!((eps - want).abs() < 1e-12);
-        assert_eq!(epsilon_at_delta(&Rho::zero(), 1e-6), 0.0);
+        assert_eq!(epsilon_simple_at_delta(&Rho::zero(), 1e-6), 0.0);
         // Monotone in rho and in 1/delta.
-        assert!(epsilon_at_delta(&"1/4".parse().unwrap(), 1e-6) > eps);
-        assert!(epsilon_at_delta(&rho, 1e-9) > eps);
+        assert!(epsilon_simple_at_delta(&"1/4".parse().unwrap(), 1e-6) > eps);
+        assert!(epsilon_simple_at_delta(&rho, 1e-9) > eps);
+        assert!(epsilon_at_delta(&"1/4".parse().unwrap(), 1e-6) > tight);
     }
 }

@@ -15,7 +15,7 @@ use crate::coordinator::{
     CoordinatorBook, CoordinatorEntry, CoordinatorRuleError, Policy, ReleaseRecord,
 };
 use crate::encoding::{Digest, Writer};
-use crate::entry::KeyRing;
+use crate::entry::{KeyError, KeyRing};
 use crate::file::{self, FileError};
 use crate::mechanism::ReleaseId;
 
@@ -122,6 +122,12 @@ impl CoordinatorLedger {
             book,
             poisoned: false,
         })
+    }
+
+    /// Trusts `key` for receipts signed by `party`: call it only with keys from certificates
+    /// verified against the federation CA (e.g. by the TLS handshake) that name `party`.
+    pub fn trust_node(&mut self, party: PartyId, key: [u8; 32]) -> Result<(), KeyError> {
+        self.nodes.insert(party, key)
     }
 
     /// The ledger's state.

@@ -31,6 +31,7 @@ mod testutil;
 
 pub use audit::{
     AuditFailure, AuditInput, AuditReport, LedgerHead, LedgerText, NodeSummary, epsilon_at_delta,
+    epsilon_simple_at_delta,
 };
 pub use coordinator::{CoordinatorBody, CoordinatorBook, CoordinatorEntry, Policy, ReleaseRecord};
 pub use coordinator_store::{CoordinatorLedger, CoordinatorStoreError, RecordedRelease};
@@ -39,7 +40,8 @@ pub use encoding::{Digest, Label, Period, Writer};
 pub use entry::{Chain, Entry, EntryError, KeyError, KeyRing, signing_key_from_pem};
 pub use fedprof_privacy::Rho;
 pub use mechanism::{
-    DiscreteGaussian, MechanismError, MechanismRecord, ReleaseId, Sensitivity, vector_digest,
+    DiscreteGaussian, MechanismError, MechanismRecord, ReleaseId, Sensitivity, TotalsRecord,
+    vector_digest,
 };
 pub use node::{BudgetError, NodeBody, NodeBook, NodeEntry, PeriodAccount};
 pub use node_store::{DebitReceipt, NodeLedger, StoreError};

@@ -50,6 +50,9 @@ pub enum MechanismError {
     /// The per-node noise variance is zero.
     #[error("the per-node noise variance sigma_sq_node must be positive")]
     ZeroVariance,
+    /// The release parameters are refused by `fedprof_privacy::release`.
+    #[error("release parameters refused: {0}")]
+    Release(String),
     /// `colluders >= n_min`: no honest node is guaranteed, so no noise is either.
     #[error("colluders ({colluders}) must be fewer than n_min ({n_min})")]
     NoHonestNode {
@@ -70,6 +73,76 @@ pub enum MechanismRecord {
     /// Every node adds discrete Gaussian noise of variance `sigma_sq_node`; the sum of the
     /// honest nodes' noise protects the release (DESIGN section 2).
     DistributedDiscreteGaussian(DiscreteGaussian),
+    /// A `TransactionTotals` release: three sums (customers, rows, amount), each clipped per
+    /// customer and noised with its own per-node variance (`fedprof_privacy::release`).
+    TransactionTotals(TotalsRecord),
+}
+
+/// Parameters of [`MechanismRecord::TransactionTotals`], exactly as the job announced them.
+/// Private fields: a value always describes a release `fedprof_privacy::release` accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "TotalsFields")]
+pub struct TotalsRecord {
+    max_rows_per_customer: u32,
+    max_abs_amount_minor: u64,
+    node_variance: Vec<Rho>,
+    min_contributors: u32,
+    colluders: u32,
+    #[serde(skip)]
+    rho: Rho,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TotalsFields {
+    max_rows_per_customer: u32,
+    max_abs_amount_minor: u64,
+    node_variance: Vec<Rho>,
+    min_contributors: u32,
+    colluders: u32,
+}
+
+impl TryFrom<TotalsFields> for TotalsRecord {
+    type Error = MechanismError;
+    fn try_from(f: TotalsFields) -> Result<Self, MechanismError> {
+        let node_variance = f
+            .node_variance
+            .iter()
+            .map(|v| {
+                let numer = u64::try_from(v.numer()).map_err(|_| MechanismError::ZeroVariance)?;
+                let denom = u64::try_from(v.denom()).map_err(|_| MechanismError::ZeroVariance)?;
+                Ok(fedprof_protocol::Fraction { numer, denom })
+            })
+            .collect::<Result<_, MechanismError>>()?;
+        TotalsRecord::new(&fedprof_protocol::ReleaseParams {
+            max_rows_per_customer: f.max_rows_per_customer,
+            max_abs_amount_minor: f.max_abs_amount_minor,
+            node_variance,
+            min_contributors: f.min_contributors,
+            colluders: f.colluders,
+        })
+    }
+}
+
+impl TotalsRecord {
+    /// Records announced release parameters; refuses any the privacy crate would refuse.
+    pub fn new(params: &fedprof_protocol::ReleaseParams) -> Result<Self, MechanismError> {
+        let rho = fedprof_privacy::release::totals_rho(params)
+            .map_err(|e| MechanismError::Release(e.to_string()))?;
+        let node_variance = params
+            .node_variance
+            .iter()
+            .map(|f| Rho::from_ratio(f.numer, f.denom).map_err(|_| MechanismError::ZeroVariance))
+            .collect::<Result<_, _>>()?;
+        Ok(TotalsRecord {
+            max_rows_per_customer: params.max_rows_per_customer,
+            max_abs_amount_minor: params.max_abs_amount_minor,
+            node_variance,
+            min_contributors: params.min_contributors,
+            colluders: params.colluders,
+            rho,
+        })
+    }
 }
 
 /// Sensitivity of a release to one customer, exact: squared L2 and L1 norms.
@@ -217,6 +290,9 @@ impl MechanismRecord {
                 let denom = two * g.honest_variance();
                 Rho::from_ratio_exact(g.l2_sensitivity_sq.as_ratio() / denom)
             }
+            // Computed by `fedprof_privacy::release::totals_rho` when the record was built or
+            // read: the function nodes debit with and auditors recompute with.
+            MechanismRecord::TransactionTotals(t) => t.rho.clone(),
         }
     }
 
@@ -224,6 +300,7 @@ impl MechanismRecord {
     pub fn n_min(&self) -> u32 {
         match self {
             MechanismRecord::DistributedDiscreteGaussian(g) => g.n_min,
+            MechanismRecord::TransactionTotals(t) => t.min_contributors,
         }
     }
 }

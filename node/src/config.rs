@@ -38,6 +38,28 @@ pub struct NodeConfig {
     /// Feature settings for `fedprof features` (as-of date, lifecycle thresholds, age bands).
     #[serde(default)]
     pub features: FeaturesConfig,
+    /// This node's own privacy budget and its signed ledger.
+    pub privacy: NodePrivacyConfig,
+}
+
+/// `[privacy]`: the budget this node enforces itself, whatever the coordinator asks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePrivacyConfig {
+    /// Directory of the node's hash-chained, signed budget ledger and its cache of sent noisy
+    /// vectors (created if missing; keep it on durable storage and back it up).
+    pub ledger: PathBuf,
+    /// Most zCDP loss (rho, exact, e.g. `"2/1"`) the node spends per period (default 2).
+    #[serde(default = "default_cap_rho")]
+    pub cap_rho: fedprof_privacy::Rho,
+    /// The budget period, `YYYY-MM` (default: the current month, UTC). A new period opens
+    /// a fresh budget; the ledger keeps every period.
+    #[serde(default)]
+    pub period: Option<String>,
+}
+
+fn default_cap_rho() -> fedprof_privacy::Rho {
+    fedprof_privacy::Rho::from_ratio_exact(num_rational::Ratio::from_integer(2u8.into()))
 }
 
 /// `[data]`: where the transactions are and how to read them.
@@ -174,6 +196,10 @@ impl NodeConfig {
         let mut config: NodeConfig = file.parse()?;
         config.tls.resolve_against(file.dir());
         config.data.transactions = file.resolve(&config.data.transactions);
+        config.privacy.ledger = file.resolve(&config.privacy.ledger);
+        if config.privacy.cap_rho.is_zero() {
+            return Err(file.error("privacy.cap_rho", "must be above 0"));
+        }
         file.require_file("tls.ca", &config.tls.ca)?;
         file.require_file("tls.cert", &config.tls.cert)?;
         file.require_file("tls.key", &config.tls.key)?;
@@ -325,7 +351,7 @@ mod tests {
         p
     }
 
-    const TLS: &str = "[tls]\nca = \"ca.pem\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n";
+    const TLS: &str = "[tls]\nca = \"ca.pem\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[privacy]\nledger = \"l\"\n";
 
     #[test]
     fn loads_with_defaults_and_resolves_paths() {
@@ -353,7 +379,7 @@ mod tests {
         );
         let e = NodeConfig::load(&p).unwrap_err().to_string();
         assert!(
-            e.contains("node.toml:7:16: field `data.transactions`") && e.contains("nope.csv"),
+            e.contains("node.toml:9:16: field `data.transactions`") && e.contains("nope.csv"),
             "{e}"
         );
     }

@@ -3,7 +3,13 @@
 //! [`crate::session::NodeSession`] and, per job, [`crate::job::NodeJob`].
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+use fedprof_ledger::{
+    Digest, MechanismRecord, NodeLedger, Period, ReleaseId, StoreError, TotalsRecord,
+};
 
 use chacha20::ChaCha20Rng;
 use fedprof_crypto::{SigningKey, VerifyingKey};
@@ -44,6 +50,12 @@ pub enum NodeError {
     /// The private key is not the Ed25519 key the federation issues.
     #[error("the private key is not an Ed25519 PKCS#8 key")]
     BadKey,
+    /// The budget ledger cannot be opened or extended (see docs/LEDGER.md for recovery).
+    #[error("budget ledger: {0}")]
+    Ledger(Box<StoreError>),
+    /// The configured budget period is not `YYYY-MM`.
+    #[error("privacy.period {0:?} is not a YYYY-MM month")]
+    Period(String),
 }
 
 /// Why one connection's session ended.
@@ -64,6 +76,7 @@ pub struct NodeService {
     config: NodeConfig,
     creds: Credentials,
     key: SigningKey,
+    ledger: Arc<Mutex<NodeLedger>>,
 }
 
 impl NodeService {
@@ -75,7 +88,30 @@ impl NodeService {
         }
         let key =
             SigningKey::from_pkcs8_der(creds.key_pkcs8_der()).map_err(|_| NodeError::BadKey)?;
-        Ok(NodeService { config, creds, key })
+        let ledger_key = ed25519_dalek::SigningKey::from_pkcs8_der(creds.key_pkcs8_der())
+            .map_err(|_| NodeError::BadKey)?;
+        let mut ledger =
+            NodeLedger::open(&config.privacy.ledger, ledger_key, creds.identity().clone())
+                .map_err(|e| NodeError::Ledger(Box::new(e)))?;
+        let period = match &config.privacy.period {
+            Some(p) => p.clone(),
+            None => {
+                let now = time::OffsetDateTime::now_utc();
+                format!("{:04}-{:02}", now.year(), u8::from(now.month()))
+            }
+        };
+        let period = Period::new(&period).map_err(|_| NodeError::Period(period.clone()))?;
+        if ledger.book().periods().last().map(|p| &p.period) != Some(&period) {
+            ledger
+                .open_period(period, config.privacy.cap_rho.clone())
+                .map_err(|e| NodeError::Ledger(Box::new(e)))?;
+        }
+        Ok(NodeService {
+            config,
+            creds,
+            key,
+            ledger: Arc::new(Mutex::new(ledger)),
+        })
     }
 
     /// Who this node is, from its certificate.
@@ -137,8 +173,7 @@ impl NodeService {
                 }
             }
         });
-        let (done_tx, mut computed) =
-            mpsc::channel::<(JobId, Result<Vec<u64>, Refusal>)>(MAX_CONCURRENT_JOBS);
+        let (done_tx, mut computed) = mpsc::channel::<(JobId, Computed)>(MAX_CONCURRENT_JOBS);
         let mut jobs: BTreeMap<JobId, ActiveJob> = BTreeMap::new();
         let (mut session, first) = NodeSession::start(SOFTWARE);
         let mut actions = vec![first];
@@ -221,16 +256,20 @@ impl NodeService {
                 },
                 Some((job, result)) = computed.recv() => {
                     let Some(active) = jobs.get_mut(&job) else { continue };
-                    let reply = match result {
-                        Ok(vector) => active.secagg.set_input(vector).map_err(|e| Refusal {
-                            reason: RefuseReason::Policy,
-                            detail: e.to_string(),
-                        }),
-                        Err(refusal) => Err(refusal),
-                    };
-                    actions = match reply {
-                        Ok(Some(masked)) => vec![NodeAction::Send { job, body: Body::SecAgg(masked) }],
-                        Ok(None) => Vec::new(),
+                    actions = match result {
+                        // The receipt goes first: the coordinator refuses a masked input from
+                        // a node that has not shown it paid for the release.
+                        Ok((vector, receipt)) => match active.secagg.set_input(vector) {
+                            Ok(masked) => std::iter::once(Body::Receipt(receipt))
+                                .chain(masked.map(Body::SecAgg))
+                                .map(|body| NodeAction::Send { job, body })
+                                .collect(),
+                            Err(e) => {
+                                jobs.remove(&job);
+                                let refusal = Refusal { reason: RefuseReason::Policy, detail: e.to_string() };
+                                vec![NodeAction::Send { job, body: Body::Refuse(refusal) }]
+                            }
+                        },
                         Err(refusal) => {
                             jobs.remove(&job);
                             vec![NodeAction::Send { job, body: Body::Refuse(refusal) }]
@@ -258,7 +297,7 @@ impl NodeService {
         job: JobId,
         announce: &JobAnnounce,
         running: usize,
-        done: &mpsc::Sender<(JobId, Result<Vec<u64>, Refusal>)>,
+        done: &mpsc::Sender<(JobId, Computed)>,
     ) -> Result<(ActiveJob, NodeMessage), Refusal> {
         let refuse = |reason, detail: String| Refusal { reason, detail };
         if running >= MAX_CONCURRENT_JOBS {
@@ -314,6 +353,28 @@ impl NodeService {
         })?;
         let config = round_config(job, announce, keys)
             .map_err(|e| refuse(RefuseReason::Policy, e.to_string()))?;
+        // The node's own budget decides before anything is computed or sent.
+        let mechanism = MechanismRecord::TransactionTotals(
+            TotalsRecord::new(&announce.release)
+                .map_err(|e| refuse(RefuseReason::Policy, e.to_string()))?,
+        );
+        let release = ReleaseId {
+            job,
+            round: RoundId(0),
+            nonce: Digest::from_bytes(config.digest()),
+        };
+        {
+            let ledger = self
+                .ledger
+                .lock()
+                .map_err(|_| refuse(RefuseReason::Policy, "ledger unavailable".into()))?;
+            if ledger.book().debit(&release).is_none() {
+                ledger
+                    .book()
+                    .check_debit(&release, &mechanism)
+                    .map_err(|e| e.refusal())?;
+            }
+        }
         let rng = || {
             fedprof_crypto::rng::from_os().map_err(|e| refuse(RefuseReason::Policy, e.to_string()))
         };
@@ -326,8 +387,10 @@ impl NodeService {
             done.clone(),
             rng()?,
         );
+        let ledger = Arc::clone(&self.ledger);
         tokio::task::spawn_blocking(move || {
-            let result = compute(&source, &params, &mut noise_rng);
+            let result = compute(&source, &params, &mut noise_rng)
+                .and_then(|noisy| debit(&ledger, release, mechanism, noisy));
             let _ = done.blocking_send((job, result));
         });
         let lifetime = Duration::from_millis(u64::from(announce.timeout_ms)) * JOB_LIFETIME_PHASES;
@@ -364,6 +427,39 @@ pub fn compute(
             reason: RefuseReason::Policy,
             detail: e.to_string(),
         })
+}
+
+/// A job's local result: the vector to mask and the signed debit receipt, or a refusal.
+type Computed = Result<(Vec<u64>, String), Refusal>;
+
+/// Debits the release in the node's ledger (durably, before the vector may leave) and returns
+/// the vector to send: `noisy`, or the vector cached for this release by an earlier attempt, so
+/// a retried release never carries a second noise draw and is never paid twice.
+fn debit(
+    ledger: &Mutex<NodeLedger>,
+    release: ReleaseId,
+    mechanism: MechanismRecord,
+    noisy: Vec<u64>,
+) -> Result<(Vec<u64>, String), Refusal> {
+    let mut ledger = ledger.lock().map_err(|_| Refusal {
+        reason: RefuseReason::Policy,
+        detail: "ledger unavailable".into(),
+    })?;
+    match ledger.prepare_release(release, mechanism, move || noisy) {
+        Ok(receipt) => {
+            info!(job = %release.job, retry = receipt.is_retry(), "release debited");
+            let (entry, vector) = receipt.into_parts();
+            Ok((vector, entry.to_line()))
+        }
+        Err(StoreError::Budget(e)) => Err(e.refusal()),
+        Err(e) => {
+            warn!(error = %e, "budget ledger failed; refusing the job");
+            Err(Refusal {
+                reason: RefuseReason::Policy,
+                detail: format!("the node's ledger failed: {e}"),
+            })
+        }
+    }
 }
 
 /// Spreads reconnections of many nodes over up to half the current delay, so a restarted

@@ -79,6 +79,9 @@ pub enum Body {
     SecAgg(crate::secagg::NodeMessage),
     /// Coordinator -> node: a secure-aggregation message relayed or addressed to the node.
     SecAggRelay(crate::secagg::CoordinatorMessage),
+    /// Node -> coordinator: the node's signed ledger entry debiting this job's release (one
+    /// JSON line, see `docs/LEDGER.md`), sent before its masked input.
+    Receipt(String),
 }
 
 impl Body {
@@ -97,6 +100,7 @@ impl Body {
             Body::Error(_) => "error",
             Body::SecAgg(m) => m.kind(),
             Body::SecAggRelay(_) => "secagg-relay",
+            Body::Receipt(_) => "receipt",
         }
     }
 }

@@ -221,6 +221,7 @@ fn body() -> impl Strategy<Value = Body> {
         (error_code(), text()).prop_map(|(code, detail)| Body::Error(ErrorFrame { code, detail })),
         secagg_node_message().prop_map(Body::SecAgg),
         secagg_coordinator_message().prop_map(Body::SecAggRelay),
+        text().prop_map(Body::Receipt),
     ]
 }
 
@@ -457,9 +458,10 @@ fn variant_index(body: &Body) -> usize {
         Body::Error(_) => 9,
         Body::SecAgg(_) => 10,
         Body::SecAggRelay(_) => 11,
+        Body::Receipt(_) => 12,
     }
 }
-const BODY_VARIANTS: usize = 12;
+const BODY_VARIANTS: usize = 13;
 
 #[test]
 fn body_strategy_covers_every_variant() {

@@ -54,9 +54,10 @@ fn variant_index(body: &Body) -> u8 {
         Body::Error(_) => 9,
         Body::SecAgg(_) => 10,
         Body::SecAggRelay(_) => 11,
+        Body::Receipt(_) => 12,
     }
 }
-const BODY_VARIANTS: u8 = 12;
+const BODY_VARIANTS: u8 = 13;
 
 /// Small release parameters used in several vectors.
 fn release() -> ReleaseParams {
@@ -303,6 +304,16 @@ fn vectors() -> Vec<Vector> {
             ],
         },
         Vector {
+            name: "receipt",
+            value: envelope(header(7, 0, 3), Body::Receipt("{}".into())),
+            bytes: &[
+                0x00, 0x01,       // version 1
+                0x07, 0x00, 0x03, // header: job 7, round 0, seq 3
+                0x0c,             // Body::Receipt
+                0x02, b'{', b'}', // the ledger line: 2 bytes
+            ],
+        },
+        Vector {
             name: "outcome-aborted",
             value: envelope(
                 header(8, 0, 2),
@@ -482,7 +493,7 @@ fn trailing_bytes_are_refused() {
 fn unknown_variant_indices_are_refused() {
     let cases: [(&str, &[u8]); 7] = [
         // version, header (job 7, round 0, seq 0), then:
-        ("Body 12", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x0c]),
+        ("Body 13", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x0d]),
         ("Body 127", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x7f]),
         (
             "Role 4 in Registered",

@@ -1,7 +1,8 @@
 //! Secure-aggregation benchmarks (a plain binary, fixed seeds); figures in
 //! `benches/RESULTS.md`, section "Secure aggregation".
 //!
-//! - `prg`: mask expansion throughput, ChaCha20 into `Z_2^64` (`fedprof_crypto::expand_into`).
+//! - `prg`: mask expansion throughput, ChaCha20 into `Z_2^64` (`fedprof_crypto::expand_into`,
+//!   and `MaskStreams` folding three streams into wire bytes in one pass).
 //! - `round`: a whole in-process round (all nodes and the coordinator in this thread, messages
 //!   encoded with postcard to count bytes), for n in {10, 100, 1000} and d in {1k, 100k, 1M}:
 //!   node compute per node, coordinator compute, wall time of the round, and bytes each node
@@ -26,7 +27,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{federation, run};
-use fedprof_crypto::{MaskOp, SecretKey32, expand_into};
+use fedprof_crypto::{MaskOp, MaskStreams, SecretKey32, expand_into};
 use fedprof_secagg::GraphSpec;
 
 fn main() {
@@ -54,28 +55,57 @@ fn best_of<F: FnMut() -> Duration>(times: usize, mut f: F) -> Duration {
 fn prg() {
     println!("## Mask expansion (ChaCha20 -> Z_2^64), best of 7");
     println!();
-    println!("| elements | time | elements/s | GB/s of mask |");
-    println!("|---:|---:|---:|---:|");
-    let seed = SecretKey32::from_bytes([7; 32]);
+    println!(
+        "`expand_into` folds one stream into a vector; `MaskStreams` folds 3 (a node with 2 \
+         neighbours) in one pass, straight into the wire bytes. Elements/s counts every stream."
+    );
+    println!();
+    println!("| what | elements | time | elements/s | GB/s of mask |");
+    println!("|---|---:|---:|---:|---:|");
+    let seeds: Vec<SecretKey32> = (7..10u8)
+        .map(|i| SecretKey32::from_bytes([i; 32]))
+        .collect();
     for len in [1_000usize, 100_000, 1_000_000] {
         let mut v = vec![0u64; len];
         let reps = (10_000_000 / len).max(1);
         let t = best_of(7, || {
             let start = Instant::now();
             for _ in 0..reps {
-                expand_into(&seed, MaskOp::Add, &mut v).unwrap();
+                expand_into(&seeds[0], MaskOp::Add, &mut v).unwrap();
             }
             start.elapsed() / reps as u32
         });
-        let rate = len as f64 / t.as_secs_f64();
-        println!(
-            "| {len} | {:.1} us | {:.0} M | {:.2} |",
-            t.as_secs_f64() * 1e6,
-            rate / 1e6,
-            rate * 8.0 / 1e9
-        );
+        prg_row("expand_into", len, 1, t);
+    }
+    for len in [100_000usize, 1_000_000] {
+        let input = vec![0u64; len];
+        let mut bytes = Vec::with_capacity(8 * len);
+        let reps = (10_000_000 / len).max(1);
+        let t = best_of(7, || {
+            let start = Instant::now();
+            for _ in 0..reps {
+                let mut masks = MaskStreams::with_capacity(seeds.len());
+                for seed in &seeds {
+                    masks.push(seed, MaskOp::Add);
+                }
+                bytes.clear();
+                masks.apply_to_le_bytes(&input, &mut bytes).unwrap();
+            }
+            start.elapsed() / reps as u32
+        });
+        prg_row("MaskStreams, 3 streams to bytes", len, seeds.len(), t);
     }
     println!();
+}
+
+fn prg_row(what: &str, len: usize, streams: usize, t: Duration) {
+    let rate = (len * streams) as f64 / t.as_secs_f64();
+    println!(
+        "| {what} | {len} | {:.1} us | {:.0} M | {:.2} |",
+        t.as_secs_f64() * 1e6,
+        rate / 1e6,
+        rate * 8.0 / 1e9
+    );
 }
 
 /// The graph used at each size: complete for 10 nodes; sparse with 2 * ceil(log2 n)

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fedprof::federation::{self, Federation, FederationPlan};
-use fedprof_coordinator::{CoordinatorConfig, CoordinatorHandle, CoordinatorService, RoundPolicy};
+use fedprof_coordinator::{
+    CoordinatorConfig, CoordinatorHandle, CoordinatorService, RoundPolicy, open_ledger,
+};
 use fedprof_node::{NodeConfig, NodeService};
 use fedprof_protocol::{PartyName, Role};
 use fedprof_transport::{
@@ -71,12 +73,21 @@ impl TestFed {
             shutdown_grace: Duration::from_secs(2),
             ..ServerLimits::default()
         };
+        let release = config.privacy.clone().into();
+        let ledger = open_ledger(
+            &creds,
+            &config.ledger.path,
+            &release,
+            config.ledger.min_cell_size,
+        )
+        .unwrap();
         let service = CoordinatorService::bind_with(
             "127.0.0.1:0".parse().unwrap(),
             &creds,
             limits,
             policy,
-            config.privacy.clone().into(),
+            release,
+            ledger,
         )
         .unwrap();
         let addr = service.local_addr().unwrap();

@@ -9,7 +9,7 @@ use super::interner::{InternError, Interner};
 use super::quality::{Quarantine, Reason};
 use super::source::{Table, open};
 use super::spec::{CreditSpec, CustomersSpec, PipelineSpec};
-use super::values::{Cell, Column};
+use super::values::{Cell, Column, fingerprints};
 
 /// Most distinct channel (or category) values given their own share column; rarer values seen
 /// after this many are counted as `other`.
@@ -96,7 +96,72 @@ fn full(table: &Table) -> PipelineError {
     }
 }
 
-/// Scans the transactions table.
+/// Which mapped column a transaction verdict names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Customer,
+    Date,
+    Amount,
+}
+
+/// A row's checks up to interning: its day offset and amount, or why it is quarantined.
+type Verdict = Result<(u16, i64), (Reason, Field)>;
+
+/// The row checks that need no shared state, run on the decoding thread.
+#[derive(Debug, Clone)]
+struct Checks {
+    path: std::path::PathBuf,
+    columns: [(usize, String); 3],
+    date_parser: super::dates::DateParser,
+    decimals: u8,
+    as_of: i32,
+    start: i32,
+    max_amount: i64,
+}
+
+impl Checks {
+    fn batch(&self, batch: &arrow_array::RecordBatch) -> Result<Vec<Verdict>, PipelineError> {
+        let [(ci, cn), (di, dn), (ai, an)] = &self.columns;
+        let path = &self.path;
+        let ty = |i: usize| batch.schema().field(i).data_type().clone();
+        let cust = Column::new(batch.column(*ci), path, cn)?;
+        let date = Column::new(batch.column(*di), path, dn)?;
+        let amount = Column::new(batch.column(*ai), path, an)?;
+        cust.require(cust.can_be_text(), path, cn, &ty(*ci), "customer ids")?;
+        date.require(date.can_be_date(), path, dn, &ty(*di), "dates")?;
+        amount.require(amount.can_be_number(), path, an, &ty(*ai), "amounts")?;
+        let verdict = |i: usize| -> Verdict {
+            if !cust.present(i) {
+                return Err((Reason::MissingField, Field::Customer));
+            }
+            let day = date.day(i, &self.date_parser);
+            let minor = amount.minor_units(i, self.decimals);
+            let (d, a) = match (day, minor) {
+                (Cell::Missing, _) => return Err((Reason::MissingField, Field::Date)),
+                (_, Cell::Missing) => return Err((Reason::MissingField, Field::Amount)),
+                (Cell::Bad, _) => return Err((Reason::UnparsableDate, Field::Date)),
+                (_, Cell::Bad) => return Err((Reason::UnparsableAmount, Field::Amount)),
+                (Cell::Ok(d), Cell::Ok(a)) => (d.days(), a),
+            };
+            if a < 0 {
+                Err((Reason::NegativeAmount, Field::Amount))
+            } else if a > self.max_amount {
+                Err((Reason::OutOfRange, Field::Amount))
+            } else if d > self.as_of {
+                Err((Reason::AfterAsOf, Field::Date))
+            } else if d < self.start {
+                Err((Reason::BeforeStart, Field::Date))
+            } else {
+                // In 0..=u16::MAX: start <= d <= as_of, and as_of - start fits (checked in spec).
+                Ok((u16::try_from(d - self.start).unwrap_or(u16::MAX), a))
+            }
+        };
+        Ok((0..batch.num_rows()).map(verdict).collect())
+    }
+}
+
+/// Scans the transactions table. Decoding, fingerprints and the per-row checks run on the
+/// reader's thread; interning, levels and quarantine writes on this one.
 pub(crate) fn scan_transactions(
     spec: &PipelineSpec,
     ids: &mut Interner,
@@ -107,11 +172,20 @@ pub(crate) fn scan_transactions(
     let t = &spec.transactions;
     let mut table = open(&t.source)?;
     let slot = q.table("transactions", &table.path);
-    let (ci, di, ai) = (
-        table.column(&t.customer)?,
-        table.column(&t.date)?,
-        table.column(&t.amount)?,
-    );
+    let checks = Checks {
+        path: table.path.clone(),
+        columns: [
+            (table.column(&t.customer)?, t.customer.clone()),
+            (table.column(&t.date)?, t.date.clone()),
+            (table.column(&t.amount)?, t.amount.clone()),
+        ],
+        date_parser: t.date_parser.clone(),
+        decimals: spec.amount_decimals,
+        as_of: spec.as_of.days(),
+        start: spec.start.days(),
+        max_amount: spec.max_amount_minor,
+    };
+    let ci = checks.columns[0].0;
     let chi = t.channel.as_deref().map(|c| table.column(c)).transpose()?;
     let cai = t.category.as_deref().map(|c| table.column(c)).transpose()?;
     let mut out = TxnScan {
@@ -122,66 +196,33 @@ pub(crate) fn scan_transactions(
     if let Some(n) = table.rows_hint {
         out.txns.reserve(usize::try_from(n).unwrap_or(0));
     }
-    let (as_of, start) = (spec.as_of.days(), spec.start.days());
+    let col_name = |f: Field| match f {
+        Field::Customer => &t.customer,
+        Field::Date => &t.date,
+        Field::Amount => &t.amount,
+    };
     let mut base = 0u64;
-    while let Some(batch) = table.next_batch() {
-        let (batch, fp) = batch?;
+    let batches = table.start(move |b| {
+        let fp = fingerprints(b);
+        checks.batch(b).map(|v| (fp, v))
+    });
+    while let Ok(batch) = batches.recv() {
+        let (batch, (fp, verdicts)) = batch?;
         let path = table.path.clone();
         let view = |i: usize, name: &str| Column::new(batch.column(i), &path, name);
         let cust = view(ci, &t.customer)?;
-        let date = view(di, &t.date)?;
-        let amount = view(ai, &t.amount)?;
-        let ty = |i: usize| batch.schema().field(i).data_type().clone();
-        cust.require(
-            cust.can_be_text(),
-            &path,
-            &t.customer,
-            &ty(ci),
-            "customer ids",
-        )?;
-        date.require(date.can_be_date(), &path, &t.date, &ty(di), "dates")?;
-        amount.require(amount.can_be_number(), &path, &t.amount, &ty(ai), "amounts")?;
         let channel = chi.map(|i| view(i, "channel")).transpose()?;
         let category = cai.map(|i| view(i, "category")).transpose()?;
-        for (i, &row_fp) in fp.iter().enumerate() {
+        for (i, (&row_fp, verdict)) in fp.iter().zip(&verdicts).enumerate() {
             let row = row_number(&table, base, i)?;
-            let id = cust.text(i);
-            let day = date.day(i, &t.date_parser);
-            let minor = amount.minor_units(i, spec.amount_decimals);
-            let reject = |reason, col: &str| (reason, col.to_owned());
-            let verdict = if id.is_none() {
-                Err(reject(Reason::MissingField, &t.customer))
-            } else if day == Cell::Missing {
-                Err(reject(Reason::MissingField, &t.date))
-            } else if minor == Cell::Missing {
-                Err(reject(Reason::MissingField, &t.amount))
-            } else {
-                match (day, minor) {
-                    (Cell::Bad, _) => Err(reject(Reason::UnparsableDate, &t.date)),
-                    (_, Cell::Bad) => Err(reject(Reason::UnparsableAmount, &t.amount)),
-                    (Cell::Ok(d), Cell::Ok(a)) => {
-                        if a < 0 {
-                            Err(reject(Reason::NegativeAmount, &t.amount))
-                        } else if a > spec.max_amount_minor {
-                            Err(reject(Reason::OutOfRange, &t.amount))
-                        } else if d.days() > as_of {
-                            Err(reject(Reason::AfterAsOf, &t.date))
-                        } else if d.days() < start {
-                            Err(reject(Reason::BeforeStart, &t.date))
-                        } else {
-                            Ok((d, a))
-                        }
-                    }
-                    _ => Err(reject(Reason::MissingField, &t.customer)),
-                }
-            };
-            let (d, a) = match verdict {
+            let (day, a) = match *verdict {
                 Ok(v) => v,
-                Err((reason, col)) => {
-                    q.reject(slot, u64::from(row), reason, &col)?;
+                Err((reason, field)) => {
+                    q.reject(slot, u64::from(row), reason, col_name(field))?;
                     continue;
                 }
             };
+            let id = cust.text(i);
             let index = match ids.lookup(id.as_deref().unwrap_or(""), !closed) {
                 Ok(Some(index)) => index,
                 Ok(None) => {
@@ -203,8 +244,7 @@ pub(crate) fn scan_transactions(
             out.txns.push(Txn {
                 cust: index,
                 row,
-                // In 0..=u16::MAX: start <= d <= as_of, and as_of - start fits (checked in spec).
-                day: u16::try_from(d.days() - start).unwrap_or(u16::MAX),
+                day,
                 channel: ch,
                 category: ca,
                 fp: row_fp,
@@ -265,7 +305,8 @@ pub(crate) fn scan_customers(
     let mut first_fp: Vec<u64> = Vec::new();
     let mut base = 0u64;
     let norm = |v: Option<std::borrow::Cow<'_, str>>| v.map(|s| s.trim().to_lowercase());
-    while let Some(batch) = table.next_batch() {
+    let batches = table.start(|b| Ok(fingerprints(b)));
+    while let Ok(batch) = batches.recv() {
         let (batch, fp) = batch?;
         let path = table.path.clone();
         let view = |i: Option<usize>, name: &str| {
@@ -410,7 +451,8 @@ pub(crate) fn scan_credit(
     let mut out: HashMap<u32, Credit> = HashMap::new();
     let mut seen: std::collections::HashSet<(u32, u64)> = std::collections::HashSet::new();
     let mut base = 0u64;
-    while let Some(batch) = table.next_batch() {
+    let batches = table.start(|b| Ok(fingerprints(b)));
+    while let Ok(batch) = batches.recv() {
         let (batch, fp) = batch?;
         let v: Vec<Column> = idx
             .iter()

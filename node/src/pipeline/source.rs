@@ -6,8 +6,9 @@
 //! physical line passes `max_line_bytes`, so a 2 GB line costs at most that many bytes of
 //! memory and reading, never the whole line.
 //!
-//! Decoding runs on its own thread, one batch ahead of the scan (a bounded channel of two), and
-//! also computes each row's duplicate fingerprint there: decode and scan overlap.
+//! Decoding runs on its own thread, one batch ahead of the scan (a bounded channel of two),
+//! together with the per-batch work that needs no shared state (fingerprints, row checks), so
+//! decoding and scanning overlap on two cores.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -22,7 +23,6 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::error::PipelineError;
 use super::spec::{FileFormat, SourceSpec};
-use super::values::fingerprints;
 
 /// Rows per batch: large enough to amortize per-batch work, small enough to stay in cache-ish
 /// memory (a few MB per batch).
@@ -37,14 +37,10 @@ pub(crate) struct Table {
     /// Rows in the file when known up front (Parquet), for progress.
     pub(crate) rows_hint: Option<u64>,
     batches: Option<Batches>,
-    rx: Option<Receiver<Result<Decoded, PipelineError>>>,
     mapper: Mapper,
 }
 
 type Batches = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>;
-
-/// A batch and its rows' fingerprints.
-pub(crate) type Decoded = (RecordBatch, Vec<u64>);
 
 /// Turns reader errors into located errors.
 #[derive(Debug, Clone)]
@@ -81,19 +77,21 @@ impl Table {
             })
     }
 
-    /// The next batch and its fingerprints, `None` at the end (or after an error).
-    pub(crate) fn next_batch(&mut self) -> Option<Result<Decoded, PipelineError>> {
+    /// Starts decoding on a thread of its own, one batch ahead, running `prep` on each batch
+    /// there too. The receiver yields batches in order and ends after the last one or after
+    /// the first error. Call once.
+    pub(crate) fn start<P: Send + 'static>(
+        &mut self,
+        prep: impl Fn(&RecordBatch) -> Result<P, PipelineError> + Send + 'static,
+    ) -> Receiver<Result<(RecordBatch, P), PipelineError>> {
+        let (tx, rx) = sync_channel(2);
+        let mapper = self.mapper.clone();
         if let Some(batches) = self.batches.take() {
-            let (tx, rx) = sync_channel(2);
-            let mapper = self.mapper.clone();
             std::thread::spawn(move || {
                 for item in batches {
                     let item = item
-                        .map(|b| {
-                            let fp = fingerprints(&b);
-                            (b, fp)
-                        })
-                        .map_err(|e| mapper.error(e));
+                        .map_err(|e| mapper.error(e))
+                        .and_then(|b| prep(&b).map(|p| (b, p)));
                     let failed = item.is_err();
                     // A closed channel means the scan stopped: stop decoding.
                     if tx.send(item).is_err() || failed {
@@ -101,9 +99,8 @@ impl Table {
                     }
                 }
             });
-            self.rx = Some(rx);
         }
-        self.rx.as_ref()?.recv().ok()
+        rx
     }
 }
 
@@ -171,7 +168,6 @@ fn open_parquet(path: &Path, file: File) -> Result<Table, PipelineError> {
         schema,
         rows_hint: Some(rows),
         batches: Some(Box::new(reader)),
-        rx: None,
         mapper: Mapper {
             path: path.to_owned(),
             line_state: None,
@@ -265,7 +261,6 @@ fn open_csv(spec: &SourceSpec, file: File) -> Result<Table, PipelineError> {
         schema,
         rows_hint: None,
         batches: Some(Box::new(reader)),
-        rx: None,
         mapper: Mapper {
             path: path.clone(),
             line_state: Some(state),

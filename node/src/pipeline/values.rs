@@ -160,6 +160,16 @@ impl Column {
         )
     }
 
+    /// Whether row `i` has a non-blank value (what [`Column::text`] would return, without
+    /// formatting it).
+    pub(crate) fn present(&self, i: usize) -> bool {
+        match self {
+            Column::Text(a) => text_cell(a, i).is_some(),
+            Column::Int(a) => !a.is_null(i),
+            _ => self.text(i).is_some(),
+        }
+    }
+
     /// The text of row `i` (integers formatted in decimal); `None` when null or blank.
     pub(crate) fn text(&self, i: usize) -> Option<Cow<'_, str>> {
         match self {

@@ -337,9 +337,30 @@ pub fn run_with(
                 }
             })
             .collect();
+        // Takes a node's reply to the coordinator (in node order).
+        let mut finish = |job: Job| {
+            let u = job.u;
+            nodes[u] = job.node;
+            stats.node_time += job.time;
+            stats.received[u] += job.received;
+            stats.sent[u] += job.sent;
+            let Some(reply) = job.reply else {
+                return;
+            };
+            if let NodeMessage::Masked(m) = &reply {
+                contributors.push(u as u32);
+                if u == 0 {
+                    masked_of_first = Some(m.masked.clone());
+                }
+            }
+            deliver(&mut coordinator, &mut stats, u, reply);
+        };
         if driver.threads <= 1 {
-            for job in &mut jobs {
+            // Each reply is delivered before the next node runs, as a node-by-node transport
+            // would (one masked vector alive at a time).
+            for mut job in jobs {
                 job.run(inputs, driver.count_bytes);
+                finish(job);
             }
         } else {
             let per_thread = jobs.len().div_ceil(driver.threads).max(1);
@@ -352,23 +373,7 @@ pub fn run_with(
                     });
                 }
             });
-        }
-        for job in jobs {
-            let u = job.u;
-            nodes[u] = job.node;
-            stats.node_time += job.time;
-            stats.received[u] += job.received;
-            stats.sent[u] += job.sent;
-            let Some(reply) = job.reply else {
-                continue;
-            };
-            if let NodeMessage::Masked(m) = &reply {
-                contributors.push(u as u32);
-                if u == 0 {
-                    masked_of_first = Some(m.masked.clone());
-                }
-            }
-            deliver(&mut coordinator, &mut stats, u, reply);
+            jobs.into_iter().for_each(finish);
         }
         phase = match phase {
             DropAt::Share => DropAt::Masked,
