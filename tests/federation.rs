@@ -260,3 +260,44 @@ async fn too_few_nodes_release_nothing() {
     );
     fed.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_past_its_budget_refuses_before_anything_leaves_and_audits_clean() {
+    let mut fed = TestFed::start(policy(2, 30), data).await;
+    // Node c allows itself less than one release costs (the coordinator plans rho 1/2).
+    let mut tight = fed.node_config("c");
+    tight.privacy.cap_rho = "1/100".parse().unwrap();
+    let c = tokio::spawn(
+        fedprof_node::NodeService::new(tight)
+            .unwrap()
+            .run(fed.shutdown.clone()),
+    );
+    let _ab = [fed.start_node("a"), fed.start_node("b")];
+    fed.wait_for(3).await;
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals))
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, contributors, failures, _) = completed(&outcome);
+    assert_eq!(contributors, ["a", "b"]);
+    let (node, reason) = &failures[0];
+    assert_eq!(node, "c");
+    assert!(reason.contains("BudgetExhausted"), "{reason}");
+    // c debited nothing and wrote no vector: its ledger holds only the budget it opened.
+    let ledger = std::fs::read_to_string(fed.fed.dir.join("state/node-c/ledger.jsonl")).unwrap();
+    assert_eq!(ledger.lines().count(), 1, "{ledger}");
+    assert!(!ledger.contains("\"debit\""), "{ledger}");
+    let vectors = std::fs::read_dir(fed.fed.dir.join("state/node-c/vectors"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(vectors, 0);
+    // An auditor given every ledger finds them consistent: a and b paid for the release.
+    let (dir, _keep) = (fed.fed.dir.clone(), fed.stop_keeping_files().await);
+    let _ = c.await;
+    for n in common::NODES {
+        let from = dir.join(format!("state/node-{n}/ledger.jsonl"));
+        std::fs::copy(&from, dir.join(format!("ledgers/node-{n}.jsonl"))).unwrap();
+    }
+    let report = fedprof::audit::verify_dir(&dir, time::OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(report.releases, 1);
+}

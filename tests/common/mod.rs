@@ -153,6 +153,17 @@ impl TestFed {
         self.fed.analyst_configs[0].1.clone()
     }
 
+    /// Stops the coordinator and returns the temporary directory, which lives as long as the
+    /// returned value.
+    pub async fn stop_keeping_files(self) -> tempfile::TempDir {
+        self.trigger.trigger();
+        tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .expect("coordinator did not shut down in time")
+            .unwrap();
+        self.dir
+    }
+
     pub async fn stop(self) {
         self.trigger.trigger();
         tokio::time::timeout(Duration::from_secs(10), self.server)

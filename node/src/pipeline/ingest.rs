@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::dates::Day;
 use super::error::PipelineError;
-use super::interner::{InternError, Interner};
+use super::interner::{InternError, Interner, simple_id_hash};
 use super::quality::{Quarantine, Reason};
 use super::source::{Table, open};
 use super::spec::{CreditSpec, CustomersSpec, PipelineSpec};
@@ -117,9 +117,82 @@ struct Checks {
     as_of: i32,
     start: i32,
     max_amount: i64,
+    channel: Option<usize>,
+    category: Option<usize>,
+}
+
+/// What the decoding thread prepares for each row of a batch.
+#[derive(Debug)]
+struct Prepared {
+    fp: Vec<u64>,
+    verdicts: Vec<Verdict>,
+    /// [`simple_id_hash`] of the id, when the id is simple.
+    id_hash: Vec<Option<u64>>,
+    channel: Vec<u8>,
+    category: Vec<u8>,
+}
+
+/// The decoding thread's own state: channel and category levels (shared with the scan only
+/// at the end) and scratch space for ids (wiped on drop).
+#[derive(Debug, Default)]
+struct WorkerState {
+    levels: std::sync::Arc<std::sync::Mutex<(Levels, Levels)>>,
+    scratch: zeroize::Zeroizing<String>,
 }
 
 impl Checks {
+    fn prepare(
+        &self,
+        batch: &arrow_array::RecordBatch,
+        w: &mut WorkerState,
+    ) -> Result<Prepared, PipelineError> {
+        let verdicts = self.batch(batch)?;
+        let fp = fingerprints(batch);
+        let path = &self.path;
+        let (ci, cn) = &self.columns[0];
+        let cust = Column::new(batch.column(*ci), path, cn)?;
+        let id_hash = verdicts
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let text = if v.is_ok() { cust.text(i) } else { None };
+                text.and_then(|t| simple_id_hash(&t, &mut w.scratch))
+            })
+            .collect();
+        let mut levels = w.levels.lock().map_err(|_| PipelineError::Columns {
+            path: path.clone(),
+            problem: "internal error: a reader thread panicked".into(),
+        })?;
+        let (ch_levels, ca_levels) = &mut *levels;
+        let mut level = |col: Option<usize>,
+                         name: &str,
+                         levels: &mut Levels|
+         -> Result<Vec<u8>, PipelineError> {
+            let Some(c) = col else { return Ok(Vec::new()) };
+            let view = Column::new(batch.column(c), path, name)?;
+            Ok(verdicts
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    if v.is_ok() {
+                        levels.level(view.text(i).as_deref())
+                    } else {
+                        0
+                    }
+                })
+                .collect())
+        };
+        let channel = level(self.channel, "channel", ch_levels)?;
+        let category = level(self.category, "category", ca_levels)?;
+        Ok(Prepared {
+            fp,
+            verdicts,
+            id_hash,
+            channel,
+            category,
+        })
+    }
+
     fn batch(&self, batch: &arrow_array::RecordBatch) -> Result<Vec<Verdict>, PipelineError> {
         let [(ci, cn), (di, dn), (ai, an)] = &self.columns;
         let path = &self.path;
@@ -184,10 +257,10 @@ pub(crate) fn scan_transactions(
         as_of: spec.as_of.days(),
         start: spec.start.days(),
         max_amount: spec.max_amount_minor,
+        channel: t.channel.as_deref().map(|c| table.column(c)).transpose()?,
+        category: t.category.as_deref().map(|c| table.column(c)).transpose()?,
     };
     let ci = checks.columns[0].0;
-    let chi = t.channel.as_deref().map(|c| table.column(c)).transpose()?;
-    let cai = t.category.as_deref().map(|c| table.column(c)).transpose()?;
     let mut out = TxnScan {
         txns: Vec::new(),
         channels: Levels::default(),
@@ -202,18 +275,13 @@ pub(crate) fn scan_transactions(
         Field::Amount => &t.amount,
     };
     let mut base = 0u64;
-    let batches = table.start(move |b| {
-        let fp = fingerprints(b);
-        checks.batch(b).map(|v| (fp, v))
-    });
+    let mut worker = WorkerState::default();
+    let levels = std::sync::Arc::clone(&worker.levels);
+    let batches = table.start(move |b| checks.prepare(b, &mut worker));
     while let Ok(batch) = batches.recv() {
-        let (batch, (fp, verdicts)) = batch?;
-        let path = table.path.clone();
-        let view = |i: usize, name: &str| Column::new(batch.column(i), &path, name);
-        let cust = view(ci, &t.customer)?;
-        let channel = chi.map(|i| view(i, "channel")).transpose()?;
-        let category = cai.map(|i| view(i, "category")).transpose()?;
-        for (i, (&row_fp, verdict)) in fp.iter().zip(&verdicts).enumerate() {
+        let (batch, p) = batch?;
+        let cust = Column::new(batch.column(ci), &table.path, &t.customer)?;
+        for (i, verdict) in p.verdicts.iter().enumerate() {
             let row = row_number(&table, base, i)?;
             let (day, a) = match *verdict {
                 Ok(v) => v,
@@ -223,7 +291,12 @@ pub(crate) fn scan_transactions(
                 }
             };
             let id = cust.text(i);
-            let index = match ids.lookup(id.as_deref().unwrap_or(""), !closed) {
+            let id = id.as_deref().unwrap_or("");
+            let found = match p.id_hash.get(i).copied().flatten() {
+                Some(hash) => ids.lookup_simple(id, hash, !closed),
+                None => ids.lookup(id, !closed),
+            };
+            let index = match found {
                 Ok(Some(index)) => index,
                 Ok(None) => {
                     q.reject(slot, u64::from(row), Reason::UnknownCustomer, &t.customer)?;
@@ -235,19 +308,15 @@ pub(crate) fn scan_transactions(
                 }
                 Err(InternError::Full) => return Err(full(&table)),
             };
-            let ch = channel
-                .as_ref()
-                .map_or(0, |c| out.channels.level(c.text(i).as_deref()));
-            let ca = category
-                .as_ref()
-                .map_or(0, |c| out.categories.level(c.text(i).as_deref()));
+            let ch = p.channel.get(i).copied().unwrap_or(0);
+            let ca = p.category.get(i).copied().unwrap_or(0);
             out.txns.push(Txn {
                 cust: index,
                 row,
                 day,
                 channel: ch,
                 category: ca,
-                fp: row_fp,
+                fp: p.fp[i],
                 amount: a,
             });
         }
@@ -258,6 +327,10 @@ pub(crate) fn scan_transactions(
         if let Some(p) = progress {
             p("transactions", base, table.rows_hint);
         }
+    }
+    // The decoding thread has ended (the channel is closed): its levels are final.
+    if let Ok(mut l) = levels.lock() {
+        (out.channels, out.categories) = std::mem::take(&mut *l);
     }
     Ok(out)
 }

@@ -66,37 +66,54 @@ impl Interner {
 
     /// The index of `raw`, inserting it when `insert` is true; `Ok(None)` when absent.
     pub(crate) fn lookup(&mut self, raw: &str, insert: bool) -> Result<Option<u32>, InternError> {
-        let already = !raw.is_empty()
-            && raw.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase())
-            && !raw.as_bytes()[0].is_ascii_whitespace()
-            && !raw.as_bytes()[raw.len() - 1].is_ascii_whitespace();
         let mut scratch = std::mem::take(&mut self.scratch);
-        let id: &str = if already {
-            raw
-        } else {
-            scratch.clear();
-            let t = raw.trim();
-            if t.is_ascii() {
-                scratch.push_str(t);
-                scratch.make_ascii_lowercase();
-            } else {
-                scratch.push_str(&t.to_lowercase());
-            }
-            &scratch
-        };
-        let result = if id.is_empty() {
+        if let Some(hash) = simple_id_hash(raw, &mut scratch) {
+            self.scratch = scratch;
+            return self.lookup_simple(raw, hash, insert);
+        }
+        scratch.clear();
+        scratch.push_str(&raw.trim().to_lowercase());
+        let result = if scratch.is_empty() {
             Err(InternError::Empty)
         } else {
-            self.lookup_normalized(id, insert)
+            let id = scratch.as_bytes();
+            self.find_or_insert(id_hash(id), |stored| stored == id, insert.then_some(id))
         };
         self.scratch = scratch;
         result
     }
 
-    fn lookup_normalized(&mut self, id: &str, insert: bool) -> Result<Option<u32>, InternError> {
-        let mut h = FastHash::new(0x243f_6a88_85a3_08d3);
-        h.bytes(id.as_bytes());
-        let hash = h.finish();
+    /// [`Interner::lookup`] for an id [`simple_id_hash`] accepted, with that hash (computed
+    /// ahead, possibly on another thread).
+    pub(crate) fn lookup_simple(
+        &mut self,
+        raw: &str,
+        hash: u64,
+        insert: bool,
+    ) -> Result<Option<u32>, InternError> {
+        let raw = raw.as_bytes();
+        // Stored ids are normalized, so ASCII-lowercase: equal to raw's lowercase exactly when
+        // equal ignoring ASCII case.
+        let found = self.find_or_insert(hash, |stored| stored.eq_ignore_ascii_case(raw), None)?;
+        if found.is_some() || !insert {
+            return Ok(found);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend(raw.iter().map(|b| char::from(b.to_ascii_lowercase())));
+        let result = self.find_or_insert(hash, |_| false, Some(scratch.as_bytes()));
+        self.scratch = scratch;
+        result
+    }
+
+    /// Probes for `hash`; returns the first index whose stored bytes satisfy `matches`, or
+    /// inserts `insert` (normalized bytes) when given.
+    fn find_or_insert(
+        &mut self,
+        hash: u64,
+        matches: impl Fn(&[u8]) -> bool,
+        insert: Option<&[u8]>,
+    ) -> Result<Option<u32>, InternError> {
         let mask = self.slots.len() - 1;
         let mut slot = (hash as usize) & mask;
         loop {
@@ -107,15 +124,13 @@ impl Interner {
             if s >> 32 == hash >> 32 {
                 let index = (s as u32) - 1;
                 let (a, b) = self.spans[index as usize];
-                if &self.arena[a..b] == id.as_bytes() {
+                if matches(&self.arena[a..b]) {
                     return Ok(Some(index));
                 }
             }
             slot = (slot + 1) & mask;
         }
-        if !insert {
-            return Ok(None);
-        }
+        let Some(id) = insert else { return Ok(None) };
         let index = u32::try_from(self.spans.len())
             .ok()
             .filter(|i| *i < u32::MAX - 1)
@@ -130,7 +145,7 @@ impl Interner {
             bigger.extend_from_slice(&self.arena);
             self.arena = bigger;
         }
-        self.arena.extend_from_slice(id.as_bytes());
+        self.arena.extend_from_slice(id);
         self.spans.push((start, self.arena.len()));
         self.hashes.push(hash);
         self.slots[slot] = slot_value(hash, index);
@@ -154,6 +169,30 @@ impl Interner {
     }
 }
 
+/// The table hash of a normalized id.
+pub(crate) fn id_hash(normalized: &[u8]) -> u64 {
+    let mut h = FastHash::new(0x243f_6a88_85a3_08d3);
+    h.bytes(normalized);
+    h.finish()
+}
+
+/// For an id that is ASCII, non-empty and has no whitespace at either end, its normalized form
+/// is its ASCII lowercase: the hash of that (`scratch` is working space, wiped by the caller's
+/// owner). `None` for any other id, which needs the full normalization.
+pub(crate) fn simple_id_hash(raw: &str, scratch: &mut String) -> Option<u64> {
+    // Unicode White_Space within ASCII: \t \n \x0b \x0c \r and space.
+    let ws = |b: u8| b.is_ascii_whitespace() || b == 0x0b;
+    let b = raw.as_bytes();
+    let (first, last) = (*b.first()?, *b.last()?);
+    if ws(first) || ws(last) || !raw.is_ascii() {
+        return None;
+    }
+    scratch.clear();
+    scratch.push_str(raw);
+    scratch.make_ascii_lowercase();
+    Some(id_hash(scratch.as_bytes()))
+}
+
 fn slot_value(hash: u64, index: u32) -> u64 {
     (hash & !0xffff_ffff) | u64::from(index + 1)
 }
@@ -175,6 +214,19 @@ mod tests {
         assert_eq!(i.lookup("c002", false).unwrap(), None);
         assert_eq!(i.lookup("  ", true), Err(InternError::Empty));
         assert_eq!(i.id(a), "c001");
+        assert_eq!(
+            i.lookup("\x0bc001", false).unwrap(),
+            Some(a),
+            "vertical tab is trimmed"
+        );
+        let mut scratch = String::new();
+        let h = simple_id_hash("C001", &mut scratch).unwrap();
+        assert_eq!(i.lookup_simple("C001", h, false).unwrap(), Some(a));
+        assert_eq!(simple_id_hash(" C001", &mut scratch), None);
+        assert_eq!(simple_id_hash("ÄBC", &mut scratch), None);
+        let h = simple_id_hash("New9", &mut scratch).unwrap();
+        let n = i.lookup_simple("New9", h, true).unwrap();
+        assert_eq!(i.lookup("new9", false).unwrap(), n);
         for n in 0..100_000 {
             i.lookup(&format!("x{n}"), true).unwrap();
         }

@@ -82,7 +82,7 @@ impl Table {
     /// the first error. Call once.
     pub(crate) fn start<P: Send + 'static>(
         &mut self,
-        prep: impl Fn(&RecordBatch) -> Result<P, PipelineError> + Send + 'static,
+        mut prep: impl FnMut(&RecordBatch) -> Result<P, PipelineError> + Send + 'static,
     ) -> Receiver<Result<(RecordBatch, P), PipelineError>> {
         let (tx, rx) = sync_channel(2);
         let mapper = self.mapper.clone();
