@@ -349,26 +349,29 @@ pub fn verify_party_cert(
     roots
         .add(ca)
         .map_err(|e| PartyCertError::Ca(e.to_string()))?;
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-            .build()
-            .map_err(|e| PartyCertError::Ca(e.to_string()))?;
     // Times before 1970 are not valid for any certificate we issue; clamp rather than fail.
     let secs = u64::try_from(at.unix_timestamp()).unwrap_or(0);
     let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
+    verify_party_der(std::sync::Arc::new(roots), &cert, now)
+}
+
+/// Verifies a party certificate (DER) against `roots` at `now`, exactly as the TLS layer
+/// verifies client certificates (webpki, *ring*), and returns the party it names and its raw
+/// Ed25519 public key. The one place certificates received outside a handshake are checked.
+pub fn verify_party_der(
+    roots: std::sync::Arc<rustls::RootCertStore>,
+    cert: &CertificateDer<'_>,
+    now: rustls_pki_types::UnixTime,
+) -> Result<(PartyId, [u8; 32]), PartyCertError> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+        .build()
+        .map_err(|e| PartyCertError::Ca(e.to_string()))?;
     verifier
-        .verify_client_cert(&cert, &[], now)
+        .verify_client_cert(cert, &[], now)
         .map_err(|e| PartyCertError::Untrusted(e.to_string()))?;
-    let party = identity_from_cert(&cert)?;
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(&cert).map_err(|e| PkiError::Parse(e.to_string()))?;
-    let spki = parsed.public_key();
-    if spki.algorithm.algorithm != x509_parser::oid_registry::OID_SIG_ED25519 {
-        return Err(PartyCertError::NotEd25519);
-    }
-    let key = <[u8; 32]>::try_from(spki.subject_public_key.data.as_ref())
-        .map_err(|_| PartyCertError::NotEd25519)?;
+    let party = identity_from_cert(cert)?;
+    let key = ed25519_public_key(cert).map_err(|_| PartyCertError::NotEd25519)?;
     Ok((party, key))
 }
 

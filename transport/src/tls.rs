@@ -135,20 +135,12 @@ impl Credentials {
         &self,
         der: &[u8],
         now: std::time::SystemTime,
-    ) -> Result<(PartyId, [u8; 32]), TransportError> {
-        let cert = CertificateDer::from(der.to_vec());
-        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
-            .build()
-            .map_err(|e| TransportError::Config {
-                detail: e.to_string(),
-            })?;
+    ) -> Result<(PartyId, [u8; 32]), crate::pki::PartyCertError> {
         let now = rustls_pki_types::UnixTime::since_unix_epoch(
             now.duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default(),
         );
-        verifier.verify_client_cert(&cert, &[], now)?;
-        let party = identity_from_cert(&cert)?;
-        Ok((party, crate::pki::ed25519_public_key(&cert)?))
+        crate::pki::verify_party_der(self.roots.clone(), &CertificateDer::from(der), now)
     }
 
     /// This party's own certificate (DER).
