@@ -9,7 +9,7 @@
 //!   certificate key ([`sign`]), X25519 key agreement ([`kex`]), HKDF-SHA256 and SHA-256 with
 //!   versioned labels ([`kdf`]), the ChaCha20 mask PRG over `Z_2^64` ([`prg`]), Shamir t-of-n
 //!   sharing of 32-byte secrets ([`shamir`]) and ChaCha20-Poly1305 envelopes ([`aead`]);
-//! - later: ristretto255 commutative blinding for federation pseudonyms.
+//! - ristretto255 commutative blinding for federation pseudonyms ([`blind`]).
 //!
 //! It must not do I/O or read clocks: callers read key files (and set their mode 0600), and
 //! hand in keys, ids and randomness (any `rand_core::CryptoRng`). Every cryptographic input
@@ -17,6 +17,7 @@
 //! and [`LABEL_PREFIX`] for everything else.
 
 pub mod aead;
+pub mod blind;
 mod ct_hex;
 pub mod kdf;
 pub mod kex;
@@ -29,6 +30,7 @@ pub mod shamir;
 pub mod sign;
 
 pub use aead::AeadError;
+pub use blind::{BlindError, BlindedId, BlindingKey, HashedId, hash_id};
 pub use kdf::{LabelTooLong, derive_key, digest};
 pub use kex::{KexError, KexPublic, KexSecret, SharedSecret};
 pub use label::{LABEL_PREFIX, framed};

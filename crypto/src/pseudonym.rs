@@ -84,12 +84,16 @@ impl Pseudonymizer {
 /// The lowercase copy is a raw id too, so it is wiped on drop. (If lowercasing makes the id
 /// longer in bytes, `str::to_lowercase` may grow its buffer and leave an unwiped partial copy in
 /// freed memory; that needs rare characters such as `İ` and is accepted.)
-fn normalize(raw_id: &str) -> Result<Zeroizing<String>, PseudonymError> {
+///
+/// Shared with the federation pseudonyms (`crate::blind`), so that an id meets itself across
+/// both. `None` when nothing is left.
+pub(crate) fn normalize_id(raw_id: &str) -> Option<Zeroizing<String>> {
     let normalized = Zeroizing::new(raw_id.trim().to_lowercase());
-    if normalized.is_empty() {
-        return Err(PseudonymError::EmptyId);
-    }
-    Ok(normalized)
+    (!normalized.is_empty()).then_some(normalized)
+}
+
+fn normalize(raw_id: &str) -> Result<Zeroizing<String>, PseudonymError> {
+    normalize_id(raw_id).ok_or(PseudonymError::EmptyId)
 }
 
 /// HMAC-SHA256 (RFC 2104) of the concatenation of `message_parts` under `key`.
