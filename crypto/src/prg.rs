@@ -34,9 +34,11 @@ pub const MAX_PRG_ELEMENTS: usize = 1 << 32;
 
 /// Elements per 64-byte ChaCha20 block.
 const BLOCK_ELEMENTS: usize = 8;
-/// Elements per chunk when folding several streams: 4 KiB, a multiple of every backend's
-/// parallel width (at most 4 blocks), so no stream stops in the middle of a block.
+/// Elements per chunk when folding several streams: 4 KiB, 64 whole blocks, so no stream stops
+/// in the middle of a block between chunks (and a multiple of every backend's parallel width,
+/// 1 to 16 blocks, so none falls back to single blocks).
 const CHUNK: usize = 512;
+const _: () = assert!(CHUNK.is_multiple_of(BLOCK_ELEMENTS));
 
 /// Whether the PRG stream is added to or subtracted from the vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,8 +176,8 @@ impl Stream {
     }
 
     /// Folds the next `out.len()` elements of the stream into `out`. Unless this is the last
-    /// call, `out.len()` must be a multiple of the backend's parallel width in elements (see
-    /// [`CHUNK`]): the rest of a partly used block is dropped.
+    /// call, `out.len()` must be a multiple of [`BLOCK_ELEMENTS`] (see [`CHUNK`]): the rest of a
+    /// partly used block is dropped.
     fn fold(&mut self, out: &mut [u64]) {
         match self.op {
             MaskOp::Add => self.core.process_with_backend(Fold::<true> { out }),
