@@ -3,6 +3,7 @@
 //! Writes next to the output a quarantine list (`OUT.quarantine.csv`) and a data-quality report
 //! (`OUT.quality.json`), and prints the report's summary.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -13,7 +14,6 @@ use fedprof_node::pipeline::dates::parse_iso_day;
 use fedprof_node::pipeline::{
     self, DateParser, PipelineSpec, RunOptions, SourceSpec, TransactionsSpec, export, key,
 };
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::progress::Progress;
 
@@ -163,14 +163,16 @@ pub async fn run(a: &FeaturesArgs) -> Result<String> {
     };
     let quarantine = sibling(&a.out, ".quarantine.csv");
     let report = sibling(&a.out, ".quality.json");
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    let on_rows = |table: &'static str, rows: u64, total: Option<u64>| match total {
-        Some(t) => bar.set_message(format!("{table}: {rows} of {t} rows")),
-        None => bar.set_message(format!("{table}: {rows} rows")),
+    // Row counts only on a terminal (the spinner's message); logs get the step lines.
+    let live = std::io::stderr().is_terminal();
+    let path = spec.transactions.source.path.display().to_string();
+    let on_rows = |table: &'static str, rows: u64, total: Option<u64>| {
+        if live {
+            progress.step(match total {
+                Some(t) => format!("reading {path}: {table} {rows} of {t} rows"),
+                None => format!("reading {path}: {table} {rows} rows"),
+            });
+        }
     };
     let out = match &postgres {
         Some(pg) => {
@@ -178,7 +180,8 @@ pub async fn run(a: &FeaturesArgs) -> Result<String> {
                 "pushing the aggregation down to PostgreSQL table {}",
                 pg.table
             ));
-            pipeline::postgres::compute(&spec, pg, &pseudonymizer, a.reveal_ids).await?
+            pipeline::postgres::compute(&spec, pg, &pseudonymizer, a.reveal_ids, Some(&quarantine))
+                .await?
         }
         None => {
             progress.step(format!(
@@ -193,7 +196,6 @@ pub async fn run(a: &FeaturesArgs) -> Result<String> {
             pipeline::compute(&spec, &pseudonymizer, &opts)?
         }
     };
-    bar.finish_and_clear();
     progress.done(format!("{} customers", out.features.len()));
     progress.step(format!("writing {}", a.out.display()));
     export::write_features(&out.features, &a.out)?;

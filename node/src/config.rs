@@ -203,7 +203,11 @@ impl NodeConfig {
         file.require_file("tls.ca", &config.tls.ca)?;
         file.require_file("tls.cert", &config.tls.cert)?;
         file.require_file("tls.key", &config.tls.key)?;
-        file.require_file("data.transactions", &config.data.transactions)?;
+        // With a PostgreSQL source, `fedprof features` does not read the file (the running
+        // job still does, so a node serving jobs needs it either way).
+        if config.data.postgres.is_none() {
+            file.require_file("data.transactions", &config.data.transactions)?;
+        }
         if !config.data.delimiter.is_ascii() {
             return Err(file.error(
                 "data.delimiter",

@@ -13,7 +13,9 @@ use std::fmt::Write as _;
 
 use fedprof_crypto::{Pseudonymizer, SecretKey32};
 use fedprof_node::pipeline::postgres::{self, PostgresConfig};
-use fedprof_node::pipeline::spec::{CleaningConfig, FeaturesConfig};
+use fedprof_node::pipeline::spec::{
+    CleaningConfig, CreditConfig, CreditSpec, CustomersConfig, CustomersSpec, FeaturesConfig,
+};
 use fedprof_node::pipeline::{
     self, DateParser, PipelineSpec, RunOptions, SourceSpec, TransactionsSpec,
 };
@@ -30,6 +32,37 @@ fn spec(path: &std::path::Path, as_of: &str, start: &str, max: &str) -> Pipeline
         date_parser: DateParser::Iso,
     };
     let mut s = PipelineSpec::new(t, pipeline::dates::parse_iso_day(as_of).unwrap());
+    let dir = path.parent().unwrap().join("branch-1");
+    let columns = CustomersConfig {
+        path: dir.join("customers.csv"),
+        id_column: "customer_id".into(),
+        birth_date_column: Some("birth_date".into()),
+        age_column: None,
+        gender_column: Some("gender".into()),
+        region_column: Some("region".into()),
+        income_band_column: Some("income_band".into()),
+        signup_date_column: Some("signup_date".into()),
+        date_format: None,
+        delimiter: ',',
+    };
+    s.customers = Some(CustomersSpec {
+        source: SourceSpec::new(dir.join("customers.csv")),
+        columns,
+        date_parser: DateParser::Iso,
+    });
+    let credit = CreditConfig {
+        path: dir.join("credit.csv"),
+        id_column: "customer_id".into(),
+        limit_column: "limit".into(),
+        balance_column: "balance".into(),
+        days_past_due_column: "days_past_due".into(),
+        default_column: "default_flag".into(),
+        delimiter: ',',
+    };
+    s.credit = Some(CreditSpec {
+        source: SourceSpec::new(dir.join("credit.csv")),
+        columns: credit,
+    });
     let cleaning = CleaningConfig {
         start: Some(start.into()),
         max_amount: Some(max.into()),
@@ -121,7 +154,7 @@ async fn pushdown_features_equal_the_file_path() {
         },
     )
     .unwrap();
-    let pushed = postgres::compute(&spec, &config, &key, false)
+    let pushed = postgres::compute(&spec, &config, &key, false, None)
         .await
         .unwrap();
     client
@@ -133,12 +166,20 @@ async fn pushdown_features_equal_the_file_path() {
         pushed.features, files.features,
         "push-down and file path agree row for row"
     );
-    assert_eq!(
-        pushed.quality.tables[0].rows_in,
-        files.quality.tables[0].rows_in
-    );
-    assert_eq!(
-        pushed.quality.tables[0].rows_used,
-        files.quality.tables[0].rows_used
-    );
+    assert!(pushed.features.credit.is_some() && pushed.features.demographics.is_some());
+    for t in 0..3 {
+        let (p, f) = (&pushed.quality.tables[t], &files.quality.tables[t]);
+        assert_eq!(
+            (p.table, p.rows_in, p.rows_used),
+            (f.table, f.rows_in, f.rows_used)
+        );
+    }
+    let unknown = |o: &pipeline::RunOutput| {
+        o.quality.tables[1]
+            .by_reason
+            .get("unknown_customer")
+            .copied()
+    };
+    assert!(unknown(&files).is_some_and(|n| n > 0));
+    assert_eq!(unknown(&pushed), unknown(&files));
 }

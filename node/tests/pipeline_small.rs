@@ -245,6 +245,17 @@ fn bad_input_is_an_error_naming_file_and_column() {
         "{e}"
     );
 
+    // zstd needs a C build and is left out: the error says what to do. (The fixture was written
+    // by DuckDB: COPY ... TO 'zstd.parquet' (FORMAT parquet, COMPRESSION zstd).)
+    let zstd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/zstd.parquet");
+    let e = expect_err(&spec(&zstd, "2026-01-31"));
+    assert!(
+        e.contains("zstd.parquet: cannot read Parquet")
+            && e.contains("zstd")
+            && e.contains("rewrite the file"),
+        "{e}"
+    );
+
     // Wrong types inside a CSV are per-row problems: quarantined, counted, nothing lost.
     let text = write(
         dir.path(),

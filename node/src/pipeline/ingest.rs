@@ -164,9 +164,9 @@ impl Checks {
             problem: "internal error: a reader thread panicked".into(),
         })?;
         let (ch_levels, ca_levels) = &mut *levels;
-        let mut level = |col: Option<usize>,
-                         name: &str,
-                         levels: &mut Levels|
+        let level = |col: Option<usize>,
+                     name: &str,
+                     levels: &mut Levels|
          -> Result<Vec<u8>, PipelineError> {
             let Some(c) = col else { return Ok(Vec::new()) };
             let view = Column::new(batch.column(c), path, name)?;

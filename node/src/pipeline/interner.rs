@@ -230,8 +230,8 @@ mod tests {
         for n in 0..100_000 {
             i.lookup(&format!("x{n}"), true).unwrap();
         }
-        assert_eq!(i.len(), 100_002);
-        assert_eq!(i.lookup("x99999", false).unwrap(), Some(100_001));
+        assert_eq!(i.len(), 100_003);
+        assert_eq!(i.lookup("x99999", false).unwrap(), Some(100_002));
         assert!(!format!("{i:?}").contains("c001"));
     }
 }

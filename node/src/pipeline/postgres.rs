@@ -7,7 +7,8 @@
 //! type or a float: the database's types rule out unparsable values). Differences, stated in
 //! docs/DATA.md: exact duplicates are counted over all rows (`SELECT DISTINCT *`) before the
 //! other rules, and quarantined rows are counted by reason but not listed (a table has no row
-//! numbers). Customer ids are normalized in SQL by trimming ASCII whitespace and `lower()`; the
+//! numbers). The `customers` and `credit` tables, when configured, are files read as usual.
+//! Customer ids are normalized in SQL by trimming ASCII whitespace and `lower()`; the
 //! node then applies the exact normalization of the pseudonymizer and refuses (rather than
 //! guesses) if two SQL groups become one, which needs non-ASCII case or whitespace variants.
 
@@ -18,13 +19,14 @@ use fedprof_crypto::Pseudonymizer;
 use serde::Deserialize;
 use tokio_postgres::NoTls;
 
+use super::RunOutput;
 use super::aggregate::{Aggregate, Behaviour};
 use super::error::PipelineError;
 use super::features;
+use super::ingest::{self, MAX_LEVELS};
 use super::interner::Interner;
-use super::quality::{QualityReport, Reason, TableQuality};
+use super::quality::{QualityReport, Quarantine, Reason, TableQuality};
 use super::spec::PipelineSpec;
-use super::{RunOutput, ingest::MAX_LEVELS};
 
 /// `[data.postgres]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -113,18 +115,24 @@ pub fn pushdown_sql(spec: &PipelineSpec, table: &str) -> (String, String, String
     (customers, levels, quality)
 }
 
-/// Runs the pipeline with the aggregation pushed down to PostgreSQL.
+/// Runs the pipeline with the aggregation pushed down to PostgreSQL. The `customers` and
+/// `credit` tables, when configured, are files read as in [`super::compute`]; their quarantined
+/// rows go to `quarantine`.
 pub async fn compute(
     spec: &PipelineSpec,
     config: &PostgresConfig,
     pseudonymizer: &Pseudonymizer,
     reveal_ids: bool,
+    quarantine: Option<&std::path::Path>,
 ) -> Result<RunOutput, PipelineError> {
-    if spec.customers.is_some() || spec.credit.is_some() {
-        return Err(PipelineError::Postgres(
-            "customers and credit tables are not supported with the PostgreSQL source yet".into(),
-        ));
-    }
+    let mut ids = Interner::new();
+    let mut q = Quarantine::new(quarantine)?;
+    let demographics = spec
+        .customers
+        .as_ref()
+        .map(|c| ingest::scan_customers(c, spec.as_of, &mut ids, &mut q))
+        .transpose()?;
+    let closed = demographics.is_some();
     let client = connect(config).await?;
     let table = ident(&config.table);
     let (sql_customers, sql_levels, sql_quality) = pushdown_sql(spec, &table);
@@ -145,17 +153,21 @@ pub async fn compute(
         .query(&sql_customers, &[&as_of, &start, &max])
         .await
         .map_err(pg)?;
-    let mut ids = Interner::new();
-    let mut behaviour: Vec<Option<Behaviour>> = Vec::with_capacity(rows.len());
+    let mut behaviour: Vec<Option<Behaviour>> = vec![None; ids.len()];
+    let mut unknown = 0u64;
     for row in &rows {
         let cid: String = row.try_get(0).map_err(pg)?;
-        let before = ids.len();
-        let index = ids
-            .lookup(&cid, true)
-            .ok()
-            .flatten()
-            .ok_or_else(|| pg("empty customer id after normalization"))?;
-        if ids.len() == before {
+        let txn_count: i64 = row.try_get(1).map_err(pg)?;
+        let index = match ids.lookup(&cid, !closed) {
+            Ok(Some(index)) => index,
+            Ok(None) => {
+                unknown += u64::try_from(txn_count).map_err(pg)?;
+                continue;
+            }
+            Err(_) => return Err(pg("a customer id is empty after normalization")),
+        };
+        behaviour.resize(ids.len(), None);
+        if behaviour[index as usize].is_some() {
             return Err(pg(format!(
                 "two customer ids differ only in non-ASCII case or whitespace (customer #{index}); \
                  the push-down cannot merge them exactly: normalize ids in the database or use a file source"
@@ -169,16 +181,15 @@ pub async fn compute(
             let v: i32 = row.try_get(i).map_err(pg)?;
             u16::try_from(v).map_err(pg)
         };
-        let txn_count: i64 = row.try_get(1).map_err(pg)?;
         let purchase_days: i64 = row.try_get(2).map_err(pg)?;
-        behaviour.push(Some(Behaviour {
+        behaviour[index as usize] = Some(Behaviour {
             txn_count: u64::try_from(txn_count).map_err(pg)?,
             purchase_days: u32::try_from(purchase_days).map_err(pg)?,
             first_day: day(3)?,
             last_day: day(4)?,
             total: num(5)?,
             first_day_total: num(6)?,
-        }));
+        });
     }
     let (mut channels, mut categories) = (Vec::<String>::new(), Vec::<String>::new());
     let mut counts: Vec<(usize, usize, usize, u32)> = Vec::new();
@@ -219,7 +230,13 @@ pub async fn compute(
             u32::try_from(n).map_err(pg)?,
         ));
     }
+    let credit = spec
+        .credit
+        .as_ref()
+        .map(|c| ingest::scan_credit(c, spec.amount_decimals, &mut ids, closed, &mut q))
+        .transpose()?;
     let n = ids.len();
+    behaviour.resize(n, None);
     let (nch, nca) = (channels.len().max(1), categories.len().max(1));
     let mut agg = Aggregate {
         behaviour,
@@ -255,6 +272,9 @@ pub async fn compute(
     if rows_in > deduped {
         by_reason.insert(Reason::Duplicate.as_str(), rows_in - deduped);
     }
+    if unknown > 0 {
+        by_reason.insert(Reason::UnknownCustomer.as_str(), unknown);
+    }
     let names: Vec<String> = (0..n as u32)
         .map(|c| {
             if reveal_ids {
@@ -277,8 +297,8 @@ pub async fn compute(
         age_bands: &spec.age_bands,
         channels: t.channel.as_ref().map(|_| channels),
         categories: t.category.as_ref().map(|_| categories),
-        demographics: None,
-        credit: None,
+        demographics: demographics.as_deref(),
+        credit: credit.as_ref(),
     };
     let table_q = TableQuality {
         table: "transactions",
@@ -289,11 +309,13 @@ pub async fn compute(
         by_reason,
     };
     let features = features::assemble(&agg, names, &cx);
+    let (mut tables, quarantine_file) = q.finish()?;
+    tables.insert(usize::from(closed), table_q);
     let quality = QualityReport {
         as_of: spec.as_of.to_string(),
         customers: features.len() as u64,
-        tables: vec![table_q],
-        quarantine_file: None,
+        tables,
+        quarantine_file: quarantine_file.map(|p| p.display().to_string()),
     };
     Ok(RunOutput { features, quality })
 }

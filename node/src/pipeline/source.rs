@@ -123,7 +123,7 @@ impl Mapper {
             },
             (FileFormat::Parquet, e) => PipelineError::Parquet {
                 path: self.path.clone(),
-                message: strip_prefix(e),
+                message: codec_hint(strip_prefix(e)),
             },
         }
     }
@@ -134,6 +134,18 @@ fn strip_prefix(e: ArrowError) -> String {
         ArrowError::CsvError(m) | ArrowError::ParseError(m) | ArrowError::ParquetError(m) => m,
         ArrowError::ExternalError(e) => e.to_string(),
         e => e.to_string(),
+    }
+}
+
+/// Adds what to do when a file uses a codec this build leaves out.
+fn codec_hint(message: String) -> String {
+    if message.contains("Disabled feature at compile time") {
+        format!(
+            "{message} (this build reads snappy, lz4, gzip and uncompressed Parquet: \
+             rewrite the file with one of those)"
+        )
+    } else {
+        message
     }
 }
 
@@ -157,7 +169,7 @@ pub(crate) fn open(spec: &SourceSpec) -> Result<Table, PipelineError> {
 fn open_parquet(path: &Path, file: File) -> Result<Table, PipelineError> {
     let perr = |e: parquet::errors::ParquetError| PipelineError::Parquet {
         path: path.to_owned(),
-        message: e.to_string(),
+        message: codec_hint(e.to_string()),
     };
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
     let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
