@@ -123,20 +123,27 @@ impl fmt::Debug for Rho {
     }
 }
 
+/// Parses the text form of exact fractions, `"n/d"` or `"n"` (denominator 1), with decimal
+/// digits only and, if `max_digits` is given, at most that many per number. `None` on any other
+/// text; the caller checks the denominator.
+pub(crate) fn parse_fraction(s: &str, max_digits: Option<usize>) -> Option<(BigUint, BigUint)> {
+    let digits = |t: &str| {
+        let ok = !t.is_empty()
+            && max_digits.is_none_or(|m| t.len() <= m)
+            && t.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| BigUint::from_str(t).ok()).flatten()
+    };
+    match s.split_once('/') {
+        Some((n, d)) => Some((digits(n)?, digits(d)?)),
+        None => Some((digits(s)?, BigUint::from(1u8))),
+    }
+}
+
 impl FromStr for Rho {
     type Err = RhoError;
     fn from_str(s: &str) -> Result<Self, RhoError> {
-        let syntax = || RhoError::Syntax(s.to_owned());
-        let digits = |t: &str| {
-            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(syntax());
-            }
-            BigUint::from_str(t).map_err(|_| syntax())
-        };
-        match s.split_once('/') {
-            Some((n, d)) => Rho::new(digits(n)?, digits(d)?),
-            None => Rho::new(digits(s)?, BigUint::from(1u8)),
-        }
+        let (n, d) = parse_fraction(s, None).ok_or_else(|| RhoError::Syntax(s.to_owned()))?;
+        Rho::new(n, d)
     }
 }
 

@@ -133,17 +133,9 @@ impl fmt::Debug for Variance {
 impl FromStr for Variance {
     type Err = VarianceError;
     fn from_str(s: &str) -> Result<Self, VarianceError> {
-        let syntax = || VarianceError::Syntax(s.to_owned());
-        let digits = |t: &str| {
-            if t.is_empty() || t.len() > 200 || !t.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(syntax());
-            }
-            BigUint::from_str(t).map_err(|_| syntax())
-        };
-        match s.split_once('/') {
-            Some((n, d)) => Variance::new(digits(n)?, digits(d)?),
-            None => Variance::new(digits(s)?, BigUint::one()),
-        }
+        let (n, d) = crate::rho::parse_fraction(s, Some(200))
+            .ok_or_else(|| VarianceError::Syntax(s.to_owned()))?;
+        Variance::new(n, d)
     }
 }
 
