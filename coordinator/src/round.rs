@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use fedprof_crypto::VerifyingKey;
 use fedprof_protocol::{
     Body, ErrorCode, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure, PartyName,
-    Refusal, ReleaseParams, RosterEntry, RoundId, SecAggGraph, SecAggSetup,
+    Refusal, ReleaseParams, RosterEntry, SecAggGraph, SecAggSetup,
 };
 use fedprof_secagg::coordinator::{CoordinatorError, Step};
 use fedprof_secagg::{GraphSpec, Party, RoundConfig, RoundTag};
@@ -80,7 +80,6 @@ pub enum RoundError {
 /// One job's round.
 #[derive(Debug)]
 pub struct Round {
-    job: JobId,
     spec: JobSpec,
     policy: RoundPolicy,
     release: ReleaseParams,
@@ -116,7 +115,6 @@ impl Round {
     ) -> (Round, Vec<RoundEffect>) {
         let roster: Vec<PartyName> = participants.iter().map(|p| p.name.clone()).collect();
         let mut round = Round {
-            job,
             spec,
             policy,
             members: roster.iter().map(|n| (n.clone(), Member::Active)).collect(),
@@ -205,11 +203,6 @@ impl Round {
             .max(self.release.min_contributors as usize)
     }
 
-    /// The job this round computes.
-    pub fn job(&self) -> JobId {
-        self.job
-    }
-
     /// When the current phase ends, if the round is still open.
     pub fn deadline(&self) -> Option<Instant> {
         self.outcome.is_none().then_some(self.deadline)
@@ -218,11 +211,6 @@ impl Round {
     /// The outcome, once the round released a result or aborted.
     pub fn outcome(&self) -> Option<&JobOutcome> {
         self.outcome.as_ref()
-    }
-
-    /// Whether `node` was asked to take part.
-    pub fn is_member(&self, node: &PartyName) -> bool {
-        self.members.contains_key(node)
     }
 
     /// Handles a message from `node` about this round's job.
@@ -456,11 +444,6 @@ impl Round {
     /// The release's nonce (digest of the round configuration).
     pub fn nonce(&self) -> [u8; 32] {
         self.nonce
-    }
-
-    /// The round id on the wire (one secure-aggregation round per job today).
-    pub fn round_id(&self) -> RoundId {
-        RoundId(0)
     }
 }
 

@@ -121,16 +121,6 @@ impl<R: CryptoRng> NodeJob<R> {
         Ok((job, NodeMessage::Advertise(advert)))
     }
 
-    /// The job.
-    pub fn job(&self) -> JobId {
-        self.job
-    }
-
-    /// Whether the node's part is over (it answered the unmask request).
-    pub fn is_done(&self) -> bool {
-        matches!(self.phase, Phase::Done)
-    }
-
     /// Handles a message from the coordinator.
     pub fn on_relay(
         &mut self,

@@ -65,7 +65,9 @@ pub enum Body {
     Accept,
     /// Node -> coordinator: the node declines the announced job, and why.
     Refuse(Refusal),
-    /// Node -> coordinator: the node's contribution to a round.
+    /// Node -> coordinator: a plain contribution. Kept for the wire format's variant order;
+    /// the secure round refuses it (contributions travel as `SecAgg` masked inputs). Remove
+    /// at the next protocol version.
     Submit(Contribution),
     /// Coordinator -> node: the released result of a job the node contributed to.
     Result(JobResult),
