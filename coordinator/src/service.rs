@@ -254,6 +254,7 @@ async fn core_loop(
     mut shutdown: ShutdownSignal,
 ) {
     let mut writers: HashMap<ConnId, mpsc::Sender<Outgoing>> = HashMap::new();
+    let mut parties: HashMap<ConnId, fedprof_protocol::PartyId> = HashMap::new();
     let mut waiting: HashMap<u64, oneshot::Sender<JobOutcome>> = HashMap::new();
     let mut next_ticket = 0u64;
     let mut rng = match fedprof_crypto::rng::from_os() {
@@ -270,18 +271,25 @@ async fn core_loop(
                 None => break,
                 Some(Event::Connected { conn, party, certificate, key, writer }) => {
                     writers.insert(conn, writer);
+                    parties.insert(conn, party.clone());
                     if party.role == fedprof_protocol::Role::Node {
                         // The key comes from a certificate the handshake verified.
                         let _ = ledger.trust_node(party.clone(), key.to_bytes());
                     }
                     Input::Connected { conn, party, certificate, key }
                 }
-                Some(Event::Input(input)) => {
-                    if let Input::Closed { conn, .. } = &input {
-                        writers.remove(conn);
+                Some(Event::Input(input)) => match input {
+                    Input::Closed { conn, reason } => {
+                        writers.remove(&conn);
+                        parties.remove(&conn);
+                        Input::Closed { conn, reason }
                     }
-                    input
-                }
+                    Input::Message { conn, mut envelope } => {
+                        screen_receipt(&ledger, parties.get(&conn), &mut envelope);
+                        Input::Message { conn, envelope }
+                    }
+                    other => other,
+                },
                 Some(Event::Local { spec, reply }) => {
                     next_ticket += 1;
                     waiting.insert(next_ticket, reply);
@@ -366,6 +374,47 @@ async fn core_loop(
         }
     }
     debug!("coordinator core stopped");
+}
+
+/// Checks a node's debit receipt when it arrives: it must parse, be signed by the node on this
+/// connection with its certificate key, and debit a release of this job. A bad receipt is
+/// turned into that node's refusal, so the round goes on without it instead of failing when the
+/// release is recorded.
+fn screen_receipt(
+    ledger: &CoordinatorLedger,
+    party: Option<&fedprof_protocol::PartyId>,
+    envelope: &mut fedprof_protocol::Envelope,
+) {
+    let Body::Receipt(line) = &envelope.body else {
+        return;
+    };
+    let check = || -> Result<(), String> {
+        let entry = NodeEntry::from_line(line).map_err(|e| e.to_string())?;
+        if Some(entry.writer().party()) != party {
+            return Err(format!(
+                "signed by {}, not by this connection's node",
+                entry.writer().party()
+            ));
+        }
+        ledger
+            .verify_node_entry(&entry)
+            .map_err(|e| e.to_string())?;
+        match entry.body() {
+            fedprof_ledger::NodeBody::Debit { release, .. }
+                if release.job == envelope.header.job =>
+            {
+                Ok(())
+            }
+            _ => Err("not a debit of this job".into()),
+        }
+    };
+    if let Err(detail) = check() {
+        warn!(job = %envelope.header.job, %detail, "invalid debit receipt");
+        envelope.body = Body::Refuse(fedprof_protocol::Refusal {
+            reason: fedprof_protocol::RefuseReason::Policy,
+            detail: format!("invalid debit receipt: {detail}"),
+        });
+    }
 }
 
 /// Records a completed release in the coordinator's ledger: the mechanism, the contributors'
@@ -531,4 +580,96 @@ async fn handle_connection(
     // The writer ends once the core drops its sender too; bound the wait either way.
     let _ = tokio::time::timeout(ERROR_DELIVERY_TIMEOUT * 2, writer_task).await;
     peer.close(close_code::DONE, "");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedprof_ledger::{NodeBody, Period, Writer};
+    use fedprof_protocol::{Envelope, Header, PartyId, Role};
+
+    fn party(role: Role, name: &str) -> PartyId {
+        PartyId {
+            role,
+            name: PartyName::new(name).unwrap(),
+        }
+    }
+
+    fn receipt(line: String) -> Envelope {
+        Envelope {
+            header: Header {
+                job: JobId(1),
+                round: RoundId(0),
+                seq: 0,
+            },
+            body: Body::Receipt(line),
+        }
+    }
+
+    fn refused(env: &Envelope) -> Option<&str> {
+        match &env.body {
+            Body::Refuse(r) => Some(r.detail.as_str()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn bad_receipts_become_the_nodes_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let node_key = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+        let coordinator = party(Role::Coordinator, "coordinator");
+        let mut ledger = CoordinatorLedger::open(
+            &dir.path().join("l.jsonl"),
+            ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+            coordinator,
+            KeyRing::new(),
+        )
+        .unwrap();
+        let a = party(Role::Node, "a");
+        ledger
+            .trust_node(a.clone(), node_key.verifying_key().to_bytes())
+            .unwrap();
+        let budget = NodeBody::Budget {
+            period: Period::new("2026-11").unwrap(),
+            cap_rho: "1/1".parse().unwrap(),
+        };
+        let line =
+            NodeEntry::sign(0, Digest::ZERO, Writer::new(a.clone()), budget, &node_key).to_line();
+
+        let mut garbage = receipt("not json".into());
+        screen_receipt(&ledger, Some(&a), &mut garbage);
+        assert!(
+            refused(&garbage).is_some_and(|d| d.starts_with("invalid debit receipt")),
+            "{garbage:?}"
+        );
+
+        let mut not_a_debit = receipt(line.clone());
+        screen_receipt(&ledger, Some(&a), &mut not_a_debit);
+        assert!(
+            refused(&not_a_debit).is_some_and(|d| d.contains("not a debit of this job")),
+            "{not_a_debit:?}"
+        );
+
+        let mut from_another = receipt(line.clone());
+        screen_receipt(&ledger, Some(&party(Role::Node, "b")), &mut from_another);
+        assert!(
+            refused(&from_another).is_some_and(|d| d.contains("not by this connection's node"))
+        );
+
+        // Signed by a key the ledger does not trust for node a.
+        let forged = NodeEntry::sign(
+            0,
+            Digest::ZERO,
+            Writer::new(a.clone()),
+            NodeBody::Budget {
+                period: Period::new("2026-11").unwrap(),
+                cap_rho: "1/1".parse().unwrap(),
+            },
+            &ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+        )
+        .to_line();
+        let mut forged = receipt(forged);
+        screen_receipt(&ledger, Some(&a), &mut forged);
+        assert!(refused(&forged).is_some(), "{forged:?}");
+    }
 }

@@ -130,6 +130,11 @@ impl CoordinatorLedger {
         self.nodes.insert(party, key)
     }
 
+    /// Checks a node entry's signature against the trusted key of the node that wrote it.
+    pub fn verify_node_entry(&self, entry: &crate::NodeEntry) -> Result<(), crate::EntryError> {
+        entry.verify_signature(self.nodes.get(entry.writer())?)
+    }
+
     /// The ledger's state.
     pub fn book(&self) -> &CoordinatorBook {
         &self.book
