@@ -142,6 +142,15 @@ async fn five_nodes_one_killed_after_sharing_keys_the_others_are_released() {
     // a..d: 4 customers and 8 rows each; 8 rows of 1.00 x (1..4) each.
     let truth = [16, 32, 8 * 100 * (1 + 2 + 3 + 4)];
     assert_within_noise(&values, &truth, &sd);
+    // The coordinator keeps serving: the next job runs over the four nodes still there.
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals))
+        .await
+        .unwrap()
+        .unwrap();
+    let (values, contributors, failures, sd) = completed(&outcome);
+    assert_eq!(contributors, ["a", "b", "c", "d"]);
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_within_noise(&values, &truth, &sd);
     // Unblock e's reader thread so the test process can exit.
     drop(std::fs::OpenOptions::new().write(true).open(&fifo));
     fed.stop().await;
