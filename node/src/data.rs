@@ -36,27 +36,6 @@ pub struct TransactionTotals {
     pub amount_minor: i64,
 }
 
-impl TransactionTotals {
-    /// The contribution vector, `[customers, rows, amount]` in `Z_2^64` (amount as two's
-    /// complement), as `JobSpec::TransactionTotals` lays it out.
-    pub fn to_ring(self) -> Vec<u64> {
-        vec![self.customers, self.rows, self.amount_minor as u64]
-    }
-
-    /// The inverse of [`TransactionTotals::to_ring`] for a released sum; `None` if the vector
-    /// has the wrong length.
-    pub fn from_ring(values: &[u64]) -> Option<Self> {
-        match *values {
-            [customers, rows, amount] => Some(TransactionTotals {
-                customers,
-                rows,
-                amount_minor: amount as i64,
-            }),
-            _ => None,
-        }
-    }
-}
-
 /// Why the transactions could not be totalled.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -125,21 +104,6 @@ pub struct CustomerTotals {
     pub rows: u64,
     /// Sum of the customer's amounts in minor units.
     pub amount_minor: i64,
-}
-
-/// Reads `source` and totals it, without clipping (the node's own view).
-pub fn transaction_totals(source: &TransactionsSource) -> Result<TransactionTotals, DataError> {
-    let customers = per_customer(source)?;
-    let mut totals = TransactionTotals {
-        customers: customers.len() as u64,
-        ..Default::default()
-    };
-    for c in &customers {
-        totals.rows += c.rows;
-        // Each customer's sum fitted in i64 and the file's total is checked below.
-        totals.amount_minor = totals.amount_minor.saturating_add(c.amount_minor);
-    }
-    Ok(totals)
 }
 
 /// Totals after clipping every customer to at most `max_rows` rows and an amount in
@@ -347,7 +311,6 @@ mod tests {
             dir.path(),
             "date,customer_id,amount\n2026-01-01,c1,10.10\n2026-01-02,c2,0.20\n2026-01-03, c1 ,-1.00\n",
         );
-        let t = transaction_totals(&s).unwrap();
         let mut per = per_customer(&s).unwrap();
         per.sort_by_key(|c| c.rows);
         assert_eq!(
@@ -384,22 +347,22 @@ mod tests {
             .amount_minor,
             -500
         );
+        // Bounds no customer reaches leave the exact totals.
         assert_eq!(
-            t,
+            clipped_totals(&per, u64::MAX, i64::MAX),
             TransactionTotals {
                 customers: 2,
                 rows: 3,
                 amount_minor: 930
             }
         );
-        assert_eq!(TransactionTotals::from_ring(&t.to_ring()), Some(t));
     }
 
     #[test]
     fn a_bad_row_is_located_and_its_value_not_echoed() {
         let dir = tempfile::tempdir().unwrap();
         let s = source(dir.path(), "customer_id,amount\nc1,1.00\nc2,12abc\n");
-        let e = transaction_totals(&s).unwrap_err().to_string();
+        let e = per_customer(&s).unwrap_err().to_string();
         assert!(
             e.ends_with("t.csv:3: column \"amount\": amount is not a plain decimal number"),
             "{e}"
@@ -407,7 +370,7 @@ mod tests {
         assert!(!e.contains("12abc") && !e.contains("c2"), "{e}");
         let s = source(dir.path(), "customer_id,amount\n ,1.00\n");
         assert!(
-            transaction_totals(&s)
+            per_customer(&s)
                 .unwrap_err()
                 .to_string()
                 .contains("customer id is empty")
@@ -418,7 +381,7 @@ mod tests {
     fn missing_columns_and_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let s = source(dir.path(), "client,amount\nc1,1\n");
-        let e = transaction_totals(&s).unwrap_err().to_string();
+        let e = per_customer(&s).unwrap_err().to_string();
         assert!(
             e.contains("no column named \"customer_id\"") && e.contains("client, amount"),
             "{e}"
@@ -426,7 +389,7 @@ mod tests {
         let mut s = source(dir.path(), "");
         s.path = dir.path().join("absent.csv");
         assert!(
-            transaction_totals(&s)
+            per_customer(&s)
                 .unwrap_err()
                 .to_string()
                 .contains("absent.csv")

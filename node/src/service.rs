@@ -26,7 +26,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::NodeConfig;
-use crate::data::{TransactionTotals, TransactionsSource, per_customer};
+use fedprof_privacy::encoding::from_ring;
+
+use crate::data::{TransactionsSource, per_customer};
 use crate::job::{NodeJob, round_config};
 use crate::release::noisy_totals;
 use crate::session::{NodeAction, NodeSession};
@@ -219,14 +221,10 @@ impl NodeService {
                     },
                     NodeAction::Released { job, result } => {
                         jobs.remove(&job);
-                        match TransactionTotals::from_ring(&result.values) {
-                            Some(t) => {
-                                info!(%job, contributors = result.contributors.len(), customers = t.customers, rows = t.rows, amount_minor = t.amount_minor, "noisy result released")
-                            }
-                            None => {
-                                info!(%job, contributors = result.contributors.len(), "result released")
-                            }
-                        }
+                        // Noise can take a small count below zero: read values as signed.
+                        let values: Vec<i64> =
+                            result.values.iter().map(|v| from_ring(*v)).collect();
+                        info!(%job, contributors = result.contributors.len(), ?values, "noisy result released");
                         Ok(())
                     }
                     NodeAction::End { reason } => break 'session lost(reason, &session),
