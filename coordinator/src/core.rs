@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use fedprof_protocol::{
-    Body, Envelope, ErrorCode, JobId, JobOutcome, JobSpec, PartyId, PartyName, Registered, Role,
-    RoundId,
+    Body, Envelope, ErrorCode, JobId, JobOutcome, JobSpec, PartyId, PartyName, Registered,
+    ReleaseParams, Role, RoundId,
 };
 use tracing::{debug, info, warn};
 
@@ -342,13 +342,7 @@ impl Coordinator {
             })
             .collect();
         let min_contributors = u32::try_from(self.policy.min_nodes).unwrap_or(u32::MAX);
-        let release = match fedprof_privacy::release::plan_totals(
-            &self.release.rho_per_job,
-            self.release.max_rows_per_customer,
-            self.release.max_abs_amount_minor,
-            min_contributors,
-            self.release.colluders,
-        ) {
+        let release = match self.plan(&spec, min_contributors) {
             Ok(r) => r,
             Err(e) => {
                 warn!(%job, error = %e, "privacy policy admits no release");
@@ -383,6 +377,33 @@ impl Coordinator {
         );
         self.rounds.insert(job, (round, requester));
         self.apply(job, effects, now, out);
+    }
+
+    /// The bounds and noise of a release of `spec` under the policy.
+    fn plan(&self, spec: &JobSpec, min_contributors: u32) -> Result<ReleaseParams, String> {
+        let p = &self.release;
+        match spec {
+            JobSpec::TransactionTotals => fedprof_privacy::release::plan_totals(
+                &p.rho_per_job,
+                p.max_rows_per_customer,
+                p.max_abs_amount_minor,
+                min_contributors,
+                p.colluders,
+            )
+            .map_err(|e| e.to_string()),
+            JobSpec::Features(q) => {
+                let budget = Rho::from_ratio(q.budget.numer, q.budget.denom)
+                    .map_err(|_| "budget: must be a positive fraction".to_owned())?;
+                if budget > p.rho_per_job {
+                    return Err(format!(
+                        "budget: rho {budget} exceeds the per-job cap {}",
+                        p.rho_per_job
+                    ));
+                }
+                fedprof_privacy::query::plan_query(&budget, q, min_contributors, p.colluders)
+                    .map_err(|e| e.to_string())
+            }
+        }
     }
 
     /// Public per-job seed for analyst submissions: a hash of the job number (the seed only

@@ -28,7 +28,7 @@ use rand_core::Rng as _;
 
 use fedprof_ledger::{
     CoordinatorLedger, CoordinatorStoreError, Digest, KeyRing, Label, MechanismRecord, NodeEntry,
-    Policy, ReleaseId, ReleaseRecord, TotalsRecord,
+    Policy, ReleaseId, ReleaseRecord,
 };
 
 use crate::core::{ConnId, Coordinator, Input, Output, ReleasePolicy, Requester};
@@ -434,9 +434,8 @@ fn record(
         .iter()
         .map(|line| NodeEntry::from_line(line).map_err(|e| format!("a receipt is invalid: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let mechanism = MechanismRecord::TransactionTotals(
-        TotalsRecord::new(&result.release).map_err(|e| e.to_string())?,
-    );
+    let mechanism =
+        MechanismRecord::for_release(&result.spec, &result.release).map_err(|e| e.to_string())?;
     let published = fedprof_protocol::encode(&fedprof_protocol::Envelope {
         header: fedprof_protocol::Header {
             job,

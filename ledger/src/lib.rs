@@ -40,8 +40,8 @@ pub use encoding::{Digest, Label, Period, Writer};
 pub use entry::{Chain, Entry, EntryError, KeyError, KeyRing, signing_key_from_pem};
 pub use fedprof_privacy::Rho;
 pub use mechanism::{
-    DiscreteGaussian, MechanismError, MechanismRecord, ReleaseId, Sensitivity, TotalsRecord,
-    vector_digest,
+    DiscreteGaussian, MechanismError, MechanismRecord, QueryRecord, ReleaseId, Sensitivity,
+    TotalsRecord, vector_digest,
 };
 pub use node::{BudgetError, NodeBody, NodeBook, NodeEntry, PeriodAccount};
 pub use node_store::{DebitReceipt, NodeLedger, StoreError};

@@ -76,6 +76,103 @@ pub enum MechanismRecord {
     /// A `TransactionTotals` release: three sums (customers, rows, amount), each clipped per
     /// customer and noised with its own per-node variance (`fedprof_privacy::release`).
     TransactionTotals(TotalsRecord),
+    /// A feature-query release (a step of a profiling job): one customer changes one block of
+    /// `block_parts` parts by at most `scale` each (`fedprof_privacy::query`).
+    FeatureQuery(QueryRecord),
+}
+
+/// Parameters of [`MechanismRecord::FeatureQuery`]: what the release was for and everything
+/// its loss depends on. Private fields: a value always describes a valid release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "QueryFields")]
+pub struct QueryRecord {
+    label: String,
+    block_parts: u64,
+    scale: u32,
+    dimension: u64,
+    sigma_sq_node: Rho,
+    n_min: u32,
+    colluders: u32,
+    #[serde(skip)]
+    rho: Rho,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryFields {
+    label: String,
+    block_parts: u64,
+    scale: u32,
+    dimension: u64,
+    sigma_sq_node: Rho,
+    n_min: u32,
+    colluders: u32,
+}
+
+impl TryFrom<QueryFields> for QueryRecord {
+    type Error = MechanismError;
+    fn try_from(f: QueryFields) -> Result<Self, MechanismError> {
+        let shape = fedprof_privacy::query::QueryShape {
+            block_parts: f.block_parts,
+            scale: f.scale,
+            dimension: f.dimension,
+        };
+        let numer =
+            u64::try_from(f.sigma_sq_node.numer()).map_err(|_| MechanismError::ZeroVariance)?;
+        let denom =
+            u64::try_from(f.sigma_sq_node.denom()).map_err(|_| MechanismError::ZeroVariance)?;
+        QueryRecord::from_shape(
+            f.label,
+            shape,
+            &fedprof_protocol::ReleaseParams {
+                max_rows_per_customer: 0,
+                max_abs_amount_minor: 0,
+                node_variance: vec![fedprof_protocol::Fraction { numer, denom }],
+                min_contributors: f.n_min,
+                colluders: f.colluders,
+            },
+        )
+    }
+}
+
+impl QueryRecord {
+    /// Records an announced feature query and its release parameters; refuses any the
+    /// privacy crate would refuse.
+    pub fn new(
+        query: &fedprof_protocol::FeatureQuery,
+        params: &fedprof_protocol::ReleaseParams,
+    ) -> Result<Self, MechanismError> {
+        let shape = fedprof_privacy::query::QueryShape::of(query)
+            .map_err(|e| MechanismError::Release(e.to_string()))?;
+        Self::from_shape(query.label.clone(), shape, params)
+    }
+
+    fn from_shape(
+        label: String,
+        shape: fedprof_privacy::query::QueryShape,
+        params: &fedprof_protocol::ReleaseParams,
+    ) -> Result<Self, MechanismError> {
+        let rho = shape
+            .rho(params)
+            .map_err(|e| MechanismError::Release(e.to_string()))?;
+        let variance = fedprof_privacy::query::query_variance(params)
+            .map_err(|e| MechanismError::Release(e.to_string()))?;
+        Ok(QueryRecord {
+            label,
+            block_parts: shape.block_parts,
+            scale: shape.scale,
+            dimension: shape.dimension,
+            sigma_sq_node: Rho::from_ratio_exact(variance.as_ratio().clone()),
+            n_min: params.min_contributors,
+            colluders: params.colluders,
+            rho,
+        })
+    }
+
+    /// What the release was for (e.g. `bank-profile/kmeans-2`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
 }
 
 /// Parameters of [`MechanismRecord::TransactionTotals`], exactly as the job announced them.
@@ -273,6 +370,22 @@ impl DiscreteGaussian {
 }
 
 impl MechanismRecord {
+    /// The record of an announced release of `spec` under `params`: what a node debits and
+    /// the coordinator records. Refuses parameters the privacy crate would refuse.
+    pub fn for_release(
+        spec: &fedprof_protocol::JobSpec,
+        params: &fedprof_protocol::ReleaseParams,
+    ) -> Result<Self, MechanismError> {
+        match spec {
+            fedprof_protocol::JobSpec::TransactionTotals => {
+                TotalsRecord::new(params).map(MechanismRecord::TransactionTotals)
+            }
+            fedprof_protocol::JobSpec::Features(q) => {
+                QueryRecord::new(q, params).map(MechanismRecord::FeatureQuery)
+            }
+        }
+    }
+
     /// The zCDP loss of one release under this mechanism, exactly.
     ///
     /// The only place the ledger turns parameters into rho: node stores, the coordinator store
@@ -293,6 +406,8 @@ impl MechanismRecord {
             // Computed by `fedprof_privacy::release::totals_rho` when the record was built or
             // read: the function nodes debit with and auditors recompute with.
             MechanismRecord::TransactionTotals(t) => t.rho.clone(),
+            // Computed by `fedprof_privacy::query::QueryShape::rho`, likewise.
+            MechanismRecord::FeatureQuery(q) => q.rho.clone(),
         }
     }
 
@@ -301,6 +416,7 @@ impl MechanismRecord {
         match self {
             MechanismRecord::DistributedDiscreteGaussian(g) => g.n_min,
             MechanismRecord::TransactionTotals(t) => t.min_contributors,
+            MechanismRecord::FeatureQuery(q) => q.n_min,
         }
     }
 }

@@ -12,9 +12,11 @@ pub mod config;
 pub mod data;
 pub mod job;
 pub mod pipeline;
+pub mod query;
 pub mod release;
 pub mod service;
 pub mod session;
+pub mod work;
 
 pub use config::NodeConfig;
 pub use service::{NodeError, NodeService};

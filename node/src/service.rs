@@ -7,16 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-use fedprof_ledger::{
-    Digest, MechanismRecord, NodeLedger, Period, ReleaseId, StoreError, TotalsRecord,
-};
+use fedprof_ledger::{Digest, MechanismRecord, NodeLedger, Period, ReleaseId, StoreError};
 
 use chacha20::ChaCha20Rng;
 use fedprof_crypto::{SigningKey, VerifyingKey};
 use fedprof_protocol::secagg::NodeMessage;
-use fedprof_protocol::{
-    Body, JobAnnounce, JobId, JobSpec, PartyId, Refusal, RefuseReason, Role, RoundId,
-};
+use fedprof_protocol::{Body, JobAnnounce, JobId, PartyId, Refusal, RefuseReason, Role, RoundId};
 use fedprof_transport::{
     Credentials, MessageWriter, ShutdownSignal, StreamError, TransportError, client_endpoint,
     close_code, connect,
@@ -28,10 +24,9 @@ use tracing::{info, warn};
 use crate::config::NodeConfig;
 use fedprof_privacy::encoding::from_ring;
 
-use crate::data::{TransactionsSource, per_customer};
 use crate::job::{NodeJob, round_config};
-use crate::release::noisy_totals;
 use crate::session::{NodeAction, NodeSession};
+use crate::work::{FeatureCache, Work};
 
 /// What the node tells the coordinator it runs.
 const SOFTWARE: &str = concat!("fedprof-node ", env!("CARGO_PKG_VERSION"));
@@ -75,10 +70,11 @@ struct ActiveJob {
 /// A configured node, ready to run.
 #[derive(Debug)]
 pub struct NodeService {
-    config: NodeConfig,
+    config: Arc<NodeConfig>,
     creds: Credentials,
     key: SigningKey,
     ledger: Arc<Mutex<NodeLedger>>,
+    features: Arc<FeatureCache>,
 }
 
 impl NodeService {
@@ -109,10 +105,11 @@ impl NodeService {
                 .map_err(|e| NodeError::Ledger(Box::new(e)))?;
         }
         Ok(NodeService {
-            config,
+            config: Arc::new(config),
             creds,
             key,
             ledger: Arc::new(Mutex::new(ledger)),
+            features: Arc::default(),
         })
     }
 
@@ -304,7 +301,6 @@ impl NodeService {
                 format!("already working on {running} jobs"),
             ));
         }
-        let JobSpec::TransactionTotals = announce.spec;
         let now = SystemTime::now();
         let mut keys = Vec::with_capacity(announce.secagg.roster.len());
         let mut me = None;
@@ -343,19 +339,9 @@ impl NodeService {
                 "this node is not in the roster".into(),
             )
         })?;
-        let rho = fedprof_privacy::release::totals_rho(&announce.release).map_err(|e| {
-            refuse(
-                RefuseReason::Policy,
-                format!("release parameters refused: {e}"),
-            )
-        })?;
+        let (rho, mechanism) = crate::work::mechanism(&announce.spec, &announce.release)?;
         let config = round_config(job, announce, keys)
             .map_err(|e| refuse(RefuseReason::Policy, e.to_string()))?;
-        // The node's own budget decides before anything is computed or sent.
-        let mechanism = MechanismRecord::TransactionTotals(
-            TotalsRecord::new(&announce.release)
-                .map_err(|e| refuse(RefuseReason::Policy, e.to_string()))?,
-        );
         let release = ReleaseId {
             job,
             round: RoundId(0),
@@ -378,16 +364,17 @@ impl NodeService {
         };
         let (secagg, advert) = NodeJob::start(job, config, me, &self.key, rng()?)
             .map_err(|e| refuse(RefuseReason::Policy, e.to_string()))?;
-        info!(%job, %rho, rho_f64 = rho.to_f64(), "accepted job; computing this node's noisy totals");
-        let (source, params, done, mut noise_rng) = (
-            self.config.transactions(),
+        info!(%job, kind = announce.spec.name(), %rho, rho_f64 = rho.to_f64(), "accepted job; computing this node's noisy vector");
+        let (work, params, done, mut noise_rng) = (
+            Work::new(&announce.spec, &self.config, &self.features),
             announce.release.clone(),
             done.clone(),
             rng()?,
         );
         let ledger = Arc::clone(&self.ledger);
         tokio::task::spawn_blocking(move || {
-            let result = compute(&source, &params, &mut noise_rng)
+            let result = work
+                .run(&params, &mut noise_rng)
                 .and_then(|noisy| debit(&ledger, release, mechanism, noisy));
             let _ = done.blocking_send((job, result));
         });
@@ -404,27 +391,6 @@ impl NodeService {
 
 async fn send(writer: &mut MessageWriter, job: JobId, body: Body) -> Result<(), StreamError> {
     writer.send(job, RoundId(0), body).await
-}
-
-/// Computes this node's noisy contribution, or the refusal to send instead.
-pub fn compute(
-    source: &TransactionsSource,
-    params: &fedprof_protocol::ReleaseParams,
-    rng: &mut ChaCha20Rng,
-) -> Result<Vec<u64>, Refusal> {
-    let customers = per_customer(source).map_err(|e| {
-        warn!(error = %e, "local data unusable; refusing the job");
-        Refusal {
-            reason: RefuseReason::DataUnavailable,
-            detail: e.detail_for_peer(),
-        }
-    })?;
-    noisy_totals(&customers, params, rng)
-        .map(|r| r.noisy)
-        .map_err(|e| Refusal {
-            reason: RefuseReason::Policy,
-            detail: e.to_string(),
-        })
 }
 
 /// A job's local result: the vector to mask and the signed debit receipt, or a refusal.

@@ -219,7 +219,13 @@ impl ContributionBounds {
             };
             let c_sq = &c * &c;
             let d = BigUint::from(self.ranges.len());
-            l1 = l1.min((&d * &c_sq).sqrt()).min(c_sq.clone());
+            // ceil(sqrt(d c^2)) bounds Delta_1 from above (a floor could fall below it).
+            let dc_sq = &d * &c_sq;
+            let mut root = dc_sq.sqrt();
+            if &root * &root < dc_sq {
+                root += 1u32;
+            }
+            l1 = l1.min(root).min(c_sq.clone());
             l2_squared = l2_squared.min(c_sq);
         }
         Sensitivity {
@@ -259,6 +265,18 @@ impl Sensitivity {
     /// Whether one customer cannot change the release at all (all ranges are `[0, 0]`).
     pub fn is_zero(&self) -> bool {
         self.l2_squared.is_zero()
+    }
+
+    /// The same per-customer bound for a release of `dimension` coordinates, when the
+    /// customer can touch only the coordinates these bounds describe (e.g. one segment's
+    /// block of a longer vector). Never lowers the dimension: the distributed accounting
+    /// grows with it, so a larger one is the conservative side.
+    pub fn spread_over(&self, dimension: u64) -> Sensitivity {
+        Sensitivity {
+            l2_squared: self.l2_squared.clone(),
+            l1: self.l1.clone(),
+            dimension: dimension.max(self.dimension),
+        }
     }
 
     /// The sensitivity of several releases published together (their vectors concatenated):

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod frame;
 pub mod identity;
 pub mod message;
+pub mod query;
 pub mod secagg;
 pub mod seq;
 
@@ -24,6 +25,7 @@ pub use message::{
     JobOutcome, JobResult, JobSpec, NodeFailure, Refusal, RefuseReason, Register, Registered,
     ReleaseParams, RosterEntry, RoundId, SecAggGraph, SecAggSetup,
 };
+pub use query::{FeatureQuery, QueryPart, Segmenter};
 pub use seq::{SeqCounter, SeqError, SeqTracker};
 
 /// The protocol version this build speaks. It is the first two bytes of every encoded envelope,

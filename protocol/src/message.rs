@@ -127,6 +127,9 @@ pub enum JobSpec {
     /// Count and sum over each node's transactions file: distinct customers, rows and total
     /// amount in minor currency units. Contribution layout: see [`JobSpec::vector_len`].
     TransactionTotals,
+    /// A linear release over each node's customer features (see [`crate::query`]): the
+    /// building block of profiling jobs.
+    Features(crate::query::FeatureQuery),
 }
 
 impl JobSpec {
@@ -137,6 +140,7 @@ impl JobSpec {
     pub fn vector_len(&self) -> usize {
         match self {
             JobSpec::TransactionTotals => 3,
+            JobSpec::Features(q) => q.vector_len(),
         }
     }
 
@@ -144,6 +148,7 @@ impl JobSpec {
     pub fn name(&self) -> &'static str {
         match self {
             JobSpec::TransactionTotals => "transaction-totals",
+            JobSpec::Features(_) => "features",
         }
     }
 }
@@ -175,10 +180,13 @@ pub struct Fraction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseParams {
     /// Rows of one customer that count (further rows of that customer are left out).
+    /// `TransactionTotals` only; 0 for feature queries, whose bounds are in the query.
     pub max_rows_per_customer: u32,
     /// A customer's total amount is clipped to `[-max, max]` minor units.
+    /// `TransactionTotals` only; 0 for feature queries.
     pub max_abs_amount_minor: u64,
-    /// Variance of each node's discrete Gaussian noise share, one per vector coordinate.
+    /// Variance of each node's discrete Gaussian noise share: one per vector coordinate for
+    /// `TransactionTotals`, one for every coordinate of a feature query.
     pub node_variance: Vec<Fraction>,
     /// Fewest contributing nodes the round accepts (`n_min`).
     pub min_contributors: u32,

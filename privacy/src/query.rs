@@ -1,0 +1,288 @@
+//! The privacy of one feature-query release ([`fedprof_protocol::query`]), computed the same way
+//! by the coordinator (planning), every node (before it debits its budget) and the auditor.
+//!
+//! One customer lands in one segment and changes only that segment's block, where each of the
+//! block's `p` parts moves by at most `scale` in L2 and in L1. So under add/remove neighbouring
+//! `Delta_2^2 = p scale^2` and `Delta_1 = p scale`, whatever the segmenter, the features or their
+//! bounds. Every coordinate gets the same per-node discrete Gaussian variance; the loss is the
+//! distributed bound of [`crate::distributed`] over the whole vector, rounded up to
+//! [`RHO_DENOMINATOR`].
+
+use std::num::NonZeroU32;
+
+use fedprof_protocol::{FeatureQuery, Fraction, ReleaseParams};
+use num_bigint::BigUint;
+
+use crate::Rho;
+use crate::bounding::{ContributionBounds, CoordinateRange, Neighbouring, Sensitivity};
+use crate::distributed::{NoiseShare, distributed_rho};
+use crate::release::{RHO_DENOMINATOR, ReleaseError};
+use crate::variance::Variance;
+
+/// Why a query release cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryReleaseError {
+    /// The query itself is malformed.
+    #[error("query: {0}")]
+    Query(#[from] fedprof_protocol::query::QueryError),
+    /// A totals-only field is set, or not exactly one variance is given.
+    #[error("release parameters of a feature query: {0}")]
+    Params(&'static str),
+    /// Noise or participation parameters refused.
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+}
+
+/// What the sensitivity of a feature-query release depends on, and all an auditor needs to
+/// recompute it: one customer changes one block of `block_parts` parts, each by at most
+/// `scale` in L2 and L1, of a vector of `dimension` coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryShape {
+    /// Parts per block.
+    pub block_parts: u64,
+    /// Fixed-point scale.
+    pub scale: u32,
+    /// Coordinates of the whole vector.
+    pub dimension: u64,
+}
+
+impl QueryShape {
+    /// The shape of `query` (validated).
+    pub fn of(query: &FeatureQuery) -> Result<QueryShape, QueryReleaseError> {
+        query.validate()?;
+        Ok(QueryShape {
+            block_parts: query.block_parts() as u64,
+            scale: query.scale,
+            dimension: query.vector_len() as u64,
+        })
+    }
+
+    /// `Delta_2^2 = block_parts scale^2`, `Delta_1 = block_parts scale`, over `dimension`.
+    pub fn sensitivity(&self) -> Result<Sensitivity, QueryReleaseError> {
+        let scale = i64::from(self.scale);
+        let range =
+            CoordinateRange::new(0, scale).map_err(|_| ReleaseError::Bound(scale as u64))?;
+        let parts = usize::try_from(self.block_parts)
+            .ok()
+            .filter(|p| (1..=fedprof_protocol::query::MAX_QUERY_LEN).contains(p))
+            .ok_or(QueryReleaseError::Params("block parts out of range"))?;
+        if self.scale == 0 || self.dimension < self.block_parts {
+            return Err(QueryReleaseError::Params("scale or dimension out of range"));
+        }
+        let bounds = ContributionBounds::new(vec![range; parts], None)
+            .map_err(|_| QueryReleaseError::Params("a query needs at least one part"))?;
+        Ok(bounds
+            .sensitivity(Neighbouring::AddRemove)
+            .spread_over(self.dimension))
+    }
+
+    /// The exact zCDP loss of a release of this shape under `params`, rounded up to
+    /// [`RHO_DENOMINATOR`].
+    pub fn rho(&self, params: &ReleaseParams) -> Result<Rho, QueryReleaseError> {
+        let sensitivity = self.sensitivity()?;
+        let variance = query_variance(params)?;
+        let rho = distributed_rho(&sensitivity, &variance, honest(params)?);
+        Ok(rho
+            .round_up_to_denominator(&BigUint::from(RHO_DENOMINATOR))
+            .map_err(|_| ReleaseError::Variance(0, 0))?)
+    }
+}
+
+/// The sensitivity of `query`'s vector to one customer.
+pub fn query_sensitivity(query: &FeatureQuery) -> Result<Sensitivity, QueryReleaseError> {
+    QueryShape::of(query)?.sensitivity()
+}
+
+fn honest(params: &ReleaseParams) -> Result<NonZeroU32, ReleaseError> {
+    params
+        .min_contributors
+        .checked_sub(params.colluders)
+        .and_then(NonZeroU32::new)
+        .ok_or(ReleaseError::Distributed(
+            crate::distributed::DistributedError::NoHonestSurvivor {
+                n_min: params.min_contributors,
+                colluders: params.colluders,
+            },
+        ))
+}
+
+/// The validated per-node noise variance of a feature-query release.
+pub fn query_variance(params: &ReleaseParams) -> Result<Variance, QueryReleaseError> {
+    if params.max_rows_per_customer != 0 || params.max_abs_amount_minor != 0 {
+        return Err(QueryReleaseError::Params(
+            "the transaction-totals bounds must be 0",
+        ));
+    }
+    let [f] = params.node_variance.as_slice() else {
+        return Err(QueryReleaseError::Params("exactly one noise variance"));
+    };
+    let v = Variance::from_ratio(f.numer, f.denom)
+        .map_err(|_| ReleaseError::Variance(f.numer, f.denom))?;
+    let honest = honest(params)?;
+    let target = Variance::from_ratio_exact(v.as_ratio() * BigUint::from(honest.get()))
+        .map_err(|_| ReleaseError::Variance(f.numer, f.denom))?;
+    NoiseShare::new(&target, params.min_contributors, params.colluders)
+        .map_err(ReleaseError::from)?;
+    Ok(v)
+}
+
+/// The exact zCDP loss of one release of `query` under `params`, rounded up to
+/// [`RHO_DENOMINATOR`]: what every contributing node debits and what an auditor recomputes.
+pub fn query_rho(query: &FeatureQuery, params: &ReleaseParams) -> Result<Rho, QueryReleaseError> {
+    QueryShape::of(query)?.rho(params)
+}
+
+/// Plans a release of `query`: the smallest integer per-node variance (from the single-share
+/// Gaussian solution `sigma^2 = Delta_2^2 / (2 cap (n_min - c))`, raised by 1/64 steps) that
+/// keeps [`query_rho`] at or under `cap`.
+pub fn plan_query(
+    cap: &Rho,
+    query: &FeatureQuery,
+    min_contributors: u32,
+    colluders: u32,
+) -> Result<ReleaseParams, QueryReleaseError> {
+    let sensitivity = query_sensitivity(query)?;
+    let mut params = ReleaseParams {
+        max_rows_per_customer: 0,
+        max_abs_amount_minor: 0,
+        node_variance: vec![Fraction { numer: 4, denom: 1 }],
+        min_contributors,
+        colluders,
+    };
+    let honest = BigUint::from(honest(&params)?.get());
+    if cap.is_zero() {
+        return Err(ReleaseError::CapTooSmall(cap.clone()).into());
+    }
+    let start = sensitivity.l2_squared() / (cap.as_ratio() * BigUint::from(2u8) * honest);
+    let mut variance = start
+        .ceil()
+        .to_integer()
+        .max(BigUint::from(NoiseShare::MIN_NODE_VARIANCE));
+    for _ in 0..256 {
+        let numer = u64::try_from(&variance).map_err(|_| ReleaseError::CapTooSmall(cap.clone()))?;
+        params.node_variance = vec![Fraction { numer, denom: 1 }];
+        if &query_rho(query, &params)? <= cap {
+            return Ok(params);
+        }
+        let step = (&variance + 63u32) / 64u32;
+        variance += step;
+    }
+    Err(ReleaseError::CapTooSmall(cap.clone()).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedprof_protocol::query::{CategoricalFeature, NumericFeature, QueryPart, Segmenter};
+
+    fn query(parts: Vec<QueryPart>, segmenter: Segmenter) -> FeatureQuery {
+        FeatureQuery {
+            label: "t".into(),
+            as_of: "2026-01-31".into(),
+            scale: 1000,
+            segmenter,
+            parts,
+            budget: fedprof_protocol::Fraction {
+                numer: 1,
+                denom: 10,
+            },
+        }
+    }
+
+    fn three_parts() -> Vec<QueryPart> {
+        vec![
+            QueryPart::Count,
+            QueryPart::Numeric {
+                feature: NumericFeature::Frequency,
+                lo: 0,
+                hi: 50,
+            },
+            QueryPart::Levels {
+                feature: CategoricalFeature::Region,
+                levels: vec!["north".into(), "south".into()],
+            },
+        ]
+    }
+
+    #[test]
+    fn sensitivity_counts_parts_of_one_block_and_the_whole_dimension() {
+        let q = query(three_parts(), Segmenter::Lifecycle);
+        let s = query_sensitivity(&q).unwrap();
+        // Three parts of L2 <= 1000 each: Delta_2^2 = 3e6, Delta_1 = 3000; 4 blocks of 5.
+        assert_eq!(s.l2_squared(), BigUint::from(3_000_000u32).into());
+        assert_eq!(s.l1(), BigUint::from(3000u32).into());
+        assert_eq!(s.dimension(), 20);
+    }
+
+    #[test]
+    fn one_honest_share_is_the_plain_gaussian() {
+        let q = query(three_parts(), Segmenter::All);
+        let params = ReleaseParams {
+            max_rows_per_customer: 0,
+            max_abs_amount_minor: 0,
+            // sigma^2 = 12e6: rho = 3e6 / (2 * 12e6) = 1/8.
+            node_variance: vec![Fraction {
+                numer: 12_000_000,
+                denom: 1,
+            }],
+            min_contributors: 2,
+            colluders: 1,
+        };
+        assert_eq!(
+            query_rho(&q, &params).unwrap(),
+            Rho::from_ratio(1, 8).unwrap()
+        );
+    }
+
+    #[test]
+    fn plans_stay_under_the_cap_and_near_it() {
+        let q = query(three_parts(), Segmenter::Lifecycle);
+        for (cap, n_min, c) in [((1, 20), 3, 1), ((1, 2), 5, 0), ((2, 1), 2, 1)] {
+            let cap = Rho::from_ratio(cap.0, cap.1).unwrap();
+            let p = plan_query(&cap, &q, n_min, c).unwrap();
+            let rho = query_rho(&q, &p).unwrap();
+            assert!(
+                rho <= cap && rho.to_f64() > 0.9 * cap.to_f64(),
+                "{rho} vs {cap}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        let q = query(three_parts(), Segmenter::All);
+        let cap = Rho::from_ratio(1, 2).unwrap();
+        let good = plan_query(&cap, &q, 3, 1).unwrap();
+        let mut p = good.clone();
+        p.max_rows_per_customer = 5;
+        assert!(matches!(
+            query_rho(&q, &p),
+            Err(QueryReleaseError::Params(_))
+        ));
+        let mut p = good.clone();
+        p.node_variance.push(Fraction { numer: 9, denom: 1 });
+        assert!(matches!(
+            query_rho(&q, &p),
+            Err(QueryReleaseError::Params(_))
+        ));
+        let mut p = good.clone();
+        p.colluders = 3;
+        assert!(matches!(
+            query_rho(&q, &p),
+            Err(QueryReleaseError::Release(_))
+        ));
+        let mut bad = q.clone();
+        bad.scale = 0;
+        assert!(matches!(
+            query_rho(&bad, &good),
+            Err(QueryReleaseError::Query(_))
+        ));
+        let mut bad = q.clone();
+        bad.parts.push(QueryPart::Cost);
+        assert!(matches!(
+            query_rho(&bad, &good),
+            Err(QueryReleaseError::Query(_))
+        ));
+        assert!(plan_query(&Rho::zero(), &q, 3, 1).is_err());
+    }
+}

@@ -1,0 +1,364 @@
+//! Feature queries: the one kind of release every profiling statistic is made of.
+//!
+//! A [`FeatureQuery`] asks each node for a sum over its customers. The node computes its
+//! customers' features as of [`FeatureQuery::as_of`], puts each customer in exactly one segment
+//! ([`Segmenter`]), and turns the customer into a block of integers ([`QueryPart`]s, every
+//! coordinate in `[0, scale]`) at that segment's offset in the vector; all other segments' blocks
+//! are zero. The vector is `segments x block` long. Summed over customers and nodes (with noise
+//! and masks), it yields per-segment counts, clipped sums, histograms and mixes.
+//!
+//! Everything the sensitivity depends on is in the query itself: one customer changes one block,
+//! and each part changes by at most `scale` in L2 and L1 (see [`FeatureQuery::block_parts`]).
+//! Bounds of numeric features (`lo`, `hi`) only decide how a value is mapped into `[0, scale]`,
+//! never how much it can move the sum. Integers only: feature units are days, counts, minor
+//! currency units and basis points, so nodes on different platforms compute the same vector.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest fixed-point scale a query may use (keeps sums of millions of customers far from
+/// the ring's wrap-around).
+pub const MAX_SCALE: u32 = 1 << 20;
+
+/// Most segments one query may address.
+pub const MAX_SEGMENTS: usize = 64;
+
+/// Most coordinates of one query's vector.
+pub const MAX_QUERY_LEN: usize = 1 << 16;
+
+/// A numeric per-customer feature, in integer units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum NumericFeature {
+    /// Repeat purchase days (BTYD `frequency`).
+    Frequency,
+    /// Last minus first purchase day.
+    RecencyDays,
+    /// `as_of` minus first purchase day (BTYD `T`).
+    TenureDays,
+    /// `as_of` minus last purchase day.
+    DaysSinceLast,
+    /// Transactions used.
+    TxnCount,
+    /// Sum of amounts, minor units.
+    MonetaryTotal,
+    /// Mean per-day total over repeat days, minor units.
+    MonetaryMeanRepeat,
+    /// Mean amount per transaction, minor units.
+    AvgTicket,
+    /// Credit utilization, basis points (balance / limit x 10,000).
+    UtilizationBp,
+    /// Days since signup.
+    CustomerSinceDays,
+}
+
+/// A categorical per-customer feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CategoricalFeature {
+    /// `new`, `active`, `at_risk`, `churned`.
+    LifecycleStage,
+    /// Region from the customers table.
+    Region,
+    /// Gender from the customers table.
+    Gender,
+    /// Age band from the customers table.
+    AgeBand,
+    /// Income band from the customers table.
+    IncomeBand,
+    /// Delinquency bucket from the credit table.
+    DelinquencyBucket,
+    /// `yes` / `no` from the credit table.
+    DefaultFlag,
+}
+
+/// A share vector per customer (shares of the customer's transactions, summing to 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MixFeature {
+    /// Channel shares.
+    Channel,
+    /// Category shares.
+    Category,
+}
+
+/// One part of a customer's block. Every coordinate is an integer in `[0, scale]`, and the
+/// part as a whole has L2 and L1 norm at most `scale`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueryPart {
+    /// One coordinate: `scale` for every customer.
+    Count,
+    /// One coordinate: `round(scale * (clamp(x, lo, hi) - lo) / (hi - lo))`; a customer
+    /// without a value contributes 0 (pair it with [`QueryPart::Present`] for the mean).
+    Numeric {
+        /// The feature.
+        feature: NumericFeature,
+        /// Lower bound (feature units).
+        lo: i64,
+        /// Upper bound (feature units), `> lo`.
+        hi: i64,
+    },
+    /// One coordinate: `scale` when the customer has a value for the feature.
+    Present {
+        /// The feature.
+        feature: NumericFeature,
+    },
+    /// `edges.len() + 1` coordinates, one-hot (`scale` in one bin): bin 0 is `x < edges[0]`,
+    /// bin `i` is `edges[i-1] <= x < edges[i]`, the last bin `x >= edges.last()`. A customer
+    /// without a value contributes nothing.
+    Histogram {
+        /// The feature.
+        feature: NumericFeature,
+        /// Strictly increasing bin edges.
+        edges: Vec<i64>,
+    },
+    /// `levels.len() + 1` coordinates, one-hot: the customer's level, or the last coordinate
+    /// for a level not listed or no value.
+    Levels {
+        /// The feature.
+        feature: CategoricalFeature,
+        /// Levels, as the node normalizes them (trimmed, lower case).
+        levels: Vec<String>,
+    },
+    /// `levels.len()` coordinates: `floor(scale * share)` of each listed level (sums to at
+    /// most `scale`).
+    Mix {
+        /// The feature.
+        feature: MixFeature,
+        /// Levels, as the node normalizes them.
+        levels: Vec<String>,
+    },
+    /// One coordinate: the squared distance from the customer to its segment's centroid, in
+    /// the [`Segmenter::Centroids`] space, divided by the number of dimensions (so in
+    /// `[0, scale]`). Only valid with a centroid segmenter: it measures clustering cost.
+    Cost,
+}
+
+impl QueryPart {
+    /// Coordinates this part adds to a block.
+    pub fn width(&self) -> usize {
+        match self {
+            QueryPart::Count | QueryPart::Numeric { .. } | QueryPart::Present { .. } => 1,
+            QueryPart::Cost => 1,
+            QueryPart::Histogram { edges, .. } => edges.len() + 1,
+            QueryPart::Levels { levels, .. } => levels.len() + 1,
+            QueryPart::Mix { levels, .. } => levels.len(),
+        }
+    }
+}
+
+/// One coordinate of the centroid space: a numeric feature mapped to `[0, 1]` by its bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dimension {
+    /// The feature.
+    pub feature: NumericFeature,
+    /// Lower bound (feature units); values below count as `lo`.
+    pub lo: i64,
+    /// Upper bound (feature units), `> lo`; values above count as `hi`.
+    pub hi: i64,
+}
+
+/// How customers are split into segments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Segmenter {
+    /// One segment: everyone.
+    All,
+    /// Four segments, by lifecycle stage: new, active, at risk, churned.
+    Lifecycle,
+    /// The eleven RFM segments (see `docs/PROFILES.md`) from scores 1-5: recency scores by
+    /// `days_since_last` (fewer days score higher), frequency by `frequency`, monetary by
+    /// `monetary_total`. Each list holds the four cut-offs between scores 1|2, 2|3, 3|4, 4|5;
+    /// a value at or above cut-off `i` scores above it.
+    Rfm {
+        /// Cut-offs of `days_since_last` (a value below cut-off `i` gets the higher score).
+        recency: [i64; 4],
+        /// Cut-offs of `frequency`.
+        frequency: [i64; 4],
+        /// Cut-offs of `monetary_total`, minor units.
+        monetary: [i64; 4],
+    },
+    /// Nearest centroid (squared Euclidean distance in the normalized space; ties go to the
+    /// lower index). Centroid coordinates are fixed-point in `[0, scale]`.
+    Centroids {
+        /// The space.
+        dimensions: Vec<Dimension>,
+        /// One row per segment, `dimensions.len()` coordinates each.
+        centroids: Vec<Vec<u32>>,
+    },
+}
+
+impl Segmenter {
+    /// Number of segments.
+    pub fn segments(&self) -> usize {
+        match self {
+            Segmenter::All => 1,
+            Segmenter::Lifecycle => 4,
+            Segmenter::Rfm { .. } => RFM_SEGMENTS.len(),
+            Segmenter::Centroids { centroids, .. } => centroids.len(),
+        }
+    }
+}
+
+/// Names of the RFM segments, in vector order.
+pub const RFM_SEGMENTS: [&str; 11] = [
+    "champions",
+    "loyal",
+    "potential_loyalist",
+    "new_customers",
+    "promising",
+    "need_attention",
+    "about_to_sleep",
+    "at_risk",
+    "cannot_lose",
+    "hibernating",
+    "lost",
+];
+
+/// Names of the lifecycle segments, in vector order.
+pub const LIFECYCLE_SEGMENTS: [&str; 4] = ["new", "active", "at_risk", "churned"];
+
+/// A linear release over the nodes' customer features (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureQuery {
+    /// What this release is for, in logs and ledgers (e.g. `bank-profile/kmeans-3`).
+    pub label: String,
+    /// The features' date, `YYYY-MM-DD` (inclusive).
+    pub as_of: String,
+    /// Fixed-point scale: every coordinate is in `[0, scale]`.
+    pub scale: u32,
+    /// How customers are split.
+    pub segmenter: Segmenter,
+    /// What each customer contributes to its segment's block.
+    pub parts: Vec<QueryPart>,
+    /// The zCDP loss (rho) the requester asks this release to cost each node; the coordinator
+    /// sizes the noise for it and refuses more than its per-job cap. Nodes check the loss of
+    /// the announced noise, not this field.
+    pub budget: crate::message::Fraction,
+}
+
+/// Why a query is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// Out-of-range or inconsistent field, named.
+    #[error("{field}: {problem}")]
+    Invalid {
+        /// The offending field.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, problem: impl Into<String>) -> QueryError {
+    QueryError::Invalid {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+impl FeatureQuery {
+    /// Coordinates per segment.
+    pub fn block_len(&self) -> usize {
+        self.parts.iter().map(QueryPart::width).sum()
+    }
+
+    /// Coordinates of the whole vector.
+    pub fn vector_len(&self) -> usize {
+        self.segmenter.segments().saturating_mul(self.block_len())
+    }
+
+    /// Number of parts in a block; the sensitivity is `scale * sqrt(parts)` in L2 and
+    /// `scale * parts` in L1, because a customer touches one block and each part moves by at
+    /// most `scale` in both norms.
+    pub fn block_parts(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Checks the structural rules a node and the coordinator both rely on.
+    pub fn validate(&self) -> Result<(), QueryError> {
+        if self.scale == 0 || self.scale > MAX_SCALE {
+            return Err(invalid("scale", format!("must be in 1..={MAX_SCALE}")));
+        }
+        if self.budget.numer == 0 || self.budget.denom == 0 {
+            return Err(invalid("budget", "must be a positive fraction"));
+        }
+        if self.parts.is_empty() {
+            return Err(invalid("parts", "a query needs at least one part"));
+        }
+        let segments = self.segmenter.segments();
+        if segments == 0 || segments > MAX_SEGMENTS {
+            return Err(invalid(
+                "segmenter",
+                format!("{segments} segments; must be 1..={MAX_SEGMENTS}"),
+            ));
+        }
+        if self.vector_len() > MAX_QUERY_LEN {
+            return Err(invalid(
+                "parts",
+                format!("{} coordinates; at most {MAX_QUERY_LEN}", self.vector_len()),
+            ));
+        }
+        for (i, part) in self.parts.iter().enumerate() {
+            let field = format!("parts[{i}]");
+            match part {
+                QueryPart::Numeric { lo, hi, .. } if lo >= hi => {
+                    return Err(invalid(field, format!("lo {lo} must be below hi {hi}")));
+                }
+                QueryPart::Histogram { edges, .. }
+                    if edges.is_empty() || edges.windows(2).any(|w| w[0] >= w[1]) =>
+                {
+                    return Err(invalid(field, "edges must be non-empty and increasing"));
+                }
+                QueryPart::Levels { levels, .. } | QueryPart::Mix { levels, .. }
+                    if levels.is_empty() =>
+                {
+                    return Err(invalid(field, "needs at least one level"));
+                }
+                QueryPart::Cost if !matches!(self.segmenter, Segmenter::Centroids { .. }) => {
+                    return Err(invalid(field, "cost needs a centroid segmenter"));
+                }
+                _ => {}
+            }
+        }
+        match &self.segmenter {
+            Segmenter::Rfm {
+                recency,
+                frequency,
+                monetary,
+            } => {
+                for (name, cuts) in [
+                    ("recency", recency),
+                    ("frequency", frequency),
+                    ("monetary", monetary),
+                ] {
+                    if cuts.windows(2).any(|w| w[0] > w[1]) {
+                        return Err(invalid(
+                            format!("segmenter.rfm.{name}"),
+                            "cut-offs must not decrease",
+                        ));
+                    }
+                }
+            }
+            Segmenter::Centroids {
+                dimensions,
+                centroids,
+            } => {
+                if dimensions.is_empty() {
+                    return Err(invalid("segmenter.dimensions", "needs at least one"));
+                }
+                if let Some(d) = dimensions.iter().position(|d| d.lo >= d.hi) {
+                    return Err(invalid(
+                        format!("segmenter.dimensions[{d}]"),
+                        "lo must be below hi",
+                    ));
+                }
+                for (j, c) in centroids.iter().enumerate() {
+                    if c.len() != dimensions.len() || c.iter().any(|x| *x > self.scale) {
+                        return Err(invalid(
+                            format!("segmenter.centroids[{j}]"),
+                            format!("needs {} coordinates in [0, scale]", dimensions.len()),
+                        ));
+                    }
+                }
+            }
+            Segmenter::All | Segmenter::Lifecycle => {}
+        }
+        Ok(())
+    }
+}
