@@ -12,7 +12,7 @@ use fedprof_protocol::{JobOutcome, JobSpec, PartyName};
 use fedprof_transport::ShutdownSignal;
 use tracing::info;
 
-use crate::{analyst, audit, demo, features, federation, gen_data, report};
+use crate::{analyst, audit, demo, features, federation, gen_data, label, local, report};
 
 /// Privacy-preserving federated customer profiling.
 ///
@@ -49,6 +49,11 @@ pub enum Command {
     Features(features::FeaturesArgs),
     /// Write seeded synthetic data for N data holders, with a manifest of every dirty row.
     GenData(gen_data::GenDataArgs),
+    /// Run a profiling job on a whole federation on this machine, from node configs
+    /// (coordinator and nodes in this process, over QUIC on loopback).
+    Local(local::LocalArgs),
+    /// Label this node's own customers with a segment model, locally.
+    Label(label::LabelArgs),
 }
 
 /// `fedprof demo`.
@@ -61,6 +66,9 @@ pub struct DemoArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub nodes: usize,
+    /// Distinct customers over all branches (some bank at several).
+    #[arg(long, default_value_t = 100_000, value_name = "C")]
+    pub customers: u64,
     /// Seed of the synthetic data (the same seed writes the same data).
     #[arg(long, default_value_t = 2026)]
     pub seed: u64,
@@ -139,7 +147,8 @@ impl Command {
             Command::Demo(_) | Command::Federation(_) | Command::Job(_) | Command::Audit(_) => {
                 "warn"
             }
-            Command::Features(_) | Command::GenData(_) => "warn",
+            Command::Features(_) | Command::GenData(_) | Command::Label(_) => "warn",
+            Command::Local(_) => "warn",
             Command::Coordinator(_) | Command::Node(_) => "info",
         }
     }
@@ -152,6 +161,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             demo::run(&demo::DemoOptions {
                 out: a.out,
                 nodes: a.nodes,
+                customers: a.customers,
                 seed: a.seed,
             })
             .await?;
@@ -222,6 +232,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         },
         Command::Features(a) => print_stdout(&features::run(&a).await?),
         Command::GenData(a) => print_stdout(&gen_data::run(&a)?),
+        Command::Local(a) => print_stdout(&local::run(&a).await?),
+        Command::Label(a) => print_stdout(&label::run(&a)?),
     }
     Ok(())
 }

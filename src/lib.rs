@@ -12,5 +12,8 @@ pub mod demo;
 pub mod features;
 pub mod federation;
 pub mod gen_data;
+pub mod label;
+pub mod local;
+pub mod profile_job;
 pub mod progress;
 pub mod report;

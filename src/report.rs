@@ -161,6 +161,62 @@ pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String
     out
 }
 
+/// The summary a profiling run prints: segment sizes per segmentation, the clustering quality,
+/// what it cost, and where the files are.
+pub fn profile_summary(
+    r: &fedprof_profile::report::ProfileReport,
+    paths: &[std::path::PathBuf],
+) -> String {
+    use fedprof_profile::report::Cell;
+    let show = |c: &Cell, digits: usize| match c {
+        Cell::Value { value, sd } => format!("{value:.digits$} ± {:.digits$}", 1.96 * sd),
+        Cell::Suppressed => "suppressed".to_owned(),
+    };
+    let mut out = format!(
+        "Profile {} as of {} (model version {}), nodes: {}\nPopulation: {} customers\n",
+        r.name,
+        r.as_of,
+        r.model_version,
+        r.nodes.join(", "),
+        show(&r.population, 0)
+    );
+    for s in &r.segmentations {
+        out.push_str(&format!("\n{} — {}\n", s.name, s.description));
+        let rows: Vec<[String; 3]> = s
+            .segments
+            .iter()
+            .map(|seg| [seg.name.clone(), show(&seg.size, 0), show(&seg.share, 3)])
+            .collect();
+        out.push_str(&table(&["segment", "customers (95% CI)", "share"], &rows));
+        if let Some(q) = &s.quality {
+            out.push_str(&format!(
+                "clustering: {} iterations, mean squared distance to centroid (normalized) {}, rho {:.4}\n",
+                q.iterations,
+                show(&q.mean_cost, 5),
+                q.rho
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "\nPrivacy: rho {} per node ({} releases), epsilon {:.3} at delta {:e}\n",
+        r.privacy.rho,
+        r.privacy.releases.len(),
+        r.privacy.epsilon,
+        r.privacy.delta
+    ));
+    for b in &r.budgets {
+        out.push_str(&format!(
+            "  {}: spent {:.4} of cap {:.4} in {}\n",
+            b.node, b.spent, b.cap, b.period
+        ));
+    }
+    out.push_str("\nFiles:\n");
+    for p in paths {
+        out.push_str(&format!("  {}\n", p.display()));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

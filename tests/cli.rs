@@ -121,21 +121,28 @@ fn a_broken_config_is_reported_with_file_line_and_field() {
 }
 
 #[test]
-fn the_demo_runs_a_federation_and_releases_noisy_totals_close_to_the_truth() {
+fn the_demo_profiles_the_bank_scenario_and_audits_the_ledgers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    let o = fedprof(&["demo", "--out", out.to_str().unwrap(), "--nodes", "4"]);
+    let o = fedprof(&[
+        "demo",
+        "--out",
+        out.to_str().unwrap(),
+        "--nodes",
+        "4",
+        "--customers",
+        "2000",
+    ]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("4 contributing node(s): branch-1, branch-2, branch-3, branch-4"),
+        stdout.contains("nodes: branch-1, branch-2, branch-3, branch-4"),
         "{stdout}"
     );
-    // 4 standard deviations on three figures: a false failure about once in 5,000 runs.
-    assert!(
-        stdout.contains("every released figure is within 4 noise standard deviations"),
-        "{stdout}"
-    );
+    for section in ["rfm", "lifecycle", "kmeans", "clustering: 5 iterations"] {
+        assert!(stdout.contains(section), "{section}: {stdout}");
+    }
+    assert!(stdout.contains("verified"), "the audit passes: {stdout}");
     assert!(
         stdout.contains(out.to_str().unwrap()),
         "says where its files are"
@@ -143,6 +150,14 @@ fn the_demo_runs_a_federation_and_releases_noisy_totals_close_to_the_truth() {
     assert!(
         stderr.contains("nodes registered"),
         "progress is shown: {stderr}"
+    );
+    for f in ["report.html", "report.json", "model.json", "segments.csv"] {
+        assert!(out.join("profile").join(f).is_file(), "{f}");
+    }
+    let html = std::fs::read_to_string(out.join("profile/report.html")).unwrap();
+    assert_eq!(
+        fedprof_profile::html::external_references(&html),
+        Vec::<String>::new()
     );
     assert!(out.join("federation/ca.pem").is_file());
 }

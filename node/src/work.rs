@@ -169,7 +169,7 @@ impl Work {
             JobSpec::Features(q) => Work::Features {
                 config: Arc::clone(config),
                 cache: Arc::clone(cache),
-                query: q.clone(),
+                query: (**q).clone(),
             },
         }
     }

@@ -129,7 +129,7 @@ pub enum JobSpec {
     TransactionTotals,
     /// A linear release over each node's customer features (see [`crate::query`]): the
     /// building block of profiling jobs.
-    Features(crate::query::FeatureQuery),
+    Features(Box<crate::query::FeatureQuery>),
 }
 
 impl JobSpec {

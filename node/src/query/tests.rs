@@ -31,7 +31,10 @@ fn query(segmenter: Segmenter, parts: Vec<QueryPart>) -> FeatureQuery {
         scale: 100,
         segmenter,
         parts,
-        budget: fedprof_protocol::Fraction { numer: 1, denom: 10 },
+        budget: fedprof_protocol::Fraction {
+            numer: 1,
+            denom: 10,
+        },
     }
 }
 

@@ -1,0 +1,219 @@
+//! Segment profiles from a released per-segment query: size, means, level mixes, channel and
+//! category lifts against the population, and credit risk.
+
+use fedprof_protocol::query::{MixFeature, QueryPart};
+
+use crate::analysis::{Released, cell_ratio, count, ratio};
+use crate::report::{Cell, FeatureMean, LevelMix, Lift, Risk, Segment, Segmentation};
+use crate::spec::{Categorical, Feature, ProfileSpec};
+
+/// What a query part stands for, so results can be read back by meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meaning {
+    /// Customers.
+    Count,
+    /// Histogram of a feature.
+    Histogram(Feature),
+    /// Clipped normalized sum of a feature.
+    Mean(Feature),
+    /// Customers with a value of a feature.
+    Present(Feature),
+    /// Levels of a categorical feature (plus `other`).
+    Levels(Categorical),
+    /// A mix.
+    Mix(MixFeature),
+    /// Clustering cost.
+    Cost,
+}
+
+/// A query's parts with their meanings.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// The parts, in query order.
+    pub parts: Vec<QueryPart>,
+    /// What each stands for.
+    pub meanings: Vec<Meaning>,
+}
+
+impl Layout {
+    /// Appends a part.
+    pub fn push(&mut self, part: QueryPart, meaning: Meaning) {
+        self.parts.push(part);
+        self.meanings.push(meaning);
+    }
+
+    /// The index of the part standing for `m`.
+    pub fn find(&self, m: &Meaning) -> Option<usize> {
+        self.meanings.iter().position(|x| x == m)
+    }
+}
+
+fn first(r: &Released, s: usize, p: usize) -> f64 {
+    r.part(s, p).and_then(|v| v.first().copied()).unwrap_or(0.0)
+}
+
+/// Profiles every segment of release `r`.
+pub fn segmentation(
+    spec: &ProfileSpec,
+    r: &Released,
+    layout: &Layout,
+    name: &str,
+    description: &str,
+    names: &[String],
+    population: Option<f64>,
+) -> Segmentation {
+    let min = spec.min_cell_size;
+    let sd = r.unit_sd();
+    let segments = r.query.segmenter.segments();
+    let total_n: f64 = r.part_total(0).first().copied().unwrap_or(0.0);
+    let pop_sd = r.sum_sd(segments);
+    let population = population.unwrap_or(total_n);
+    let mix_population = |p: usize| -> Vec<Cell> {
+        r.part_total(p)
+            .iter()
+            .map(|v| ratio(*v, pop_sd, total_n, pop_sd, min))
+            .collect()
+    };
+    let segments = (0..segments)
+        .map(|s| {
+            let n = first(r, s, 0);
+            let size = count(n, sd, min);
+            let share = match size {
+                Cell::Value { .. } => ratio(n, sd, population, pop_sd, min),
+                Cell::Suppressed => Cell::Suppressed,
+            };
+            let mut seg = Segment {
+                name: names
+                    .get(s)
+                    .cloned()
+                    .unwrap_or_else(|| format!("segment-{s}")),
+                size,
+                share,
+                means: Vec::new(),
+                levels: Vec::new(),
+                channels: Vec::new(),
+                categories: Vec::new(),
+                risk: None,
+                centroid: None,
+            };
+            for (p, m) in layout.meanings.iter().enumerate() {
+                match (m, layout.parts.get(p)) {
+                    (Meaning::Mean(f), Some(QueryPart::Numeric { lo, hi, .. })) => {
+                        let den_part = layout.find(&Meaning::Present(*f));
+                        let den = den_part.map_or(n, |d| first(r, s, d));
+                        let width = (hi - lo) as f64 / f.factor(spec.amount_decimals);
+                        let base = *lo as f64 / f.factor(spec.amount_decimals);
+                        let mean = match ratio(first(r, s, p), sd, den, sd, min) {
+                            Cell::Value { value, sd } => Cell::Value {
+                                value: base + value * width,
+                                sd: sd * width,
+                            },
+                            Cell::Suppressed => Cell::Suppressed,
+                        };
+                        seg.means.push(FeatureMean {
+                            feature: f.name().into(),
+                            unit: f.unit().into(),
+                            mean,
+                        });
+                    }
+                    (Meaning::Levels(c), Some(QueryPart::Levels { levels, .. })) => {
+                        let v = r.part(s, p).unwrap_or_default();
+                        let shares = levels
+                            .iter()
+                            .cloned()
+                            .chain(["other".to_owned()])
+                            .zip(&v)
+                            .map(|(l, x)| (l, ratio(*x, sd, n, sd, min)))
+                            .collect();
+                        seg.levels.push(LevelMix {
+                            feature: c.name().into(),
+                            shares,
+                        });
+                    }
+                    (Meaning::Mix(f), Some(QueryPart::Mix { levels, .. })) => {
+                        let v = r.part(s, p).unwrap_or_default();
+                        let pop = mix_population(p);
+                        let lifts = levels
+                            .iter()
+                            .zip(&v)
+                            .zip(pop)
+                            .map(|((l, x), pop_share)| {
+                                let share = ratio(*x, sd, n, sd, min);
+                                let lift = cell_ratio(share, pop_share);
+                                Lift {
+                                    level: l.clone(),
+                                    share,
+                                    lift: lift.map(|(v, _)| v),
+                                    significant: lift
+                                        .is_some_and(|(v, sd)| (v - 1.0).abs() > 2.0 * sd),
+                                }
+                            })
+                            .collect();
+                        match f {
+                            MixFeature::Channel => seg.channels = lifts,
+                            MixFeature::Category => seg.categories = lifts,
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            seg.risk = risk(&seg);
+            seg
+        })
+        .collect();
+    Segmentation {
+        name: name.into(),
+        description: description.into(),
+        segments,
+        quality: None,
+    }
+}
+
+/// Default rate (among customers with a default flag), mean utilization and the delinquency
+/// mix (among customers with a bucket), when the job asked for them.
+fn risk(seg: &Segment) -> Option<Risk> {
+    let levels = |c: Categorical| {
+        seg.levels
+            .iter()
+            .find(|l| l.feature == c.name())
+            .map(|l| l.shares.clone())
+    };
+    let flag = levels(Categorical::DefaultFlag);
+    let buckets = levels(Categorical::DelinquencyBucket);
+    let utilization = seg
+        .means
+        .iter()
+        .find(|m| m.feature == Feature::Utilization.name())
+        .map(|m| m.mean);
+    if flag.is_none() && buckets.is_none() && utilization.is_none() {
+        return None;
+    }
+    // Shares among customers with a value: drop `other` and renormalize.
+    let known = |shares: Vec<(String, Cell)>| -> Vec<(String, Cell)> {
+        let listed: Vec<(String, Cell)> =
+            shares.into_iter().filter(|(l, _)| l != "other").collect();
+        let total: f64 = listed.iter().filter_map(|(_, c)| c.value()).sum();
+        listed
+            .into_iter()
+            .map(|(l, c)| {
+                let c = match c {
+                    Cell::Value { value, sd } if total > 0.0 => Cell::Value {
+                        value: value / total,
+                        sd: sd / total,
+                    },
+                    _ => Cell::Suppressed,
+                };
+                (l, c)
+            })
+            .collect()
+    };
+    let default_rate = flag
+        .map(known)
+        .and_then(|v| v.into_iter().find(|(l, _)| l == "yes").map(|(_, c)| c))
+        .unwrap_or(Cell::Suppressed);
+    Some(Risk {
+        default_rate,
+        utilization: utilization.unwrap_or(Cell::Suppressed),
+        delinquency: buckets.map(known).unwrap_or_default(),
+    })
+}

@@ -1,0 +1,177 @@
+//! Profiling end to end over real QUIC: a federation of three bank branches runs the sample job
+//! with a very large budget, and the released segment counts and means must equal the pooled,
+//! non-private computation within 3 standard deviations of the noise the releases recorded
+//! (with this budget, a fraction of a customer). The pooled truth is computed here from each
+//! node's features without the query code (lifecycle stages, clipped means), and with it
+//! (RFM and k-means assignment, which is the model's definition). `fedprof label` must agree
+//! with the released cluster sizes.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    reason = "helpers of tests: a failure is a panic"
+)]
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use fedprof::demo::prepare;
+use fedprof::label::{labels, node_features};
+use fedprof::local::{LocalFederation, profile};
+use fedprof::profile_job::load_spec;
+use fedprof::progress::Progress;
+use fedprof_node::NodeConfig;
+use fedprof_node::pipeline::FeatureTable;
+use fedprof_profile::report::{Cell, ProfileReport, Segmentation};
+
+fn within(cell: &Cell, truth: f64, what: &str) {
+    let Cell::Value { value, sd } = cell else {
+        panic!("{what}: suppressed, expected {truth}");
+    };
+    assert!(
+        (value - truth).abs() <= 3.0 * sd + 1e-9,
+        "{what}: released {value} (sd {sd}) vs pooled {truth}"
+    );
+}
+
+fn segmentation<'a>(r: &'a ProfileReport, name: &str) -> &'a Segmentation {
+    r.segmentations.iter().find(|s| s.name == name).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_federated_profile_with_a_huge_budget_equals_the_pooled_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let progress = Progress::new();
+    let p = prepare(dir.path(), 3, 1_200, 7, &progress).unwrap();
+    // A budget no deployment would allow: the noise is a fraction of a customer.
+    let raise = |path: &std::path::Path, from: &str, to: &str| {
+        let text = fs::read_to_string(path).unwrap();
+        assert!(text.contains(from), "{from} in {}", path.display());
+        fs::write(path, text.replace(from, to)).unwrap();
+    };
+    raise(
+        &p.coordinator,
+        "rho_per_job = \"1/2\"",
+        "rho_per_job = \"20000/1\"",
+    );
+    for n in &p.node_paths {
+        raise(n, "cap_rho = \"2/1\"", "cap_rho = \"40000/1\"");
+    }
+    raise(&p.job_path, "rho = \"1/2\"", "rho = \"20000/1\"");
+    let spec = load_spec(&p.job_path).unwrap();
+    let as_of = spec.as_of.clone();
+
+    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &progress)
+        .await
+        .unwrap();
+    let result = profile(&fed, spec, None, &progress).await;
+    fed.stop().await;
+    let (report, model) = result.unwrap();
+    assert_eq!(report.nodes, ["branch-1", "branch-2", "branch-3"]);
+    assert_eq!(report.privacy.releases.len(), 1 + 1 + 1 + 5 + 1);
+    let spent: f64 = report.privacy.releases.iter().map(|r| r.rho).sum();
+    assert!(spent <= 20_000.0 + 1e-6, "{spent}");
+
+    // The pooled truth, from every node's own features.
+    let tables: Vec<FeatureTable> = p
+        .node_paths
+        .iter()
+        .map(|n| node_features(&NodeConfig::load(n).unwrap(), &as_of, false).unwrap())
+        .collect();
+    let customers: usize = tables.iter().map(FeatureTable::len).sum();
+    within(&report.population, customers as f64, "population");
+
+    // Lifecycle: sizes and mean monetary_total (clamped to the job's bounds, 0..20000.00).
+    let lifecycle = segmentation(&report, "lifecycle");
+    let mut sizes: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut money: BTreeMap<&str, f64> = BTreeMap::new();
+    for t in &tables {
+        for row in 0..t.len() {
+            let stage = t.lifecycle_stage[row].as_str();
+            *sizes.entry(stage).or_default() += 1.0;
+            let m = (t.monetary_total[row] as f64 / 100.0).clamp(0.0, 20_000.0);
+            *money.entry(stage).or_default() += m;
+        }
+    }
+    for seg in &lifecycle.segments {
+        let n = sizes.get(seg.name.as_str()).copied().unwrap_or(0.0);
+        if n < 20.0 {
+            continue; // may be suppressed
+        }
+        within(&seg.size, n, &format!("lifecycle {} size", seg.name));
+        let mean = seg
+            .means
+            .iter()
+            .find(|m| m.feature == "monetary_total")
+            .unwrap();
+        // Values are rounded to 1/1000 of the range per customer (at most 10.00 each way).
+        let truth = money[seg.name.as_str()] / n;
+        let Cell::Value { value, sd } = mean.mean else {
+            panic!("suppressed mean")
+        };
+        assert!(
+            (value - truth).abs() <= 3.0 * sd + 10.0,
+            "lifecycle {} mean monetary_total {value} vs {truth}",
+            seg.name
+        );
+    }
+
+    // RFM and k-means: the model's segmenters applied to the pooled customers.
+    for name in ["rfm", "kmeans"] {
+        let released = segmentation(&report, name);
+        let m = model.segmentation(Some(name)).unwrap();
+        let mut counts = vec![0f64; m.segments.len()];
+        for t in &tables {
+            for s in labels(t, m, model.scale) {
+                counts[s] += 1.0;
+            }
+        }
+        for (seg, truth) in released.segments.iter().zip(&counts) {
+            if *truth >= 20.0 {
+                within(&seg.size, *truth, &format!("{name} {} size", seg.name));
+            }
+        }
+        assert_eq!(counts.iter().sum::<f64>(), customers as f64);
+    }
+    let quality = segmentation(&report, "kmeans").quality.as_ref().unwrap();
+    assert_eq!(quality.iterations, 5);
+    assert!(quality.mean_cost.value().unwrap() > 0.0);
+}
+
+#[test]
+fn bad_job_specs_are_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = prepare(dir.path(), 2, 200, 1, &Progress::new()).unwrap();
+    let sample = fs::read_to_string(&p.job_path).unwrap();
+    for (from, to, field) in [
+        (
+            "\"frequency\", \"recency_days\"",
+            "\"frequency\", \"loyalty\"",
+            "features",
+        ),
+        ("rho = \"1/2\"", "rho = \"3/1\"", "rho"),
+        ("k = 5", "k = 50", "segmentations.kmeans.k"),
+        ("min_cell_size = 20", "min_cell_size = 0", "min_cell_size"),
+    ] {
+        let job = dir.path().join("bad.toml");
+        fs::write(&job, sample.replace(from, to)).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fedprof"))
+            .args(["local", "--job", job.to_str().unwrap(), "--out"])
+            .arg(dir.path().join("out"))
+            .args(
+                p.node_paths
+                    .iter()
+                    .flat_map(|n| ["--node".into(), n.clone()]),
+            )
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{to} was accepted");
+        assert!(err.contains(field), "{to}: {err}");
+        assert!(
+            !err.contains("registered"),
+            "{to}: nodes were started: {err}"
+        );
+        assert!(!dir.path().join("out").exists());
+    }
+}
