@@ -175,3 +175,31 @@ fn bad_job_specs_are_refused_before_anything_starts() {
         assert!(!dir.path().join("out").exists());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_budget_cannot_pay_the_whole_job_refuses_it_at_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let progress = Progress::new();
+    let p = prepare(dir.path(), 3, 300, 3, &progress).unwrap();
+    // branch-3 can pay one release of the job (1/2) but not all of them.
+    let config = &p.node_paths[2];
+    let text = fs::read_to_string(config).unwrap();
+    fs::write(
+        config,
+        text.replace("cap_rho = \"2/1\"", "cap_rho = \"1/4\""),
+    )
+    .unwrap();
+    let spec = load_spec(&p.job_path).unwrap();
+    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &progress)
+        .await
+        .unwrap();
+    let result = profile(&fed, spec, None, &progress).await;
+    fed.stop().await;
+    let (report, _) = result.unwrap();
+    assert_eq!(report.nodes, ["branch-1", "branch-2"]);
+    assert!(report.privacy.releases.iter().all(|r| r.contributors == 2));
+    // It debited nothing: the ledger holds only the budget entry.
+    let node = NodeConfig::load(config).unwrap();
+    let ledger = fs::read_to_string(node.privacy.ledger.join("ledger.jsonl")).unwrap();
+    assert_eq!(ledger.lines().count(), 1, "{ledger}");
+}

@@ -329,9 +329,14 @@ impl Coordinator {
         self.last_job += 1;
         let job = JobId(self.last_job);
         info!(%job, kind = spec.name(), nodes = self.nodes.len(), "starting job");
+        let invited = match &spec {
+            JobSpec::Features(q) if !q.participants.is_empty() => Some(&q.participants),
+            _ => None,
+        };
         let participants: Vec<Participant> = self
             .nodes
             .iter()
+            .filter(|(name, _)| invited.is_none_or(|list| list.contains(name)))
             .filter_map(|(name, conn)| {
                 let s = self.sessions.get(conn)?;
                 Some(Participant {

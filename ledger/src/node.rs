@@ -234,6 +234,23 @@ impl NodeBook {
         Ok(rho)
     }
 
+    /// Checks that the current period can pay `rho` now and `reserve` later (the rest of the
+    /// job the release belongs to), so that a job is refused before its first release rather
+    /// than when the budget runs out half-way.
+    pub fn check_headroom(&self, rho: &Rho, reserve: &Rho) -> Result<(), BudgetError> {
+        let current = self.periods.last().ok_or(BudgetError::NoPeriod)?;
+        let requested = rho + reserve;
+        if &current.spent + &requested > current.cap {
+            return Err(BudgetError::BudgetExceeded {
+                period: current.period.clone(),
+                spent: current.spent.clone(),
+                requested,
+                cap: current.cap.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Signs the debit of `release`, without applying it.
     pub fn plan_debit(
         &self,

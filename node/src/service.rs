@@ -12,7 +12,9 @@ use fedprof_ledger::{Digest, MechanismRecord, NodeLedger, Period, ReleaseId, Sto
 use chacha20::ChaCha20Rng;
 use fedprof_crypto::{SigningKey, VerifyingKey};
 use fedprof_protocol::secagg::NodeMessage;
-use fedprof_protocol::{Body, JobAnnounce, JobId, PartyId, Refusal, RefuseReason, Role, RoundId};
+use fedprof_protocol::{
+    Body, JobAnnounce, JobId, JobSpec, PartyId, Refusal, RefuseReason, Role, RoundId,
+};
 use fedprof_transport::{
     Credentials, MessageWriter, ShutdownSignal, StreamError, TransportError, client_endpoint,
     close_code, connect,
@@ -353,10 +355,20 @@ impl NodeService {
                 .lock()
                 .map_err(|_| refuse(RefuseReason::Policy, "ledger unavailable".into()))?;
             if ledger.book().debit(&release).is_none() {
-                ledger
+                let rho = ledger
                     .book()
                     .check_debit(&release, &mechanism)
                     .map_err(|e| e.refusal())?;
+                if let JobSpec::Features(q) = &announce.spec {
+                    // The rest of the job must fit too: refuse at its start, not half-way.
+                    let reserve =
+                        fedprof_privacy::Rho::from_ratio(q.reserve.numer, q.reserve.denom)
+                            .unwrap_or_else(|_| fedprof_privacy::Rho::zero());
+                    ledger
+                        .book()
+                        .check_headroom(&rho, &reserve)
+                        .map_err(|e| e.refusal())?;
+                }
             }
         }
         let rng = || {

@@ -186,6 +186,8 @@ mod tests {
                 numer: 1,
                 denom: 10,
             },
+            reserve: fedprof_protocol::Fraction { numer: 0, denom: 1 },
+            participants: Vec::new(),
         }
     }
 

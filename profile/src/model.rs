@@ -71,6 +71,8 @@ impl SegmentModel {
                 segmenter: s.segmenter.clone(),
                 parts: vec![fedprof_protocol::QueryPart::Count],
                 budget: fedprof_protocol::Fraction { numer: 1, denom: 1 },
+                reserve: fedprof_protocol::Fraction { numer: 0, denom: 1 },
+                participants: Vec::new(),
             };
             q.validate()
                 .map_err(|e| ModelError::Invalid(s.name.clone(), e.to_string()))?;

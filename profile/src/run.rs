@@ -19,7 +19,7 @@ use fedprof_privacy::Rho;
 use fedprof_protocol::query::{
     Dimension, LIFECYCLE_SEGMENTS, MixFeature, QueryPart, RFM_SEGMENTS, Segmenter,
 };
-use fedprof_protocol::{FeatureQuery, Fraction, JobResult};
+use fedprof_protocol::{FeatureQuery, Fraction, JobResult, PartyName};
 use num_bigint::BigUint;
 use num_rational::Ratio;
 
@@ -94,6 +94,7 @@ pub struct ProfileRun {
     centroids: Vec<Vec<u32>>,
     releases: Vec<ReleaseSummary>,
     nodes: Option<BTreeSet<String>>,
+    participants: Vec<PartyName>,
 }
 
 fn fraction(r: &Ratio<BigUint>, field: &str) -> Result<Fraction, SpecError> {
@@ -174,6 +175,25 @@ impl ProfileRun {
             centroids: Vec::new(),
             releases: Vec::new(),
             nodes: None,
+            participants: Vec::new(),
+        })
+    }
+
+    /// The sum of the budgets of the releases after step `i` (exact; 0 after the last).
+    fn reserve_after(&self, i: usize) -> Fraction {
+        let rest: Ratio<BigUint> = self
+            .steps
+            .iter()
+            .skip(i + 1)
+            .map(|(_, f)| Ratio::new(BigUint::from(f.numer), BigUint::from(f.denom)))
+            .sum();
+        // Each budget fits 64 bits and they share denominators with the job's rho; a sum
+        // that does not fit is rounded up to the whole job's rho, still an upper bound.
+        fraction(&rest, "rho").unwrap_or_else(|_| {
+            fraction(self.spec.rho.as_ratio(), "rho").unwrap_or(Fraction {
+                numer: u64::MAX,
+                denom: 1,
+            })
         })
     }
 
@@ -223,6 +243,8 @@ impl ProfileRun {
             segmenter,
             parts: layout.parts.clone(),
             budget,
+            reserve: self.reserve_after(self.next),
+            participants: self.participants.clone(),
         };
         self.pending = Some((step, query.clone(), layout));
         Some(query)
@@ -233,6 +255,11 @@ impl ProfileRun {
         let (step, query, layout) = self.pending.take().ok_or(RunError::NotPending)?;
         let released =
             Released::new(&query, result).ok_or_else(|| RunError::Shape(query.label.clone()))?;
+        if self.participants.is_empty() {
+            // The first release decides who is in the job (a node whose budget cannot pay the
+            // whole job refused it); later releases ask those nodes only.
+            self.participants = result.contributors.clone();
+        }
         let names: BTreeSet<String> = released.contributors.iter().cloned().collect();
         self.nodes = Some(match self.nodes.take() {
             Some(n) => n.intersection(&names).cloned().collect(),

@@ -230,6 +230,14 @@ pub struct FeatureQuery {
     /// sizes the noise for it and refuses more than its per-job cap. Nodes check the loss of
     /// the announced noise, not this field.
     pub budget: crate::message::Fraction,
+    /// Most zCDP loss the rest of the job this release belongs to will cost each node after
+    /// it (0 for a last or lone release). A node refuses the release unless its remaining
+    /// budget covers the release plus this reserve, so a job that would run a node out of
+    /// budget is refused at its start, not half-way.
+    pub reserve: crate::message::Fraction,
+    /// The nodes asked to take part (empty: every registered node). A job's later releases
+    /// name the contributors of its first, so every release describes the same customers.
+    pub participants: Vec<crate::identity::PartyName>,
 }
 
 /// Why a query is malformed.
@@ -277,6 +285,9 @@ impl FeatureQuery {
         }
         if self.budget.numer == 0 || self.budget.denom == 0 {
             return Err(invalid("budget", "must be a positive fraction"));
+        }
+        if self.reserve.denom == 0 {
+            return Err(invalid("reserve", "the denominator must not be 0"));
         }
         if self.parts.is_empty() {
             return Err(invalid("parts", "a query needs at least one part"));

@@ -118,3 +118,25 @@ fn replay_refuses_rule_breaking_entries() {
     ));
     assert!(replay(&[lines, vec![first]].concat()).is_ok());
 }
+
+#[test]
+fn headroom_covers_the_release_and_the_rest_of_its_job() {
+    let k = key("a");
+    let (mut book, _) = book_with_cap("1/2");
+    let e = book
+        .plan_debit(release(1, 0), gaussian(2, 2, 0), Digest::ZERO, &k)
+        .unwrap();
+    book.commit(&e).unwrap();
+    // Spent 1/8 of 1/2: 1/8 now plus 1/4 later fits exactly; 1/8 plus 1/4 + 1/100 does not.
+    let r = |s: &str| -> Rho { s.parse().unwrap() };
+    assert!(book.check_headroom(&r("1/8"), &r("1/4")).is_ok());
+    assert_eq!(
+        book.check_headroom(&r("1/8"), &r("26/100")),
+        Err(BudgetError::BudgetExceeded {
+            period: Period::new("2026-11").unwrap(),
+            spent: r("1/8"),
+            requested: r("77/200"),
+            cap: r("1/2"),
+        })
+    );
+}

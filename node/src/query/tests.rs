@@ -35,6 +35,8 @@ fn query(segmenter: Segmenter, parts: Vec<QueryPart>) -> FeatureQuery {
             numer: 1,
             denom: 10,
         },
+        reserve: fedprof_protocol::Fraction { numer: 0, denom: 1 },
+        participants: Vec::new(),
     }
 }
 
