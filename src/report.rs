@@ -185,7 +185,15 @@ pub fn profile_summary(
         let rows: Vec<[String; 3]> = s
             .segments
             .iter()
-            .map(|seg| [seg.name.clone(), show(&seg.size, 0), show(&seg.share, 3)])
+            .map(|seg| {
+                let share = match seg.share {
+                    Cell::Value { value, sd } => {
+                        format!("{:.1}% ± {:.1}", 100.0 * value, 196.0 * sd)
+                    }
+                    Cell::Suppressed => "suppressed".to_owned(),
+                };
+                [seg.name.clone(), show(&seg.size, 0), share]
+            })
             .collect();
         out.push_str(&table(&["segment", "customers (95% CI)", "share"], &rows));
         if let Some(q) = &s.quality {

@@ -152,15 +152,18 @@ pub fn quantiles(counts: &[f64], edges: &[f64], lo: f64, hi: f64, ps: &[f64]) ->
         .collect()
 }
 
-/// Integer bin edges splitting `[lo, hi]` into at most `bins` bins of equal width (fewer for
-/// a narrow integer range).
+/// Integer bin edges splitting `[lo, hi]` into at most `bins` bins of one integer width
+/// (`ceil((hi - lo) / bins)`), so that every bin holds as many integer values as the next and
+/// integer features (days, counts) show no comb pattern.
 pub fn edges(lo: i64, hi: i64, bins: u32) -> Vec<i64> {
-    let width = i128::from(hi) - i128::from(lo);
-    let mut e: Vec<i64> = (1..i128::from(bins))
-        .map(|i| (i128::from(lo) + width * i / i128::from(bins)) as i64)
-        .filter(|x| *x > lo && *x < hi)
+    let span = i128::from(hi) - i128::from(lo);
+    let width = (span + i128::from(bins.max(1)) - 1) / i128::from(bins.max(1));
+    let width = width.max(1);
+    let mut e: Vec<i64> = (1..)
+        .map(|i| i128::from(lo) + width * i)
+        .take_while(|x| *x < i128::from(hi))
+        .map(|x| x as i64)
         .collect();
-    e.dedup();
     if e.is_empty() {
         e.push(lo + (hi - lo) / 2);
     }
@@ -205,6 +208,8 @@ mod tests {
     fn edges_are_increasing_and_inside() {
         assert_eq!(edges(0, 100, 4), vec![25, 50, 75]);
         assert_eq!(edges(0, 3, 40), vec![1, 2]);
+        // 60 days in at most 40 bins: width 2, 30 bins.
+        assert_eq!(edges(0, 60, 40), (1..30).map(|i| 2 * i).collect::<Vec<_>>());
         let e = edges(0, 2_000_000, 40);
         assert_eq!(e.len(), 39);
         assert!(e.windows(2).all(|w| w[0] < w[1]));

@@ -104,8 +104,11 @@ pub fn segmentation(
                         let width = (hi - lo) as f64 / f.factor(spec.amount_decimals);
                         let base = *lo as f64 / f.factor(spec.amount_decimals);
                         let mean = match ratio(first(r, s, p), sd, den, sd, min) {
+                            // A mean of values clamped to [lo, hi] lies in [lo, hi]; the noise
+                            // can push the ratio outside, and clamping it back is
+                            // post-processing.
                             Cell::Value { value, sd } => Cell::Value {
-                                value: base + value * width,
+                                value: base + value.clamp(0.0, 1.0) * width,
                                 sd: sd * width,
                             },
                             Cell::Suppressed => Cell::Suppressed,

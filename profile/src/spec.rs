@@ -220,7 +220,7 @@ impl Feature {
     pub fn default_bounds(self) -> [f64; 2] {
         match self {
             Feature::Frequency => [0.0, 60.0],
-            Feature::RecencyDays | Feature::TenureDays | Feature::DaysSinceLast => [0.0, 400.0],
+            Feature::RecencyDays | Feature::TenureDays | Feature::DaysSinceLast => [0.0, 730.0],
             Feature::TxnCount => [0.0, 150.0],
             Feature::MonetaryTotal => [0.0, 20_000.0],
             Feature::MonetaryMeanRepeat => [0.0, 1_000.0],
