@@ -1,6 +1,6 @@
 //! The analyst's client: submit a job to the coordinator and wait for its outcome.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -80,4 +80,42 @@ pub async fn submit(
     peer.close(close_code::DONE, "");
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     Ok(outcome)
+}
+
+/// `fedprof job submit --config analyst.toml job.toml`: runs a profiling job release by
+/// release, each submitted like any job (the coordinator plans each release's noise and refuses
+/// one over its per-job cap; every node checks its own budget, including the rest of the job),
+/// and writes the report, the model and the tables.
+pub async fn submit_profile(a: &crate::cli::SubmitArgs) -> Result<String> {
+    let Some(job) = &a.job else {
+        bail!("no job spec given");
+    };
+    let config = AnalystConfig::load(&a.config)?;
+    let spec = crate::profile_job::load_spec(job)?;
+    // The coordinator enforces its caps per release; here the spec is checked for everything
+    // else before the first release.
+    let mut policy = fedprof_profile::spec::ProfilePolicy::new(spec.rho.clone());
+    policy.min_cell_size_floor = 1;
+    spec.validate(&policy)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", job.display()))?;
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from(&spec.name));
+    let latest = out.join("model.json");
+    let previous = if latest.exists() {
+        let text = std::fs::read_to_string(&latest)?;
+        Some(
+            fedprof_profile::model::SegmentModel::from_json(&text)
+                .with_context(|| latest.display().to_string())?,
+        )
+    } else {
+        None
+    };
+    let timeout = Duration::from_secs(a.timeout_secs);
+    let progress = crate::progress::Progress::new();
+    let config = &config;
+    let run_job = |s| async move { submit(config, s, timeout).await };
+    let (report, model) =
+        crate::profile_job::run(run_job, spec, &policy, previous.as_ref(), &progress).await?;
+    let paths = crate::profile_job::write_outputs(&out, &report, &model)?;
+    progress.finish();
+    Ok(crate::report::profile_summary(&report, &paths))
 }

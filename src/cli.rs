@@ -12,7 +12,7 @@ use fedprof_protocol::{JobOutcome, JobSpec, PartyName};
 use fedprof_transport::ShutdownSignal;
 use tracing::info;
 
-use crate::{analyst, audit, demo, features, federation, gen_data, label, local, report};
+use crate::{analyst, audit, demo, features, federation, gen_data, label, local, report, schedule};
 
 /// Privacy-preserving federated customer profiling.
 ///
@@ -125,10 +125,17 @@ pub struct SubmitArgs {
     /// The analyst's config file.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-    /// The kind of job.
+    /// The kind of job (when no job spec is given).
     #[arg(long, value_enum, default_value_t = JobKind::TransactionTotals)]
     pub kind: JobKind,
-    /// Seconds to wait for the outcome.
+    /// A profiling job spec (TOML, docs/job.sample.toml): run it release by release.
+    #[arg(value_name = "JOB.toml")]
+    pub job: Option<PathBuf>,
+    /// Where a profiling job writes its report, model and tables (default: ./<job name>/;
+    /// a model.json already there is the previous version, for the drift table).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Seconds to wait for each outcome.
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
 }
@@ -191,12 +198,19 @@ pub async fn run(cli: Cli) -> Result<()> {
             let service = CoordinatorService::bind(&config)?;
             info!(listen = %service.local_addr()?, "coordinator started");
             let (trigger, shutdown) = ShutdownSignal::new();
-            let (_handle, server) = service.start(shutdown);
+            let (handle, server) = service.start(shutdown.clone());
+            let scheduler = (!config.schedule.is_empty()).then(|| {
+                info!(jobs = config.schedule.len(), "scheduled profiling enabled");
+                tokio::spawn(schedule::run_forever(handle, config.clone(), shutdown))
+            });
             tokio::signal::ctrl_c()
                 .await
                 .context("cannot listen for Ctrl-C")?;
             info!("interrupted; shutting down");
             trigger.trigger();
+            if let Some(s) = scheduler {
+                let _ = s.await;
+            }
             server.await.context("coordinator task failed")?;
         }
         Command::Node(a) => {
@@ -210,6 +224,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             info!("interrupted; shutting down");
             trigger.trigger();
             task.await.context("node task failed")?;
+        }
+        Command::Job(JobCommand::Submit(a)) if a.job.is_some() => {
+            print_stdout(&analyst::submit_profile(&a).await?);
         }
         Command::Job(JobCommand::Submit(a)) => {
             let config = analyst::AnalystConfig::load(&a.config)?;

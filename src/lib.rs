@@ -17,3 +17,4 @@ pub mod local;
 pub mod profile_job;
 pub mod progress;
 pub mod report;
+pub mod schedule;

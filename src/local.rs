@@ -100,6 +100,11 @@ impl LocalFederation {
         })
     }
 
+    /// The coordinator's handle.
+    pub fn handle(&self) -> &CoordinatorHandle {
+        &self.handle
+    }
+
     /// Runs one job.
     pub async fn run_job(&self, spec: JobSpec) -> Result<JobOutcome> {
         Ok(
@@ -111,9 +116,7 @@ impl LocalFederation {
 
     /// The profile policy of the coordinator's config.
     pub fn policy(&self) -> ProfilePolicy {
-        let mut p = ProfilePolicy::new(self.config.privacy.rho_per_job.clone());
-        p.min_cell_size_floor = p.min_cell_size_floor.min(self.config.ledger.min_cell_size);
-        p
+        profile_job::policy(&self.config)
     }
 
     /// Stops everything and waits for it.
@@ -174,8 +177,7 @@ pub async fn run(a: &LocalArgs) -> Result<String> {
     let fed_dir = coordinator.parent().unwrap_or(Path::new(".")).to_path_buf();
     // Refuse a bad spec before anything starts.
     let config = CoordinatorConfig::load(&coordinator)?;
-    let mut policy = ProfilePolicy::new(config.privacy.rho_per_job.clone());
-    policy.min_cell_size_floor = policy.min_cell_size_floor.min(config.ledger.min_cell_size);
+    let policy = profile_job::policy(&config);
     spec.validate(&policy)
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.job.display()))?;
     let previous_path = a

@@ -25,6 +25,14 @@ pub fn load_spec(path: &Path) -> Result<ProfileSpec> {
     ProfileSpec::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// The profile policy of a coordinator config: its per-job cap, and a minimum cell size no
+/// lower than the coordinator's.
+pub fn policy(config: &fedprof_coordinator::CoordinatorConfig) -> ProfilePolicy {
+    let mut p = ProfilePolicy::new(config.privacy.rho_per_job.clone());
+    p.min_cell_size_floor = config.ledger.min_cell_size;
+    p
+}
+
 /// Runs `spec` release by release through `run_job`; `previous` is the model of the job's
 /// last run, if any (the new model's version follows it and the report gets a drift table).
 pub async fn run<F, Fut>(

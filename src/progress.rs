@@ -10,13 +10,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(Debug)]
 pub struct Progress {
     bar: Option<ProgressBar>,
+    /// Steps go to the log instead of stderr (background work in a long-running service).
+    log: bool,
 }
 
 impl Progress {
     /// A spinner on stderr if it is a terminal, otherwise plain lines.
     pub fn new() -> Self {
         if !std::io::stderr().is_terminal() {
-            return Progress { bar: None };
+            return Progress {
+                bar: None,
+                log: false,
+            };
         }
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -24,7 +29,18 @@ impl Progress {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(Duration::from_millis(100));
-        Progress { bar: Some(bar) }
+        Progress {
+            bar: Some(bar),
+            log: false,
+        }
+    }
+
+    /// Steps as log lines (`tracing`, level info): for work a service does by itself.
+    pub fn quiet() -> Self {
+        Progress {
+            bar: None,
+            log: true,
+        }
     }
 
     /// Starts a step.
@@ -32,6 +48,7 @@ impl Progress {
         let msg = msg.into();
         match &self.bar {
             Some(bar) => bar.set_message(msg),
+            None if self.log => tracing::info!("{msg}"),
             None => eprintln!("... {msg}"),
         }
     }
@@ -40,6 +57,7 @@ impl Progress {
     pub fn done(&self, msg: impl AsRef<str>) {
         match &self.bar {
             Some(bar) => bar.println(format!("  ok {}", msg.as_ref())),
+            None if self.log => tracing::info!("{}", msg.as_ref()),
             None => eprintln!("  ok {}", msg.as_ref()),
         }
     }

@@ -133,6 +133,63 @@ async fn a_federated_profile_with_a_huge_budget_equals_the_pooled_computation() 
         }
         assert_eq!(counts.iter().sum::<f64>(), customers as f64);
     }
+    // `fedprof label` at every node: its counts are the node's own share of the released
+    // cluster sizes (exactly what the node's contribution counted), and they add up to them.
+    let model_path = dir.path().join("model.json");
+    fs::write(&model_path, serde_json::to_string(&model).unwrap()).unwrap();
+    let kmeans = model.segmentation(Some("kmeans")).unwrap();
+    let mut labelled = vec![0f64; kmeans.segments.len()];
+    for (node, table) in p.node_paths.iter().zip(&tables) {
+        let out = dir.path().join("labels.csv");
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fedprof"))
+            .args(["label", "--config"])
+            .arg(node)
+            .arg("--model")
+            .arg(&model_path)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let csv = fs::read_to_string(&out).unwrap();
+        let mut local = vec![0f64; kmeans.segments.len()];
+        for line in csv.lines().skip(1) {
+            let (customer, segment) = line.split_once(',').unwrap();
+            assert_eq!(customer.len(), 64, "pseudonyms, not raw ids: {customer}");
+            let s = kmeans.segments.iter().position(|n| n == segment).unwrap();
+            local[s] += 1.0;
+        }
+        // The node's own contribution to the final release, computed locally.
+        let q = fedprof_protocol::FeatureQuery {
+            label: "check".into(),
+            as_of: as_of.clone(),
+            scale: model.scale,
+            segmenter: kmeans.segmenter.clone(),
+            parts: vec![fedprof_protocol::QueryPart::Count],
+            budget: fedprof_protocol::Fraction { numer: 1, denom: 1 },
+            reserve: fedprof_protocol::Fraction { numer: 0, denom: 1 },
+            participants: Vec::new(),
+        };
+        let contribution = fedprof_node::query::evaluate(table, &q).unwrap();
+        let counted: Vec<f64> = contribution
+            .iter()
+            .map(|v| *v as f64 / f64::from(model.scale))
+            .collect();
+        assert_eq!(local, counted, "{}", node.display());
+        for (l, x) in labelled.iter_mut().zip(&local) {
+            *l += x;
+        }
+    }
+    for (seg, n) in segmentation(&report, "kmeans")
+        .segments
+        .iter()
+        .zip(&labelled)
+    {
+        if *n >= 20.0 {
+            within(&seg.size, *n, &format!("labels of {}", seg.name));
+        }
+    }
+
     let quality = segmentation(&report, "kmeans").quality.as_ref().unwrap();
     assert_eq!(quality.iterations, 5);
     assert!(quality.mean_cost.value().unwrap() > 0.0);
@@ -202,4 +259,98 @@ async fn a_node_whose_budget_cannot_pay_the_whole_job_refuses_it_at_the_start() 
     let node = NodeConfig::load(config).unwrap();
     let ledger = fs::read_to_string(node.privacy.ledger.join("ledger.jsonl")).unwrap();
     assert_eq!(ledger.lines().count(), 1, "{ledger}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_runs_make_new_model_versions_with_drift_and_stop_when_budgets_run_out() {
+    use fedprof::schedule::run_due;
+    use fedprof_coordinator::{Every, ScheduleConfig};
+    use std::num::NonZeroU64;
+    use time::{Date, Month};
+
+    let dir = tempfile::tempdir().unwrap();
+    let progress = Progress::new();
+    let p = prepare(dir.path(), 3, 300, 5, &progress).unwrap();
+    // Caps of 1.2: two runs of rho 1/2 fit, a third does not.
+    for n in &p.node_paths {
+        let text = fs::read_to_string(n).unwrap();
+        fs::write(n, text.replace("cap_rho = \"2/1\"", "cap_rho = \"6/5\"")).unwrap();
+    }
+    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &progress)
+        .await
+        .unwrap();
+    let entry = ScheduleConfig {
+        job: p.job_path.clone(),
+        every: Every::Monthly,
+        out: dir.path().join("profiles"),
+        check_secs: NonZeroU64::MIN,
+    };
+    let day = |m: Month, d: u8| Date::from_calendar_date(2026, m, d).unwrap();
+    let june = run_due(fed.handle(), &fed.config, &entry, day(Month::June, 15))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(june.ends_with("2026-05-31"), "{}", june.display());
+    // Checked again in the same month: nothing is due.
+    let again = run_due(fed.handle(), &fed.config, &entry, day(Month::June, 28)).await;
+    assert!(again.unwrap().is_none());
+    let july = run_due(fed.handle(), &fed.config, &entry, day(Month::July, 2))
+        .await
+        .unwrap()
+        .unwrap();
+    let report: ProfileReport =
+        serde_json::from_str(&fs::read_to_string(july.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report.as_of, "2026-06-30");
+    assert_eq!(report.model_version, 2);
+    let drift = report.drift.as_ref().unwrap();
+    assert_eq!(drift.previous_version, 1);
+    assert_eq!(drift.previous_as_of, "2026-05-31");
+    assert_eq!(drift.centroid_moves.len(), 5);
+    assert!(!drift.sizes.is_empty());
+    // A third run would take every node past its cap: refused before anything is spent.
+    let august = run_due(fed.handle(), &fed.config, &entry, day(Month::August, 3)).await;
+    fed.stop().await;
+    let err = format!("{:#}", august.unwrap_err());
+    assert!(err.contains("aborted"), "{err}");
+    let latest = fs::read_to_string(entry.out.join("model.json")).unwrap();
+    assert!(latest.contains("\"version\": 2"), "{latest}");
+    for n in &p.node_paths {
+        let node = NodeConfig::load(n).unwrap();
+        let ledger = fs::read_to_string(node.privacy.ledger.join("ledger.jsonl")).unwrap();
+        // One budget entry and 9 debits per run, for two runs.
+        assert_eq!(ledger.lines().count(), 1 + 2 * 9);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analyst_submits_a_profiling_job_over_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let progress = Progress::new();
+    let p = prepare(dir.path(), 2, 300, 9, &progress).unwrap();
+    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &progress)
+        .await
+        .unwrap();
+    let out = dir.path().join("out");
+    let analyst = p.fed_dir.join("analyst-analyst.toml");
+    let (job, out_dir) = (p.job_path.clone(), out.clone());
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fedprof"))
+            .args(["job", "submit", "--config"])
+            .arg(&analyst)
+            .arg(&job)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    fed.stop().await;
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("nodes: branch-1, branch-2"), "{stdout}");
+    let model = fs::read_to_string(out.join("model.json")).unwrap();
+    assert!(model.contains("\"version\": 1"), "{model}");
+    assert!(out.join("report.html").is_file());
 }

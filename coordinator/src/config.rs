@@ -35,6 +35,41 @@ pub struct CoordinatorConfig {
     pub privacy: PrivacyConfig,
     /// The coordinator's signed release ledger.
     pub ledger: LedgerConfig,
+    /// Profiling jobs the coordinator re-runs by itself (`[[schedule]]`, any number).
+    #[serde(default)]
+    pub schedule: Vec<ScheduleConfig>,
+}
+
+/// `[[schedule]]`: re-run a profiling job on a later `as_of`, so profiles stay current.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// The job spec (TOML); its `as_of` is replaced by the run's date.
+    pub job: std::path::PathBuf,
+    /// `daily`, `weekly` (as of the last Sunday) or `monthly` (as of the last day of the
+    /// previous month).
+    pub every: Every,
+    /// Where each run writes `<as_of>/report.*` and the latest `model.json`.
+    pub out: std::path::PathBuf,
+    /// Seconds between checks for a due run (default 3600).
+    #[serde(default = "default_check_secs")]
+    pub check_secs: NonZeroU64,
+}
+
+/// How often a scheduled job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Every {
+    /// As of yesterday.
+    Daily,
+    /// As of the last Sunday before today.
+    Weekly,
+    /// As of the last day of the previous month.
+    Monthly,
+}
+
+fn default_check_secs() -> NonZeroU64 {
+    NonZeroU64::MIN.saturating_add(3599)
 }
 
 /// `[ledger]`: where releases are recorded before they are published.
@@ -164,6 +199,11 @@ impl CoordinatorConfig {
         let mut config: CoordinatorConfig = file.parse()?;
         config.tls.resolve_against(file.dir());
         config.ledger.path = file.resolve(&config.ledger.path);
+        for (i, entry) in config.schedule.iter_mut().enumerate() {
+            entry.job = file.resolve(&entry.job);
+            entry.out = file.resolve(&entry.out);
+            file.require_file(&format!("schedule[{i}].job"), &entry.job)?;
+        }
         file.require_file("tls.ca", &config.tls.ca)?;
         file.require_file("tls.cert", &config.tls.cert)?;
         file.require_file("tls.key", &config.tls.key)?;

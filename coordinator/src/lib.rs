@@ -10,7 +10,7 @@ pub mod core;
 pub mod round;
 pub mod service;
 
-pub use config::CoordinatorConfig;
+pub use config::{CoordinatorConfig, Every, ScheduleConfig};
 pub use core::{Coordinator, Input, Output, ReleasePolicy, Requester};
 pub use round::{Participant, Round, RoundPolicy};
 pub use service::{CoordinatorHandle, CoordinatorService, StartError, open_ledger};
