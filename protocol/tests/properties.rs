@@ -10,6 +10,9 @@
 )]
 
 use fedprof_protocol::frame::{HEADER_LEN, encode_frame};
+use fedprof_protocol::query::{
+    CategoricalFeature, Dimension, FeatureQuery, MixFeature, NumericFeature, QueryPart, Segmenter,
+};
 use fedprof_protocol::{
     Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, Fraction, FrameDecoder,
     FrameError, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec,
@@ -50,8 +53,81 @@ fn role() -> impl Strategy<Value = Role> {
     proptest::sample::select(Role::ALL.to_vec())
 }
 
+fn query_part() -> impl Strategy<Value = QueryPart> {
+    let levels = || vec(text(), 1..4);
+    prop_oneof![
+        Just(QueryPart::Count),
+        Just(QueryPart::Cost),
+        (any::<i64>(), any::<i64>()).prop_map(|(lo, hi)| QueryPart::Numeric {
+            feature: NumericFeature::MonetaryTotal,
+            lo,
+            hi
+        }),
+        vec(any::<i64>(), 0..5).prop_map(|edges| QueryPart::Histogram {
+            feature: NumericFeature::DaysSinceLast,
+            edges
+        }),
+        levels().prop_map(|levels| QueryPart::Levels {
+            feature: CategoricalFeature::Region,
+            levels
+        }),
+        levels().prop_map(|levels| QueryPart::Mix {
+            feature: MixFeature::Category,
+            levels
+        }),
+    ]
+}
+
+fn segmenter() -> impl Strategy<Value = Segmenter> {
+    prop_oneof![
+        Just(Segmenter::All),
+        Just(Segmenter::Lifecycle),
+        (any::<[i64; 4]>(), any::<[i64; 4]>(), any::<[i64; 4]>()).prop_map(|(r, f, m)| {
+            Segmenter::Rfm {
+                recency: r,
+                frequency: f,
+                monetary: m,
+            }
+        }),
+        (any::<i64>(), vec(vec(any::<u32>(), 1..3), 0..4)).prop_map(|(lo, centroids)| {
+            Segmenter::Centroids {
+                dimensions: vec![Dimension {
+                    feature: NumericFeature::Frequency,
+                    lo,
+                    hi: lo.saturating_add(1),
+                }],
+                centroids,
+            }
+        }),
+    ]
+}
+
 fn job_spec() -> impl Strategy<Value = JobSpec> {
-    Just(JobSpec::TransactionTotals)
+    let query = (
+        text(),
+        text(),
+        any::<u32>(),
+        segmenter(),
+        vec(query_part(), 0..4),
+        fraction(),
+        fraction(),
+        vec(party_name(), 0..3),
+    )
+        .prop_map(
+            |(label, as_of, scale, segmenter, parts, budget, reserve, participants)| {
+                JobSpec::Features(Box::new(FeatureQuery {
+                    label,
+                    as_of,
+                    scale,
+                    segmenter,
+                    parts,
+                    budget,
+                    reserve,
+                    participants,
+                }))
+            },
+        );
+    prop_oneof![Just(JobSpec::TransactionTotals), query]
 }
 
 fn refuse_reason() -> impl Strategy<Value = RefuseReason> {
