@@ -227,7 +227,14 @@ fn coordinator_toml(federation: &str, listen: &str, rel: &str) -> String {
          # Every release is recorded here, with the nodes' signed debits, before it is published.\n\
          path = \"ledgers/coordinator.jsonl\"\n\
          # Published cells counting fewer customers are suppressed.\n\
-         min_cell_size = 10\n",
+         min_cell_size = 10\n\n\
+         # Profiling jobs the coordinator re-runs by itself on a later as_of (docs/PROFILES.md).\n\
+         # Each run is paid from the node budgets and refused up front when one would run out.\n\
+         # [[schedule]]\n\
+         # job = \"jobs/bank-profile.toml\"   # a job spec (docs/job.sample.toml)\n\
+         # every = \"monthly\"                # daily | weekly | monthly\n\
+         # out = \"profiles/bank-profile\"    # <out>/<as_of>/report.html ..., <out>/model.json\n\
+         # check_secs = 3600\n",
         tls = tls_section(rel)
     )
 }
@@ -312,6 +319,7 @@ fn analyst_toml(name: &PartyName, coordinator: &str, rel: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fedprof_coordinator::CoordinatorConfig;
     use std::os::unix::fs::PermissionsExt;
 
     fn names(list: &[&str]) -> Vec<PartyName> {
@@ -357,6 +365,37 @@ mod tests {
         let n = fedprof_node::NodeConfig::load(&fed.node_configs[0].1).unwrap();
         let svc = fedprof_node::NodeService::new(n).unwrap();
         assert_eq!(svc.identity().to_string(), "node a");
+    }
+
+    #[test]
+    fn the_commented_schedule_sample_loads_when_enabled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("fed");
+        let fed = init(&plan(&dir)).unwrap();
+        let text = fs::read_to_string(&fed.coordinator_config).unwrap();
+        let enabled: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if ["[[schedule]]", "job =", "every =", "out =", "check_secs ="]
+                        .iter()
+                        .any(|k| rest.starts_with(k)) =>
+                {
+                    format!("{rest}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        fs::write(&fed.coordinator_config, enabled).unwrap();
+        // The job file must exist: the error names the field.
+        let e = CoordinatorConfig::load(&fed.coordinator_config).unwrap_err();
+        assert!(e.to_string().contains("schedule[0].job"), "{e}");
+        fs::create_dir_all(dir.join("jobs")).unwrap();
+        fs::write(dir.join("jobs/bank-profile.toml"), "").unwrap();
+        let c = CoordinatorConfig::load(&fed.coordinator_config).unwrap();
+        assert_eq!(c.schedule.len(), 1);
+        assert_eq!(c.schedule[0].every, fedprof_coordinator::Every::Monthly);
+        assert!(c.schedule[0].out.ends_with("profiles/bank-profile"));
     }
 
     #[test]
