@@ -172,3 +172,94 @@ pub fn model_of(report: &ProfileReport, segmenters: Vec<(String, Segmenter)>) ->
         segmentations,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> SegmentModel {
+        SegmentModel {
+            schema: MODEL_SCHEMA.into(),
+            name: "p".into(),
+            version: 1,
+            as_of: "2026-06-30".into(),
+            scale: SCALE,
+            segmentations: vec![ModelSegmentation {
+                name: "lifecycle".into(),
+                segmenter: Segmenter::Lifecycle,
+                segments: fedprof_protocol::query::LIFECYCLE_SEGMENTS
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+                sizes: vec![Cell::Suppressed; 4],
+            }],
+        }
+    }
+
+    #[test]
+    fn models_round_trip_and_bad_ones_are_refused() {
+        let text = serde_json::to_string(&model()).unwrap();
+        assert_eq!(SegmentModel::from_json(&text).unwrap(), model());
+        let wrong_schema = text.replace(MODEL_SCHEMA, "fedprof-segment-model/9");
+        assert!(matches!(
+            SegmentModel::from_json(&wrong_schema),
+            Err(ModelError::Schema(_))
+        ));
+        let mut m = model();
+        m.segmentations[0].segments.pop();
+        let names = serde_json::to_string(&m).unwrap();
+        assert!(matches!(
+            SegmentModel::from_json(&names),
+            Err(ModelError::Invalid(..))
+        ));
+        let mut m = model();
+        m.segmentations[0].segmenter = Segmenter::Centroids {
+            dimensions: Vec::new(),
+            centroids: vec![vec![1]],
+        };
+        m.segmentations[0].segments = vec!["c".into()];
+        let bad = serde_json::to_string(&m).unwrap();
+        assert!(matches!(
+            SegmentModel::from_json(&bad),
+            Err(ModelError::Invalid(..))
+        ));
+        assert!(matches!(
+            SegmentModel::from_json("{"),
+            Err(ModelError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn drift_compares_sizes_and_centroids() {
+        let centroids = |c: Vec<Vec<u32>>| ModelSegmentation {
+            name: "kmeans".into(),
+            segmenter: Segmenter::Centroids {
+                dimensions: vec![fedprof_protocol::query::Dimension {
+                    feature: fedprof_protocol::query::NumericFeature::Frequency,
+                    lo: 0,
+                    hi: 10,
+                }],
+                centroids: c,
+            },
+            segments: vec!["cluster-1".into(), "cluster-2".into()],
+            sizes: vec![
+                Cell::Value {
+                    value: 10.0,
+                    sd: 1.0,
+                },
+                Cell::Suppressed,
+            ],
+        };
+        let mut before = model();
+        before.segmentations = vec![centroids(vec![vec![0], vec![500]])];
+        let mut now = before.clone();
+        now.version = 2;
+        now.segmentations = vec![centroids(vec![vec![300], vec![500]])];
+        let d = now.drift_from(&before);
+        assert_eq!(d.previous_version, 1);
+        assert_eq!(d.sizes.len(), 2);
+        assert_eq!(d.centroid_moves[0].0, "cluster-1");
+        assert!((d.centroid_moves[0].1 - 0.3).abs() < 1e-12);
+        assert_eq!(d.centroid_moves[1].1, 0.0);
+    }
+}

@@ -250,3 +250,70 @@ fn single(t: &FeatureTable, row: usize) -> FeatureTable {
         credit: None,
     }
 }
+
+fn any_part() -> impl Strategy<Value = QueryPart> {
+    prop_oneof![
+        Just(QueryPart::Count),
+        Just(QueryPart::Cost),
+        (any::<i64>(), any::<i64>()).prop_map(|(lo, hi)| QueryPart::Numeric {
+            feature: NumericFeature::MonetaryTotal,
+            lo,
+            hi
+        }),
+        prop::collection::vec(any::<i64>(), 0..4).prop_map(|edges| QueryPart::Histogram {
+            feature: NumericFeature::Frequency,
+            edges
+        }),
+        prop::collection::vec("[a-z]{0,3}", 0..3).prop_map(|levels| QueryPart::Mix {
+            feature: MixFeature::Channel,
+            levels
+        }),
+    ]
+}
+
+fn any_segmenter() -> impl Strategy<Value = Segmenter> {
+    prop_oneof![
+        Just(Segmenter::All),
+        Just(Segmenter::Lifecycle),
+        (any::<[i64; 4]>(), any::<[i64; 4]>()).prop_map(|(r, f)| Segmenter::Rfm {
+            recency: r,
+            frequency: f,
+            monetary: r
+        }),
+        (
+            any::<i64>(),
+            any::<i64>(),
+            prop::collection::vec(prop::collection::vec(any::<u32>(), 0..3), 0..70)
+        )
+            .prop_map(|(lo, hi, centroids)| Segmenter::Centroids {
+                dimensions: vec![Dimension {
+                    feature: NumericFeature::DaysSinceLast,
+                    lo,
+                    hi
+                }],
+                centroids,
+            }),
+    ]
+}
+
+proptest! {
+    /// A query is peer input: whatever arrives, evaluation returns a vector of the announced
+    /// length or an error, and never panics.
+    #[test]
+    fn any_query_is_answered_or_refused(
+        t in random_table(),
+        segmenter in any_segmenter(),
+        parts in prop::collection::vec(any_part(), 0..5),
+        scale in any::<u32>(),
+    ) {
+        let mut q = query(segmenter, parts);
+        q.scale = scale;
+        match evaluate(&t, &q) {
+            Ok(v) => {
+                prop_assert!(q.validate().is_ok());
+                prop_assert_eq!(v.len(), q.vector_len());
+            }
+            Err(_) => prop_assert!(q.validate().is_err()),
+        }
+    }
+}
