@@ -117,17 +117,13 @@ impl TryFrom<QueryFields> for QueryRecord {
             scale: f.scale,
             dimension: f.dimension,
         };
-        let numer =
-            u64::try_from(f.sigma_sq_node.numer()).map_err(|_| MechanismError::ZeroVariance)?;
-        let denom =
-            u64::try_from(f.sigma_sq_node.denom()).map_err(|_| MechanismError::ZeroVariance)?;
         QueryRecord::from_shape(
             f.label,
             shape,
             &fedprof_protocol::ReleaseParams {
                 max_rows_per_customer: 0,
                 max_abs_amount_minor: 0,
-                node_variance: vec![fedprof_protocol::Fraction { numer, denom }],
+                node_variance: vec![wire_fraction(&f.sigma_sq_node)?],
                 min_contributors: f.n_min,
                 colluders: f.colluders,
             },
@@ -175,6 +171,13 @@ impl QueryRecord {
     }
 }
 
+/// A recorded variance as the wire's 64-bit fraction (a larger one was never announced).
+fn wire_fraction(v: &Rho) -> Result<fedprof_protocol::Fraction, MechanismError> {
+    let numer = u64::try_from(v.numer()).map_err(|_| MechanismError::ZeroVariance)?;
+    let denom = u64::try_from(v.denom()).map_err(|_| MechanismError::ZeroVariance)?;
+    Ok(fedprof_protocol::Fraction { numer, denom })
+}
+
 /// Parameters of [`MechanismRecord::TransactionTotals`], exactly as the job announced them.
 /// Private fields: a value always describes a release `fedprof_privacy::release` accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,11 +208,7 @@ impl TryFrom<TotalsFields> for TotalsRecord {
         let node_variance = f
             .node_variance
             .iter()
-            .map(|v| {
-                let numer = u64::try_from(v.numer()).map_err(|_| MechanismError::ZeroVariance)?;
-                let denom = u64::try_from(v.denom()).map_err(|_| MechanismError::ZeroVariance)?;
-                Ok(fedprof_protocol::Fraction { numer, denom })
-            })
+            .map(wire_fraction)
             .collect::<Result<_, MechanismError>>()?;
         TotalsRecord::new(&fedprof_protocol::ReleaseParams {
             max_rows_per_customer: f.max_rows_per_customer,

@@ -8,15 +8,13 @@
 //! distributed bound of [`crate::distributed`] over the whole vector, rounded up to
 //! [`RHO_DENOMINATOR`].
 
-use std::num::NonZeroU32;
-
 use fedprof_protocol::{FeatureQuery, Fraction, ReleaseParams};
 use num_bigint::BigUint;
 
 use crate::Rho;
 use crate::bounding::{ContributionBounds, CoordinateRange, Neighbouring, Sensitivity};
 use crate::distributed::{NoiseShare, distributed_rho};
-use crate::release::{RHO_DENOMINATOR, ReleaseError};
+use crate::release::{RHO_DENOMINATOR, ReleaseError, honest};
 use crate::variance::Variance;
 
 /// Why a query release cannot be used.
@@ -91,19 +89,6 @@ impl QueryShape {
 /// The sensitivity of `query`'s vector to one customer.
 pub fn query_sensitivity(query: &FeatureQuery) -> Result<Sensitivity, QueryReleaseError> {
     QueryShape::of(query)?.sensitivity()
-}
-
-fn honest(params: &ReleaseParams) -> Result<NonZeroU32, ReleaseError> {
-    params
-        .min_contributors
-        .checked_sub(params.colluders)
-        .and_then(NonZeroU32::new)
-        .ok_or(ReleaseError::Distributed(
-            crate::distributed::DistributedError::NoHonestSurvivor {
-                n_min: params.min_contributors,
-                colluders: params.colluders,
-            },
-        ))
 }
 
 /// The validated per-node noise variance of a feature-query release.

@@ -88,7 +88,8 @@ pub fn node_variances(params: &ReleaseParams) -> Result<Vec<Variance>, ReleaseEr
         .collect()
 }
 
-fn honest(params: &ReleaseParams) -> Result<NonZeroU32, ReleaseError> {
+/// `n_min - colluders`, the honest shares every release can count on (at least 1).
+pub(crate) fn honest(params: &ReleaseParams) -> Result<NonZeroU32, ReleaseError> {
     params
         .min_contributors
         .checked_sub(params.colluders)
