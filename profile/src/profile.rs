@@ -48,6 +48,15 @@ impl Layout {
     }
 }
 
+/// The share of a cross-tab cell (`x` customers of the segment's `n`): suppressed when either
+/// count is under the minimum cell size, since a share and a size give the cell's count back.
+fn cell_share(x: f64, sd: f64, n: f64, min: u64) -> Cell {
+    if x < min as f64 {
+        return Cell::Suppressed;
+    }
+    ratio(x, sd, n, sd, min)
+}
+
 fn first(r: &Released, s: usize, p: usize) -> f64 {
     r.part(s, p).and_then(|v| v.first().copied()).unwrap_or(0.0)
 }
@@ -126,7 +135,7 @@ pub fn segmentation(
                             .cloned()
                             .chain(["other".to_owned()])
                             .zip(&v)
-                            .map(|(l, x)| (l, ratio(*x, sd, n, sd, min)))
+                            .map(|(l, x)| (l, cell_share(*x, sd, n, min)))
                             .collect();
                         seg.levels.push(LevelMix {
                             feature: c.name().into(),
@@ -141,7 +150,7 @@ pub fn segmentation(
                             .zip(&v)
                             .zip(pop)
                             .map(|((l, x), pop_share)| {
-                                let share = ratio(*x, sd, n, sd, min);
+                                let share = cell_share(*x, sd, n, min);
                                 let lift = cell_ratio(share, pop_share);
                                 Lift {
                                     level: l.clone(),
@@ -219,4 +228,90 @@ fn risk(seg: &Segment) -> Option<Risk> {
         utilization: utilization.unwrap_or(Cell::Suppressed),
         delinquency: buckets.map(known).unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedprof_protocol::query::CategoricalFeature;
+    use fedprof_protocol::{FeatureQuery, Fraction, query::Segmenter};
+
+    /// Two segments of (count, region levels north/south/other), in customers x scale 10.
+    fn released(values: Vec<i64>) -> (Released, Layout) {
+        let mut layout = Layout::default();
+        layout.push(QueryPart::Count, Meaning::Count);
+        layout.push(
+            QueryPart::Levels {
+                feature: CategoricalFeature::Region,
+                levels: vec!["north".into(), "south".into()],
+            },
+            Meaning::Levels(Categorical::Region),
+        );
+        let query = FeatureQuery {
+            label: "t".into(),
+            as_of: "2026-06-30".into(),
+            scale: 10,
+            segmenter: Segmenter::Centroids {
+                dimensions: vec![fedprof_protocol::query::Dimension {
+                    feature: fedprof_protocol::query::NumericFeature::Frequency,
+                    lo: 0,
+                    hi: 1,
+                }],
+                centroids: vec![vec![0], vec![10]],
+            },
+            parts: layout.parts.clone(),
+            budget: Fraction { numer: 1, denom: 1 },
+            reserve: Fraction { numer: 0, denom: 1 },
+            participants: Vec::new(),
+        };
+        let r = Released {
+            query,
+            values,
+            sd: 20.0,
+            contributors: vec!["a".into(), "b".into()],
+        };
+        (r, layout)
+    }
+
+    #[test]
+    fn small_cells_are_suppressed_and_carry_no_number() {
+        let spec = ProfileSpec::from_toml(
+            "name = \"t\"\nas_of = \"2026-06-30\"\nrho = \"1/2\"\nmin_cell_size = 20\n",
+        )
+        .unwrap();
+        // Segment 0: 100 customers, 95 north, 3 south, 2 other. Segment 1: 15 customers.
+        let (r, layout) = released(vec![1000, 950, 30, 20, 150, 100, 50, 0]);
+        let s = segmentation(
+            &spec,
+            &r,
+            &layout,
+            "x",
+            "x",
+            &["a".into(), "b".into()],
+            None,
+        );
+        let big = &s.segments[0];
+        assert_eq!(
+            big.size,
+            Cell::Value {
+                value: 100.0,
+                sd: 2.0
+            }
+        );
+        let shares = &big.levels[0].shares;
+        assert!(matches!(shares[0].1, Cell::Value { value, .. } if (value - 0.95).abs() < 1e-12));
+        assert_eq!(shares[1].1, Cell::Suppressed, "3 customers in the cell");
+        assert_eq!(shares[2].1, Cell::Suppressed);
+        let small = &s.segments[1];
+        assert_eq!(small.size, Cell::Suppressed);
+        assert_eq!(small.share, Cell::Suppressed);
+        assert!(
+            small.levels[0]
+                .shares
+                .iter()
+                .all(|(_, c)| *c == Cell::Suppressed)
+        );
+        let json = serde_json::to_string(small).unwrap();
+        assert!(!json.contains("\"value\""), "{json}");
+    }
 }

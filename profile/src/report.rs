@@ -224,8 +224,9 @@ pub struct Risk {
 pub struct ClusterQuality {
     /// Lloyd iterations run.
     pub iterations: u32,
-    /// Mean squared distance to the assigned centroid in the normalized space (each dimension
-    /// scaled to 0-1), from the final release.
+    /// Mean over customers of the squared Euclidean distance to the assigned centroid in the
+    /// normalized space (each dimension scaled to 0-1 by the job's bounds), divided by the
+    /// number of dimensions; from the final release.
     pub mean_cost: Cell,
     /// zCDP loss spent on the clustering (initialization, iterations and final profile).
     pub rho: f64,
