@@ -92,8 +92,8 @@ pub async fn submit_profile(a: &crate::cli::SubmitArgs) -> Result<String> {
     };
     let config = AnalystConfig::load(&a.config)?;
     let spec = crate::profile_job::load_spec(job)?;
-    // The coordinator enforces its caps per release; here the spec is checked for everything
-    // else before the first release.
+    // The coordinator checks the whole job's rho against its cap at the first release (budget
+    // plus reserve); here the spec is checked for everything else before anything is sent.
     let mut policy = fedprof_profile::spec::ProfilePolicy::new(spec.rho.clone());
     policy.min_cell_size_floor = 1;
     spec.validate(&policy)

@@ -399,9 +399,13 @@ impl Coordinator {
             JobSpec::Features(q) => {
                 let budget = Rho::from_ratio(q.budget.numer, q.budget.denom)
                     .map_err(|_| "budget: must be a positive fraction".to_owned())?;
-                if budget > p.rho_per_job {
+                let reserve = Rho::from_ratio(q.reserve.numer, q.reserve.denom)
+                    .map_err(|_| "reserve: the denominator must not be 0".to_owned())?;
+                // The release and the rest of its job together: a profiling job over the cap is
+                // refused at its first release, before any node computes.
+                if &budget + &reserve > p.rho_per_job {
                     return Err(format!(
-                        "budget: rho {budget} exceeds the per-job cap {}",
+                        "budget: rho {budget} plus the job's remaining {reserve} exceeds the per-job cap {}",
                         p.rho_per_job
                     ));
                 }

@@ -264,3 +264,60 @@ fn messages_about_unknown_jobs_are_refused_and_late_ones_ignored() {
     let out = f.say(2, 42, Body::Accept);
     assert!(closes_with(&out, 2, ErrorCode::UnknownJob), "{out:?}");
 }
+
+#[test]
+fn a_feature_query_over_the_per_job_cap_is_refused_before_any_node_is_asked() {
+    use fedprof_protocol::query::{FeatureQuery, QueryPart, Segmenter};
+    use fedprof_protocol::{Fraction, JobOutcome};
+    let mut f = Fed::new(2);
+    f.register(1, "a");
+    f.register(2, "b");
+    f.connect(9, Role::Analyst, "x");
+    let query = |numer, reserve| {
+        JobSpec::Features(Box::new(FeatureQuery {
+            label: "p/distributions".into(),
+            as_of: "2026-06-30".into(),
+            scale: 1000,
+            segmenter: Segmenter::All,
+            parts: vec![QueryPart::Count],
+            budget: Fraction { numer, denom: 10 },
+            reserve: Fraction {
+                numer: reserve,
+                denom: 10,
+            },
+            participants: Vec::new(),
+        }))
+    };
+    // The policy's cap is 1/2: 1/10 now plus 5/10 later is over it.
+    let out = f.say(9, 0, Body::SubmitJob(query(1, 5)));
+    let refused = out.iter().any(|o| {
+        matches!(o, Output::Send { conn: 9, body: Body::Outcome(JobOutcome::Aborted { reason, .. }), .. }
+            if reason.contains("exceeds the per-job cap"))
+    });
+    assert!(refused, "{out:?}");
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                body: Body::JobAnnounce(_),
+                ..
+            }
+        )),
+        "no node was asked: {out:?}"
+    );
+    // Within the cap it is announced to both nodes.
+    let out = f.say(9, 1, Body::SubmitJob(query(1, 4)));
+    let announced = out
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    body: Body::JobAnnounce(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(announced, 2, "{out:?}");
+}
