@@ -127,7 +127,8 @@ impl BlindingKey {
     ///
     /// `(index, error)` for the lowest index whose id was refused; no partial output.
     pub fn blind_batch(&self, raw_ids: &[&str]) -> Result<Vec<BlindedId>, (usize, BlindError)> {
-        batch(raw_ids, |raw| self.blind_raw(raw))
+        let half = self.half();
+        batch(raw_ids, |raw| Ok(&*half * hash_id(raw)?.0))
     }
 
     /// [`BlindingKey::reblind`] for every value, in input order, spread over the current rayon
@@ -141,7 +142,17 @@ impl BlindingKey {
         &self,
         blinded: &[BlindedId],
     ) -> Result<Vec<BlindedId>, (usize, BlindError)> {
-        batch(blinded, |b| self.reblind(b))
+        let half = self.half();
+        batch(blinded, |b| {
+            let point = b.0.decompress().ok_or(BlindError::NotAPoint)?;
+            Ok(&*half * point)
+        })
+    }
+
+    /// `k / 2 mod l`: batches multiply by it and let `double_and_compress_batch` double while
+    /// it compresses, sharing one field inversion over a chunk instead of one per id.
+    fn half(&self) -> Zeroizing<Scalar> {
+        Zeroizing::new(self.0 * Scalar::from(2u8).invert())
     }
 }
 
@@ -156,15 +167,18 @@ impl fmt::Debug for BlindingKey {
 /// end rather than coordinating early exit across threads.
 fn batch<T: Sync>(
     items: &[T],
-    op: impl Fn(&T) -> Result<BlindedId, BlindError> + Sync,
+    op: impl Fn(&T) -> Result<RistrettoPoint, BlindError> + Sync,
 ) -> Result<Vec<BlindedId>, (usize, BlindError)> {
     let run_chunk = |(chunk_index, chunk): (usize, &[T])| -> Result<Vec<BlindedId>, _> {
         let start = chunk_index * CHUNK;
-        let mut out = Vec::with_capacity(chunk.len());
+        let mut halves = Vec::with_capacity(chunk.len());
         for (i, item) in chunk.iter().enumerate() {
-            out.push(op(item).map_err(|e| (start + i, e))?);
+            halves.push(op(item).map_err(|e| (start + i, e))?);
         }
-        Ok(out)
+        Ok(RistrettoPoint::double_and_compress_batch(&halves)
+            .into_iter()
+            .map(BlindedId)
+            .collect())
     };
     if items.len() <= CHUNK {
         return run_chunk((0, items));
