@@ -128,7 +128,7 @@ impl BlindingKey {
     /// `(index, error)` for the lowest index whose id was refused; no partial output.
     pub fn blind_batch(&self, raw_ids: &[&str]) -> Result<Vec<BlindedId>, (usize, BlindError)> {
         let half = self.half();
-        batch(raw_ids, |raw| Ok(&*half * hash_id(raw)?.0))
+        batch(raw_ids, |raw| Ok(*half * hash_id(raw)?.0))
     }
 
     /// [`BlindingKey::reblind`] for every value, in input order, spread over the current rayon
@@ -145,7 +145,7 @@ impl BlindingKey {
         let half = self.half();
         batch(blinded, |b| {
             let point = b.0.decompress().ok_or(BlindError::NotAPoint)?;
-            Ok(&*half * point)
+            Ok(*half * point)
         })
     }
 
