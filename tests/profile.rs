@@ -68,7 +68,7 @@ async fn a_federated_profile_with_a_huge_budget_equals_the_pooled_computation() 
     fed.stop().await;
     let (report, model) = result.unwrap();
     assert_eq!(report.nodes, ["branch-1", "branch-2", "branch-3"]);
-    assert_eq!(report.privacy.releases.len(), 1 + 1 + 1 + 5 + 1);
+    assert_eq!(report.privacy.releases.len(), 1 + 1 + 1 + 1 + 5 + 1);
     let spent: f64 = report.privacy.releases.iter().map(|r| r.rho).sum();
     assert!(spent <= 20_000.0 + 1e-6, "{spent}");
 
@@ -317,8 +317,8 @@ async fn scheduled_runs_make_new_model_versions_with_drift_and_stop_when_budgets
     for n in &p.node_paths {
         let node = NodeConfig::load(n).unwrap();
         let ledger = fs::read_to_string(node.privacy.ledger.join("ledger.jsonl")).unwrap();
-        // One budget entry and 9 debits per run, for two runs.
-        assert_eq!(ledger.lines().count(), 1 + 2 * 9);
+        // One budget entry and 10 debits per run, for two runs.
+        assert_eq!(ledger.lines().count(), 1 + 2 * 10);
     }
 }
 

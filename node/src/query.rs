@@ -258,6 +258,14 @@ pub fn evaluate(t: &FeatureTable, q: &FeatureQuery) -> Result<Vec<i64>, QueryEva
                         }
                     }
                 }
+                QueryPart::Grid { features, edges } => {
+                    let mut cell = 0usize;
+                    for (f, e) in features.iter().zip(edges) {
+                        let bin = numeric(t, *f, row).map_or(0, |x| e.partition_point(|b| *b <= x));
+                        cell = cell * (e.len() + 1) + bin;
+                    }
+                    sums[at + cell] += scale;
+                }
                 QueryPart::Cost => {
                     if let Segmenter::Centroids {
                         dimensions,

@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod html;
+pub mod kmeans;
 pub mod model;
 pub mod profile;
 pub mod report;

@@ -24,6 +24,8 @@ pub enum Meaning {
     Mix(MixFeature),
     /// Clustering cost.
     Cost,
+    /// Joint histogram of the k-means space.
+    Grid,
 }
 
 /// A query's parts with their meanings.

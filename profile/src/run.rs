@@ -49,6 +49,8 @@ pub enum Step {
     Rfm,
     /// Profiles of the lifecycle segments.
     Lifecycle,
+    /// A noisy joint histogram of the k-means space, to seed the centroids.
+    KMeansInit,
     /// Lloyd iteration `i` (1-based).
     KMeansIteration(u32),
     /// Profiles of the final clusters, with their cost.
@@ -61,6 +63,7 @@ impl Step {
             Step::Distributions => "distributions".into(),
             Step::Rfm => "rfm".into(),
             Step::Lifecycle => "lifecycle".into(),
+            Step::KMeansInit => "kmeans-init".into(),
             Step::KMeansIteration(i) => format!("kmeans-{i}"),
             Step::KMeansProfile => "kmeans-profile".into(),
         }
@@ -91,6 +94,7 @@ pub struct ProfileRun {
     dist: Option<(Released, Layout)>,
     profiles: Vec<(Step, Released, Layout)>,
     kmeans_dims: Vec<(Feature, Dimension)>,
+    grid_edges: Vec<Vec<i64>>,
     centroids: Vec<Vec<u32>>,
     releases: Vec<ReleaseSummary>,
     nodes: Option<BTreeSet<String>>,
@@ -139,10 +143,13 @@ impl ProfileRun {
         if let Some(k) = &seg.kmeans {
             let t = u64::from(k.iterations);
             let kw = u64::from(w.kmeans);
+            // One fifth to the initialization grid, two fifths to the iterations, two fifths
+            // to the final profile.
+            steps.push((Step::KMeansInit, fraction(&share(kw, 5 * total), "rho")?));
             for i in 1..=k.iterations {
                 steps.push((
                     Step::KMeansIteration(i),
-                    fraction(&share(3 * kw, 5 * total * t), "rho")?,
+                    fraction(&share(2 * kw, 5 * total * t), "rho")?,
                 ));
             }
             steps.push((
@@ -172,6 +179,7 @@ impl ProfileRun {
             dist: None,
             profiles: Vec::new(),
             kmeans_dims,
+            grid_edges: Vec::new(),
             centroids: Vec::new(),
             releases: Vec::new(),
             nodes: None,
@@ -218,6 +226,16 @@ impl ProfileRun {
             Step::Distributions => (Segmenter::All, self.distribution_layout()),
             Step::Rfm => (self.rfm_segmenter(), self.profile_layout(false)),
             Step::Lifecycle => (Segmenter::Lifecycle, self.profile_layout(false)),
+            Step::KMeansInit => {
+                self.grid_edges = self.grid_edges();
+                let mut layout = Layout::default();
+                let part = QueryPart::Grid {
+                    features: self.kmeans_dims.iter().map(|(_, d)| d.feature).collect(),
+                    edges: self.grid_edges.clone(),
+                };
+                layout.push(part, Meaning::Grid);
+                (Segmenter::All, layout)
+            }
             Step::KMeansIteration(_) => {
                 if self.centroids.is_empty() {
                     self.centroids = self.initial_centroids();
@@ -273,6 +291,7 @@ impl ProfileRun {
         });
         match step {
             Step::Distributions => self.dist = Some((released, layout)),
+            Step::KMeansInit => self.centroids = self.seed_centroids(&released),
             Step::KMeansIteration(_) => self.update_centroids(&released),
             Step::Rfm | Step::Lifecycle | Step::KMeansProfile => {
                 self.profiles.push((step, released, layout));
@@ -395,6 +414,115 @@ impl ProfileRun {
         Segmenter::Centroids {
             dimensions: self.kmeans_dims.iter().map(|(_, d)| d.clone()).collect(),
             centroids: self.centroids.clone(),
+        }
+    }
+
+    /// Edges of the initialization grid: `b` bins per dimension at the released marginal
+    /// quantiles, `b = 4096^(1/d)` clamped to 2..=16 (16 x 16 x 16 for three dimensions).
+    fn grid_edges(&self) -> Vec<Vec<i64>> {
+        let d = self.kmeans_dims.len().max(1) as f64;
+        let bins = (4096f64.powf(1.0 / d).floor() as u32).clamp(2, 16);
+        self.kmeans_dims
+            .iter()
+            .map(|(f, dim)| {
+                let mut e: Vec<i64> = (1..bins)
+                    .map(|i| self.quantile(*f, f64::from(i) / f64::from(bins)).round() as i64)
+                    .filter(|x| *x > dim.lo && *x < dim.hi)
+                    .collect();
+                e.dedup();
+                if e.is_empty() {
+                    e = edges(dim.lo, dim.hi, bins);
+                }
+                e
+            })
+            .collect()
+    }
+
+    /// Initial centroids from the released grid (post-processing): weighted k-means on the
+    /// cells' centres in the normalized space, weighted by their noisy counts. Falls back to
+    /// [`Self::initial_centroids`] when the grid holds no positive count.
+    fn seed_centroids(&self, r: &Released) -> Vec<Vec<u32>> {
+        let k = self.spec.segmentations.kmeans.as_ref().map_or(1, |k| k.k) as usize;
+        let counts = r.part(0, 0).unwrap_or_default();
+        let widths: Vec<usize> = self.grid_edges.iter().map(|e| e.len() + 1).collect();
+        // Each grid bin stands at the mean of the released marginal histogram within it (an
+        // open last bin's midpoint would sit far out in a skewed feature's tail).
+        let centres: Vec<Vec<f64>> = self
+            .grid_edges
+            .iter()
+            .zip(&self.kmeans_dims)
+            .map(|(e, (f, d))| {
+                (0..=e.len())
+                    .map(|b| {
+                        let a = if b == 0 { d.lo } else { e[b - 1] };
+                        let z = if b == e.len() { d.hi } else { e[b] };
+                        let x = self.marginal_mean(*f, a as f64, z as f64);
+                        ((x - d.lo as f64) / (d.hi - d.lo) as f64).clamp(0.0, 1.0)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut points = Vec::with_capacity(counts.len());
+        for cell in 0..counts.len() {
+            let mut rest = cell;
+            let mut bins = vec![0usize; widths.len()];
+            for (b, w) in bins.iter_mut().zip(&widths).rev() {
+                *b = rest % w;
+                rest /= w;
+            }
+            let point = bins.iter().zip(&centres).map(|(b, c)| c[*b]).collect();
+            points.push(point);
+        }
+        let seed = self
+            .spec
+            .name
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        match crate::kmeans::weighted_kmeans(&points, &counts, k, seed) {
+            Some(c) => c
+                .iter()
+                .map(|p| {
+                    p.iter()
+                        .map(|x| (x.clamp(0.0, 1.0) * f64::from(SCALE)).round() as u32)
+                        .collect()
+                })
+                .collect(),
+            None => self.initial_centroids(),
+        }
+    }
+
+    /// The mean of feature `f` within `[a, z)` (wire units) by the released histogram, its
+    /// counts clamped at 0 and spread evenly within each bin; the midpoint without mass.
+    fn marginal_mean(&self, f: Feature, a: f64, z: f64) -> f64 {
+        let (lo, hi) = self.spec.wire_bounds(f);
+        let Some((d, layout)) = &self.dist else {
+            return (a + z) / 2.0;
+        };
+        let Some(i) = layout.find(&Meaning::Histogram(f)) else {
+            return (a + z) / 2.0;
+        };
+        let Some(QueryPart::Histogram { edges, .. }) = layout.parts.get(i) else {
+            return (a + z) / 2.0;
+        };
+        let counts = d.part(0, i).unwrap_or_default();
+        let (mut mass, mut moment) = (0.0, 0.0);
+        for (b, c) in counts.iter().enumerate() {
+            let fa = if b == 0 { lo } else { edges[b - 1] } as f64;
+            let fz = if b == edges.len() { hi } else { edges[b] } as f64;
+            let (oa, oz) = (fa.max(a), fz.min(z));
+            if oz <= oa || fz <= fa {
+                continue;
+            }
+            let w = c.max(0.0) * (oz - oa) / (fz - fa);
+            mass += w;
+            moment += w * (oa + oz) / 2.0;
+        }
+        if mass > 0.0 {
+            moment / mass
+        } else {
+            (a + z) / 2.0
         }
     }
 

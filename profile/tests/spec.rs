@@ -25,7 +25,8 @@ fn the_sample_plans_releases_whose_budgets_sum_to_rho_exactly() {
         steps[..3],
         [Step::Distributions, Step::Rfm, Step::Lifecycle]
     );
-    assert_eq!(steps.len(), 3 + 5 + 1);
+    assert_eq!(steps.len(), 3 + 1 + 5 + 1);
+    assert_eq!(steps[3], Step::KMeansInit);
     let sum: Ratio<BigUint> = run
         .plan()
         .iter()

@@ -128,6 +128,15 @@ pub enum QueryPart {
     /// the [`Segmenter::Centroids`] space, divided by the number of dimensions (so in
     /// `[0, scale]`). Only valid with a centroid segmenter: it measures clustering cost.
     Cost,
+    /// A joint histogram: the product of `edges[d].len() + 1` bins over the features, one-hot
+    /// (`scale` in the customer's cell; row-major, the first feature slowest). Bins per
+    /// feature as in [`QueryPart::Histogram`]; a customer without a value is in bin 0.
+    Grid {
+        /// The features.
+        features: Vec<NumericFeature>,
+        /// Strictly increasing edges, one list per feature.
+        edges: Vec<Vec<i64>>,
+    },
 }
 
 impl QueryPart {
@@ -139,6 +148,10 @@ impl QueryPart {
             QueryPart::Histogram { edges, .. } => edges.len() + 1,
             QueryPart::Levels { levels, .. } => levels.len() + 1,
             QueryPart::Mix { levels, .. } => levels.len(),
+            QueryPart::Grid { edges, .. } => edges
+                .iter()
+                .try_fold(1usize, |acc, e| acc.checked_mul(e.len().checked_add(1)?))
+                .unwrap_or(usize::MAX),
         }
     }
 }
@@ -263,7 +276,10 @@ fn invalid(field: impl Into<String>, problem: impl Into<String>) -> QueryError {
 impl FeatureQuery {
     /// Coordinates per segment.
     pub fn block_len(&self) -> usize {
-        self.parts.iter().map(QueryPart::width).sum()
+        self.parts
+            .iter()
+            .map(QueryPart::width)
+            .fold(0usize, usize::saturating_add)
     }
 
     /// Coordinates of the whole vector.
@@ -320,6 +336,18 @@ impl FeatureQuery {
                     if levels.is_empty() =>
                 {
                     return Err(invalid(field, "needs at least one level"));
+                }
+                QueryPart::Grid { features, edges }
+                    if features.is_empty()
+                        || features.len() != edges.len()
+                        || edges
+                            .iter()
+                            .any(|e| e.is_empty() || e.windows(2).any(|w| w[0] >= w[1])) =>
+                {
+                    return Err(invalid(
+                        field,
+                        "a grid needs one non-empty increasing edge list per feature",
+                    ));
                 }
                 QueryPart::Cost if !matches!(self.segmenter, Segmenter::Centroids { .. }) => {
                     return Err(invalid(field, "cost needs a centroid segmenter"));

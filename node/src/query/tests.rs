@@ -124,6 +124,21 @@ fn nearest_centroid_with_ties_to_the_lower_index_and_cost() {
 }
 
 #[test]
+fn grid_cells_are_row_major() {
+    // Frequency bins (<2, 2..10, >=10) x days since last (<30, >=30): 6 cells.
+    let q = query(
+        Segmenter::All,
+        vec![QueryPart::Grid {
+            features: vec![NumericFeature::Frequency, NumericFeature::DaysSinceLast],
+            edges: vec![vec![2, 10], vec![30]],
+        }],
+    );
+    // a: freq 0, days 5 -> (0, 0) = cell 0; b: freq 2, days 70 -> (1, 1) = 3;
+    // c: freq 7, days 100 -> (1, 1) = 3.
+    assert_eq!(evaluate(&table(), &q).unwrap(), vec![100, 0, 0, 200, 0, 0]);
+}
+
+#[test]
 fn normalization_rounds_and_clamps() {
     assert_eq!(normalize(-5, 0, 10, 100), 0);
     assert_eq!(normalize(15, 0, 10, 100), 100);
@@ -189,6 +204,10 @@ fn every_part() -> Vec<QueryPart> {
             levels: vec!["a".into(), "b".into()],
         },
         QueryPart::Cost,
+        QueryPart::Grid {
+            features: vec![NumericFeature::Frequency, NumericFeature::DaysSinceLast],
+            edges: vec![vec![2, 10], vec![30]],
+        },
     ]
 }
 
@@ -267,6 +286,12 @@ fn any_part() -> impl Strategy<Value = QueryPart> {
         prop::collection::vec("[a-z]{0,3}", 0..3).prop_map(|levels| QueryPart::Mix {
             feature: MixFeature::Channel,
             levels
+        }),
+        prop::collection::vec(prop::collection::vec(any::<i64>(), 0..3), 0..3).prop_map(|edges| {
+            QueryPart::Grid {
+                features: vec![NumericFeature::TenureDays; edges.len()],
+                edges,
+            }
         }),
     ]
 }
