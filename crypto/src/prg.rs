@@ -24,6 +24,7 @@ use chacha20::cipher::{
 };
 use chacha20::variants::Ietf;
 use chacha20::{ChaChaCore, R20};
+use rayon::prelude::*;
 use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::SecretKey32;
@@ -39,6 +40,11 @@ const BLOCK_ELEMENTS: usize = 8;
 /// 1 to 16 blocks, so none falls back to single blocks).
 const CHUNK: usize = 512;
 const _: () = assert!(CHUNK.is_multiple_of(BLOCK_ELEMENTS));
+/// Elements per segment when a long vector is folded on several threads (1 MiB of `u64`):
+/// every segment starts on a chunk boundary, and each thread starts the streams at the
+/// segment's block (ChaCha20 seeks in O(1)), so the result is bit-for-bit the sequential one.
+const SEGMENT: usize = 128 * CHUNK;
+const _: () = assert!(SEGMENT.is_multiple_of(CHUNK));
 
 /// Whether the PRG stream is added to or subtracted from the vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +108,8 @@ impl MaskStreams {
         self.streams.is_empty()
     }
 
-    /// Folds every stream into `out`.
+    /// Folds every stream into `out`. A vector longer than one segment (65,536 elements) is
+    /// folded on the current rayon pool, segment by segment, with the same result.
     ///
     /// # Errors
     ///
@@ -110,16 +117,22 @@ impl MaskStreams {
     /// unchanged.
     pub fn apply(mut self, out: &mut [u64]) -> Result<(), PrgTooLong> {
         check_len(out.len())?;
-        for chunk in out.chunks_mut(CHUNK) {
-            for stream in &mut self.streams {
-                stream.fold(chunk);
-            }
+        if out.len() <= SEGMENT || rayon::current_num_threads() < 2 {
+            Self::fold_chunks(&mut self.streams, out);
+            return Ok(());
         }
+        out.par_chunks_mut(SEGMENT)
+            .enumerate()
+            .for_each(|(i, segment)| {
+                let mut streams = self.at_segment(i);
+                Self::fold_chunks(&mut streams, segment);
+            });
         Ok(())
     }
 
     /// Appends to `out` the little-endian bytes of `input` with every stream folded in (8 bytes
-    /// per element), without a full-length copy of `input`. The working chunk is wiped.
+    /// per element), without a full-length copy of `input`. The working chunks are wiped. A
+    /// long input is folded on the current rayon pool like [`MaskStreams::apply`].
     ///
     /// # Errors
     ///
@@ -127,22 +140,51 @@ impl MaskStreams {
     /// unchanged.
     pub fn apply_to_le_bytes(mut self, input: &[u64], out: &mut Vec<u8>) -> Result<(), PrgTooLong> {
         check_len(input.len())?;
-        out.reserve(input.len() * 8);
+        let start = out.len();
+        out.resize(start + input.len() * 8, 0);
+        let bytes = &mut out[start..];
+        if input.len() <= SEGMENT || rayon::current_num_threads() < 2 {
+            Self::fold_to_bytes(&mut self.streams, input, bytes);
+            return Ok(());
+        }
+        input
+            .par_chunks(SEGMENT)
+            .zip(bytes.par_chunks_mut(SEGMENT * 8))
+            .enumerate()
+            .for_each(|(i, (segment, dst))| {
+                let mut streams = self.at_segment(i);
+                Self::fold_to_bytes(&mut streams, segment, dst);
+            });
+        Ok(())
+    }
+
+    /// Fresh copies of the streams positioned at the start of segment `i`.
+    fn at_segment(&self, i: usize) -> Vec<Stream> {
+        // `i * SEGMENT <= MAX_PRG_ELEMENTS`, so the block number fits 32 bits.
+        let block = u32::try_from(i * SEGMENT / BLOCK_ELEMENTS).unwrap_or(u32::MAX);
+        self.streams.iter().map(|s| s.at_block(block)).collect()
+    }
+
+    fn fold_chunks(streams: &mut [Stream], out: &mut [u64]) {
+        for chunk in out.chunks_mut(CHUNK) {
+            for stream in streams.iter_mut() {
+                stream.fold(chunk);
+            }
+        }
+    }
+
+    fn fold_to_bytes(streams: &mut [Stream], input: &[u64], out: &mut [u8]) {
         let mut work = Zeroizing::new([0u64; CHUNK]);
-        let mut bytes = Zeroizing::new([0u8; CHUNK * 8]);
-        for chunk in input.chunks(CHUNK) {
+        for (chunk, dst) in input.chunks(CHUNK).zip(out.chunks_mut(CHUNK * 8)) {
             let work = &mut work[..chunk.len()];
             work.copy_from_slice(chunk);
-            for stream in &mut self.streams {
+            for stream in streams.iter_mut() {
                 stream.fold(work);
             }
-            let bytes = &mut bytes[..chunk.len() * 8];
-            for (dst, v) in bytes.chunks_exact_mut(8).zip(work.iter()) {
-                dst.copy_from_slice(&v.to_le_bytes());
+            for (d, v) in dst.chunks_exact_mut(8).zip(work.iter()) {
+                d.copy_from_slice(&v.to_le_bytes());
             }
-            out.extend_from_slice(bytes);
         }
-        Ok(())
     }
 }
 
@@ -163,16 +205,30 @@ fn check_len(len: usize) -> Result<(), PrgTooLong> {
 /// [`MAX_PRG_ELEMENTS`] = 2^32 elements, that is 2^29 blocks.
 struct Stream {
     core: ChaChaCore<R20, Ietf>,
+    /// The seed, to start copies of the stream elsewhere (wiped on drop).
+    key: Zeroizing<[u8; 32]>,
     op: MaskOp,
 }
 
 impl Stream {
     fn new(seed: &SecretKey32, op: MaskOp) -> Self {
+        Self::from_key(Zeroizing::new(*seed.expose_secret()), op)
+    }
+
+    fn from_key(key: Zeroizing<[u8; 32]>, op: MaskOp) -> Self {
         let nonce: Array<u8, U12> = Array::default();
         Self {
-            core: ChaChaCore::new(seed.expose_secret().into(), &nonce),
+            core: ChaChaCore::new((&*key).into(), &nonce),
+            key,
             op,
         }
+    }
+
+    /// A copy of this stream starting at block `block`.
+    fn at_block(&self, block: u32) -> Self {
+        let mut s = Self::from_key(self.key.clone(), self.op);
+        s.core.set_block_pos(block);
+        s
     }
 
     /// Folds the next `out.len()` elements of the stream into `out`. Unless this is the last
@@ -313,7 +369,30 @@ mod tests {
             MaskOp::Subtract,
             MaskOp::Subtract,
         ];
-        for len in [0, 1, 7, 8, 9, 31, 32, 33, 511, 512, 513, 1024, 1999, 4100] {
+        // The last lengths span several segments: folded on two threads, segment by segment.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for len in [
+            0,
+            1,
+            7,
+            8,
+            9,
+            31,
+            32,
+            33,
+            511,
+            512,
+            513,
+            1024,
+            1999,
+            4100,
+            SEGMENT,
+            SEGMENT + 1,
+            3 * SEGMENT + 517,
+        ] {
             let input: Vec<u64> = (0..len as u64)
                 .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
                 .collect();
@@ -329,9 +408,10 @@ mod tests {
             for (seed, &op) in seeds.iter().zip(&ops) {
                 again.push(seed, op);
             }
-            again.apply_to_le_bytes(&input, &mut bytes).unwrap();
+            pool.install(|| again.apply_to_le_bytes(&input, &mut bytes))
+                .unwrap();
             let mut folded = input.clone();
-            streams.apply(&mut folded).unwrap();
+            pool.install(|| streams.apply(&mut folded)).unwrap();
             assert_eq!(folded, expected, "apply, len {len}");
             let expected_bytes: Vec<u8> = core::iter::once(0xee)
                 .chain(expected.iter().flat_map(|v| v.to_le_bytes()))
