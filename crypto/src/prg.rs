@@ -40,10 +40,11 @@ const BLOCK_ELEMENTS: usize = 8;
 /// 1 to 16 blocks, so none falls back to single blocks).
 const CHUNK: usize = 512;
 const _: () = assert!(CHUNK.is_multiple_of(BLOCK_ELEMENTS));
-/// Elements per segment when a long vector is folded on several threads (1 MiB of `u64`):
+/// Elements per segment when a long vector is folded on several threads (64 KiB of `u64`,
+/// small enough to balance two or more threads on a 100k-element vector):
 /// every segment starts on a chunk boundary, and each thread starts the streams at the
 /// segment's block (ChaCha20 seeks in O(1)), so the result is bit-for-bit the sequential one.
-const SEGMENT: usize = 128 * CHUNK;
+const SEGMENT: usize = 16 * CHUNK;
 const _: () = assert!(SEGMENT.is_multiple_of(CHUNK));
 
 /// Whether the PRG stream is added to or subtracted from the vector.
@@ -108,7 +109,7 @@ impl MaskStreams {
         self.streams.is_empty()
     }
 
-    /// Folds every stream into `out`. A vector longer than one segment (65,536 elements) is
+    /// Folds every stream into `out`. A vector longer than one segment (8,192 elements) is
     /// folded on the current rayon pool, segment by segment, with the same result.
     ///
     /// # Errors
