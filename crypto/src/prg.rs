@@ -14,7 +14,9 @@
 //! a time with AVX2, 256 bytes) and they are added into the vector at once, inside the
 //! backend's `#[target_feature]` function, so the fold is compiled for the same instruction
 //! set. Several streams are folded chunk by chunk (4 KiB, in L1), so the vector is read and
-//! written once whatever the number of streams. Block buffers and cipher states are wiped.
+//! written once whatever the number of streams; a vector longer than 8,192 elements is split
+//! into 64 KiB segments folded on the rayon pool, each starting the streams at its own block.
+//! Block buffers and cipher states are wiped.
 
 use chacha20::cipher::consts::{U12, U64};
 use chacha20::cipher::typenum::Unsigned as _;
