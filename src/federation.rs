@@ -279,6 +279,9 @@ fn node_toml(name: &PartyName, coordinator: &str, rel: &str) -> String {
          # signup_date_column = \"signup_date\"\n\n\
          # [data.credit]                  # optional; columns limit, balance, days_past_due, default_flag\n\
          # path = \"data/{name}/credit.csv\"\n\n\
+         # [data.sql]                     # builds with --features fedprof-node/sql (docs/DATA.md)\n\
+         # query = \"SELECT client AS customer_id, booked AS date, cents / 100.0 AS amount FROM transactions\"\n\
+         # tables = {{ accounts = \"data/{name}/accounts.csv\" }}\n\n\
          # [features]\n\
          # as_of = \"2026-06-30\"          # or --as-of\n\
          # age_bands = [25, 35, 45, 55, 65]\n\

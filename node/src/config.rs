@@ -119,6 +119,23 @@ pub struct DataConfig {
     /// Push the aggregation down to PostgreSQL instead of reading `transactions`.
     #[serde(default)]
     pub postgres: Option<PostgresConfig>,
+    /// Map the data holder's own schema with a SQL view (builds with the `sql` feature).
+    #[serde(default)]
+    pub sql: Option<SqlConfig>,
+}
+
+/// `[data.sql]`: the transactions are the result of `query`, over the `transactions` file
+/// (table `transactions`) and any files in `tables`; the `[data]` column settings name the
+/// query's result columns. Needs a build with the `sql` cargo feature (DataFusion).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlConfig {
+    /// The query (DataFusion SQL), e.g. `SELECT t.client AS customer_id, ... FROM
+    /// transactions t JOIN accounts a ON ...`.
+    pub query: String,
+    /// Further files by table name (CSV with a header, or Parquet, by extension).
+    #[serde(default)]
+    pub tables: std::collections::BTreeMap<String, PathBuf>,
 }
 
 fn default_true() -> bool {
@@ -235,6 +252,19 @@ impl NodeConfig {
         if let Some(k) = &config.data.pseudonym_key {
             file.require_file("data.pseudonym_key", k)?;
         }
+        if let Some(sql) = &mut config.data.sql {
+            if !cfg!(feature = "sql") {
+                return Err(file.error(
+                    "data.sql",
+                    "this build has no SQL support: rebuild with `--features fedprof-node/sql`, \
+                     or map the columns with the [data] settings",
+                ));
+            }
+            for (name, path) in &mut sql.tables {
+                *path = file.resolve(path);
+                file.require_file(&format!("data.sql.tables.{name}"), path)?;
+            }
+        }
         // Everything the pipeline checks is checked now, so errors point into this file.
         let placeholder = config
             .data
@@ -296,6 +326,13 @@ impl NodeConfig {
         };
         let mut tx_source = source(&d.transactions, ascii("data.delimiter", d.delimiter)?);
         tx_source.format = d.format.unwrap_or(tx_source.format);
+        tx_source.sql = d.sql.as_ref().map(|sql| crate::pipeline::sql::SqlView {
+            tables: std::iter::once(("transactions".to_owned(), d.transactions.clone()))
+                .chain(sql.tables.iter().map(|(n, p)| (n.clone(), p.clone())))
+                .collect(),
+            query: sql.query.clone(),
+            field: "data.sql.query".to_owned(),
+        });
         tx_source.has_header = d.has_header;
         tx_source.columns.clone_from(&d.columns);
         tx_source.max_line_bytes = d.max_line_bytes;

@@ -28,6 +28,7 @@ pub mod postgres;
 pub mod quality;
 mod source;
 pub mod spec;
+pub mod sql;
 mod values;
 
 use std::path::Path;

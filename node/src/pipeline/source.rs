@@ -151,6 +151,9 @@ fn codec_hint(message: String) -> String {
 
 /// Opens `spec`'s file.
 pub(crate) fn open(spec: &SourceSpec) -> Result<Table, PipelineError> {
+    if let Some(view) = &spec.sql {
+        return open_view(view);
+    }
     let path = &spec.path;
     let file = File::open(path).map_err(|e| PipelineError::io(path, e))?;
     let len = file
@@ -164,6 +167,24 @@ pub(crate) fn open(spec: &SourceSpec) -> Result<Table, PipelineError> {
         FileFormat::Csv => open_csv(spec, file),
         FileFormat::Parquet => open_parquet(path, file),
     }
+}
+
+/// The result of a SQL view, as a table (typed columns, like Parquet).
+fn open_view(view: &super::sql::SqlView) -> Result<Table, PipelineError> {
+    let (schema, batches) = super::sql::run(view)?;
+    let path = super::sql::display_path(view);
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    Ok(Table {
+        path: path.clone(),
+        schema,
+        rows_hint: Some(rows as u64),
+        batches: Some(Box::new(batches.into_iter().map(Ok))),
+        mapper: Mapper {
+            path,
+            line_state: None,
+            format: FileFormat::Parquet,
+        },
+    })
 }
 
 fn open_parquet(path: &Path, file: File) -> Result<Table, PipelineError> {

@@ -200,6 +200,8 @@ pub struct SourceSpec {
     pub columns: Option<Vec<String>>,
     /// Longest physical CSV line accepted.
     pub max_line_bytes: u64,
+    /// Read the result of this SQL view instead of the file (`sql` feature).
+    pub sql: Option<super::sql::SqlView>,
 }
 
 impl SourceSpec {
@@ -213,6 +215,7 @@ impl SourceSpec {
             has_header: true,
             columns: None,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            sql: None,
         }
     }
 }
