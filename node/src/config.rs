@@ -412,6 +412,33 @@ mod tests {
     }
 
     #[test]
+    fn sql_views_need_the_feature_and_existing_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = |tables: &str| {
+            format!(
+                "coordinator = \"h:1\"\n{TLS}[data]\ntransactions = \"t.csv\"\n[data.sql]\nquery = \"SELECT 1\"\n{tables}"
+            )
+        };
+        let p = write(dir.path(), &body(""));
+        let result = NodeConfig::load(&p);
+        if cfg!(feature = "sql") {
+            let c = result.unwrap();
+            assert_eq!(c.data.sql.unwrap().query, "SELECT 1");
+            let p = write(dir.path(), &body("tables = { accounts = \"gone.csv\" }\n"));
+            let e = NodeConfig::load(&p).unwrap_err();
+            assert_eq!(
+                e.location().unwrap().field,
+                "data.sql.tables.accounts",
+                "{e}"
+            );
+        } else {
+            let e = result.unwrap_err();
+            assert_eq!(e.location().unwrap().field, "data.sql", "{e}");
+            assert!(e.to_string().contains("--features fedprof-node/sql"), "{e}");
+        }
+    }
+
+    #[test]
     fn a_missing_data_file_is_located() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(
