@@ -10,6 +10,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use super::aggregate::Aggregate;
 use super::dates::Day;
 use super::ingest::{Credit, Demographics};
@@ -180,7 +182,7 @@ pub(crate) fn assemble(agg: &Aggregate, mut names: Vec<String>, cx: &Context<'_>
         .filter(|c| agg.behaviour[*c as usize].is_some())
         .map(|c| (prefix(&names[c as usize]), c))
         .collect();
-    keyed.sort_unstable_by(|a, b| {
+    keyed.par_sort_unstable_by(|a, b| {
         a.0.cmp(&b.0)
             .then_with(|| names[a.1 as usize].cmp(&names[b.1 as usize]))
     });

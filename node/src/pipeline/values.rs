@@ -2,6 +2,7 @@
 //! types of a Parquet file (integers, floats, decimals, dates, timestamps, dictionaries).
 //! Every accessor answers [`Cell::Missing`], [`Cell::Bad`] or a value, never panics.
 
+use rayon::prelude::*;
 use std::borrow::Cow;
 use std::path::Path;
 
@@ -354,13 +355,18 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 
 /// Every row's fingerprint over all columns of `batch`.
 pub(crate) fn fingerprints(batch: &arrow_array::RecordBatch) -> Vec<u64> {
+    // Rows are independent: slices of rows are hashed on the rayon pool (zero-copy slices of
+    // every column), with the same result as one pass.
+    const ROWS: usize = 8_192;
     let mut fp = vec![0x9e37_79b9_7f4a_7c15u64; batch.num_rows()];
-    for c in batch.columns() {
-        fingerprint_column(c, &mut fp);
-    }
-    for f in &mut fp {
-        *f = mix(*f);
-    }
+    fp.par_chunks_mut(ROWS).enumerate().for_each(|(i, rows)| {
+        for c in batch.columns() {
+            fingerprint_column(&c.slice(i * ROWS, rows.len()), rows);
+        }
+        for f in rows.iter_mut() {
+            *f = mix(*f);
+        }
+    });
     fp
 }
 
