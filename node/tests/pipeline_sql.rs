@@ -1,7 +1,10 @@
 //! SQL views (`--features sql`): a data holder's own schema, mapped by a query joining two
 //! files, gives exactly the features of the same data in the logical layout.
 #![cfg(feature = "sql")]
-#![allow(clippy::unwrap_used, reason = "tests: a failed unwrap is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
 
 use std::fmt::Write as _;
 
