@@ -27,14 +27,52 @@ fn text(o: &Output) -> (String, String) {
 #[test]
 fn help_lists_every_command_and_each_command_documents_its_options() {
     let (out, _) = text(&fedprof(&["--help"]));
-    for cmd in ["demo", "federation", "coordinator", "node", "job"] {
+    for cmd in [
+        "demo",
+        "federation",
+        "coordinator",
+        "node",
+        "job",
+        "local",
+        "label",
+        "features",
+        "gen-data",
+        "audit",
+    ] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
     for (args, expect) in [
         (
             &["demo", "--help"][..],
-            &["--out <DIR>", "--nodes <N>", "[default: 3]", "--seed"][..],
+            &[
+                "--out <DIR>",
+                "--nodes <N>",
+                "[default: 3]",
+                "--customers <C>",
+                "--seed",
+            ][..],
         ),
+        (
+            &["local", "--help"],
+            &[
+                "--node <NODE.toml>",
+                "--job <JOB.toml>",
+                "--out <DIR>",
+                "--coordinator",
+                "--previous-model",
+            ],
+        ),
+        (
+            &["label", "--help"],
+            &[
+                "--config <NODE.toml>",
+                "--model <MODEL.json>",
+                "--out <OUT.csv>",
+                "--previous-model",
+                "--reveal-ids",
+            ],
+        ),
+        (&["job", "submit", "--help"], &["[JOB.toml]", "--out <DIR>"]),
         (
             &["federation", "init", "--help"],
             &[
