@@ -53,17 +53,24 @@ fn role() -> impl Strategy<Value = Role> {
     proptest::sample::select(Role::ALL.to_vec())
 }
 
+/// Feature queries small enough that every envelope still fits the test's frame limit: short
+/// ASCII texts and small integers (the codec's handling of long strings and large varints is
+/// covered by the other strategies).
+fn short_text() -> impl Strategy<Value = String> {
+    "[a-z0-9/-]{0,8}"
+}
+
 fn query_part() -> impl Strategy<Value = QueryPart> {
-    let levels = || vec(text(), 1..4);
+    let levels = || vec("[a-z]{0,6}", 1..3);
     prop_oneof![
         Just(QueryPart::Count),
         Just(QueryPart::Cost),
-        (any::<i64>(), any::<i64>()).prop_map(|(lo, hi)| QueryPart::Numeric {
+        (-1000i64..1000, -1000i64..1000).prop_map(|(lo, hi)| QueryPart::Numeric {
             feature: NumericFeature::MonetaryTotal,
             lo,
             hi
         }),
-        vec(any::<i64>(), 0..5).prop_map(|edges| QueryPart::Histogram {
+        vec(-1000i64..1000, 0..4).prop_map(|edges| QueryPart::Histogram {
             feature: NumericFeature::DaysSinceLast,
             edges
         }),
@@ -75,26 +82,29 @@ fn query_part() -> impl Strategy<Value = QueryPart> {
             feature: MixFeature::Category,
             levels
         }),
+        vec(vec(-1000i64..1000, 1..3), 1..3).prop_map(|edges| QueryPart::Grid {
+            features: vec![NumericFeature::Frequency; edges.len()],
+            edges
+        }),
     ]
 }
 
 fn segmenter() -> impl Strategy<Value = Segmenter> {
+    let cuts = || proptest::array::uniform4(-1000i64..1000);
     prop_oneof![
         Just(Segmenter::All),
         Just(Segmenter::Lifecycle),
-        (any::<[i64; 4]>(), any::<[i64; 4]>(), any::<[i64; 4]>()).prop_map(|(r, f, m)| {
-            Segmenter::Rfm {
-                recency: r,
-                frequency: f,
-                monetary: m,
-            }
+        (cuts(), cuts(), cuts()).prop_map(|(r, f, m)| Segmenter::Rfm {
+            recency: r,
+            frequency: f,
+            monetary: m,
         }),
-        (any::<i64>(), vec(vec(any::<u32>(), 1..3), 0..4)).prop_map(|(lo, centroids)| {
+        (-1000i64..1000, vec(vec(0u32..2000, 1..3), 0..3)).prop_map(|(lo, centroids)| {
             Segmenter::Centroids {
                 dimensions: vec![Dimension {
                     feature: NumericFeature::Frequency,
                     lo,
-                    hi: lo.saturating_add(1),
+                    hi: lo + 1,
                 }],
                 centroids,
             }
@@ -103,15 +113,17 @@ fn segmenter() -> impl Strategy<Value = Segmenter> {
 }
 
 fn job_spec() -> impl Strategy<Value = JobSpec> {
+    let small_fraction =
+        || (0u64..1000, 1u64..1000).prop_map(|(numer, denom)| Fraction { numer, denom });
     let query = (
-        text(),
-        text(),
-        any::<u32>(),
+        short_text(),
+        short_text(),
+        0u32..5000,
         segmenter(),
-        vec(query_part(), 0..4),
-        fraction(),
-        fraction(),
-        vec(party_name(), 0..3),
+        vec(query_part(), 0..3),
+        small_fraction(),
+        small_fraction(),
+        vec("[a-z]{1,8}".prop_map(|s| PartyName::new(s).unwrap()), 0..2),
     )
         .prop_map(
             |(label, as_of, scale, segmenter, parts, budget, reserve, participants)| {
