@@ -24,14 +24,37 @@ use fedprof_node::NodeConfig;
 use fedprof_node::pipeline::FeatureTable;
 use fedprof_profile::report::{Cell, ProfileReport, Segmentation};
 
-fn within(cell: &Cell, truth: f64, what: &str) {
-    let Cell::Value { value, sd } = cell else {
-        panic!("{what}: suppressed, expected {truth}");
-    };
-    assert!(
-        (value - truth).abs() <= 3.0 * sd + 1e-9,
-        "{what}: released {value} (sd {sd}) vs pooled {truth}"
-    );
+/// Released figures against their truth, in units of their recorded noise sd. Each must be
+/// within 5 sd, and at most two of the (about 26) within 3 sd may fail: with honest noise a
+/// third such miss has probability about 5e-5, while a single 3-sd bound per figure would fail
+/// a correct run about 7% of the time.
+#[derive(Default)]
+struct Checks {
+    beyond_3: Vec<String>,
+}
+
+impl Checks {
+    fn within(&mut self, cell: &Cell, truth: f64, what: &str) {
+        let Cell::Value { value, sd } = cell else {
+            panic!("{what}: suppressed, expected {truth}");
+        };
+        let z = (value - truth).abs() / sd.max(1e-12);
+        assert!(
+            z <= 5.0,
+            "{what}: released {value} (sd {sd}) vs pooled {truth}: {z:.1} sd"
+        );
+        if z > 3.0 {
+            self.beyond_3.push(format!("{what}: {z:.2} sd"));
+        }
+    }
+
+    fn finish(self) {
+        assert!(
+            self.beyond_3.len() <= 2,
+            "too many figures beyond 3 sd: {:?}",
+            self.beyond_3
+        );
+    }
 }
 
 fn segmentation<'a>(r: &'a ProfileReport, name: &str) -> &'a Segmentation {
@@ -79,7 +102,8 @@ async fn a_federated_profile_with_a_huge_budget_equals_the_pooled_computation() 
         .map(|n| node_features(&NodeConfig::load(n).unwrap(), &as_of, false).unwrap())
         .collect();
     let customers: usize = tables.iter().map(FeatureTable::len).sum();
-    within(&report.population, customers as f64, "population");
+    let mut checks = Checks::default();
+    checks.within(&report.population, customers as f64, "population");
 
     // Lifecycle: sizes and mean monetary_total (clamped to the job's bounds, 0..20000.00).
     let lifecycle = segmentation(&report, "lifecycle");
@@ -98,7 +122,7 @@ async fn a_federated_profile_with_a_huge_budget_equals_the_pooled_computation() 
         if n < 20.0 {
             continue; // may be suppressed
         }
-        within(&seg.size, n, &format!("lifecycle {} size", seg.name));
+        checks.within(&seg.size, n, &format!("lifecycle {} size", seg.name));
         let mean = seg
             .means
             .iter()
@@ -128,7 +152,7 @@ async fn a_federated_profile_with_a_huge_budget_equals_the_pooled_computation() 
         }
         for (seg, truth) in released.segments.iter().zip(&counts) {
             if *truth >= 20.0 {
-                within(&seg.size, *truth, &format!("{name} {} size", seg.name));
+                checks.within(&seg.size, *truth, &format!("{name} {} size", seg.name));
             }
         }
         assert_eq!(counts.iter().sum::<f64>(), customers as f64);
@@ -186,9 +210,11 @@ async fn a_federated_profile_with_a_huge_budget_equals_the_pooled_computation() 
         .zip(&labelled)
     {
         if *n >= 20.0 {
-            within(&seg.size, *n, &format!("labels of {}", seg.name));
+            checks.within(&seg.size, *n, &format!("labels of {}", seg.name));
         }
     }
+
+    checks.finish();
 
     let quality = segmentation(&report, "kmeans").quality.as_ref().unwrap();
     assert_eq!(quality.iterations, 5);
