@@ -480,6 +480,52 @@ mod tests {
     }
 
     #[test]
+    fn feature_query_records_recompute_their_rho_and_refuse_tampering() {
+        use fedprof_protocol::query::{FeatureQuery, QueryPart, Segmenter};
+        use fedprof_protocol::{Fraction, JobSpec};
+        let query = FeatureQuery {
+            label: "p/lifecycle".into(),
+            as_of: "2026-06-30".into(),
+            scale: 1000,
+            segmenter: Segmenter::Lifecycle,
+            parts: vec![QueryPart::Count, QueryPart::Count],
+            budget: Fraction {
+                numer: 1,
+                denom: 10,
+            },
+            reserve: Fraction { numer: 0, denom: 1 },
+            participants: Vec::new(),
+        };
+        let params = fedprof_privacy::query::plan_query(&r("1/10"), &query, 3, 1).unwrap();
+        let spec = JobSpec::Features(Box::new(query.clone()));
+        let m = MechanismRecord::for_release(&spec, &params).unwrap();
+        let expected = fedprof_privacy::query::query_rho(&query, &params).unwrap();
+        assert_eq!(m.rho(), expected);
+        assert!(m.rho() <= r("1/10"));
+        assert_eq!(m.n_min(), 3);
+        let line = serde_json::to_string(&m).unwrap();
+        assert!(line.starts_with(r#"{"kind":"feature_query","label":"p/lifecycle","block_parts":2,"scale":1000,"dimension":8,"#), "{line}");
+        // Read back, the rho is recomputed from the recorded shape, not trusted.
+        let back: MechanismRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, m);
+        let wider: MechanismRecord =
+            serde_json::from_str(&line.replace("\"block_parts\":2", "\"block_parts\":3")).unwrap();
+        assert!(wider.rho() > m.rho());
+        for bad in [
+            line.replace("\"n_min\":3", "\"n_min\":1"),
+            line.replace("\"scale\":1000", "\"scale\":0"),
+            line.replace("\"dimension\":8", "\"dimension\":1"),
+            line.replace("\"block_parts\":2", "\"block_parts\":0"),
+            line.replace("\"label\"", "\"extra\":1,\"label\""),
+        ] {
+            assert!(
+                serde_json::from_str::<MechanismRecord>(&bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn vector_digest_covers_length_and_order() {
         assert_ne!(vector_digest(&[1, 2]), vector_digest(&[2, 1]));
         assert_ne!(vector_digest(&[]), vector_digest(&[0]));
