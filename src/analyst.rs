@@ -99,16 +99,7 @@ pub async fn submit_profile(a: &crate::cli::SubmitArgs) -> Result<String> {
     spec.validate(&policy)
         .map_err(|e| anyhow::anyhow!("{}: {e}", job.display()))?;
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(&spec.name));
-    let latest = out.join("model.json");
-    let previous = if latest.exists() {
-        let text = std::fs::read_to_string(&latest)?;
-        Some(
-            fedprof_profile::model::SegmentModel::from_json(&text)
-                .with_context(|| latest.display().to_string())?,
-        )
-    } else {
-        None
-    };
+    let previous = crate::profile_job::load_latest_model(&out.join("model.json"))?;
     let timeout = Duration::from_secs(a.timeout_secs);
     let progress = crate::progress::Progress::new();
     let config = &config;

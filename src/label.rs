@@ -42,12 +42,6 @@ pub struct LabelArgs {
     pub reveal_ids: bool,
 }
 
-fn load_model(path: &Path) -> Result<SegmentModel> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    SegmentModel::from_json(&text).with_context(|| path.display().to_string())
-}
-
 fn pick<'a>(m: &'a SegmentModel, name: Option<&str>, path: &Path) -> Result<&'a ModelSegmentation> {
     m.segmentation(name).with_context(|| {
         let have: Vec<&str> = m.segmentations.iter().map(|s| s.name.as_str()).collect();
@@ -95,7 +89,7 @@ pub fn labels(t: &FeatureTable, s: &ModelSegmentation, scale: u32) -> Vec<usize>
 /// Runs `fedprof label`; returns the text for stdout.
 pub fn run(a: &LabelArgs) -> Result<String> {
     let config = NodeConfig::load(&a.config)?;
-    let model = load_model(&a.model)?;
+    let model = crate::profile_job::load_model(&a.model)?;
     let seg = pick(&model, a.segmentation.as_deref(), &a.model)?;
     let as_of = a.as_of.clone().unwrap_or_else(|| model.as_of.clone());
     let table = node_features(&config, &as_of, a.reveal_ids)?;
@@ -120,7 +114,7 @@ pub fn run(a: &LabelArgs) -> Result<String> {
         let _ = writeln!(out, "  {:<20} {n}", seg.segments[*s]);
     }
     if let Some(prev_path) = &a.previous_model {
-        let prev = load_model(prev_path)?;
+        let prev = crate::profile_job::load_model(prev_path)?;
         let before_seg = pick(&prev, Some(&seg.name), prev_path)?;
         let before = labels(&table, before_seg, prev.scale);
         let moved = before.iter().zip(&now).filter(|(b, n)| b != n).count();

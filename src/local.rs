@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use fedprof_coordinator::{CoordinatorConfig, CoordinatorHandle, CoordinatorService};
 use fedprof_node::{NodeConfig, NodeService};
@@ -158,12 +158,6 @@ pub async fn profile(
     profile_job::run(|s| fed.run_job(s), spec, &policy, previous, progress).await
 }
 
-fn load_model(path: &Path) -> Result<SegmentModel> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    SegmentModel::from_json(&text).with_context(|| format!("{}", path.display()))
-}
-
 /// Runs `fedprof local`; returns the text for stdout.
 pub async fn run(a: &LocalArgs) -> Result<String> {
     let spec = profile_job::load_spec(&a.job)?;
@@ -180,14 +174,10 @@ pub async fn run(a: &LocalArgs) -> Result<String> {
     let policy = profile_job::policy(&config);
     spec.validate(&policy)
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.job.display()))?;
-    let previous_path = a
-        .previous_model
-        .clone()
-        .or_else(|| Some(a.out.join("model.json")).filter(|p| p.exists()));
-    let previous = previous_path.as_deref().map(load_model).transpose()?;
-    if a.previous_model.is_some() && previous.is_none() {
-        bail!("no previous model could be read");
-    }
+    let previous = match &a.previous_model {
+        Some(path) => Some(profile_job::load_model(path)?),
+        None => profile_job::load_latest_model(&a.out.join("model.json"))?,
+    };
     let progress = Progress::new();
     let fed = LocalFederation::start(&coordinator, &a.nodes, &progress).await?;
     let result = profile(&fed, spec, previous.as_ref(), &progress).await;

@@ -33,6 +33,28 @@ pub fn policy(config: &fedprof_coordinator::CoordinatorConfig) -> ProfilePolicy 
     p
 }
 
+/// Reads a segment model file; errors name the file.
+pub fn load_model(path: &Path) -> Result<SegmentModel> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    SegmentModel::from_json(&text).with_context(|| path.display().to_string())
+}
+
+/// The model at `path` if there is one (a job's latest version), `None` if the file does not
+/// exist; any other failure is an error naming the file.
+pub fn load_latest_model(path: &Path) -> Result<Option<SegmentModel>> {
+    match load_model(path) {
+        Ok(m) => Ok(Some(m)),
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs `spec` release by release through `run_job`; `previous` is the model of the job's
 /// last run, if any (the new model's version follows it and the report gets a drift table).
 pub async fn run<F, Fut>(

@@ -9,12 +9,11 @@
 //! table against the previous version.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use fedprof_coordinator::{CoordinatorConfig, CoordinatorHandle, Every, ScheduleConfig};
-use fedprof_profile::model::SegmentModel;
 use fedprof_transport::ShutdownSignal;
 use time::{Date, Duration as Days};
 use tracing::{info, warn};
@@ -48,16 +47,6 @@ pub fn iso(d: Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
-fn load_model(path: &Path) -> Result<Option<SegmentModel>> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(
-            SegmentModel::from_json(&text).with_context(|| path.display().to_string())?,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
 /// Runs `entry` if a run is due on `today` and none was made for its `as_of` yet; returns the
 /// run's directory, or `None` when nothing was due.
 pub async fn run_due(
@@ -68,7 +57,7 @@ pub async fn run_due(
 ) -> Result<Option<PathBuf>> {
     let as_of = iso(due_as_of(entry.every, today));
     let latest = entry.out.join("model.json");
-    let previous = load_model(&latest)?;
+    let previous = profile_job::load_latest_model(&latest)?;
     if previous.as_ref().is_some_and(|m| m.as_of >= as_of) {
         return Ok(None);
     }
