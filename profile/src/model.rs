@@ -63,18 +63,15 @@ impl SegmentModel {
         if m.schema != MODEL_SCHEMA {
             return Err(ModelError::Schema(m.schema));
         }
+        if m.scale == 0 || m.scale > fedprof_protocol::query::MAX_SCALE {
+            return Err(ModelError::Invalid(
+                "scale".into(),
+                format!("must be in 1..={}", fedprof_protocol::query::MAX_SCALE),
+            ));
+        }
         for s in &m.segmentations {
-            let q = fedprof_protocol::FeatureQuery {
-                label: String::new(),
-                as_of: m.as_of.clone(),
-                scale: m.scale,
-                segmenter: s.segmenter.clone(),
-                parts: vec![fedprof_protocol::QueryPart::Count],
-                budget: fedprof_protocol::Fraction { numer: 1, denom: 1 },
-                reserve: fedprof_protocol::Fraction { numer: 0, denom: 1 },
-                participants: Vec::new(),
-            };
-            q.validate()
+            s.segmenter
+                .validate(m.scale)
                 .map_err(|e| ModelError::Invalid(s.name.clone(), e.to_string()))?;
             if s.segments.len() != s.segmenter.segments() {
                 return Err(ModelError::Invalid(

@@ -197,6 +197,63 @@ pub enum Segmenter {
 }
 
 impl Segmenter {
+    /// Checks the rules every user of a segmenter relies on (a query, a segment model):
+    /// 1 to [`MAX_SEGMENTS`] segments, non-decreasing RFM cut-offs, centroid spaces with
+    /// bounds `lo < hi` and coordinates in `[0, scale]`.
+    pub fn validate(&self, scale: u32) -> Result<(), QueryError> {
+        let segments = self.segments();
+        if segments == 0 || segments > MAX_SEGMENTS {
+            return Err(invalid(
+                "segmenter",
+                format!("{segments} segments; must be 1..={MAX_SEGMENTS}"),
+            ));
+        }
+        match self {
+            Segmenter::Rfm {
+                recency,
+                frequency,
+                monetary,
+            } => {
+                for (name, cuts) in [
+                    ("recency", recency),
+                    ("frequency", frequency),
+                    ("monetary", monetary),
+                ] {
+                    if cuts.windows(2).any(|w| w[0] > w[1]) {
+                        return Err(invalid(
+                            format!("segmenter.rfm.{name}"),
+                            "cut-offs must not decrease",
+                        ));
+                    }
+                }
+            }
+            Segmenter::Centroids {
+                dimensions,
+                centroids,
+            } => {
+                if dimensions.is_empty() {
+                    return Err(invalid("segmenter.dimensions", "needs at least one"));
+                }
+                if let Some(d) = dimensions.iter().position(|d| d.lo >= d.hi) {
+                    return Err(invalid(
+                        format!("segmenter.dimensions[{d}]"),
+                        "lo must be below hi",
+                    ));
+                }
+                for (j, c) in centroids.iter().enumerate() {
+                    if c.len() != dimensions.len() || c.iter().any(|x| *x > scale) {
+                        return Err(invalid(
+                            format!("segmenter.centroids[{j}]"),
+                            format!("needs {} coordinates in [0, scale]", dimensions.len()),
+                        ));
+                    }
+                }
+            }
+            Segmenter::All | Segmenter::Lifecycle => {}
+        }
+        Ok(())
+    }
+
     /// Number of segments.
     pub fn segments(&self) -> usize {
         match self {
@@ -308,13 +365,7 @@ impl FeatureQuery {
         if self.parts.is_empty() {
             return Err(invalid("parts", "a query needs at least one part"));
         }
-        let segments = self.segmenter.segments();
-        if segments == 0 || segments > MAX_SEGMENTS {
-            return Err(invalid(
-                "segmenter",
-                format!("{segments} segments; must be 1..={MAX_SEGMENTS}"),
-            ));
-        }
+        self.segmenter.validate(self.scale)?;
         if self.vector_len() > MAX_QUERY_LEN {
             return Err(invalid(
                 "parts",
@@ -354,49 +405,6 @@ impl FeatureQuery {
                 }
                 _ => {}
             }
-        }
-        match &self.segmenter {
-            Segmenter::Rfm {
-                recency,
-                frequency,
-                monetary,
-            } => {
-                for (name, cuts) in [
-                    ("recency", recency),
-                    ("frequency", frequency),
-                    ("monetary", monetary),
-                ] {
-                    if cuts.windows(2).any(|w| w[0] > w[1]) {
-                        return Err(invalid(
-                            format!("segmenter.rfm.{name}"),
-                            "cut-offs must not decrease",
-                        ));
-                    }
-                }
-            }
-            Segmenter::Centroids {
-                dimensions,
-                centroids,
-            } => {
-                if dimensions.is_empty() {
-                    return Err(invalid("segmenter.dimensions", "needs at least one"));
-                }
-                if let Some(d) = dimensions.iter().position(|d| d.lo >= d.hi) {
-                    return Err(invalid(
-                        format!("segmenter.dimensions[{d}]"),
-                        "lo must be below hi",
-                    ));
-                }
-                for (j, c) in centroids.iter().enumerate() {
-                    if c.len() != dimensions.len() || c.iter().any(|x| *x > self.scale) {
-                        return Err(invalid(
-                            format!("segmenter.centroids[{j}]"),
-                            format!("needs {} coordinates in [0, scale]", dimensions.len()),
-                        ));
-                    }
-                }
-            }
-            Segmenter::All | Segmenter::Lifecycle => {}
         }
         Ok(())
     }
