@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{
-    ArrayRef, BooleanArray, Decimal128Array, Float64Array, RecordBatch, StringArray, UInt32Array,
-    UInt64Array,
+    Array, ArrayRef, BooleanArray, Decimal128Array, Float64Array, RecordBatch, StringArray,
+    UInt32Array, UInt64Array,
 };
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::compute_leaves;
@@ -167,60 +167,74 @@ fn csv_text(s: &str) -> String {
     }
 }
 
-/// The table as one Arrow batch, columns named by [`header`].
+/// The table as one Arrow batch, columns named by [`header`]. Each column is copied into its
+/// Arrow array on the rayon pool (a million rows make this a memory-bound copy per column).
 pub fn to_record_batch(t: &FeatureTable) -> Result<RecordBatch, PipelineError> {
-    let strs = |v: &[String]| -> ArrayRef { Arc::new(StringArray::from_iter_values(v)) };
-    let opt_strs = |v: &[Option<String>]| -> ArrayRef {
+    type Build<'a> = Box<dyn Fn() -> ArrayRef + Send + Sync + 'a>;
+    let strs = |v: &'_ [String]| -> ArrayRef { Arc::new(StringArray::from_iter_values(v)) };
+    let opt_strs = |v: &'_ [Option<String>]| -> ArrayRef {
         Arc::new(v.iter().map(Option::as_deref).collect::<StringArray>())
     };
-    let u32s = |v: &[u32]| -> ArrayRef { Arc::new(UInt32Array::from(v.to_vec())) };
-    let f64s = |v: &[f64]| -> ArrayRef { Arc::new(Float64Array::from(v.to_vec())) };
-    let money = Decimal128Array::from(t.monetary_total.clone())
+    let u32s = |v: &'_ [u32]| -> ArrayRef { Arc::new(UInt32Array::from(v.to_vec())) };
+    let f64s = |v: &'_ [f64]| -> ArrayRef { Arc::new(Float64Array::from(v.to_vec())) };
+    let money = Decimal128Array::from(Vec::<i128>::new())
         .with_precision_and_scale(38, t.decimals as i8)
         .map_err(|e| PipelineError::Parquet {
             path: "features".into(),
             message: e.to_string(),
         })?;
-    let mut cols: Vec<ArrayRef> = vec![
-        strs(&t.customer),
-        Arc::new(UInt64Array::from(t.txn_count.clone())),
-        u32s(&t.purchase_days),
-        u32s(&t.frequency),
-        u32s(&t.recency_days),
-        u32s(&t.tenure_days),
-        u32s(&t.days_since_last),
-        Arc::new(money),
-        f64s(&t.monetary_mean_repeat),
-        f64s(&t.avg_ticket),
-        Arc::new(StringArray::from_iter_values(
-            t.lifecycle_stage.iter().map(|s| s.as_str()),
-        )),
+    let money_type = money.data_type().clone();
+    let mut cols: Vec<Build<'_>> = vec![
+        Box::new(|| strs(&t.customer)),
+        Box::new(|| Arc::new(UInt64Array::from(t.txn_count.clone()))),
+        Box::new(|| u32s(&t.purchase_days)),
+        Box::new(|| u32s(&t.frequency)),
+        Box::new(|| u32s(&t.recency_days)),
+        Box::new(|| u32s(&t.tenure_days)),
+        Box::new(|| u32s(&t.days_since_last)),
+        Box::new(move || {
+            // Precision and scale were checked on the empty array above.
+            Arc::new(
+                Decimal128Array::from(t.monetary_total.clone()).with_data_type(money_type.clone()),
+            )
+        }),
+        Box::new(|| f64s(&t.monetary_mean_repeat)),
+        Box::new(|| f64s(&t.avg_ticket)),
+        Box::new(|| {
+            Arc::new(StringArray::from_iter_values(
+                t.lifecycle_stage.iter().map(|s| s.as_str()),
+            ))
+        }),
     ];
-    cols.extend(
-        t.channel_shares
-            .iter()
-            .chain(&t.category_shares)
-            .map(|c| f64s(c)),
-    );
+    for c in t.channel_shares.iter().chain(&t.category_shares) {
+        cols.push(Box::new(move || f64s(c)));
+    }
     if let Some(d) = &t.demographics {
-        cols.extend([
-            opt_strs(&d.age_band),
-            opt_strs(&d.gender),
-            opt_strs(&d.region),
-            opt_strs(&d.income_band),
-        ]);
-        cols.push(Arc::new(UInt32Array::from(d.customer_since_days.clone())));
+        cols.push(Box::new(|| opt_strs(&d.age_band)));
+        cols.push(Box::new(|| opt_strs(&d.gender)));
+        cols.push(Box::new(|| opt_strs(&d.region)));
+        cols.push(Box::new(|| opt_strs(&d.income_band)));
+        cols.push(Box::new(|| {
+            Arc::new(UInt32Array::from(d.customer_since_days.clone()))
+        }));
     }
     if let Some(c) = &t.credit {
-        cols.push(Arc::new(Float64Array::from(c.utilization.clone())));
-        cols.push(Arc::new(
-            c.delinquency_bucket
-                .iter()
-                .copied()
-                .collect::<StringArray>(),
-        ));
-        cols.push(Arc::new(BooleanArray::from(c.default_flag.clone())));
+        cols.push(Box::new(|| {
+            Arc::new(Float64Array::from(c.utilization.clone()))
+        }));
+        cols.push(Box::new(|| {
+            Arc::new(
+                c.delinquency_bucket
+                    .iter()
+                    .copied()
+                    .collect::<StringArray>(),
+            )
+        }));
+        cols.push(Box::new(|| {
+            Arc::new(BooleanArray::from(c.default_flag.clone()))
+        }));
     }
+    let cols: Vec<ArrayRef> = cols.par_iter().map(|build| build()).collect();
     let names = header(t);
     RecordBatch::try_from_iter(names.into_iter().zip(cols)).map_err(|e| PipelineError::Parquet {
         path: "features".into(),

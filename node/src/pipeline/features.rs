@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::aggregate::Aggregate;
+use super::aggregate::{Aggregate, Behaviour};
 use super::dates::Day;
 use super::ingest::{Credit, Demographics};
 use super::spec::Lifecycle;
@@ -170,6 +170,10 @@ pub(crate) struct Context<'a> {
 }
 
 /// Builds the table; `names[c]` is customer index `c`'s output name, rows sorted by it.
+///
+/// Every column is an independent map over the sorted rows, built on the rayon pool (the rows
+/// are visited in name order, i.e. in random customer-index order, so this is memory-bound work
+/// that gains from a second core).
 pub(crate) fn assemble(agg: &Aggregate, mut names: Vec<String>, cx: &Context<'_>) -> FeatureTable {
     // Sorted by name; the first 8 bytes, big-endian, decide almost every comparison cheaply.
     let prefix = |n: &str| {
@@ -186,9 +190,22 @@ pub(crate) fn assemble(agg: &Aggregate, mut names: Vec<String>, cx: &Context<'_>
         a.0.cmp(&b.0)
             .then_with(|| names[a.1 as usize].cmp(&names[b.1 as usize]))
     });
-    let order: Vec<u32> = keyed.into_iter().map(|(_, c)| c).collect();
+    let rows: Vec<(u32, Behaviour)> = keyed
+        .par_iter()
+        .filter_map(|&(_, c)| Some((c, agg.behaviour[c as usize]?)))
+        .collect();
+    let customer: Vec<String> = keyed
+        .iter()
+        .map(|&(_, c)| std::mem::take(&mut names[c as usize]))
+        .collect();
     let scale = 10f64.powi(i32::from(cx.decimals));
     let as_of = cx.as_of.days() - cx.start.days();
+    let column = |f: &(dyn Fn(u32, &Behaviour) -> u32 + Sync)| -> Vec<u32> {
+        rows.par_iter().map(|(c, b)| f(*c, b)).collect()
+    };
+    let frequency = |b: &Behaviour| b.purchase_days.saturating_sub(1);
+    let tenure = |b: &Behaviour| u32::try_from(as_of - i32::from(b.first_day)).unwrap_or(0);
+    let since_last = |b: &Behaviour| u32::try_from(as_of - i32::from(b.last_day)).unwrap_or(0);
     // Share columns in name order, whatever order the levels were met in: the schema of an
     // export does not depend on row order or on the source.
     let sorted = |names: &Option<Vec<String>>| {
@@ -200,82 +217,91 @@ pub(crate) fn assemble(agg: &Aggregate, mut names: Vec<String>, cx: &Context<'_>
     };
     let (ch_order, channel_names) = sorted(&cx.channels);
     let (ca_order, category_names) = sorted(&cx.categories);
-    let (nch, nca) = (ch_order.len(), ca_order.len());
-    let mut t = FeatureTable {
+    let shares = |order: &[usize], counts: &[u32]| -> Vec<Vec<f64>> {
+        let stride = counts.len() / agg.behaviour.len().max(1);
+        order
+            .par_iter()
+            .map(|l| {
+                rows.par_iter()
+                    .map(|(c, b)| {
+                        let n = counts.get(*c as usize * stride + l).copied().unwrap_or(0);
+                        f64::from(n) / b.txn_count as f64
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let demographics = cx.demographics.map(|demo| {
+        let get = |c: u32| demo.get(c as usize).cloned().unwrap_or_default();
+        let text = |f: &(dyn Fn(Demographics) -> Option<String> + Sync)| -> Vec<Option<String>> {
+            rows.par_iter().map(|(c, _)| f(get(*c))).collect()
+        };
+        DemographicColumns {
+            age_band: text(&|d| d.age.map(|a| age_band(a, cx.age_bands))),
+            gender: text(&|d| d.gender),
+            region: text(&|d| d.region),
+            income_band: text(&|d| d.income_band),
+            customer_since_days: rows
+                .par_iter()
+                .map(|(c, _)| {
+                    get(*c)
+                        .signup
+                        .and_then(|s| u32::try_from(cx.as_of.days() - s.days()).ok())
+                })
+                .collect(),
+        }
+    });
+    let credit = cx.credit.map(|credit| {
+        let of = |c: &u32| credit.get(c);
+        CreditColumns {
+            utilization: rows
+                .par_iter()
+                .map(|(c, _)| {
+                    of(c).and_then(|k| (k.limit > 0).then(|| k.balance as f64 / k.limit as f64))
+                })
+                .collect(),
+            delinquency_bucket: rows
+                .par_iter()
+                .map(|(c, _)| of(c).map(|k| delinquency_bucket(k.max_days_past_due)))
+                .collect(),
+            default_flag: rows
+                .par_iter()
+                .map(|(c, _)| of(c).map(|k| k.default))
+                .collect(),
+        }
+    });
+    FeatureTable {
         decimals: cx.decimals,
+        customer,
+        txn_count: rows.par_iter().map(|(_, b)| b.txn_count).collect(),
+        purchase_days: column(&|_, b| b.purchase_days),
+        frequency: column(&|_, b| frequency(b)),
+        recency_days: column(&|_, b| u32::from(b.last_day - b.first_day)),
+        tenure_days: column(&|_, b| tenure(b)),
+        days_since_last: column(&|_, b| since_last(b)),
+        monetary_total: rows.par_iter().map(|(_, b)| b.total).collect(),
+        monetary_mean_repeat: rows
+            .par_iter()
+            .map(|(_, b)| match frequency(b) {
+                0 => 0.0,
+                f => (b.total - b.first_day_total) as f64 / f64::from(f) / scale,
+            })
+            .collect(),
+        avg_ticket: rows
+            .par_iter()
+            .map(|(_, b)| b.total as f64 / b.txn_count.max(1) as f64 / scale)
+            .collect(),
+        lifecycle_stage: rows
+            .par_iter()
+            .map(|(_, b)| Stage::of(tenure(b), since_last(b), cx.lifecycle))
+            .collect(),
+        channel_shares: shares(&ch_order, &agg.channel_counts),
+        category_shares: shares(&ca_order, &agg.category_counts),
         channel_names,
         category_names,
-        channel_shares: vec![Vec::with_capacity(order.len()); nch],
-        category_shares: vec![Vec::with_capacity(order.len()); nca],
-        demographics: cx.demographics.map(|_| DemographicColumns::default()),
-        credit: cx.credit.map(|_| CreditColumns::default()),
-        ..FeatureTable::default()
-    };
-    let stride_ch = agg.channel_counts.len() / agg.behaviour.len().max(1);
-    let stride_ca = agg.category_counts.len() / agg.behaviour.len().max(1);
-    for c in order {
-        let Some(b) = agg.behaviour[c as usize] else {
-            continue;
-        };
-        let ci = c as usize;
-        let frequency = b.purchase_days.saturating_sub(1);
-        let tenure = u32::try_from(as_of - i32::from(b.first_day)).unwrap_or(0);
-        let since_last = u32::try_from(as_of - i32::from(b.last_day)).unwrap_or(0);
-        t.customer.push(std::mem::take(&mut names[ci]));
-        t.txn_count.push(b.txn_count);
-        t.purchase_days.push(b.purchase_days);
-        t.frequency.push(frequency);
-        t.recency_days.push(u32::from(b.last_day - b.first_day));
-        t.tenure_days.push(tenure);
-        t.days_since_last.push(since_last);
-        t.monetary_total.push(b.total);
-        let repeat = if frequency == 0 {
-            0.0
-        } else {
-            (b.total - b.first_day_total) as f64 / f64::from(frequency) / scale
-        };
-        t.monetary_mean_repeat.push(repeat);
-        t.avg_ticket
-            .push(b.total as f64 / b.txn_count.max(1) as f64 / scale);
-        t.lifecycle_stage
-            .push(Stage::of(tenure, since_last, cx.lifecycle));
-        for (l, col) in ch_order.iter().copied().zip(t.channel_shares.iter_mut()) {
-            let n = agg
-                .channel_counts
-                .get(ci * stride_ch + l)
-                .copied()
-                .unwrap_or(0);
-            col.push(f64::from(n) / b.txn_count as f64);
-        }
-        for (l, col) in ca_order.iter().copied().zip(t.category_shares.iter_mut()) {
-            let n = agg
-                .category_counts
-                .get(ci * stride_ca + l)
-                .copied()
-                .unwrap_or(0);
-            col.push(f64::from(n) / b.txn_count as f64);
-        }
-        if let (Some(cols), Some(demo)) = (&mut t.demographics, cx.demographics) {
-            let d = demo.get(ci).cloned().unwrap_or_default();
-            cols.age_band.push(d.age.map(|a| age_band(a, cx.age_bands)));
-            cols.gender.push(d.gender);
-            cols.region.push(d.region);
-            cols.income_band.push(d.income_band);
-            cols.customer_since_days.push(
-                d.signup
-                    .and_then(|s| u32::try_from(cx.as_of.days() - s.days()).ok()),
-            );
-        }
-        if let (Some(cols), Some(credit)) = (&mut t.credit, cx.credit) {
-            let k = credit.get(&c);
-            cols.utilization
-                .push(k.and_then(|k| (k.limit > 0).then(|| k.balance as f64 / k.limit as f64)));
-            cols.delinquency_bucket
-                .push(k.map(|k| delinquency_bucket(k.max_days_past_due)));
-            cols.default_flag.push(k.map(|k| k.default));
-        }
+        demographics,
+        credit,
     }
-    t
 }
 
 #[cfg(test)]

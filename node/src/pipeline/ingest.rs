@@ -46,7 +46,16 @@ impl Levels {
             return i as u8;
         }
         if self.names.len() >= MAX_LEVELS {
-            return self.level_of_name("other");
+            // Past the cap every new value is `other` (one more column, whether or not some
+            // value is literally called "other"). Looking "other" up again here would recurse
+            // without end once the cap is reached.
+            return match self.names.iter().position(|n| n == "other") {
+                Some(i) => i as u8,
+                None => {
+                    self.names.push("other".to_owned());
+                    (self.names.len() - 1) as u8
+                }
+            };
         }
         self.names.push(name.to_owned());
         (self.names.len() - 1) as u8
@@ -170,14 +179,20 @@ impl Checks {
          -> Result<Vec<u8>, PipelineError> {
             let Some(c) = col else { return Ok(Vec::new()) };
             let view = Column::new(batch.column(c), path, name)?;
+            // A dictionary column's rows share the level of their key: one lookup per distinct
+            // value, met in row order, so levels are numbered exactly as row by row.
+            let mut by_key: Vec<Option<u8>> = vec![None; view.distinct()];
             Ok(verdicts
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    if v.is_ok() {
-                        levels.level(view.text(i).as_deref())
-                    } else {
-                        0
+                    if v.is_err() {
+                        return 0;
+                    }
+                    match view.key(i).and_then(|k| by_key.get_mut(k)) {
+                        Some(Some(l)) => *l,
+                        Some(slot) => *slot.insert(levels.level(view.text(i).as_deref())),
+                        None => levels.level(view.text(i).as_deref()),
                     }
                 })
                 .collect())
@@ -233,6 +248,10 @@ impl Checks {
     }
 }
 
+/// Rows whose interner entries are touched together before they are looked up
+/// ([`Interner::warm`]).
+const WARM_ROWS: usize = 256;
+
 /// Scans the transactions table. Decoding, fingerprints and the per-row checks run on the
 /// reader's thread; interning, levels and quarantine writes on this one.
 pub(crate) fn scan_transactions(
@@ -243,7 +262,12 @@ pub(crate) fn scan_transactions(
     progress: Option<ProgressFn<'_>>,
 ) -> Result<TxnScan, PipelineError> {
     let t = &spec.transactions;
-    let mut table = open(&t.source)?;
+    let categorical: Vec<&str> = [&t.channel, &t.category]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let mut table = open(&t.source, &categorical)?;
     let slot = q.table("transactions", &table.path);
     let checks = Checks {
         path: table.path.clone(),
@@ -282,6 +306,10 @@ pub(crate) fn scan_transactions(
         let (batch, p) = batch?;
         let cust = Column::new(batch.column(ci), &table.path, &t.customer)?;
         for (i, verdict) in p.verdicts.iter().enumerate() {
+            if i % WARM_ROWS == 0 {
+                let ahead = p.id_hash.get(i..).unwrap_or_default().iter();
+                ids.warm(ahead.take(WARM_ROWS).flatten().copied());
+            }
             let row = row_number(&table, base, i)?;
             let (day, a) = match *verdict {
                 Ok(v) => v,
@@ -360,7 +388,12 @@ pub(crate) fn scan_customers(
     q: &mut Quarantine,
 ) -> Result<Vec<Demographics>, PipelineError> {
     let c = &spec.columns;
-    let mut table = open(&spec.source)?;
+    let categorical: Vec<&str> = [&c.gender_column, &c.region_column, &c.income_band_column]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let mut table = open(&spec.source, &categorical)?;
     let slot = q.table("customers", &table.path);
     let idx = |t: &Table, name: &Option<String>| name.as_deref().map(|n| t.column(n)).transpose();
     let id_i = table.column(&c.id_column)?;
@@ -508,7 +541,7 @@ pub(crate) fn scan_credit(
     q: &mut Quarantine,
 ) -> Result<HashMap<u32, Credit>, PipelineError> {
     let c = &spec.columns;
-    let mut table = open(&spec.source)?;
+    let mut table = open(&spec.source, &[])?;
     let slot = q.table("credit", &table.path);
     let cols = [
         &c.id_column,

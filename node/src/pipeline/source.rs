@@ -19,7 +19,9 @@ use std::sync::mpsc::{Receiver, sync_channel};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 
 use super::error::PipelineError;
 use super::spec::{FileFormat, SourceSpec};
@@ -149,8 +151,11 @@ fn codec_hint(message: String) -> String {
     }
 }
 
-/// Opens `spec`'s file.
-pub(crate) fn open(spec: &SourceSpec) -> Result<Table, PipelineError> {
+/// Opens `spec`'s file. `categorical` names columns with few distinct values (channel,
+/// category): a Parquet file's string columns among them are read as dictionaries, so that
+/// per-value work (normalizing, levels, fingerprints) is done once per distinct value instead
+/// of once per row, and no string is copied per row. Other formats ignore it.
+pub(crate) fn open(spec: &SourceSpec, categorical: &[&str]) -> Result<Table, PipelineError> {
     if let Some(view) = &spec.sql {
         return open_view(view);
     }
@@ -165,7 +170,7 @@ pub(crate) fn open(spec: &SourceSpec) -> Result<Table, PipelineError> {
     }
     match spec.format {
         FileFormat::Csv => open_csv(spec, file),
-        FileFormat::Parquet => open_parquet(path, file),
+        FileFormat::Parquet => open_parquet(path, file, categorical),
     }
 }
 
@@ -187,12 +192,38 @@ fn open_view(view: &super::sql::SqlView) -> Result<Table, PipelineError> {
     })
 }
 
-fn open_parquet(path: &Path, file: File) -> Result<Table, PipelineError> {
+fn open_parquet(path: &Path, file: File, categorical: &[&str]) -> Result<Table, PipelineError> {
     let perr = |e: parquet::errors::ParquetError| PipelineError::Parquet {
         path: path.to_owned(),
         message: codec_hint(e.to_string()),
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
+    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(perr)?;
+    let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let mut changed = false;
+    let fields: Vec<Field> = meta
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            if categorical.contains(&f.name().as_str()) && *f.data_type() == DataType::Utf8 {
+                changed = true;
+                f.as_ref().clone().with_data_type(dictionary.clone())
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let meta = if changed {
+        let hint = Arc::new(Schema::new_with_metadata(
+            fields,
+            meta.schema().metadata().clone(),
+        ));
+        let options = ArrowReaderOptions::new().with_schema(hint);
+        ArrowReaderMetadata::try_new(Arc::clone(meta.metadata()), options).map_err(perr)?
+    } else {
+        meta
+    };
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
     let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(perr)?;
     let schema = reader.schema();

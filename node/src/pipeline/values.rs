@@ -8,10 +8,10 @@ use std::path::Path;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
+    Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
-use arrow_array::{Array, ArrayRef, PrimitiveArray, StringArray};
+use arrow_array::{Array, ArrayRef, DictionaryArray, PrimitiveArray, StringArray};
 use arrow_schema::{DataType, TimeUnit};
 
 use super::dates::{DateParser, Day};
@@ -32,6 +32,9 @@ pub(crate) enum Cell<T> {
 #[derive(Debug)]
 pub(crate) enum Column {
     Text(StringArray),
+    /// Text stored once per distinct value: Parquet string columns read as dictionaries (see
+    /// `source::open`'s `categorical` columns). Keys index the values array.
+    Dict(PrimitiveArray<Int32Type>, StringArray),
     Int(PrimitiveArray<Int64Type>),
     Float(PrimitiveArray<Float64Type>),
     Decimal(PrimitiveArray<Decimal128Type>, i8),
@@ -55,6 +58,17 @@ impl Column {
     pub(crate) fn new(a: &ArrayRef, path: &Path, name: &str) -> Result<Self, PipelineError> {
         Ok(match a.data_type() {
             DataType::Utf8 => Column::Text(a.as_string::<i32>().clone()),
+            DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+                let d: &DictionaryArray<Int32Type> = a.as_dictionary();
+                match d.values().as_string_opt::<i32>() {
+                    Some(values) => Column::Dict(d.keys().clone(), values.clone()),
+                    None => Column::Text(
+                        cast(a, &DataType::Utf8, path, name)?
+                            .as_string::<i32>()
+                            .clone(),
+                    ),
+                }
+            }
             DataType::Int8
             | DataType::Int16
             | DataType::Int32
@@ -144,28 +158,62 @@ impl Column {
     }
 
     pub(crate) fn can_be_text(&self) -> bool {
-        matches!(self, Column::Text(_) | Column::Int(_))
+        matches!(self, Column::Text(_) | Column::Dict(..) | Column::Int(_))
     }
 
     pub(crate) fn can_be_date(&self) -> bool {
         matches!(
             self,
-            Column::Text(_) | Column::Date(_) | Column::Timestamp(..)
+            Column::Text(_) | Column::Dict(..) | Column::Date(_) | Column::Timestamp(..)
         )
     }
 
     pub(crate) fn can_be_number(&self) -> bool {
         matches!(
             self,
-            Column::Text(_) | Column::Int(_) | Column::Float(_) | Column::Decimal(..)
+            Column::Text(_)
+                | Column::Dict(..)
+                | Column::Int(_)
+                | Column::Float(_)
+                | Column::Decimal(..)
         )
+    }
+
+    /// The non-blank string of row `i` of a text column (plain or dictionary); `None` when
+    /// null, blank or not a text column.
+    fn str_cell(&self, i: usize) -> Option<&str> {
+        match self {
+            Column::Text(a) => text_cell(a, i),
+            Column::Dict(keys, values) => {
+                dict_key(keys, values, i).and_then(|k| text_cell(values, k))
+            }
+            _ => None,
+        }
+    }
+
+    /// Row `i`'s key into the distinct values of a dictionary column (`None`: null row, or not
+    /// a dictionary column). Rows with the same key have the same text, so per-value work can
+    /// be done once per key.
+    pub(crate) fn key(&self, i: usize) -> Option<usize> {
+        match self {
+            Column::Dict(keys, values) => dict_key(keys, values, i),
+            _ => None,
+        }
+    }
+
+    /// Distinct values a dictionary column's keys index (0 for other columns).
+    pub(crate) fn distinct(&self) -> usize {
+        match self {
+            Column::Dict(_, values) => values.len(),
+            _ => 0,
+        }
     }
 
     /// Whether row `i` has a non-blank value (what [`Column::text`] would return, without
     /// formatting it).
     pub(crate) fn present(&self, i: usize) -> bool {
         match self {
-            Column::Text(a) => text_cell(a, i).is_some(),
+            Column::Text(_) | Column::Dict(..) => self.str_cell(i).is_some(),
             Column::Int(a) => !a.is_null(i),
             _ => self.text(i).is_some(),
         }
@@ -174,9 +222,7 @@ impl Column {
     /// The text of row `i` (integers formatted in decimal); `None` when null or blank.
     pub(crate) fn text(&self, i: usize) -> Option<Cow<'_, str>> {
         match self {
-            Column::Text(a) => (!a.is_null(i))
-                .then(|| Cow::Borrowed(a.value(i)))
-                .filter(|s| !blank(s)),
+            Column::Text(_) | Column::Dict(..) => self.str_cell(i).map(Cow::Borrowed),
             Column::Int(a) => (!a.is_null(i)).then(|| Cow::Owned(a.value(i).to_string())),
             Column::Bool(a) => {
                 (!a.is_null(i)).then(|| Cow::Borrowed(if a.value(i) { "true" } else { "false" }))
@@ -189,7 +235,7 @@ impl Column {
     /// The day of row `i`.
     pub(crate) fn day(&self, i: usize, parser: &DateParser) -> Cell<Day> {
         match self {
-            Column::Text(a) => match text_cell(a, i) {
+            Column::Text(_) | Column::Dict(..) => match self.str_cell(i) {
                 None => Cell::Missing,
                 Some(t) => parser.parse(t).map_or(Cell::Bad, Cell::Ok),
             },
@@ -207,7 +253,7 @@ impl Column {
     pub(crate) fn minor_units(&self, i: usize, decimals: u8) -> Cell<i64> {
         let scale = 10i64.pow(u32::from(decimals));
         match self {
-            Column::Text(a) => match text_cell(a, i) {
+            Column::Text(_) | Column::Dict(..) => match self.str_cell(i) {
                 None => Cell::Missing,
                 Some(t) => crate::data::parse_minor_units(t, decimals).map_or(Cell::Bad, Cell::Ok),
             },
@@ -234,7 +280,7 @@ impl Column {
     pub(crate) fn integer(&self, i: usize) -> Cell<i64> {
         match self {
             Column::Int(a) if !a.is_null(i) => Cell::Ok(a.value(i)),
-            Column::Text(a) => match text_cell(a, i) {
+            Column::Text(_) | Column::Dict(..) => match self.str_cell(i) {
                 None => Cell::Missing,
                 Some(t) => crate::data::parse_minor_units(t, 0).map_or(Cell::Bad, Cell::Ok),
             },
@@ -262,14 +308,16 @@ impl Column {
                 1 => Cell::Ok(true),
                 _ => Cell::Bad,
             },
-            Column::Text(a) => match text_cell(a, i).map(|t| t.trim().to_ascii_lowercase()) {
-                None => Cell::Missing,
-                Some(t) => match t.as_str() {
-                    "1" | "true" | "yes" | "y" | "t" => Cell::Ok(true),
-                    "0" | "false" | "no" | "n" | "f" => Cell::Ok(false),
-                    _ => Cell::Bad,
-                },
-            },
+            Column::Text(_) | Column::Dict(..) => {
+                match self.str_cell(i).map(|t| t.trim().to_ascii_lowercase()) {
+                    None => Cell::Missing,
+                    Some(t) => match t.as_str() {
+                        "1" | "true" | "yes" | "y" | "t" => Cell::Ok(true),
+                        "0" | "false" | "no" | "n" | "f" => Cell::Ok(false),
+                        _ => Cell::Bad,
+                    },
+                }
+            }
             _ => Cell::Missing,
         }
     }
@@ -284,6 +332,17 @@ fn blank(t: &str) -> bool {
     }
 }
 
+/// The key of row `i`, when not null and within `values` (a key out of range reads as null:
+/// the reader validates keys, but nothing here may panic on a file's content).
+fn dict_key(keys: &PrimitiveArray<Int32Type>, values: &StringArray, i: usize) -> Option<usize> {
+    if i >= keys.len() || keys.is_null(i) {
+        return None;
+    }
+    usize::try_from(keys.value(i))
+        .ok()
+        .filter(|k| *k < values.len())
+}
+
 fn text_cell(a: &StringArray, i: usize) -> Option<&str> {
     if a.is_null(i) {
         return None;
@@ -295,7 +354,9 @@ fn text_cell(a: &StringArray, i: usize) -> Option<&str> {
 /// `value * 10^-scale` in units of `10^-decimals`, when exact and within 64 bits.
 fn rescale(value: i128, scale: i8, decimals: u8) -> Option<i64> {
     let shift = i32::from(decimals) - i32::from(scale);
-    let v = if shift >= 0 {
+    let v = if shift == 0 {
+        value
+    } else if shift > 0 {
         value.checked_mul(10i128.checked_pow(shift.unsigned_abs())?)?
     } else {
         let d = 10i128.checked_pow(shift.unsigned_abs())?;
@@ -344,6 +405,14 @@ impl FastHash {
     }
 }
 
+/// The hash of one text value (its bytes and length), as folded into row fingerprints.
+#[inline]
+fn text_digest(t: &str) -> u64 {
+    let mut h = FastHash::new(0x6a09_e667_f3bc_c908);
+    h.bytes(t.as_bytes());
+    h.finish()
+}
+
 /// splitmix64's finalizer.
 #[inline]
 pub(crate) fn mix(mut z: u64) -> u64 {
@@ -371,13 +440,16 @@ pub(crate) fn fingerprints(batch: &arrow_array::RecordBatch) -> Vec<u64> {
 }
 
 /// Folds every row's value of column `a` into `fp` (one running hash per row), for exact
-/// duplicate detection over *all* columns. Nulls and values are told apart; text is hashed
-/// byte for byte with its length, fixed-width types by their bytes. The caller finishes each
-/// row's hash once, after the last column ([`mix`]).
+/// duplicate detection over *all* columns. Nulls and values are told apart; text is folded as
+/// the hash of its bytes and length ([`text_digest`]), so a dictionary column costs one hash
+/// per distinct value and folds to the same fingerprint as the same text stored plainly;
+/// fixed-width types are folded by their bytes. The caller finishes each row's hash once,
+/// after the last column ([`mix`]).
 pub(crate) fn fingerprint_column(a: &ArrayRef, fp: &mut [u64]) {
     let text;
     let a: &ArrayRef = match a.data_type() {
         DataType::Utf8 => a,
+        DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => a,
         t if t.primitive_width().is_some() => a,
         _ => match arrow_cast::cast(a, &DataType::Utf8) {
             Ok(t) => {
@@ -387,15 +459,33 @@ pub(crate) fn fingerprint_column(a: &ArrayRef, fp: &mut [u64]) {
             Err(_) => return,
         },
     };
+    let fold = |f: &mut u64, digest: Option<u64>| {
+        let mut h = FastHash::new(*f);
+        h.word(digest.unwrap_or(u64::MAX));
+        *f = h.0;
+    };
     if let Some(s) = a.as_string_opt::<i32>() {
         for (i, f) in fp.iter_mut().enumerate() {
-            let mut h = FastHash::new(*f);
-            if s.is_null(i) {
-                h.word(u64::MAX);
-            } else {
-                h.bytes(s.value(i).as_bytes());
-            }
-            *f = h.0;
+            fold(f, (!s.is_null(i)).then(|| text_digest(s.value(i))));
+        }
+        return;
+    }
+    if let Some(d) = a.as_dictionary_opt::<Int32Type>()
+        && let Some(values) = d.values().as_string_opt::<i32>()
+    {
+        let keys = d.keys();
+        // Digests of the distinct values once, unless the dictionary is larger than the slice.
+        let table: Option<Vec<u64>> = (values.len() <= fp.len()).then(|| {
+            (0..values.len())
+                .map(|k| text_digest(values.value(k)))
+                .collect()
+        });
+        for (i, f) in fp.iter_mut().enumerate() {
+            let digest = dict_key(keys, values, i).map(|k| match &table {
+                Some(t) => t[k],
+                None => text_digest(values.value(k)),
+            });
+            fold(f, digest);
         }
         return;
     }
@@ -451,5 +541,69 @@ mod tests {
         let b: ArrayRef = Arc::new(arrow_array::Int64Array::from(vec![1, 1, 1, 2]));
         fingerprint_column(&b, &mut fp);
         assert_ne!(fp[0], fp[3]);
+    }
+
+    /// Dictionary columns fold to the fingerprints of the same text stored plainly, whatever
+    /// the dictionary's order, duplicate values or size (large dictionaries hash per row), so
+    /// exact duplicates are found across batches whose dictionaries differ.
+    #[test]
+    fn dictionary_text_fingerprints_like_plain_text() {
+        use std::sync::Arc;
+        let rows = [
+            Some("web"),
+            None,
+            Some(""),
+            Some("store"),
+            Some("web"),
+            Some(" web"),
+        ];
+        let fold = |a: ArrayRef| {
+            let mut fp = vec![7u64; rows.len()];
+            fingerprint_column(&a, &mut fp);
+            fp
+        };
+        let plain = fold(Arc::new(StringArray::from(rows.to_vec())));
+        let dict = |values: Vec<&str>, keys: Vec<Option<i32>>| -> ArrayRef {
+            let keys = PrimitiveArray::<Int32Type>::from(keys);
+            Arc::new(DictionaryArray::new(
+                keys,
+                Arc::new(StringArray::from(values)),
+            ))
+        };
+        let layouts = [
+            dict(
+                vec!["web", "", "store", " web"],
+                vec![Some(0), None, Some(1), Some(2), Some(0), Some(3)],
+            ),
+            // Another order, a duplicate value, unused values: more values than rows.
+            dict(
+                vec![" web", "store", "web", "web", "", "x", "y", "z"],
+                vec![Some(2), None, Some(4), Some(1), Some(3), Some(0)],
+            ),
+        ];
+        for d in layouts {
+            assert_eq!(fold(d.clone()), plain);
+            let c = Column::new(&d, Path::new("t"), "channel").unwrap();
+            let texts: Vec<Option<String>> = (0..rows.len())
+                .map(|i| c.text(i).map(|t| t.into_owned()))
+                .collect();
+            assert_eq!(
+                texts,
+                [
+                    Some("web"),
+                    None,
+                    None,
+                    Some("store"),
+                    Some("web"),
+                    Some(" web")
+                ]
+                .map(|t| t.map(str::to_owned))
+            );
+            assert_eq!(c.key(1), None, "a null row has no key");
+        }
+        assert_ne!(
+            plain[0], plain[5],
+            "' web' is not 'web' before normalization"
+        );
     }
 }
