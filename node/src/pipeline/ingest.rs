@@ -142,11 +142,10 @@ struct Prepared {
 }
 
 /// The decoding thread's own state: channel and category levels (shared with the scan only
-/// at the end) and scratch space for ids (wiped on drop).
+/// at the end). Ids are hashed in registers ([`simple_id_hash`]): no copy of an id to wipe.
 #[derive(Debug, Default)]
 struct WorkerState {
     levels: std::sync::Arc<std::sync::Mutex<(Levels, Levels)>>,
-    scratch: zeroize::Zeroizing<String>,
 }
 
 impl Checks {
@@ -165,7 +164,7 @@ impl Checks {
             .enumerate()
             .map(|(i, v)| {
                 let text = if v.is_ok() { cust.text(i) } else { None };
-                text.and_then(|t| simple_id_hash(&t, &mut w.scratch))
+                text.and_then(|t| simple_id_hash(&t))
             })
             .collect();
         let mut levels = w.levels.lock().map_err(|_| PipelineError::Columns {

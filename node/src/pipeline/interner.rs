@@ -66,11 +66,10 @@ impl Interner {
 
     /// The index of `raw`, inserting it when `insert` is true; `Ok(None)` when absent.
     pub(crate) fn lookup(&mut self, raw: &str, insert: bool) -> Result<Option<u32>, InternError> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        if let Some(hash) = simple_id_hash(raw, &mut scratch) {
-            self.scratch = scratch;
+        if let Some(hash) = simple_id_hash(raw) {
             return self.lookup_simple(raw, hash, insert);
         }
+        let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.push_str(&raw.trim().to_lowercase());
         let result = if scratch.is_empty() {
@@ -195,17 +194,20 @@ impl Interner {
     }
 }
 
+const ID_SEED: u64 = 0x243f_6a88_85a3_08d3;
+
 /// The table hash of a normalized id.
 pub(crate) fn id_hash(normalized: &[u8]) -> u64 {
-    let mut h = FastHash::new(0x243f_6a88_85a3_08d3);
+    let mut h = FastHash::new(ID_SEED);
     h.bytes(normalized);
     h.finish()
 }
 
 /// For an id that is ASCII, non-empty and has no whitespace at either end, its normalized form
-/// is its ASCII lowercase: the hash of that (`scratch` is working space, wiped by the caller's
-/// owner). `None` for any other id, which needs the full normalization.
-pub(crate) fn simple_id_hash(raw: &str, scratch: &mut String) -> Option<u64> {
+/// is its ASCII lowercase: the hash of that, computed without copying the id (the words are
+/// lowercased in registers, [`ascii_lower_word`]). `None` for any other id, which needs the
+/// full normalization.
+pub(crate) fn simple_id_hash(raw: &str) -> Option<u64> {
     // Unicode White_Space within ASCII: \t \n \x0b \x0c \r and space.
     let ws = |b: u8| b.is_ascii_whitespace() || b == 0x0b;
     let b = raw.as_bytes();
@@ -213,10 +215,21 @@ pub(crate) fn simple_id_hash(raw: &str, scratch: &mut String) -> Option<u64> {
     if ws(first) || ws(last) || !raw.is_ascii() {
         return None;
     }
-    scratch.clear();
-    scratch.push_str(raw);
-    scratch.make_ascii_lowercase();
-    Some(id_hash(scratch.as_bytes()))
+    let mut h = FastHash::new(ID_SEED);
+    h.bytes_mapped(b, ascii_lower_word);
+    Some(h.finish())
+}
+
+/// Eight ASCII bytes with `A..=Z` turned into `a..=z`, all at once: for a byte `b < 0x80`,
+/// `b + 0x3f` has its top bit set exactly when `b >= b'A'`, and `b + 0x25` exactly when
+/// `b > b'Z'` (no sum carries into the next byte); the difference of the two is the
+/// upper-case mask, and `0x80 >> 2` is the case bit `0x20`.
+fn ascii_lower_word(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let at_least_a = w.wrapping_add(ONES * (0x80 - u64::from(b'A')));
+    let past_z = w.wrapping_add(ONES * (0x80 - u64::from(b'Z') - 1));
+    let upper = at_least_a & !past_z & (ONES * 0x80);
+    w | (upper >> 2)
 }
 
 fn slot_value(hash: u64, index: u32) -> u64 {
@@ -245,12 +258,11 @@ mod tests {
             Some(a),
             "vertical tab is trimmed"
         );
-        let mut scratch = String::new();
-        let h = simple_id_hash("C001", &mut scratch).unwrap();
+        let h = simple_id_hash("C001").unwrap();
         assert_eq!(i.lookup_simple("C001", h, false).unwrap(), Some(a));
-        assert_eq!(simple_id_hash(" C001", &mut scratch), None);
-        assert_eq!(simple_id_hash("ÄBC", &mut scratch), None);
-        let h = simple_id_hash("New9", &mut scratch).unwrap();
+        assert_eq!(simple_id_hash(" C001"), None);
+        assert_eq!(simple_id_hash("ÄBC"), None);
+        let h = simple_id_hash("New9").unwrap();
         let n = i.lookup_simple("New9", h, true).unwrap();
         assert_eq!(i.lookup("new9", false).unwrap(), n);
         for n in 0..100_000 {
@@ -259,5 +271,35 @@ mod tests {
         assert_eq!(i.len(), 100_003);
         assert_eq!(i.lookup("x99999", false).unwrap(), Some(100_002));
         assert!(!format!("{i:?}").contains("c001"));
+    }
+
+    /// The in-register lowercase hash equals the hash of the lowercased copy, for every ASCII
+    /// byte in every position of ids of every length up to 40.
+    #[test]
+    fn simple_hash_is_the_hash_of_the_ascii_lowercase() {
+        for b in 0u8..0x80 {
+            let w = u64::from_le_bytes([b, b'A', b'Z', b'@', b'[', b'`', b'{', b]);
+            let lower: Vec<u8> = w.to_le_bytes().iter().map(u8::to_ascii_lowercase).collect();
+            assert_eq!(
+                ascii_lower_word(w).to_le_bytes().to_vec(),
+                lower,
+                "byte {b:#x}"
+            );
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 1..=40 {
+            for _ in 0..200 {
+                let id: String = (0..len)
+                    .map(|_| {
+                        state = state
+                            .wrapping_mul(6_364_136_223_846_793_005)
+                            .wrapping_add(1);
+                        char::from(b'!' + ((state >> 33) % 94) as u8)
+                    })
+                    .collect();
+                let expected = id_hash(id.to_ascii_lowercase().as_bytes());
+                assert_eq!(simple_id_hash(&id), Some(expected), "{id:?}");
+            }
+        }
     }
 }

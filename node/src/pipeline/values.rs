@@ -387,16 +387,23 @@ impl FastHash {
 
     #[inline]
     pub(crate) fn bytes(&mut self, b: &[u8]) {
+        self.bytes_mapped(b, |w| w);
+    }
+
+    /// [`FastHash::bytes`] of the bytes that `map` makes of each little-endian 8-byte word
+    /// (the last one zero-padded, so `map` must keep zero bytes zero).
+    #[inline]
+    pub(crate) fn bytes_mapped(&mut self, b: &[u8], map: impl Fn(u64) -> u64) {
         let mut chunks = b.chunks_exact(8);
         for c in &mut chunks {
             let mut w = [0u8; 8];
             w.copy_from_slice(c);
-            self.word(u64::from_le_bytes(w));
+            self.word(map(u64::from_le_bytes(w)));
         }
         let rem = chunks.remainder();
         let mut w = [0u8; 8];
         w[..rem.len()].copy_from_slice(rem);
-        self.word(u64::from_le_bytes(w) ^ ((b.len() as u64) << 56));
+        self.word(map(u64::from_le_bytes(w)) ^ ((b.len() as u64) << 56));
     }
 
     #[inline]
@@ -495,9 +502,11 @@ pub(crate) fn fingerprint_column(a: &ArrayRef, fp: &mut [u64]) {
         return;
     };
     let start = data.offset() * width;
+    // The null mask once, not a dynamic `is_null` call per row.
+    let nulls = data.nulls();
     for (i, f) in fp.iter_mut().enumerate() {
         let mut h = FastHash::new(*f);
-        if a.is_null(i) {
+        if nulls.is_some_and(|n| n.is_null(i)) {
             h.word(u64::MAX);
         } else if let Some(bytes) = buf
             .as_slice()
