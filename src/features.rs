@@ -174,28 +174,19 @@ pub async fn run(a: &FeaturesArgs) -> Result<String> {
             });
         }
     };
-    let out = match &postgres {
-        Some(pg) => {
-            progress.step(format!(
-                "pushing the aggregation down to PostgreSQL table {}",
-                pg.table
-            ));
-            pipeline::postgres::compute(&spec, pg, &pseudonymizer, a.reveal_ids, Some(&quarantine))
-                .await?
-        }
-        None => {
-            progress.step(format!(
-                "reading {}",
-                spec.transactions.source.path.display()
-            ));
-            let opts = RunOptions {
-                reveal_ids: a.reveal_ids,
-                quarantine: Some(&quarantine),
-                progress: Some(&on_rows),
-            };
-            pipeline::compute(&spec, &pseudonymizer, &opts)?
-        }
+    progress.step(match &postgres {
+        Some(pg) => format!(
+            "pushing the aggregation down to PostgreSQL table {}",
+            pg.table
+        ),
+        None => format!("reading {}", spec.transactions.source.path.display()),
+    });
+    let opts = RunOptions {
+        reveal_ids: a.reveal_ids,
+        quarantine: Some(&quarantine),
+        progress: Some(&on_rows),
     };
+    let out = pipeline::compute_from(&spec, postgres.as_ref(), &pseudonymizer, &opts)?;
     progress.done(format!("{} customers", out.features.len()));
     progress.step(format!("writing {}", a.out.display()));
     export::write_features(&out.features, &a.out)?;

@@ -66,17 +66,13 @@ pub fn node_features(config: &NodeConfig, as_of: &str, reveal_ids: bool) -> Resu
         None if reveal_ids => fedprof_crypto::Pseudonymizer::new(key::random_key()?),
         None => bail!("set data.pseudonym_key in the node config (or pass --reveal-ids)"),
     };
-    if config.data.postgres.is_some() {
-        bail!(
-            "fedprof label reads files; export the PostgreSQL source with fedprof features first"
-        );
-    }
     let opts = RunOptions {
         reveal_ids,
         quarantine: None,
         progress: None,
     };
-    Ok(pipeline::compute(&spec, &pseudonymizer, &opts)?.features)
+    let postgres = config.data.postgres.as_ref();
+    Ok(pipeline::compute_from(&spec, postgres, &pseudonymizer, &opts)?.features)
 }
 
 /// Labels every customer; returns each customer's segment index.

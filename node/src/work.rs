@@ -112,26 +112,13 @@ pub fn features(
         unavailable("the node's pseudonym key is unusable (see the node's log)")
     })?;
     let started = std::time::Instant::now();
-    let out = match &config.data.postgres {
-        Some(pg) => tokio::runtime::Handle::try_current()
-            .map_err(|_| unavailable("no runtime for the PostgreSQL source"))?
-            .block_on(pipeline::postgres::compute(
-                &spec,
-                pg,
-                &pseudonymizer,
-                false,
-                None,
-            )),
-        None => {
-            let opts = RunOptions {
-                reveal_ids: false,
-                quarantine: None,
-                progress: None,
-            };
-            pipeline::compute(&spec, &pseudonymizer, &opts)
-        }
-    }
-    .map_err(|e| {
+    let opts = RunOptions {
+        reveal_ids: false,
+        quarantine: None,
+        progress: None,
+    };
+    let out = pipeline::compute_from(&spec, config.data.postgres.as_ref(), &pseudonymizer, &opts)
+        .map_err(|e| {
         warn!(error = %e, "local data unusable; refusing the job");
         unavailable("the node's local data could not be read (see the node's log)")
     })?;

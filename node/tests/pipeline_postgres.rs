@@ -157,6 +157,15 @@ async fn pushdown_features_equal_the_file_path() {
     let pushed = postgres::compute(&spec, &config, &key, false, None)
         .await
         .unwrap();
+    // The blocking entry point every command uses, called here on a runtime thread (where
+    // `Handle::block_on` would panic): its own thread and runtime, the same result.
+    let opts = RunOptions {
+        reveal_ids: false,
+        quarantine: None,
+        progress: None,
+    };
+    let blocking = pipeline::compute_from(&spec, Some(&config), &key, &opts).unwrap();
+    assert_eq!(blocking.features, pushed.features);
     client
         .batch_execute(&format!("DROP TABLE {table}"))
         .await

@@ -74,6 +74,46 @@ pub struct RunOutput {
     pub quality: QualityReport,
 }
 
+/// Runs the pipeline of a node's data: over `spec`'s files, or, when `postgres` is given, with
+/// the transactions aggregation pushed down to that database ([`postgres::compute`]; the
+/// customers and credit files are read here either way). The one entry point for everything
+/// that computes a node's features from its configuration: the node's job work, `fedprof
+/// features` and `fedprof label`.
+///
+/// Blocking. The PostgreSQL client runs on a thread of its own with its own single-threaded
+/// runtime, so this can be called from synchronous code, a blocking task or inside an async
+/// runtime alike (`Handle::block_on` would panic on a runtime thread). Progress is reported for
+/// files only; the database does its own reading.
+pub fn compute_from(
+    spec: &PipelineSpec,
+    postgres: Option<&postgres::PostgresConfig>,
+    pseudonymizer: &Pseudonymizer,
+    opts: &RunOptions<'_>,
+) -> Result<RunOutput, PipelineError> {
+    let Some(pg) = postgres else {
+        return compute(spec, pseudonymizer, opts);
+    };
+    let stopped = || PipelineError::Postgres("the PostgreSQL client stopped unexpectedly".into());
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| PipelineError::Postgres(format!("cannot start a runtime: {e}")))?;
+                runtime.block_on(postgres::compute(
+                    spec,
+                    pg,
+                    pseudonymizer,
+                    opts.reveal_ids,
+                    opts.quarantine,
+                ))
+            })
+            .join()
+            .map_err(|_| stopped())?
+    })
+}
+
 /// Runs the pipeline over files.
 pub fn compute(
     spec: &PipelineSpec,
