@@ -11,15 +11,15 @@
     reason = "test helpers outside #[test] functions fail the test by panicking"
 )]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, DictionaryArray, RecordBatch, StringArray};
 use fedprof_crypto::{Pseudonymizer, SecretKey32};
-use fedprof_node::pipeline::{
-    self, DateParser, Day, PipelineSpec, RunOptions, SourceSpec, TransactionsSpec,
-};
+use fedprof_node::pipeline::{self, Day, RunOptions};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
@@ -118,16 +118,7 @@ fn parquet(path: &Path, rows: &[Row], dictionary_type: bool, dictionary_pages: b
 }
 
 fn run(path: &Path) -> pipeline::RunOutput {
-    let t = TransactionsSpec {
-        source: SourceSpec::new(path),
-        customer: "customer_id".into(),
-        date: "date".into(),
-        amount: "amount".into(),
-        channel: Some("channel".into()),
-        category: Some("category".into()),
-        date_parser: DateParser::Iso,
-    };
-    let mut spec = PipelineSpec::new(t, pipeline::dates::parse_iso_day("2026-06-30").unwrap());
+    let mut spec = common::transactions_spec(path, "2026-06-30");
     spec.start = Day::from_ymd(2000, 1, 1).unwrap();
     let key = Pseudonymizer::new(SecretKey32::from_bytes([3; 32]));
     let opts = RunOptions {

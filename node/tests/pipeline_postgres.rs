@@ -9,47 +9,20 @@
     reason = "test helpers outside #[test] functions fail the test by panicking"
 )]
 
+mod common;
+
 use std::fmt::Write as _;
 
 use fedprof_crypto::{Pseudonymizer, SecretKey32};
 use fedprof_node::pipeline::postgres::{self, PostgresConfig};
-use fedprof_node::pipeline::spec::{
-    CleaningConfig, CreditConfig, CreditSpec, CustomersConfig, CustomersSpec, FeaturesConfig,
-};
-use fedprof_node::pipeline::{
-    self, DateParser, PipelineSpec, RunOptions, SourceSpec, TransactionsSpec,
-};
+use fedprof_node::pipeline::spec::{CleaningConfig, CreditConfig, CreditSpec, FeaturesConfig};
+use fedprof_node::pipeline::{self, PipelineSpec, RunOptions, SourceSpec};
 use fedprof_synth::{Plan, Scenario};
 
 fn spec(path: &std::path::Path, as_of: &str, start: &str, max: &str) -> PipelineSpec {
-    let t = TransactionsSpec {
-        source: SourceSpec::new(path),
-        customer: "customer_id".into(),
-        date: "date".into(),
-        amount: "amount".into(),
-        channel: Some("channel".into()),
-        category: Some("category".into()),
-        date_parser: DateParser::Iso,
-    };
-    let mut s = PipelineSpec::new(t, pipeline::dates::parse_iso_day(as_of).unwrap());
+    let mut s = common::transactions_spec(path, as_of);
     let dir = path.parent().unwrap().join("branch-1");
-    let columns = CustomersConfig {
-        path: dir.join("customers.csv"),
-        id_column: "customer_id".into(),
-        birth_date_column: Some("birth_date".into()),
-        age_column: None,
-        gender_column: Some("gender".into()),
-        region_column: Some("region".into()),
-        income_band_column: Some("income_band".into()),
-        signup_date_column: Some("signup_date".into()),
-        date_format: None,
-        delimiter: ',',
-    };
-    s.customers = Some(CustomersSpec {
-        source: SourceSpec::new(dir.join("customers.csv")),
-        columns,
-        date_parser: DateParser::Iso,
-    });
+    s.customers = Some(common::customers_spec(&dir));
     let credit = CreditConfig {
         path: dir.join("credit.csv"),
         id_column: "customer_id".into(),

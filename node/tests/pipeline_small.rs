@@ -7,6 +7,8 @@
     reason = "test helpers outside #[test] functions fail the test by panicking"
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,8 +16,7 @@ use std::time::{Duration, Instant};
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
 use fedprof_crypto::{Pseudonymizer, SecretKey32};
 use fedprof_node::pipeline::{
-    self, DateParser, Day, PipelineError, PipelineSpec, RunOptions, SourceSpec, Stage,
-    TransactionsSpec, export,
+    self, DateParser, Day, PipelineError, PipelineSpec, RunOptions, Stage, export,
 };
 
 fn key() -> Pseudonymizer {
@@ -23,16 +24,7 @@ fn key() -> Pseudonymizer {
 }
 
 fn spec(path: &Path, as_of: &str) -> PipelineSpec {
-    let t = TransactionsSpec {
-        source: SourceSpec::new(path),
-        customer: "customer_id".into(),
-        date: "date".into(),
-        amount: "amount".into(),
-        channel: Some("channel".into()),
-        category: Some("category".into()),
-        date_parser: DateParser::Iso,
-    };
-    let mut s = PipelineSpec::new(t, pipeline::dates::parse_iso_day(as_of).unwrap());
+    let mut s = common::transactions_spec(path, as_of);
     s.start = Day::from_ymd(2000, 1, 1).unwrap();
     s
 }

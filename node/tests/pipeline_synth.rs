@@ -8,46 +8,19 @@
     reason = "test helpers outside #[test] functions fail the test by panicking"
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use fedprof_crypto::{Pseudonymizer, SecretKey32};
-use fedprof_node::pipeline::spec::{
-    CleaningConfig, CustomersConfig, CustomersSpec, FeaturesConfig,
-};
-use fedprof_node::pipeline::{
-    self, DateParser, PipelineSpec, RunOptions, SourceSpec, TransactionsSpec,
-};
+use fedprof_node::pipeline::spec::{CleaningConfig, FeaturesConfig};
+use fedprof_node::pipeline::{self, PipelineSpec, RunOptions};
 use fedprof_synth::{NodeManifest, Plan, Scenario};
 
 fn spec(dir: &Path, file: &str, m: &NodeManifest) -> PipelineSpec {
-    let t = TransactionsSpec {
-        source: SourceSpec::new(dir.join(file)),
-        customer: "customer_id".into(),
-        date: "date".into(),
-        amount: "amount".into(),
-        channel: Some("channel".into()),
-        category: Some("category".into()),
-        date_parser: DateParser::Iso,
-    };
-    let mut s = PipelineSpec::new(t, pipeline::dates::parse_iso_day(&m.as_of).unwrap());
-    let columns = CustomersConfig {
-        path: dir.join("customers.csv"),
-        id_column: "customer_id".into(),
-        birth_date_column: Some("birth_date".into()),
-        age_column: None,
-        gender_column: Some("gender".into()),
-        region_column: Some("region".into()),
-        income_band_column: Some("income_band".into()),
-        signup_date_column: Some("signup_date".into()),
-        date_format: None,
-        delimiter: ',',
-    };
-    s.customers = Some(CustomersSpec {
-        source: SourceSpec::new(dir.join("customers.csv")),
-        columns,
-        date_parser: DateParser::Iso,
-    });
+    let mut s = common::transactions_spec(&dir.join(file), &m.as_of);
+    s.customers = Some(common::customers_spec(dir));
     let cleaning = CleaningConfig {
         start: Some(m.start.clone()),
         max_amount: Some(m.max_amount.clone()),
