@@ -232,20 +232,20 @@ pub(crate) fn assemble(agg: &Aggregate, mut names: Vec<String>, cx: &Context<'_>
             .collect()
     };
     let demographics = cx.demographics.map(|demo| {
-        let get = |c: u32| demo.get(c as usize).cloned().unwrap_or_default();
-        let text = |f: &(dyn Fn(Demographics) -> Option<String> + Sync)| -> Vec<Option<String>> {
-            rows.par_iter().map(|(c, _)| f(get(*c))).collect()
+        let get = |c: u32| demo.get(c as usize);
+        let text = |f: &(dyn Fn(&Demographics) -> Option<String> + Sync)| -> Vec<Option<String>> {
+            rows.par_iter().map(|(c, _)| get(*c).and_then(f)).collect()
         };
         DemographicColumns {
             age_band: text(&|d| d.age.map(|a| age_band(a, cx.age_bands))),
-            gender: text(&|d| d.gender),
-            region: text(&|d| d.region),
-            income_band: text(&|d| d.income_band),
+            gender: text(&|d| d.gender.clone()),
+            region: text(&|d| d.region.clone()),
+            income_band: text(&|d| d.income_band.clone()),
             customer_since_days: rows
                 .par_iter()
                 .map(|(c, _)| {
                     get(*c)
-                        .signup
+                        .and_then(|d| d.signup)
                         .and_then(|s| u32::try_from(cx.as_of.days() - s.days()).ok())
                 })
                 .collect(),
