@@ -82,6 +82,11 @@ impl Table {
     /// Starts decoding on a thread of its own, one batch ahead, running `prep` on each batch
     /// there too. The receiver yields batches in order and ends after the last one or after
     /// the first error. Call once.
+    ///
+    /// A panic while decoding (a reader's bug on a malformed file) becomes the stream's last
+    /// item, an error naming the file and the rows read before it: the scan stops on it
+    /// rather than taking the closed channel for the end of the file and silently using the
+    /// rows read so far.
     pub(crate) fn start<P: Send + 'static>(
         &mut self,
         mut prep: impl FnMut(&RecordBatch) -> Result<P, PipelineError> + Send + 'static,
@@ -90,15 +95,25 @@ impl Table {
         let mapper = self.mapper.clone();
         if let Some(batches) = self.batches.take() {
             std::thread::spawn(move || {
-                for item in batches {
-                    let item = item
-                        .map_err(|e| mapper.error(e))
-                        .and_then(|b| prep(&b).map(|p| (b, p)));
-                    let failed = item.is_err();
-                    // A closed channel means the scan stopped: stop decoding.
-                    if tx.send(item).is_err() || failed {
-                        break;
+                let rows = AtomicU64::new(0);
+                let last = tx.clone();
+                let decode = std::panic::AssertUnwindSafe(|| {
+                    for item in batches {
+                        let item = item
+                            .map_err(|e| mapper.error(e))
+                            .and_then(|b| prep(&b).map(|p| (b, p)));
+                        let failed = item.is_err();
+                        if let Ok((b, _)) = &item {
+                            rows.fetch_add(b.num_rows() as u64, Relaxed);
+                        }
+                        // A closed channel means the scan stopped: stop decoding.
+                        if tx.send(item).is_err() || failed {
+                            break;
+                        }
                     }
+                });
+                if let Err(panic) = std::panic::catch_unwind(decode) {
+                    let _ = last.send(Err(mapper.stopped(rows.load(Relaxed), &*panic)));
                 }
             });
         }
@@ -107,6 +122,29 @@ impl Table {
 }
 
 impl Mapper {
+    /// The error for a reader that panicked after `rows` rows.
+    fn stopped(&self, rows: u64, panic: &(dyn std::any::Any + Send)) -> PipelineError {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        let message = format!(
+            "the reader failed after {rows} rows, so the file is probably malformed ({why}); \
+             no row of it was used"
+        );
+        match self.format {
+            FileFormat::Csv => PipelineError::Csv {
+                path: self.path.clone(),
+                message,
+            },
+            FileFormat::Parquet => PipelineError::Parquet {
+                path: self.path.clone(),
+                message,
+            },
+        }
+    }
+
     fn error(&self, e: ArrowError) -> PipelineError {
         if let Some(state) = &self.line_state
             && state.too_long.load(Relaxed)
@@ -139,8 +177,17 @@ fn strip_prefix(e: ArrowError) -> String {
     }
 }
 
-/// Adds what to do when a file uses a codec this build leaves out.
+/// Drops the parquet crate's own error prefixes (the message already says "cannot read
+/// Parquet") and adds what to do when a file uses a codec this build leaves out.
 fn codec_hint(message: String) -> String {
+    let mut rest = message.as_str();
+    while let Some(r) = ["Parquet error: ", "External: "]
+        .iter()
+        .find_map(|p| rest.strip_prefix(p))
+    {
+        rest = r;
+    }
+    let message = rest.to_owned();
     if message.contains("Disabled feature at compile time") {
         format!(
             "{message} (this build reads snappy, lz4, gzip and uncompressed Parquet: \
@@ -402,6 +449,36 @@ impl<R: Read> Read for LineLimit<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader that panics part-way (here the per-batch work, on the second batch) ends the
+    /// stream with an error naming the file and the rows read, not with a quiet end of file.
+    #[test]
+    fn a_panicking_reader_is_an_error_not_the_end_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut body = String::from("id,amount\n");
+        for i in 0..BATCH_ROWS + 10 {
+            body.push_str(&format!("c{i},1.00\n"));
+        }
+        std::fs::write(&path, body).unwrap();
+        let mut table = open(&SourceSpec::new(&path), &[]).unwrap();
+        let mut calls = 0;
+        let rx = table.start(move |b| {
+            calls += 1;
+            assert!(calls < 2, "a reader bug");
+            Ok(b.num_rows())
+        });
+        let items: Vec<_> = rx.iter().collect();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].as_ref().map(|(_, n)| *n).ok(), Some(BATCH_ROWS));
+        let e = items[1].as_ref().err().unwrap().to_string();
+        assert!(e.contains("t.csv"), "{e}");
+        assert!(
+            e.contains(&format!("failed after {BATCH_ROWS} rows")),
+            "{e}"
+        );
+        assert!(e.contains("a reader bug"), "{e}");
+    }
 
     #[test]
     fn line_limit_counts_lines_and_stops_long_ones() {
