@@ -116,7 +116,8 @@ enum Field {
 /// A row's checks up to interning: its day offset and amount, or why it is quarantined.
 type Verdict = Result<(u16, i64), (Reason, Field)>;
 
-/// The row checks that need no shared state, run on the decoding thread.
+/// The row checks that need no state shared with the scan, run on the checking thread
+/// (`Table::start`'s second stage).
 #[derive(Debug, Clone)]
 struct Checks {
     path: std::path::PathBuf,
@@ -130,7 +131,7 @@ struct Checks {
     category: Option<usize>,
 }
 
-/// What the decoding thread prepares for each row of a batch.
+/// What the checking thread prepares for each row of a batch.
 #[derive(Debug)]
 struct Prepared {
     fp: Vec<u64>,
@@ -141,7 +142,7 @@ struct Prepared {
     category: Vec<u8>,
 }
 
-/// The decoding thread's own state: channel and category levels (shared with the scan only
+/// The checking thread's own state: channel and category levels (shared with the scan only
 /// at the end). Ids are hashed in registers ([`simple_id_hash`]): no copy of an id to wipe.
 #[derive(Debug, Default)]
 struct WorkerState {
@@ -251,8 +252,8 @@ impl Checks {
 /// ([`Interner::warm`]).
 const WARM_ROWS: usize = 256;
 
-/// Scans the transactions table. Decoding, fingerprints and the per-row checks run on the
-/// reader's thread; interning, levels and quarantine writes on this one.
+/// Scans the transactions table. Decoding runs on one thread, fingerprints, the per-row checks
+/// and levels on another (`Table::start`); interning and quarantine writes on this one.
 pub(crate) fn scan_transactions(
     spec: &PipelineSpec,
     ids: &mut Interner,
@@ -355,7 +356,8 @@ pub(crate) fn scan_transactions(
             p("transactions", base, table.rows_hint);
         }
     }
-    // The decoding thread has ended (the channel is closed): its levels are final.
+    // The checking thread has ended (the channel closes when it drops its sender, after its
+    // last batch): its levels are final.
     if let Ok(mut l) = levels.lock() {
         (out.channels, out.categories) = std::mem::take(&mut *l);
     }

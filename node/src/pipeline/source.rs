@@ -6,16 +6,16 @@
 //! physical line passes `max_line_bytes`, so a 2 GB line costs at most that many bytes of
 //! memory and reading, never the whole line.
 //!
-//! Decoding runs on its own thread, one batch ahead of the scan (a bounded channel of two),
-//! together with the per-batch work that needs no shared state (fingerprints, row checks), so
-//! decoding and scanning overlap on two cores.
+//! Decoding runs on a thread of its own and the per-batch work that needs no state shared with
+//! the scan (fingerprints, row checks, id hashes) on another, each one batch ahead of the next
+//! stage (bounded channels of two), so that decoding, checking and the scan overlap.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
@@ -79,45 +79,83 @@ impl Table {
             })
     }
 
-    /// Starts decoding on a thread of its own, one batch ahead, running `prep` on each batch
-    /// there too. The receiver yields batches in order and ends after the last one or after
-    /// the first error. Call once.
+    /// Starts reading on two threads of their own: one decodes batches, the other runs `prep`
+    /// on each (row checks, hashes), each one batch ahead of the next stage (bounded channels
+    /// of two), so that decoding, checking and the caller's scan overlap. The receiver yields
+    /// batches in order and ends after the last one or after the first error. Call once.
     ///
-    /// A panic while decoding (a reader's bug on a malformed file) becomes the stream's last
-    /// item, an error naming the file and the rows read before it: the scan stops on it
-    /// rather than taking the closed channel for the end of the file and silently using the
-    /// rows read so far.
+    /// A panic in either stage (a reader's bug on a malformed file, or ours) becomes the
+    /// stream's last item, an error naming the file and the rows read before it: the scan stops
+    /// on it rather than taking the closed channel for the end of the file and silently using
+    /// the rows read so far.
     pub(crate) fn start<P: Send + 'static>(
         &mut self,
         mut prep: impl FnMut(&RecordBatch) -> Result<P, PipelineError> + Send + 'static,
     ) -> Receiver<Result<(RecordBatch, P), PipelineError>> {
         let (tx, rx) = sync_channel(2);
+        let Some(batches) = self.batches.take() else {
+            return rx;
+        };
+        let (decoded_tx, decoded) = sync_channel(2);
         let mapper = self.mapper.clone();
-        if let Some(batches) = self.batches.take() {
-            std::thread::spawn(move || {
-                let rows = AtomicU64::new(0);
-                let last = tx.clone();
-                let decode = std::panic::AssertUnwindSafe(|| {
-                    for item in batches {
-                        let item = item
-                            .map_err(|e| mapper.error(e))
-                            .and_then(|b| prep(&b).map(|p| (b, p)));
-                        let failed = item.is_err();
-                        if let Ok((b, _)) = &item {
-                            rows.fetch_add(b.num_rows() as u64, Relaxed);
-                        }
-                        // A closed channel means the scan stopped: stop decoding.
-                        if tx.send(item).is_err() || failed {
-                            break;
-                        }
-                    }
-                });
-                if let Err(panic) = std::panic::catch_unwind(decode) {
-                    let _ = last.send(Err(mapper.stopped(rows.load(Relaxed), &*panic)));
+        stage(self.mapper.clone(), decoded_tx, move |send| {
+            for item in batches {
+                if !send(item.map_err(|e| mapper.error(e))) {
+                    break;
                 }
-            });
-        }
+            }
+        });
+        stage(self.mapper.clone(), tx, move |send| {
+            for item in decoded {
+                let item = item.and_then(|b: RecordBatch| prep(&b).map(|p| (b, p)));
+                if !send(item) {
+                    break;
+                }
+            }
+        });
         rx
+    }
+}
+
+/// Runs one stage of reading on a thread of its own. `work` hands each item to `send`, which
+/// says whether to go on (not after an error, nor once the receiver is gone). A panic in `work`
+/// is sent as a last error item.
+fn stage<T: Send + 'static>(
+    mapper: Mapper,
+    out: SyncSender<Result<T, PipelineError>>,
+    work: impl FnOnce(&mut dyn FnMut(Result<T, PipelineError>) -> bool) + Send + 'static,
+) where
+    Result<T, PipelineError>: Rows,
+{
+    std::thread::spawn(move || {
+        let mut rows = 0u64;
+        let run = std::panic::AssertUnwindSafe(|| {
+            work(&mut |item: Result<T, PipelineError>| {
+                let failed = item.is_err();
+                rows += item.rows();
+                out.send(item).is_ok() && !failed
+            });
+        });
+        if let Err(panic) = std::panic::catch_unwind(run) {
+            let _ = out.send(Err(mapper.stopped(rows, &*panic)));
+        }
+    });
+}
+
+/// Rows in a stage's item, for the message when a later batch fails.
+trait Rows {
+    fn rows(&self) -> u64;
+}
+
+impl Rows for Result<RecordBatch, PipelineError> {
+    fn rows(&self) -> u64 {
+        self.as_ref().map_or(0, |b| b.num_rows() as u64)
+    }
+}
+
+impl<P> Rows for Result<(RecordBatch, P), PipelineError> {
+    fn rows(&self) -> u64 {
+        self.as_ref().map_or(0, |(b, _)| b.num_rows() as u64)
     }
 }
 
@@ -380,7 +418,7 @@ fn open_csv(spec: &SourceSpec, file: File) -> Result<Table, PipelineError> {
     })
 }
 
-/// Written only by the decoding thread's reader; read after it reports an error.
+/// Written only by the decoding stage's reader; read after it reports an error.
 #[derive(Debug)]
 struct LineState {
     /// 1-based physical line being read.
@@ -413,25 +451,22 @@ impl<R: Read> Read for LineLimit<R> {
         let n = self.inner.read(buf)?;
         let s = &self.state;
         let (mut run, mut line) = (s.run.load(Relaxed), s.line.load(Relaxed));
-        let mut rest = buf.get(..n).unwrap_or_default();
-        let too_long;
-        loop {
-            match rest.iter().position(|&b| b == b'\n') {
-                Some(pos) if run + pos as u64 <= s.limit => {
-                    line += 1;
-                    run = 0;
-                    rest = &rest[pos + 1..];
-                }
-                Some(_) => {
-                    too_long = true;
-                    break;
-                }
-                None => {
-                    run += rest.len() as u64;
-                    too_long = run > s.limit;
-                    break;
-                }
+        let data = buf.get(..n).unwrap_or_default();
+        // `start`: where the current line began in `data` (its first `run` bytes came before).
+        let mut start = 0usize;
+        let mut too_long = false;
+        for pos in memchr::memchr_iter(b'\n', data) {
+            if run + (pos - start) as u64 > s.limit {
+                too_long = true;
+                break;
             }
+            line += 1;
+            run = 0;
+            start = pos + 1;
+        }
+        if !too_long {
+            run += (data.len() - start) as u64;
+            too_long = run > s.limit;
         }
         s.line.store(line, Relaxed);
         s.run.store(run, Relaxed);
