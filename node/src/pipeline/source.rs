@@ -282,7 +282,33 @@ fn open_parquet(path: &Path, file: File, categorical: &[&str]) -> Result<Table, 
         path: path.to_owned(),
         message: codec_hint(e.to_string()),
     };
-    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(perr)?;
+    // The footer is decoded under catch_unwind: a reader's bug on a damaged file must be an
+    // error naming the file, not a crash. The Arrow schema a writer may embed there is only a
+    // type hint (it restores e.g. second-resolution timestamps, which Parquet has no type for),
+    // and its flatbuffer decoder panics on some malformed bytes (found by fuzz/ingest_file:
+    // "Date type with unit of <UNKNOWN 4>"): then the file is read by its Parquet schema
+    // alone, and a column that loses its type there is refused by name like any other.
+    let load = |skip_arrow_schema: bool| {
+        let options = ArrowReaderOptions::new().with_skip_arrow_metadata(skip_arrow_schema);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ArrowReaderMetadata::load(&file, options)
+        }))
+    };
+    let meta = match load(false) {
+        Ok(meta) => meta,
+        Err(_) => {
+            tracing::warn!(
+                file = %path.display(),
+                "the Parquet footer's embedded Arrow schema is malformed; reading by the Parquet schema"
+            );
+            load(true)
+        }
+        .map_err(|_| PipelineError::Parquet {
+            path: path.to_owned(),
+            message: "the footer is malformed (the reader failed on it)".into(),
+        })?,
+    }
+    .map_err(perr)?;
     let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     let mut changed = false;
     let fields: Vec<Field> = meta
