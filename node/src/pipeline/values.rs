@@ -481,18 +481,17 @@ pub(crate) fn fingerprint_column(a: &ArrayRef, fp: &mut [u64]) {
         && let Some(values) = d.values().as_string_opt::<i32>()
     {
         let keys = d.keys();
+        // A null key or a null value is a null row, as in a plain column.
+        let digest = |k: usize| (!values.is_null(k)).then(|| text_digest(values.value(k)));
         // Digests of the distinct values once, unless the dictionary is larger than the slice.
-        let table: Option<Vec<u64>> = (values.len() <= fp.len()).then(|| {
-            (0..values.len())
-                .map(|k| text_digest(values.value(k)))
-                .collect()
-        });
+        let table: Option<Vec<Option<u64>>> =
+            (values.len() <= fp.len()).then(|| (0..values.len()).map(digest).collect());
         for (i, f) in fp.iter_mut().enumerate() {
-            let digest = dict_key(keys, values, i).map(|k| match &table {
-                Some(t) => t[k],
-                None => text_digest(values.value(k)),
+            let d = dict_key(keys, values, i).and_then(|k| match &table {
+                Some(t) => t.get(k).copied().flatten(),
+                None => digest(k),
             });
-            fold(f, digest);
+            fold(f, d);
         }
         return;
     }
@@ -590,7 +589,24 @@ mod tests {
                 vec![Some(2), None, Some(4), Some(1), Some(3), Some(0)],
             ),
         ];
-        for d in layouts {
+        // A null *value* (not key) reads as a null row too.
+        let null_value: ArrayRef = Arc::new(DictionaryArray::new(
+            PrimitiveArray::<Int32Type>::from(vec![0, 1, 2, 3, 0, 4]),
+            Arc::new(StringArray::from(vec![
+                Some("web"),
+                None,
+                Some(""),
+                Some("store"),
+                Some(" web"),
+            ])),
+        ));
+        assert_eq!(fold(null_value.clone()), plain);
+        let layouts = [
+            (layouts[0].clone(), true),
+            (layouts[1].clone(), true),
+            (null_value, false),
+        ];
+        for (d, null_key) in layouts {
             assert_eq!(fold(d.clone()), plain);
             let c = Column::new(&d, Path::new("t"), "channel").unwrap();
             let texts: Vec<Option<String>> = (0..rows.len())
@@ -608,7 +624,7 @@ mod tests {
                 ]
                 .map(|t| t.map(str::to_owned))
             );
-            assert_eq!(c.key(1), None, "a null row has no key");
+            assert_eq!(c.key(1).is_none(), null_key, "a null key is no key");
         }
         assert_ne!(
             plain[0], plain[5],
