@@ -302,7 +302,7 @@ pub(crate) fn scan_transactions(
     let mut worker = WorkerState::default();
     let levels = std::sync::Arc::clone(&worker.levels);
     let batches = table.start(move |b| checks.prepare(b, &mut worker));
-    while let Ok(batch) = batches.recv() {
+    while let Some(batch) = batches.recv() {
         let (batch, p) = batch?;
         let cust = Column::new(batch.column(ci), &table.path, &t.customer)?;
         for (i, verdict) in p.verdicts.iter().enumerate() {
@@ -356,8 +356,8 @@ pub(crate) fn scan_transactions(
             p("transactions", base, table.rows_hint);
         }
     }
-    // The checking thread has ended (the channel closes when it drops its sender, after its
-    // last batch): its levels are final.
+    // Waits for the reading threads: the checking stage's levels are final.
+    drop(batches);
     if let Ok(mut l) = levels.lock() {
         (out.channels, out.categories) = std::mem::take(&mut *l);
     }
@@ -413,7 +413,7 @@ pub(crate) fn scan_customers(
     let mut base = 0u64;
     let norm = |v: Option<std::borrow::Cow<'_, str>>| v.map(|s| s.trim().to_lowercase());
     let batches = table.start(|b| Ok(fingerprints(b)));
-    while let Ok(batch) = batches.recv() {
+    while let Some(batch) = batches.recv() {
         let (batch, fp) = batch?;
         let path = table.path.clone();
         let view = |i: Option<usize>, name: &str| {
@@ -559,7 +559,7 @@ pub(crate) fn scan_credit(
     let mut seen: std::collections::HashSet<(u32, u64)> = std::collections::HashSet::new();
     let mut base = 0u64;
     let batches = table.start(|b| Ok(fingerprints(b)));
-    while let Ok(batch) = batches.recv() {
+    while let Some(batch) = batches.recv() {
         let (batch, fp) = batch?;
         let v: Vec<Column> = idx
             .iter()

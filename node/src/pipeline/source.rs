@@ -91,21 +91,24 @@ impl Table {
     pub(crate) fn start<P: Send + 'static>(
         &mut self,
         mut prep: impl FnMut(&RecordBatch) -> Result<P, PipelineError> + Send + 'static,
-    ) -> Receiver<Result<(RecordBatch, P), PipelineError>> {
+    ) -> Reading<P> {
         let (tx, rx) = sync_channel(2);
         let Some(batches) = self.batches.take() else {
-            return rx;
+            return Reading {
+                rx: Some(rx),
+                threads: Vec::new(),
+            };
         };
         let (decoded_tx, decoded) = sync_channel(2);
         let mapper = self.mapper.clone();
-        stage(self.mapper.clone(), decoded_tx, move |send| {
+        let decoding = stage(self.mapper.clone(), decoded_tx, move |send| {
             for item in batches {
                 if !send(item.map_err(|e| mapper.error(e))) {
                     break;
                 }
             }
         });
-        stage(self.mapper.clone(), tx, move |send| {
+        let checking = stage(self.mapper.clone(), tx, move |send| {
             for item in decoded {
                 let item = item.and_then(|b: RecordBatch| prep(&b).map(|p| (b, p)));
                 if !send(item) {
@@ -113,7 +116,38 @@ impl Table {
                 }
             }
         });
-        rx
+        Reading {
+            rx: Some(rx),
+            threads: vec![checking, decoding],
+        }
+    }
+}
+
+/// A table being read ([`Table::start`]): its batches in order, each with what `prep` made of
+/// it. Dropping it stops the reading threads and waits for them, so that no thread outlives the
+/// read and whatever the checking stage owned (its levels) is released by the time the caller
+/// goes on.
+pub(crate) struct Reading<P> {
+    rx: Option<Receiver<Result<(RecordBatch, P), PipelineError>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl<P> Reading<P> {
+    /// The next batch; `None` after the last one (an error is the last item when there is one).
+    pub(crate) fn recv(&self) -> Option<Result<(RecordBatch, P), PipelineError>> {
+        self.rx.as_ref()?.recv().ok()
+    }
+}
+
+impl<P> Drop for Reading<P> {
+    fn drop(&mut self) {
+        // Closing the channel makes a stage blocked on sending stop at once; one busy decoding
+        // a batch stops after it.
+        drop(self.rx.take());
+        for thread in self.threads.drain(..) {
+            // A stage's panic was caught and sent as an error item; there is nothing to join.
+            let _ = thread.join();
+        }
     }
 }
 
@@ -124,7 +158,8 @@ fn stage<T: Send + 'static>(
     mapper: Mapper,
     out: SyncSender<Result<T, PipelineError>>,
     work: impl FnOnce(&mut dyn FnMut(Result<T, PipelineError>) -> bool) + Send + 'static,
-) where
+) -> std::thread::JoinHandle<()>
+where
     Result<T, PipelineError>: Rows,
 {
     std::thread::spawn(move || {
@@ -139,7 +174,7 @@ fn stage<T: Send + 'static>(
         if let Err(panic) = std::panic::catch_unwind(run) {
             let _ = out.send(Err(mapper.stopped(rows, &*panic)));
         }
-    });
+    })
 }
 
 /// Rows in a stage's item, for the message when a later batch fails.
@@ -529,7 +564,7 @@ mod tests {
             assert!(calls < 2, "a reader bug");
             Ok(b.num_rows())
         });
-        let items: Vec<_> = rx.iter().collect();
+        let items: Vec<_> = std::iter::from_fn(|| rx.recv()).collect();
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].as_ref().map(|(_, n)| *n).ok(), Some(BATCH_ROWS));
         let e = items[1].as_ref().err().unwrap().to_string();
