@@ -358,9 +358,14 @@ pub(crate) fn scan_transactions(
     }
     // Waits for the reading threads: the checking stage's levels are final.
     drop(batches);
-    if let Ok(mut l) = levels.lock() {
-        (out.channels, out.categories) = std::mem::take(&mut *l);
-    }
+    // A poisoned lock means the checking stage panicked, which ends the batches with an error
+    // before this point; were it ever reached, the levels would be missing, so it is an error.
+    let mut l = levels.lock().map_err(|_| PipelineError::Columns {
+        path: table.path.clone(),
+        problem: "internal error: the checking thread stopped while mapping levels".into(),
+    })?;
+    (out.channels, out.categories) = std::mem::take(&mut *l);
+    drop(l);
     Ok(out)
 }
 
