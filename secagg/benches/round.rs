@@ -3,8 +3,9 @@
 //!
 //! - `prg`: mask expansion throughput, ChaCha20 into `Z_2^64` (`fedprof_crypto::expand_into`,
 //!   and `MaskStreams` folding three streams into wire bytes in one pass).
-//! - `round`: a whole in-process round (all nodes and the coordinator in this thread, messages
-//!   encoded with postcard to count bytes), for n in {10, 100, 1000} and d in {1k, 100k, 1M}:
+//! - `round`: a whole in-process round (the nodes and the coordinator one after another in this
+//!   thread; mask streams longer than 8,192 elements are folded on the rayon pool, as in
+//!   production; messages encoded with postcard to count bytes), for n in {10, 100, 1000} and d in {1k, 100k, 1M}:
 //!   node compute per node, coordinator compute, wall time of the round, and bytes each node
 //!   sends relative to its plain vector (8d bytes).
 //!
@@ -123,7 +124,9 @@ fn graph_for(n: usize) -> GraphSpec {
 }
 
 fn rounds() {
-    println!("## Full round in one process (one core), no dropouts, best of 3 (1 for the largest)");
+    println!(
+        "## Full round in one process (parties one after another; long mask streams folded on the rayon pool), no dropouts, best of 3 (1 for the largest)"
+    );
     println!();
     println!(
         "| n | d | graph | node compute / node | coordinator compute | round wall | sent / node | sent / 8d | received / node |"
