@@ -7,6 +7,15 @@ use fedprof::cli::{Cli, run};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // A dependency's panic that the pipeline catches on purpose (a reader's bug on a damaged
+    // file) becomes an error naming the file, or a logged fallback: its panic message would
+    // only alarm before a run that goes on. Every other panic is reported as usual.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !fedprof_node::pipeline::catching_panics() {
+            report(info);
+        }
+    }));
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(cli.command.default_log_level()));

@@ -249,3 +249,37 @@ fn bad_input_fails_with_file_and_no_panic() {
         "{help}"
     );
 }
+
+/// A Parquet file whose footer carries a damaged embedded Arrow schema (found by fuzzing; the
+/// arrow-ipc decoder panics on it): the command reads the file by its Parquet schema, says so in
+/// a warning, and prints no panic message.
+#[test]
+fn a_damaged_arrow_schema_is_a_warning_not_a_panic_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("node/tests/data/bad-arrow-schema.parquet");
+    let out_file = dir.path().join("f.csv");
+    let o = fedprof(&[
+        "features",
+        "--transactions",
+        s(&file),
+        "--customer-col",
+        "customer_id",
+        "--date-col",
+        "date",
+        "--amount-col",
+        "amount",
+        "--as-of",
+        "2026-06-30",
+        "--out",
+        s(&out_file),
+    ]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("51 rows in"), "{out}");
+    assert!(err.contains("embedded Arrow schema is malformed"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -41,6 +41,7 @@ pub use error::PipelineError;
 pub use features::{FeatureTable, Stage};
 pub use ingest::{MAX_LEVELS, ProgressFn};
 pub use quality::{QualityReport, Reason};
+pub use source::catching_panics;
 pub use spec::{FileFormat, PipelineSpec, SourceSpec, TransactionsSpec};
 
 use quality::Quarantine;

@@ -151,6 +151,27 @@ impl<P> Drop for Reading<P> {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs code whose panics the pipeline catches on purpose.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the current thread is inside code whose panics the pipeline catches and turns into
+/// an error or a fallback (a reader's bug on a damaged file). A program's panic hook can stay
+/// quiet then: the error or the log says what happened, and a panic message before a
+/// successful run would only alarm.
+pub fn catching_panics() -> bool {
+    CATCHING.with(std::cell::Cell::get)
+}
+
+/// Runs `f`, catching a panic in it (see [`catching_panics`]).
+fn catching<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    let before = CATCHING.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(before));
+    result
+}
+
 /// Runs one stage of reading on a thread of its own. `work` hands each item to `send`, which
 /// says whether to go on (not after an error, nor once the receiver is gone). A panic in `work`
 /// is sent as a last error item.
@@ -164,14 +185,14 @@ where
 {
     std::thread::spawn(move || {
         let mut rows = 0u64;
-        let run = std::panic::AssertUnwindSafe(|| {
+        let run = || {
             work(&mut |item: Result<T, PipelineError>| {
                 let failed = item.is_err();
                 rows += item.rows();
                 out.send(item).is_ok() && !failed
             });
-        });
-        if let Err(panic) = std::panic::catch_unwind(run) {
+        };
+        if let Err(panic) = catching(run) {
             let _ = out.send(Err(mapper.stopped(rows, &*panic)));
         }
     })
@@ -325,9 +346,7 @@ fn open_parquet(path: &Path, file: File, categorical: &[&str]) -> Result<Table, 
     // alone, and a column that loses its type there is refused by name like any other.
     let load = |skip_arrow_schema: bool| {
         let options = ArrowReaderOptions::new().with_skip_arrow_metadata(skip_arrow_schema);
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            ArrowReaderMetadata::load(&file, options)
-        }))
+        catching(|| ArrowReaderMetadata::load(&file, options))
     };
     let meta = match load(false) {
         Ok(meta) => meta,
