@@ -7,10 +7,12 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow_array::types::{Decimal128Type, validate_decimal_precision_and_scale};
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Decimal128Array, Float64Array, RecordBatch, StringArray,
-    UInt32Array, UInt64Array,
+    ArrayRef, BooleanArray, Decimal128Array, Float64Array, RecordBatch, StringArray, UInt32Array,
+    UInt64Array,
 };
+use arrow_schema::DataType;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::compute_leaves;
 use parquet::basic::Compression;
@@ -177,13 +179,13 @@ pub fn to_record_batch(t: &FeatureTable) -> Result<RecordBatch, PipelineError> {
     };
     let u32s = |v: &'_ [u32]| -> ArrayRef { Arc::new(UInt32Array::from(v.to_vec())) };
     let f64s = |v: &'_ [f64]| -> ArrayRef { Arc::new(Float64Array::from(v.to_vec())) };
-    let money = Decimal128Array::from(Vec::<i128>::new())
-        .with_precision_and_scale(38, t.decimals as i8)
-        .map_err(|e| PipelineError::Parquet {
+    let scale = t.decimals as i8;
+    validate_decimal_precision_and_scale::<Decimal128Type>(38, scale).map_err(|e| {
+        PipelineError::Parquet {
             path: "features".into(),
             message: e.to_string(),
-        })?;
-    let money_type = money.data_type().clone();
+        }
+    })?;
     let mut cols: Vec<Build<'_>> = vec![
         Box::new(|| strs(&t.customer)),
         Box::new(|| Arc::new(UInt64Array::from(t.txn_count.clone()))),
@@ -193,10 +195,9 @@ pub fn to_record_batch(t: &FeatureTable) -> Result<RecordBatch, PipelineError> {
         Box::new(|| u32s(&t.tenure_days)),
         Box::new(|| u32s(&t.days_since_last)),
         Box::new(move || {
-            // Precision and scale were checked on the empty array above.
-            Arc::new(
-                Decimal128Array::from(t.monetary_total.clone()).with_data_type(money_type.clone()),
-            )
+            // Precision and scale were validated above.
+            let money = DataType::Decimal128(38, scale);
+            Arc::new(Decimal128Array::from(t.monetary_total.clone()).with_data_type(money))
         }),
         Box::new(|| f64s(&t.monetary_mean_repeat)),
         Box::new(|| f64s(&t.avg_ticket)),
