@@ -200,9 +200,6 @@ pub(crate) fn assemble(agg: &Aggregate, mut names: Vec<String>, cx: &Context<'_>
         .collect();
     let scale = 10f64.powi(i32::from(cx.decimals));
     let as_of = cx.as_of.days() - cx.start.days();
-    let column = |f: &(dyn Fn(u32, &Behaviour) -> u32 + Sync)| -> Vec<u32> {
-        rows.par_iter().map(|(c, b)| f(*c, b)).collect()
-    };
     let frequency = |b: &Behaviour| b.purchase_days.saturating_sub(1);
     let tenure = |b: &Behaviour| u32::try_from(as_of - i32::from(b.first_day)).unwrap_or(0);
     let since_last = |b: &Behaviour| u32::try_from(as_of - i32::from(b.last_day)).unwrap_or(0);
@@ -222,79 +219,62 @@ pub(crate) fn assemble(agg: &Aggregate, mut names: Vec<String>, cx: &Context<'_>
         order
             .par_iter()
             .map(|l| {
-                rows.par_iter()
-                    .map(|(c, b)| {
-                        let n = counts.get(*c as usize * stride + l).copied().unwrap_or(0);
-                        f64::from(n) / b.txn_count as f64
-                    })
-                    .collect()
+                column(&rows, |c, b| {
+                    let n = counts.get(c as usize * stride + l).copied().unwrap_or(0);
+                    f64::from(n) / b.txn_count as f64
+                })
             })
             .collect()
     };
     let demographics = cx.demographics.map(|demo| {
         let get = |c: u32| demo.get(c as usize);
         let text = |f: &(dyn Fn(&Demographics) -> Option<String> + Sync)| -> Vec<Option<String>> {
-            rows.par_iter().map(|(c, _)| get(*c).and_then(f)).collect()
+            column(&rows, |c, _| get(c).and_then(f))
         };
         DemographicColumns {
             age_band: text(&|d| d.age.map(|a| age_band(a, cx.age_bands))),
             gender: text(&|d| d.gender.clone()),
             region: text(&|d| d.region.clone()),
             income_band: text(&|d| d.income_band.clone()),
-            customer_since_days: rows
-                .par_iter()
-                .map(|(c, _)| {
-                    get(*c)
-                        .and_then(|d| d.signup)
-                        .and_then(|s| u32::try_from(cx.as_of.days() - s.days()).ok())
-                })
-                .collect(),
+            customer_since_days: column(&rows, |c, _| {
+                get(c)
+                    .and_then(|d| d.signup)
+                    .and_then(|s| u32::try_from(cx.as_of.days() - s.days()).ok())
+            }),
         }
     });
     let credit = cx.credit.map(|credit| {
-        let of = |c: &u32| credit.get(c);
+        let of = |c: u32| credit.get(&c);
         CreditColumns {
-            utilization: rows
-                .par_iter()
-                .map(|(c, _)| {
-                    of(c).and_then(|k| (k.limit > 0).then(|| k.balance as f64 / k.limit as f64))
-                })
-                .collect(),
-            delinquency_bucket: rows
-                .par_iter()
-                .map(|(c, _)| of(c).map(|k| delinquency_bucket(k.max_days_past_due)))
-                .collect(),
-            default_flag: rows
-                .par_iter()
-                .map(|(c, _)| of(c).map(|k| k.default))
-                .collect(),
+            utilization: column(&rows, |c, _| {
+                of(c).and_then(|k| (k.limit > 0).then(|| k.balance as f64 / k.limit as f64))
+            }),
+            delinquency_bucket: column(&rows, |c, _| {
+                of(c).map(|k| delinquency_bucket(k.max_days_past_due))
+            }),
+            default_flag: column(&rows, |c, _| of(c).map(|k| k.default)),
         }
     });
     FeatureTable {
         decimals: cx.decimals,
         customer,
-        txn_count: rows.par_iter().map(|(_, b)| b.txn_count).collect(),
-        purchase_days: column(&|_, b| b.purchase_days),
-        frequency: column(&|_, b| frequency(b)),
-        recency_days: column(&|_, b| u32::from(b.last_day - b.first_day)),
-        tenure_days: column(&|_, b| tenure(b)),
-        days_since_last: column(&|_, b| since_last(b)),
-        monetary_total: rows.par_iter().map(|(_, b)| b.total).collect(),
-        monetary_mean_repeat: rows
-            .par_iter()
-            .map(|(_, b)| match frequency(b) {
-                0 => 0.0,
-                f => (b.total - b.first_day_total) as f64 / f64::from(f) / scale,
-            })
-            .collect(),
-        avg_ticket: rows
-            .par_iter()
-            .map(|(_, b)| b.total as f64 / b.txn_count.max(1) as f64 / scale)
-            .collect(),
-        lifecycle_stage: rows
-            .par_iter()
-            .map(|(_, b)| Stage::of(tenure(b), since_last(b), cx.lifecycle))
-            .collect(),
+        txn_count: column(&rows, |_, b| b.txn_count),
+        purchase_days: column(&rows, |_, b| b.purchase_days),
+        frequency: column(&rows, |_, b| frequency(b)),
+        recency_days: column(&rows, |_, b| u32::from(b.last_day - b.first_day)),
+        tenure_days: column(&rows, |_, b| tenure(b)),
+        days_since_last: column(&rows, |_, b| since_last(b)),
+        monetary_total: column(&rows, |_, b| b.total),
+        monetary_mean_repeat: column(&rows, |_, b| match frequency(b) {
+            0 => 0.0,
+            f => (b.total - b.first_day_total) as f64 / f64::from(f) / scale,
+        }),
+        avg_ticket: column(&rows, |_, b| {
+            b.total as f64 / b.txn_count.max(1) as f64 / scale
+        }),
+        lifecycle_stage: column(&rows, |_, b| {
+            Stage::of(tenure(b), since_last(b), cx.lifecycle)
+        }),
         channel_shares: shares(&ch_order, &agg.channel_counts),
         category_shares: shares(&ca_order, &agg.category_counts),
         channel_names,
@@ -302,6 +282,12 @@ pub(crate) fn assemble(agg: &Aggregate, mut names: Vec<String>, cx: &Context<'_>
         demographics,
         credit,
     }
+}
+
+/// One column of the table: `f(customer index, behaviour)` for every row, in row order, on the
+/// rayon pool.
+fn column<T: Send>(rows: &[(u32, Behaviour)], f: impl Fn(u32, &Behaviour) -> T + Sync) -> Vec<T> {
+    rows.par_iter().map(|(c, b)| f(*c, b)).collect()
 }
 
 #[cfg(test)]
