@@ -129,7 +129,7 @@ fn setup() -> Setup {
             .iter()
             .map(|i| {
                 stores[*i]
-                    .prepare_release(release, gaussian(), || vec![job, 7])
+                    .prepare_release(release, gaussian(), [7; 32], || vec![job, 7])
                     .unwrap()
                     .entry()
                     .clone()

@@ -2,9 +2,11 @@
 //! [`LABEL_PREFIX`] and a purpose label, so that a value made for one purpose (or one protocol
 //! version) is never accepted for another.
 
-/// The label prefix: `fedprof/<protocol version>`. The secure-aggregation crate pins it to
-/// `fedprof_protocol::PROTOCOL_VERSION` in a test (this crate does not depend on the protocol
-/// crate). Changing the protocol version changes every signature, key and mask derived here.
+/// The label prefix: `fedprof/<crypto label version>`. It is versioned apart from the wire
+/// protocol (`fedprof_protocol::PROTOCOL_VERSION`, 2 since the release binding was added to
+/// round announcements): it changes when a construction here changes, and changing it
+/// changes every signature, key and mask derived here. A test in the secure-aggregation
+/// crate pins both.
 pub const LABEL_PREFIX: &str = "fedprof/1";
 
 /// Longest purpose label accepted by [`framed`] (labels are compile-time constants in practice).

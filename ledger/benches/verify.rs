@@ -88,7 +88,7 @@ fn build(nodes: &[&str], debits: u64, record: bool) -> (Vec<String>, String) {
     let e = coord.plan_policy(policy, &ck);
     coord.commit(&e, &ring).unwrap();
     let mut coord_text = e.to_line() + "\n";
-    let digest = vector_digest(&[1, 2, 3]);
+    let digest = vector_digest(&fedprof_ledger::Digest::from_bytes([9; 32]), &[1, 2, 3]);
     for i in 0..debits {
         let mut receipts = Vec::new();
         for (b, k, text) in &mut books {

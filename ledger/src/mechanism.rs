@@ -81,13 +81,22 @@ pub enum MechanismRecord {
     FeatureQuery(QueryRecord),
 }
 
-/// Parameters of [`MechanismRecord::FeatureQuery`]: what the release was for and everything
-/// its loss depends on. Private fields: a value always describes a valid release.
+/// Parameters of [`MechanismRecord::FeatureQuery`]: the canonical query that ran and the
+/// release parameters, everything its loss depends on. The auditor recomputes the shape
+/// (`fedprof_privacy::query::QueryShape::of`) from the query itself, so a record cannot claim
+/// a smaller sensitivity than the query it ran (review finding M5). Private fields: a value
+/// always describes a valid release.
+///
+/// Records written before the query was recorded carry only `block_parts` (legacy, read-only:
+/// such a record is still verifiable arithmetic, but its shape is the writer's word).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "QueryFields")]
 pub struct QueryRecord {
     label: String,
-    block_parts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    block_parts: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<Box<fedprof_protocol::FeatureQuery>>,
     scale: u32,
     dimension: u64,
     sigma_sq_node: Rho,
@@ -101,7 +110,10 @@ pub struct QueryRecord {
 #[serde(deny_unknown_fields)]
 struct QueryFields {
     label: String,
-    block_parts: u64,
+    #[serde(default)]
+    block_parts: Option<u64>,
+    #[serde(default)]
+    query: Option<Box<fedprof_protocol::FeatureQuery>>,
     scale: u32,
     dimension: u64,
     sigma_sq_node: Rho,
@@ -112,22 +124,39 @@ struct QueryFields {
 impl TryFrom<QueryFields> for QueryRecord {
     type Error = MechanismError;
     fn try_from(f: QueryFields) -> Result<Self, MechanismError> {
-        let shape = fedprof_privacy::query::QueryShape {
-            block_parts: f.block_parts,
-            scale: f.scale,
-            dimension: f.dimension,
+        let params = fedprof_protocol::ReleaseParams {
+            max_rows_per_customer: 0,
+            max_abs_amount_minor: 0,
+            node_variance: vec![wire_fraction(&f.sigma_sq_node)?],
+            min_contributors: f.n_min,
+            colluders: f.colluders,
         };
-        QueryRecord::from_shape(
-            f.label,
-            shape,
-            &fedprof_protocol::ReleaseParams {
-                max_rows_per_customer: 0,
-                max_abs_amount_minor: 0,
-                node_variance: vec![wire_fraction(&f.sigma_sq_node)?],
-                min_contributors: f.n_min,
-                colluders: f.colluders,
-            },
-        )
+        let record = match (f.query, f.block_parts) {
+            (Some(query), None) => QueryRecord::new(&query, &params)?,
+            (None, Some(parts)) => {
+                let shape = fedprof_privacy::query::QueryShape {
+                    l2_squared: parts,
+                    l1: parts,
+                    scale: f.scale,
+                    dimension: f.dimension,
+                };
+                let mut r = QueryRecord::from_shape(f.label.clone(), shape, &params)?;
+                r.block_parts = Some(parts);
+                r
+            }
+            _ => {
+                return Err(MechanismError::Release(
+                    "a feature-query record holds either the query or (legacy) block_parts".into(),
+                ));
+            }
+        };
+        // What the record says besides the query must be what the query implies.
+        if record.label != f.label || record.scale != f.scale || record.dimension != f.dimension {
+            return Err(MechanismError::Release(
+                "label, scale or dimension differ from the recorded query".into(),
+            ));
+        }
+        Ok(record)
     }
 }
 
@@ -140,7 +169,9 @@ impl QueryRecord {
     ) -> Result<Self, MechanismError> {
         let shape = fedprof_privacy::query::QueryShape::of(query)
             .map_err(|e| MechanismError::Release(e.to_string()))?;
-        Self::from_shape(query.label.clone(), shape, params)
+        let mut record = Self::from_shape(query.label.clone(), shape, params)?;
+        record.query = Some(Box::new(query.clone()));
+        Ok(record)
     }
 
     fn from_shape(
@@ -155,7 +186,8 @@ impl QueryRecord {
             .map_err(|e| MechanismError::Release(e.to_string()))?;
         Ok(QueryRecord {
             label,
-            block_parts: shape.block_parts,
+            block_parts: None,
+            query: None,
             scale: shape.scale,
             dimension: shape.dimension,
             sigma_sq_node: Rho::from_ratio_exact(variance.as_ratio().clone()),
@@ -163,6 +195,11 @@ impl QueryRecord {
             colluders: params.colluders,
             rho,
         })
+    }
+
+    /// The query that ran (`None` for a legacy record, which holds only its shape).
+    pub fn query(&self) -> Option<&fedprof_protocol::FeatureQuery> {
+        self.query.as_deref()
     }
 
     /// What the release was for (e.g. `bank-profile/kmeans-2`).
@@ -420,10 +457,30 @@ impl MechanismRecord {
     }
 }
 
-/// The digest a debit records for the noisy vector a node sends: SHA-256 over the label
-/// `fedprof/ledger/v1/noisy-vector\n`, the length as u64 little-endian, then every element as
-/// u64 little-endian.
-pub fn vector_digest(vector: &[u64]) -> Digest {
+/// The commitment a debit records to the noisy vector a node sends: SHA-256 over the label
+/// `fedprof/ledger/v2/salted-noisy-vector\n`, the 32-byte `salt`, the length as u64
+/// little-endian, then every element as u64 little-endian.
+///
+/// The salt is drawn at random by the node and kept only in its vector cache (never in the
+/// ledger or on the wire). Without it the digest of a low-entropy vector (a count, a few
+/// coordinates) would identify the vector by brute force, and the coordinator and the
+/// auditor, who both see the receipt, would learn one node's noisy aggregate (review finding
+/// H1). With it, the digest binds the node to the vector (a retry must resend the same one)
+/// and reveals nothing about it.
+pub fn vector_digest(salt: &Digest, vector: &[u64]) -> Digest {
+    let mut h = Sha256::new();
+    h.update(b"fedprof/ledger/v2/salted-noisy-vector\n");
+    h.update(salt.as_bytes());
+    h.update((vector.len() as u64).to_le_bytes());
+    for x in vector {
+        h.update(x.to_le_bytes());
+    }
+    Digest::from_bytes(h.finalize().into())
+}
+
+/// The unsalted digest of ledgers written before [`vector_digest`] took a salt: only to check
+/// cached vectors of such releases (a retry of an old release); never written any more.
+pub(crate) fn legacy_vector_digest(vector: &[u64]) -> Digest {
     let mut h = Sha256::new();
     h.update(b"fedprof/ledger/v1/noisy-vector\n");
     h.update((vector.len() as u64).to_le_bytes());
@@ -504,19 +561,51 @@ mod tests {
         assert!(m.rho() <= r("1/10"));
         assert_eq!(m.n_min(), 3);
         let line = serde_json::to_string(&m).unwrap();
-        assert!(line.starts_with(r#"{"kind":"feature_query","label":"p/lifecycle","block_parts":2,"scale":1000,"dimension":8,"#), "{line}");
-        // Read back, the rho is recomputed from the recorded shape, not trusted.
+        assert!(
+            line.starts_with(
+                r#"{"kind":"feature_query","label":"p/lifecycle","query":{"label":"p/lifecycle","#
+            ),
+            "{line}"
+        );
+        let MechanismRecord::FeatureQuery(record) = &m else {
+            panic!("not a feature query")
+        };
+        assert_eq!(record.query(), Some(&query));
+        // Read back, the rho is recomputed from the recorded query, not trusted.
         let back: MechanismRecord = serde_json::from_str(&line).unwrap();
         assert_eq!(back, m);
-        let wider: MechanismRecord =
-            serde_json::from_str(&line.replace("\"block_parts\":2", "\"block_parts\":3")).unwrap();
+        // M5: a third part in the recorded query is charged; a record cannot keep the query
+        // and claim another shape.
+        let wider: MechanismRecord = serde_json::from_str(
+            &line
+                .replace(
+                    r#""parts":["Count","Count"]"#,
+                    r#""parts":["Count","Count","Count"]"#,
+                )
+                .replace("\"dimension\":8", "\"dimension\":12"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert!(wider.rho() > m.rho());
+        // A legacy record (shape only) still reads and recomputes from its shape.
+        let legacy = r#"{"kind":"feature_query","label":"p/lifecycle","block_parts":2,"scale":1000,"dimension":8,"sigma_sq_node":"5078125/1","n_min":3,"colluders":1}"#;
+        let old: MechanismRecord = serde_json::from_str(legacy).unwrap();
+        assert_eq!(old.rho(), m.rho());
         for bad in [
             line.replace("\"n_min\":3", "\"n_min\":1"),
-            line.replace("\"scale\":1000", "\"scale\":0"),
+            line.replace(
+                "\"scale\":1000,\"dimension\"",
+                "\"scale\":999,\"dimension\"",
+            ),
             line.replace("\"dimension\":8", "\"dimension\":1"),
-            line.replace("\"block_parts\":2", "\"block_parts\":0"),
+            line.replace(
+                "\"label\":\"p/lifecycle\",\"query\"",
+                "\"label\":\"x\",\"query\"",
+            ),
+            line.replace("\"query\"", "\"block_parts\":1,\"query\""),
+            line.replace(r#","segmenter":"Lifecycle""#, r#","segmenter":"All""#),
+            line.replace(r#""parts":["Count","Count"]"#, r#""parts":[]"#),
             line.replace("\"label\"", "\"extra\":1,\"label\""),
+            legacy.replace("\"block_parts\":2", "\"block_parts\":0"),
         ] {
             assert!(
                 serde_json::from_str::<MechanismRecord>(&bad).is_err(),
@@ -526,9 +615,17 @@ mod tests {
     }
 
     #[test]
-    fn vector_digest_covers_length_and_order() {
-        assert_ne!(vector_digest(&[1, 2]), vector_digest(&[2, 1]));
-        assert_ne!(vector_digest(&[]), vector_digest(&[0]));
-        assert_eq!(vector_digest(&[7, u64::MAX]), vector_digest(&[7, u64::MAX]));
+    fn vector_digest_covers_salt_length_and_order() {
+        let (a, b) = (Digest::from_bytes([1; 32]), Digest::from_bytes([2; 32]));
+        assert_ne!(vector_digest(&a, &[1, 2]), vector_digest(&a, &[2, 1]));
+        assert_ne!(vector_digest(&a, &[]), vector_digest(&a, &[0]));
+        assert_eq!(
+            vector_digest(&a, &[7, u64::MAX]),
+            vector_digest(&a, &[7, u64::MAX])
+        );
+        // H1: the same vector under another salt gives an unrelated digest, and none equals
+        // the unsalted digest an attacker could enumerate.
+        assert_ne!(vector_digest(&a, &[7]), vector_digest(&b, &[7]));
+        assert_ne!(vector_digest(&a, &[7]), legacy_vector_digest(&[7]));
     }
 }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::encoding::{Digest, Period, Writer};
 use crate::entry::Entry;
 use crate::file::{self, FileError};
-use crate::mechanism::{MechanismRecord, ReleaseId, vector_digest};
+use crate::mechanism::{MechanismRecord, ReleaseId, legacy_vector_digest, vector_digest};
 use crate::node::{BudgetError, NodeBody, NodeBook, NodeEntry, NodeRuleError};
 
 /// Failures of the node store.
@@ -129,8 +129,21 @@ struct CachedVector {
     /// The mechanism the noise was drawn for: a vector is never reused under other
     /// parameters (it might carry less noise than the debit would claim).
     mechanism: MechanismRecord,
+    /// The secret salt of [`vector_digest`] (absent in caches of releases debited before
+    /// digests were salted, which use the legacy digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    salt: Option<Digest>,
     vector_digest: Digest,
     vector: Vec<u64>,
+}
+
+impl CachedVector {
+    fn digest(&self) -> Digest {
+        match &self.salt {
+            Some(salt) => vector_digest(salt, &self.vector),
+            None => legacy_vector_digest(&self.vector),
+        }
+    }
 }
 
 /// A node's open budget ledger.
@@ -208,11 +221,14 @@ impl NodeLedger {
 
     /// Pays for `release` and returns the vector to send for it (see the module docs for the
     /// order of effects). `make_noisy_vector` is called at most once per release, ever, and
-    /// never when the budget does not allow the release.
+    /// never when the budget does not allow the release. `salt` (32 bytes from the caller's
+    /// CSPRNG) salts the debit's commitment to a new vector and stays in the cache; a retry
+    /// keeps the salt it was first given.
     pub fn prepare_release(
         &mut self,
         release: ReleaseId,
         mechanism: MechanismRecord,
+        salt: [u8; 32],
         make_noisy_vector: impl FnOnce() -> Vec<u64>,
     ) -> Result<DebitReceipt, StoreError> {
         if self.poisoned {
@@ -249,10 +265,12 @@ impl NodeLedger {
             Some(_) => return Err(BudgetError::ReleaseMismatch(release).into()),
             None => {
                 let vector = make_noisy_vector();
+                let salt = Digest::from_bytes(salt);
                 let cached = CachedVector {
                     release,
                     mechanism: mechanism.clone(),
-                    vector_digest: vector_digest(&vector),
+                    vector_digest: vector_digest(&salt, &vector),
+                    salt: Some(salt),
                     vector,
                 };
                 let json = crate::entry::canonical_json(&cached);
@@ -336,7 +354,7 @@ fn read_cache(path: &Path, release: &ReleaseId) -> Result<Option<CachedVector>, 
     if cached.release != *release {
         return Err(corrupt(format!("it is for release {}", cached.release)));
     }
-    if vector_digest(&cached.vector) != cached.vector_digest {
+    if cached.digest() != cached.vector_digest {
         return Err(corrupt("the vector does not match its digest".into()));
     }
     Ok(Some(cached))

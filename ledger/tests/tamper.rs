@@ -20,6 +20,8 @@ use fedprof_protocol::{JobId, PartyId, PartyName, Role, RoundId};
 
 const NODES: [&str; 3] = ["a", "b", "c"];
 
+const SALT: [u8; 32] = [0x5a; 32];
+
 fn party(role: Role, name: &str) -> PartyId {
     PartyId {
         role,
@@ -92,7 +94,7 @@ fn federation() -> Federation {
         let receipts = who
             .iter()
             .map(|i| {
-                let r = stores[*i].prepare_release(release(job, round), gaussian(), || {
+                let r = stores[*i].prepare_release(release(job, round), gaussian(), SALT, || {
                     vec![job, u64::from(round)]
                 });
                 r.unwrap().entry().clone()
@@ -109,7 +111,7 @@ fn federation() -> Federation {
             .unwrap();
     }
     stores[0]
-        .prepare_release(release(3, 0), gaussian(), || vec![3])
+        .prepare_release(release(3, 0), gaussian(), SALT, || vec![3])
         .unwrap();
     let nodes = stores.iter().map(|s| s.path().to_owned()).collect();
     Federation {

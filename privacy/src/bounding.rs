@@ -247,6 +247,17 @@ pub struct Sensitivity {
 }
 
 impl Sensitivity {
+    /// A sensitivity given by its integer norms: `Delta_2^2`, `Delta_1`, over `dimension`
+    /// coordinates. For callers that derive the bound themselves (a feature query sums its
+    /// parts' bounds); `l2_squared <= l1^2` holds for any integer vector.
+    pub fn from_integer_norms(l2_squared: BigUint, l1: BigUint, dimension: u64) -> Sensitivity {
+        Sensitivity {
+            l2_squared,
+            l1,
+            dimension,
+        }
+    }
+
     /// `Delta_2^2`, exact.
     pub fn l2_squared(&self) -> Ratio<BigUint> {
         Ratio::from_integer(self.l2_squared.clone())

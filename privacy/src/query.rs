@@ -12,7 +12,7 @@ use fedprof_protocol::{FeatureQuery, Fraction, ReleaseParams};
 use num_bigint::BigUint;
 
 use crate::Rho;
-use crate::bounding::{ContributionBounds, CoordinateRange, Neighbouring, Sensitivity};
+use crate::bounding::Sensitivity;
 use crate::distributed::{NoiseShare, distributed_rho};
 use crate::release::{RHO_DENOMINATOR, ReleaseError, honest};
 use crate::variance::Variance;
@@ -32,12 +32,15 @@ pub enum QueryReleaseError {
 }
 
 /// What the sensitivity of a feature-query release depends on, and all an auditor needs to
-/// recompute it: one customer changes one block of `block_parts` parts, each by at most
-/// `scale` in L2 and L1, of a vector of `dimension` coordinates.
+/// recompute it: one customer changes one block by at most `scale x sqrt(l2_squared)` in L2
+/// and `scale x l1` in L1 (the sum of its parts' [`fedprof_protocol::query::PartBound`]s), in a
+/// vector of `dimension` coordinates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryShape {
-    /// Parts per block.
-    pub block_parts: u64,
+    /// Squared L2 bound of one customer's block, in units of `scale^2`.
+    pub l2_squared: u64,
+    /// L1 bound of one customer's block, in units of `scale`.
+    pub l1: u64,
     /// Fixed-point scale.
     pub scale: u32,
     /// Coordinates of the whole vector.
@@ -45,33 +48,39 @@ pub struct QueryShape {
 }
 
 impl QueryShape {
-    /// The shape of `query` (validated).
+    /// The shape of `query` (validated), derived from what a node can add per customer.
     pub fn of(query: &FeatureQuery) -> Result<QueryShape, QueryReleaseError> {
         query.validate()?;
+        let bound = query.block_bound();
         Ok(QueryShape {
-            block_parts: query.block_parts() as u64,
+            l2_squared: bound.l2_squared,
+            l1: bound.l1,
             scale: query.scale,
             dimension: query.vector_len() as u64,
         })
     }
 
-    /// `Delta_2^2 = block_parts scale^2`, `Delta_1 = block_parts scale`, over `dimension`.
+    /// `Delta_2^2 = l2_squared scale^2`, `Delta_1 = l1 scale`, over `dimension`.
     pub fn sensitivity(&self) -> Result<Sensitivity, QueryReleaseError> {
-        let scale = i64::from(self.scale);
-        let range =
-            CoordinateRange::new(0, scale).map_err(|_| ReleaseError::Bound(scale as u64))?;
-        let parts = usize::try_from(self.block_parts)
-            .ok()
-            .filter(|p| (1..=fedprof_protocol::query::MAX_QUERY_LEN).contains(p))
-            .ok_or(QueryReleaseError::Params("block parts out of range"))?;
-        if self.scale == 0 || self.dimension < self.block_parts {
-            return Err(QueryReleaseError::Params("scale or dimension out of range"));
+        let max = fedprof_protocol::query::MAX_QUERY_LEN as u64;
+        if self.scale == 0 || self.scale > fedprof_protocol::query::MAX_SCALE {
+            return Err(QueryReleaseError::Params("scale out of range"));
         }
-        let bounds = ContributionBounds::new(vec![range; parts], None)
-            .map_err(|_| QueryReleaseError::Params("a query needs at least one part"))?;
-        Ok(bounds
-            .sensitivity(Neighbouring::AddRemove)
-            .spread_over(self.dimension))
+        if !(1..=max).contains(&self.l2_squared) || !(1..=max).contains(&self.l1) {
+            return Err(QueryReleaseError::Params("block bound out of range"));
+        }
+        // L2 <= L1 for integer vectors: a bound claiming otherwise describes no block.
+        if self.l2_squared > self.l1.saturating_mul(self.l1) || self.dimension < self.l1 {
+            return Err(QueryReleaseError::Params(
+                "block bound or dimension out of range",
+            ));
+        }
+        let scale = BigUint::from(self.scale);
+        Ok(Sensitivity::from_integer_norms(
+            &scale * &scale * BigUint::from(self.l2_squared),
+            scale * BigUint::from(self.l1),
+            self.dimension,
+        ))
     }
 
     /// The exact zCDP loss of a release of this shape under `params`, rounded up to
@@ -201,6 +210,41 @@ mod tests {
         assert_eq!(s.dimension(), 20);
     }
 
+    /// C1: repeated or unnormalized levels are refused, naming the field, before any shape
+    /// is derived; the bound of a query is the sum of its parts' bounds.
+    #[test]
+    fn c1_repeated_levels_are_refused_and_bounds_add_up() {
+        use fedprof_protocol::query::MixFeature;
+        for levels in [
+            vec!["web".to_owned(); 8],
+            vec!["web".into(), "branch".into(), "web".into()],
+            vec!["Web".into()],
+            vec![" web".into()],
+            vec![String::new()],
+        ] {
+            let q = query(
+                vec![QueryPart::Mix {
+                    feature: MixFeature::Channel,
+                    levels: levels.clone(),
+                }],
+                Segmenter::All,
+            );
+            let e = QueryShape::of(&q).unwrap_err().to_string();
+            assert!(e.contains("parts[0].levels["), "{levels:?}: {e}");
+            let q = query(
+                vec![QueryPart::Levels {
+                    feature: CategoricalFeature::Region,
+                    levels,
+                }],
+                Segmenter::All,
+            );
+            assert!(QueryShape::of(&q).is_err());
+        }
+        let q = query(three_parts(), Segmenter::Lifecycle);
+        let shape = QueryShape::of(&q).unwrap();
+        assert_eq!((shape.l2_squared, shape.l1, shape.dimension), (3, 3, 20));
+    }
+
     #[test]
     fn one_honest_share_is_the_plain_gaussian() {
         let q = query(three_parts(), Segmenter::All);
@@ -224,7 +268,7 @@ mod tests {
     #[test]
     fn plans_stay_under_the_cap_and_near_it() {
         let q = query(three_parts(), Segmenter::Lifecycle);
-        for (cap, n_min, c) in [((1, 20), 3, 1), ((1, 2), 5, 0), ((2, 1), 2, 1)] {
+        for (cap, n_min, c) in [((1, 20), 3, 1), ((1, 2), 5, 1), ((2, 1), 2, 1)] {
             let cap = Rho::from_ratio(cap.0, cap.1).unwrap();
             let p = plan_query(&cap, &q, n_min, c).unwrap();
             let rho = query_rho(&q, &p).unwrap();
@@ -251,6 +295,12 @@ mod tests {
         assert!(matches!(
             query_rho(&q, &p),
             Err(QueryReleaseError::Params(_))
+        ));
+        let mut p = good.clone();
+        p.colluders = 0;
+        assert!(matches!(
+            query_rho(&q, &p),
+            Err(QueryReleaseError::Release(ReleaseError::NoColluderAssumed))
         ));
         let mut p = good.clone();
         p.colluders = 3;

@@ -41,6 +41,14 @@ pub enum ReleaseError {
     /// No variance up to the search limit keeps rho under the cap.
     #[error("no noise level keeps a release under the per-job cap {0}")]
     CapTooSmall(Rho),
+    /// `colluders = 0`: every contributor receives the released sum and knows its own noise
+    /// share, so it learns the others' sum with one share less; at least one share never
+    /// protects the others, and the accounting must not count it.
+    #[error(
+        "colluders must be at least 1: every contributor receives the result and knows its own \
+         noise share, so that share never protects the other nodes' customers"
+    )]
+    NoColluderAssumed,
 }
 
 /// The per-customer bounds of each coordinate, in vector order.
@@ -88,8 +96,12 @@ pub fn node_variances(params: &ReleaseParams) -> Result<Vec<Variance>, ReleaseEr
         .collect()
 }
 
-/// `n_min - colluders`, the honest shares every release can count on (at least 1).
+/// `n_min - colluders`, the honest shares every release can count on (at least 1), with
+/// `colluders >= 1` (see [`ReleaseError::NoColluderAssumed`]).
 pub(crate) fn honest(params: &ReleaseParams) -> Result<NonZeroU32, ReleaseError> {
+    if params.colluders == 0 {
+        return Err(ReleaseError::NoColluderAssumed);
+    }
     params
         .min_contributors
         .checked_sub(params.colluders)
@@ -184,7 +196,7 @@ mod tests {
 
     #[test]
     fn planned_releases_stay_under_the_cap_and_near_it() {
-        for (c, n_min, colluders) in [(cap(1, 2), 3, 1), (cap(1, 10), 5, 0), (cap(2, 1), 2, 1)] {
+        for (c, n_min, colluders) in [(cap(1, 2), 3, 1), (cap(1, 10), 5, 1), (cap(2, 1), 2, 1)] {
             let p = plan_totals(&c, 50, 500_000, n_min, colluders).unwrap();
             let rho = totals_rho(&p).unwrap();
             assert!(rho <= c, "{rho} > {c}");

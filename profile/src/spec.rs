@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use fedprof_privacy::Rho;
-use fedprof_protocol::query::{CategoricalFeature, MixFeature, NumericFeature};
+use fedprof_protocol::query::{
+    CategoricalFeature, MixFeature, NumericFeature, QueryError, check_levels,
+};
 use serde::Deserialize;
 
 /// `job.toml`.
@@ -409,6 +411,24 @@ impl ProfileSpec {
                 return Err(refuse(format!("bounds.{}", f.name()), "too narrow"));
             }
         }
+        // C1: a level listed twice (or two spellings of one level) would add one customer's
+        // share twice while the accounting charges the part once; refused naming the field.
+        for (field, levels) in [
+            ("channels", &self.channels),
+            ("categories", &self.categories),
+        ] {
+            if !levels.is_empty() {
+                check_levels(field, levels).map_err(query_refusal)?;
+            }
+        }
+        for (c, levels) in &self.levels {
+            check_levels(&format!("levels.{}", c.name()), levels).map_err(query_refusal)?;
+        }
+        no_repeats("features", &self.features, |f| f.name())?;
+        no_repeats("categorical", &self.categorical, |c| c.name())?;
+        if let Some(k) = &self.segmentations.kmeans {
+            no_repeats("segmentations.kmeans.features", &k.features, |f| f.name())?;
+        }
         for c in &self.categorical {
             if self.levels_of(*c).is_empty() {
                 return Err(refuse(
@@ -439,6 +459,29 @@ impl ProfileSpec {
         }
         Ok(())
     }
+}
+
+fn query_refusal(e: QueryError) -> SpecError {
+    match e {
+        QueryError::Invalid { field, problem } => refuse(field, problem),
+    }
+}
+
+/// Refuses a list naming one item twice, naming the field and both positions.
+fn no_repeats<T: PartialEq>(
+    field: &str,
+    items: &[T],
+    name: impl Fn(&T) -> &'static str,
+) -> Result<(), SpecError> {
+    for (i, x) in items.iter().enumerate() {
+        if let Some(j) = items[..i].iter().position(|y| y == x) {
+            return Err(refuse(
+                format!("{field}[{i}]"),
+                format!("{} repeats {field}[{j}]", name(x)),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn default_delta() -> f64 {

@@ -29,13 +29,14 @@ pub use query::{FeatureQuery, QueryPart, Segmenter};
 pub use seq::{SeqCounter, SeqError, SeqTracker};
 
 /// The protocol version this build speaks. It is the first two bytes of every encoded envelope,
-/// it is carried in the TLS ALPN identifier ([`ALPN`]) and it is mixed into cryptographic labels,
-/// so two builds that disagree on it cannot talk at all rather than misread each other.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// it is carried in the TLS ALPN identifier ([`ALPN`]) (cryptographic labels carry their own
+/// version, `fedprof_crypto::LABEL_PREFIX`), so two builds that disagree on it cannot talk at
+/// all rather than misread each other.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The ALPN protocol identifier, `fedprof/<PROTOCOL_VERSION>`. A test pins it to
 /// [`PROTOCOL_VERSION`]; a peer speaking another version fails the TLS handshake.
-pub const ALPN: &[u8] = b"fedprof/1";
+pub const ALPN: &[u8] = b"fedprof/2";
 
 #[cfg(test)]
 mod tests {

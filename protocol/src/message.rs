@@ -164,6 +164,29 @@ pub struct JobAnnounce {
     pub release: ReleaseParams,
     /// The secure-aggregation round the contribution goes through.
     pub secagg: SecAggSetup,
+    /// 32 fresh random bytes the coordinator draws for this round. With the spec and the
+    /// release parameters it is bound into the round configuration every node signs
+    /// ([`JobAnnounce::release_binding`]), so no two rounds share a configuration digest
+    /// (which names the release in the ledgers), and nodes told different queries, noise or
+    /// `n_min` refuse each other's keys.
+    pub nonce: [u8; 32],
+}
+
+impl JobAnnounce {
+    /// The canonical bytes of what a node's signature on the round must cover besides the
+    /// roster and the graph: the protocol version, the spec (the whole query), the release
+    /// parameters (variances, `n_min`, colluders) and the nonce, in the wire encoding.
+    pub fn release_binding(&self) -> Vec<u8> {
+        // Serializing plain data into a Vec cannot fail; an empty binding would still differ
+        // from every real one, and both sides compute it the same way.
+        postcard::to_stdvec(&(
+            crate::PROTOCOL_VERSION,
+            &self.spec,
+            &self.release,
+            &self.nonce,
+        ))
+        .unwrap_or_default()
+    }
 }
 
 /// An exact non-negative fraction `numer / denom` on the wire. Receivers check `denom != 0`.

@@ -330,6 +330,67 @@ fn invalid(field: impl Into<String>, problem: impl Into<String>) -> QueryError {
     }
 }
 
+/// Checks a level list: non-empty, every level in the node's normal form (trimmed, lower case,
+/// not empty) and listed once. A level listed twice would take the customer's share (or
+/// one-hot) twice, and two spellings of one level ("Web", "web") would match the same rows:
+/// either multiplies what one customer adds beyond the part's bound.
+pub fn check_levels(field: &str, levels: &[String]) -> Result<(), QueryError> {
+    if levels.is_empty() {
+        return Err(invalid(field, "needs at least one level"));
+    }
+    for (i, l) in levels.iter().enumerate() {
+        if l.is_empty() || l.trim() != l || l.chars().any(char::is_uppercase) {
+            return Err(invalid(
+                format!("{field}[{i}]"),
+                format!("{l:?} is not a normalized level (trimmed, lower case, not empty)"),
+            ));
+        }
+        if let Some(j) = levels[..i].iter().position(|m| m == l) {
+            return Err(invalid(
+                format!("{field}[{i}]"),
+                format!("level {l:?} repeats {field}[{j}]"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What one customer can add to one part of its block, in units of the query's scale:
+/// `l2_squared` in `scale^2`, `l1` in `scale`. The sensitivity of a query is the sum over its
+/// parts (a customer touches one block), so every part states its own bound here and a new
+/// kind of part cannot be added without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartBound {
+    /// Squared L2 norm of the part's coordinates, at most `l2_squared x scale^2`.
+    pub l2_squared: u64,
+    /// L1 norm, at most `l1 x scale`.
+    pub l1: u64,
+}
+
+impl QueryPart {
+    /// The most one customer adds to this part (see [`PartBound`]), as the node computes it
+    /// (`fedprof_node::query::evaluate`):
+    /// - `Count`, `Numeric`, `Present`, `Cost`: one coordinate in `[0, scale]`;
+    /// - `Histogram`, `Levels`, `Grid`: one-hot (one coordinate at `scale`), levels distinct;
+    /// - `Mix`: `floor(scale x share)` per distinct listed level, shares of one customer's
+    ///   transactions summing to at most 1, so L1 <= scale and L2^2 <= L1^2 <= scale^2.
+    pub fn bound(&self) -> PartBound {
+        match self {
+            QueryPart::Count
+            | QueryPart::Numeric { .. }
+            | QueryPart::Present { .. }
+            | QueryPart::Cost
+            | QueryPart::Histogram { .. }
+            | QueryPart::Levels { .. }
+            | QueryPart::Grid { .. }
+            | QueryPart::Mix { .. } => PartBound {
+                l2_squared: 1,
+                l1: 1,
+            },
+        }
+    }
+}
+
 impl FeatureQuery {
     /// Coordinates per segment.
     pub fn block_len(&self) -> usize {
@@ -344,11 +405,20 @@ impl FeatureQuery {
         self.segmenter.segments().saturating_mul(self.block_len())
     }
 
-    /// Number of parts in a block; the sensitivity is `scale * sqrt(parts)` in L2 and
-    /// `scale * parts` in L1, because a customer touches one block and each part moves by at
-    /// most `scale` in both norms.
-    pub fn block_parts(&self) -> usize {
-        self.parts.len()
+    /// The most one customer adds to the vector: the sum of its parts' [`PartBound`]s (a
+    /// customer touches one block). Sensitivity `scale x sqrt(l2_squared)` in L2 and
+    /// `scale x l1` in L1.
+    pub fn block_bound(&self) -> PartBound {
+        self.parts.iter().map(QueryPart::bound).fold(
+            PartBound {
+                l2_squared: 0,
+                l1: 0,
+            },
+            |a, b| PartBound {
+                l2_squared: a.l2_squared.saturating_add(b.l2_squared),
+                l1: a.l1.saturating_add(b.l1),
+            },
+        )
     }
 
     /// Checks the structural rules a node and the coordinator both rely on.
@@ -383,10 +453,8 @@ impl FeatureQuery {
                 {
                     return Err(invalid(field, "edges must be non-empty and increasing"));
                 }
-                QueryPart::Levels { levels, .. } | QueryPart::Mix { levels, .. }
-                    if levels.is_empty() =>
-                {
-                    return Err(invalid(field, "needs at least one level"));
+                QueryPart::Levels { levels, .. } | QueryPart::Mix { levels, .. } => {
+                    check_levels(&format!("{field}.levels"), levels)?;
                 }
                 QueryPart::Grid { features, edges }
                     if features.is_empty()

@@ -54,6 +54,35 @@ pub enum ConfigError {
     /// The sparse graph's neighbour count is odd, below 2, or not below `n`.
     #[error("a sparse graph needs an even neighbour count between 2 and n - 1, not {0}")]
     Neighbours(u32),
+    /// The fewest survivors a release needs is below 2 or above `n`, or a sparse graph
+    /// cannot guarantee it (its neighbourhood threshold is below it, so the coordinator could
+    /// unmask sums of fewer nodes).
+    #[error(
+        "a release needing {min_survivors} survivors cannot be guaranteed by this round \
+         ({n} parties, threshold {threshold}, {graph} graph)"
+    )]
+    MinSurvivors {
+        /// Survivors the release requires (`n_min`).
+        min_survivors: usize,
+        /// Parties.
+        n: usize,
+        /// The threshold.
+        threshold: usize,
+        /// `complete` or `sparse`.
+        graph: &'static str,
+    },
+    /// A sparse graph with fewer neighbours than `2 ceil(log2 n)`: dropouts could split its
+    /// ring into pieces that each meet the threshold, and the coordinator would learn their
+    /// separate sums.
+    #[error("a sparse graph over {n} parties needs at least {need} neighbours, not {got}")]
+    SparseTooThin {
+        /// Parties.
+        n: usize,
+        /// Neighbours asked for.
+        got: u32,
+        /// Fewest accepted.
+        need: u32,
+    },
     /// The threshold is not a majority of a neighbourhood, or exceeds its size.
     #[error(
         "threshold {threshold} must be at least 2, more than half of a neighbourhood and at \
@@ -77,6 +106,11 @@ pub struct RoundConfig {
     threshold: usize,
     graph: Graph,
     spec: GraphSpec,
+    /// Fewest survivors whose sum may be unmasked (the release's `n_min`; 0 when unbound).
+    min_survivors: usize,
+    /// Digest of the release this round serves (query, noise, `n_min`, nonce; zeros when
+    /// unbound).
+    release: [u8; 32],
     digest: [u8; 32],
 }
 
@@ -149,10 +183,59 @@ impl RoundConfig {
             threshold,
             graph,
             spec,
+            min_survivors: 0,
+            release: [0; 32],
             digest: [0; 32],
         };
         config.digest = config.compute_digest();
         Ok(config)
+    }
+
+    /// Binds the round to the release it serves: `min_survivors` (the release's `n_min`) and
+    /// the release's canonical bytes (`JobAnnounce::release_binding`: query, noise, `n_min`,
+    /// colluders, a fresh nonce), both covered by [`RoundConfig::digest`], which every node
+    /// signs into its key advertisement. The coordinator machine then aborts before any unmask
+    /// request when fewer than `min_survivors` sent their input, and nodes refuse unmask
+    /// requests that list fewer (review finding C2).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MinSurvivors`] when `min_survivors` is below 2 or above `n`, or when
+    /// the graph is sparse and its threshold below `min_survivors` (a node sees only its
+    /// neighbourhood, so only the threshold can guarantee the global count);
+    /// [`ConfigError::SparseTooThin`] for a sparse graph below `2 ceil(log2 n)` neighbours.
+    pub fn bind(mut self, min_survivors: usize, release: &[u8]) -> Result<Self, ConfigError> {
+        let n = self.n();
+        let sparse = !self.is_complete();
+        if min_survivors < 2 || min_survivors > n || (sparse && self.threshold < min_survivors) {
+            return Err(ConfigError::MinSurvivors {
+                min_survivors,
+                n,
+                threshold: self.threshold,
+                graph: if sparse { "sparse" } else { "complete" },
+            });
+        }
+        if let GraphSpec::Sparse { neighbours, .. } = self.spec {
+            let need = min_sparse_neighbours(n);
+            if neighbours < need {
+                return Err(ConfigError::SparseTooThin {
+                    n,
+                    got: neighbours,
+                    need,
+                });
+            }
+        }
+        self.min_survivors = min_survivors;
+        // The label is a short constant.
+        self.release = digest("secagg/release", &[release]).unwrap_or_default();
+        self.digest = self.compute_digest();
+        Ok(self)
+    }
+
+    /// Fewest survivors whose sum may be unmasked (0: not bound to a release).
+    #[must_use]
+    pub fn min_survivors(&self) -> usize {
+        self.min_survivors
     }
 
     /// The round.
@@ -253,6 +336,8 @@ impl RoundConfig {
             (self.n() as u64).to_be_bytes().to_vec(),
             (self.vector_len as u64).to_be_bytes().to_vec(),
             (self.threshold as u64).to_be_bytes().to_vec(),
+            (self.min_survivors as u64).to_be_bytes().to_vec(),
+            self.release.to_vec(),
         ];
         match self.spec {
             GraphSpec::Complete => parts.push(vec![0]),
@@ -271,6 +356,14 @@ impl RoundConfig {
         // The label is a short constant.
         digest("secagg/config", &refs).unwrap_or_default()
     }
+}
+
+/// `2 ceil(log2 n)`, even: the fewest neighbours a node accepts in a sparse graph over `n`
+/// parties (Bell et al. 2020 take `O(log n)`; below it, dropouts can cut the ring).
+#[must_use]
+pub fn min_sparse_neighbours(n: usize) -> u32 {
+    let log = usize::BITS - n.saturating_sub(1).leading_zeros();
+    2 * log
 }
 
 /// `max(2, ceil(2 * size / 3))`: the default threshold for a neighbourhood of `size` nodes.

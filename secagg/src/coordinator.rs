@@ -494,8 +494,15 @@ impl Coordinator {
     fn check_alive(&self, phase: Phase, set: &[bool]) -> Result<(), AbortReason> {
         let need = self.config.threshold();
         let have = set.iter().filter(|m| **m).count();
-        if have < need {
-            return Err(AbortReason::TooFewSurvivors { phase, have, need });
+        // The release's n_min as well as the threshold: a round below it stops at once, and
+        // in any case before any unmask request, so no sum of fewer nodes is ever rebuilt.
+        let min = need.max(self.config.min_survivors());
+        if have < min {
+            return Err(AbortReason::TooFewSurvivors {
+                phase,
+                have,
+                need: min,
+            });
         }
         if !self.config.is_complete() {
             for u in self.members(set) {

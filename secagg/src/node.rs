@@ -412,6 +412,16 @@ impl AwaitingUnmask {
             return Err(NodeError::NotASurvivor);
         }
         check_threshold("unmask", request.survivors.len(), cfg.threshold())?;
+        // With the complete graph the list is every survivor: fewer than the release's n_min
+        // means the sum would cover fewer nodes than the noise was sized for (C2). (A sparse
+        // graph's threshold is at least n_min, checked when the round was bound.)
+        if cfg.is_complete() {
+            check_threshold(
+                "unmask (n_min)",
+                request.survivors.len(),
+                cfg.min_survivors(),
+            )?;
+        }
         let mut self_mask_shares = Vec::new();
         let mut mask_key_shares = Vec::new();
         for (&owner, (b, s)) in &self.held {

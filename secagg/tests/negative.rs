@@ -109,12 +109,14 @@ fn masked(
     (next, requests, coordinator)
 }
 
+/// The crypto labels are versioned on their own: wire version 2 added the release binding to
+/// the round announcement (a message change), and no construction of the crypto crate
+/// changed, so its labels, keys, pseudonyms and test vectors stay those of version 1. A
+/// change to any construction must bump the label prefix (and this test).
 #[test]
-fn label_prefix_carries_the_protocol_version() {
-    assert_eq!(
-        fedprof_crypto::LABEL_PREFIX,
-        format!("fedprof/{}", fedprof_protocol::PROTOCOL_VERSION)
-    );
+fn label_prefix_is_the_crypto_label_version() {
+    assert_eq!(fedprof_crypto::LABEL_PREFIX, "fedprof/1");
+    assert_eq!(fedprof_protocol::PROTOCOL_VERSION, 2);
 }
 
 #[test]
@@ -529,4 +531,110 @@ fn wrong_input_length_and_wrong_recipient_are_refused() {
             .unwrap_err(),
         NodeError::WrongRecipient(2)
     );
+}
+
+/// A federation of `N` nodes whose round is bound to a release needing `min` survivors.
+fn bound_fed(min: usize) -> Federation {
+    let mut fed = fed();
+    let config = (*fed.config).clone().bind(min, b"release").unwrap();
+    fed.config = Arc::new(config);
+    fed
+}
+
+/// C2: with `n_min = N` and one node silent in the masked-input phase, the coordinator
+/// machine aborts before it sends any unmask request (the threshold alone, 4 of 5, would have
+/// let it rebuild the sum of 4).
+#[test]
+fn c2_the_coordinator_aborts_before_any_unmask_request_below_n_min() {
+    let fed = bound_fed(N);
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    let (states, bundles, mut coordinator) = shared(&fed, &mut rng);
+    let xs = inputs(N, D, 9);
+    for (u, s) in states.into_iter().enumerate().skip(1) {
+        let (_, reply) = s.on_bundle(&bundles[u], &xs[u]).unwrap();
+        coordinator
+            .receive(u as u32, NodeMessage::Masked(reply))
+            .unwrap();
+    }
+    match coordinator.close_phase() {
+        Err(CoordinatorError::Aborted(AbortReason::TooFewSurvivors { have, need, .. })) => {
+            assert_eq!((have, need), (N - 1, N));
+        }
+        other => panic!("expected an abort before unmasking, got {other:?}"),
+    }
+    assert_eq!(coordinator.phase(), Phase::Aborted);
+}
+
+/// C2, node side: a node of a round bound to `n_min = N` refuses an unmask request that
+/// lists fewer survivors, even when they meet the threshold.
+#[test]
+fn c2_a_node_refuses_an_unmask_request_below_n_min() {
+    let fed = bound_fed(N);
+    let mut rng = ChaCha20Rng::seed_from_u64(32);
+    let (mut states, requests, _) = masked(&fed, &mut rng);
+    let mut short = requests[0].clone();
+    short.survivors.retain(|&v| v != 4);
+    assert!(short.survivors.len() >= fed.config.threshold());
+    let e = states.remove(0).on_unmask_request(&short).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            NodeError::BelowThreshold {
+                have: 4,
+                need: 5,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+/// C2 and L2: binding refuses what the graph cannot guarantee.
+#[test]
+fn c2_binding_refuses_what_the_graph_cannot_guarantee() {
+    use fedprof_secagg::ConfigError;
+    let fed = fed();
+    for min in [0, 1, N + 1] {
+        assert!(matches!(
+            (*fed.config).clone().bind(min, b"r"),
+            Err(ConfigError::MinSurvivors { .. })
+        ));
+    }
+    // A sparse graph whose neighbourhood threshold is below n_min cannot guarantee it.
+    let sparse = federation(
+        40,
+        D,
+        GraphSpec::Sparse {
+            neighbours: 12,
+            seed: [1; 32],
+        },
+        None,
+    );
+    assert_eq!(sparse.config.threshold(), 9);
+    assert!((*sparse.config).clone().bind(9, b"r").is_ok());
+    assert!(matches!(
+        (*sparse.config).clone().bind(10, b"r"),
+        Err(ConfigError::MinSurvivors { .. })
+    ));
+    // L2: a ring of 2 neighbours over 40 nodes can be cut by two dropouts.
+    let thin = federation(
+        40,
+        D,
+        GraphSpec::Sparse {
+            neighbours: 2,
+            seed: [1; 32],
+        },
+        None,
+    );
+    assert!(matches!(
+        (*thin.config).clone().bind(2, b"r"),
+        Err(ConfigError::SparseTooThin { need: 12, .. })
+    ));
+    // M4: the release bytes are part of the digest every node signs.
+    let a = (*fed.config).clone().bind(3, b"query A").unwrap();
+    let b = (*fed.config).clone().bind(3, b"query B").unwrap();
+    let c = (*fed.config).clone().bind(4, b"query A").unwrap();
+    assert_ne!(a.digest(), b.digest());
+    assert_ne!(a.digest(), c.digest());
+    assert_ne!(a.digest(), fed.config.digest());
 }
