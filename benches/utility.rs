@@ -366,6 +366,11 @@ fn run_job(
             values,
             contributors: nodes.iter().map(|n| n.name.clone()).collect(),
             release: params.clone(),
+            profile: fedprof_protocol::ProfileTag {
+                id: fedprof_protocol::ProfileId([1; 16]),
+                analyst: fedprof_protocol::PartyName::new("bench")?,
+                cap: query.budget,
+            },
         };
         run.on_result(&result, &query_rho(&query, &params)?)?;
         last = Some((query, params, total, result.values));

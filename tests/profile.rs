@@ -192,7 +192,7 @@ async fn a_federated_profile_with_a_huge_budget_equals_the_pooled_computation() 
             parts: vec![fedprof_protocol::QueryPart::Count],
             budget: fedprof_protocol::Fraction { numer: 1, denom: 1 },
             reserve: fedprof_protocol::Fraction { numer: 0, denom: 1 },
-            participants: Vec::new(),
+            job: None,
         };
         let contribution = fedprof_node::query::evaluate(table, &q).unwrap();
         let counted: Vec<f64> = contribution

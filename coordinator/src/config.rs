@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use fedprof_config::{ConfigError, ConfigFile};
-use fedprof_protocol::FrameLimit;
+use fedprof_protocol::{FrameLimit, PartyName};
 use fedprof_transport::{ServerLimits, TlsFiles};
 use serde::Deserialize;
 
@@ -99,9 +99,14 @@ pub struct PrivacyConfig {
     /// A customer's total amount is clipped to `[-max, max]` minor units (default 1000000,
     /// i.e. 10,000.00 in a currency with cents).
     pub max_abs_amount_minor: u64,
-    /// Nodes assumed to collude with the coordinator (default 1); must stay below
-    /// `rounds.min_nodes`, since only the others' noise counts.
+    /// Nodes assumed to collude with the coordinator (default 1); at least 1 (every
+    /// contributor receives the result and knows its own noise) and below `rounds.min_nodes`,
+    /// since only the others' noise counts. Each round also needs `colluders <= n - t`.
     pub colluders: u32,
+    /// Most zCDP loss the profiling jobs one analyst opens in one month may declare in all
+    /// (default 2, the nodes' default monthly cap). Local and scheduled runs count under the
+    /// coordinator's own name.
+    pub rho_per_analyst_period: Rho,
 }
 
 impl Default for PrivacyConfig {
@@ -111,17 +116,23 @@ impl Default for PrivacyConfig {
             max_rows_per_customer: 100,
             max_abs_amount_minor: 1_000_000,
             colluders: 1,
+            rho_per_analyst_period: Rho::from_ratio_exact(num_rational::Ratio::from_integer(
+                2u8.into(),
+            )),
         }
     }
 }
 
-impl From<PrivacyConfig> for ReleasePolicy {
-    fn from(p: PrivacyConfig) -> Self {
+impl PrivacyConfig {
+    /// The release policy of a coordinator named `name` (its certificate name).
+    pub fn policy(&self, name: PartyName) -> ReleasePolicy {
         ReleasePolicy {
-            rho_per_job: p.rho_per_job,
-            max_rows_per_customer: p.max_rows_per_customer,
-            max_abs_amount_minor: p.max_abs_amount_minor,
-            colluders: p.colluders,
+            rho_per_job: self.rho_per_job.clone(),
+            max_rows_per_customer: self.max_rows_per_customer,
+            max_abs_amount_minor: self.max_abs_amount_minor,
+            colluders: self.colluders,
+            rho_per_analyst_period: self.rho_per_analyst_period.clone(),
+            name,
         }
     }
 }
@@ -207,6 +218,16 @@ impl CoordinatorConfig {
         file.require_file("tls.ca", &config.tls.ca)?;
         file.require_file("tls.cert", &config.tls.cert)?;
         file.require_file("tls.key", &config.tls.key)?;
+        if config.privacy.colluders == 0 {
+            return Err(file.error(
+                "privacy.colluders",
+                "must be at least 1: every contributor receives the result and knows its own \
+                 noise share, so that share never protects the others",
+            ));
+        }
+        if config.privacy.rho_per_analyst_period.is_zero() {
+            return Err(file.error("privacy.rho_per_analyst_period", "must be above 0"));
+        }
         if config.privacy.colluders as usize >= config.rounds.min_nodes.get() {
             return Err(file.error(
                 "privacy.colluders",

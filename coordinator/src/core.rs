@@ -11,16 +11,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+use chacha20::ChaCha20Rng;
 use fedprof_protocol::{
-    Body, Envelope, ErrorCode, JobId, JobOutcome, JobSpec, PartyId, PartyName, Registered,
-    ReleaseParams, Role, RoundId,
+    Body, Envelope, ErrorCode, Fraction, JobId, JobOutcome, JobSpec, PartyId, PartyName, ProfileId,
+    Registered, ReleaseParams, Role, RoundId,
 };
+use rand_core::{Rng as _, SeedableRng as _};
 use tracing::{debug, info, warn};
 
 use fedprof_crypto::VerifyingKey;
 use fedprof_privacy::Rho;
 
-use crate::round::{Participant, Round, RoundEffect, RoundPolicy};
+use crate::budget::{Charge, ProfileBook};
+use crate::round::{Participant, Round, RoundEffect, RoundPolicy, RoundRequest};
 
 /// The shell's handle for one connection.
 pub type ConnId = u64;
@@ -68,9 +71,10 @@ pub enum Input {
         spec: JobSpec,
         /// Who gets the outcome.
         requester: Requester,
-        /// Public randomness for the round's secure-aggregation graph (from the shell's CSPRNG).
-        graph_seed: [u8; 32],
     },
+    /// The budget period (`YYYY-MM`, UTC) the shell's clock is in; sent at start and
+    /// whenever it changes. Analysts' quotas count per period.
+    Period(String),
     /// Time passed; deadlines are checked.
     Tick,
 }
@@ -149,6 +153,10 @@ pub struct ReleasePolicy {
     pub max_abs_amount_minor: u64,
     /// Nodes assumed to collude with the coordinator.
     pub colluders: u32,
+    /// Most zCDP loss the profiling jobs one analyst opens in one period may declare in all.
+    pub rho_per_analyst_period: Rho,
+    /// The name the coordinator's own jobs (local runs, schedules) are recorded under.
+    pub name: PartyName,
 }
 
 /// The coordinator's state.
@@ -161,12 +169,17 @@ pub struct Coordinator {
     nodes: BTreeMap<PartyName, ConnId>,
     rounds: BTreeMap<JobId, (Round, Requester)>,
     last_job: u64,
+    profiles: ProfileBook,
+    period: String,
+    /// Nonces, profiling job ids and graph seeds (seeded by the shell from the OS).
+    rng: ChaCha20Rng,
 }
 
 impl Coordinator {
     /// A coordinator with no connections, running rounds under `policy` and releasing under
-    /// `release`.
-    pub fn new(policy: RoundPolicy, release: ReleasePolicy) -> Self {
+    /// `release`; `seed` (32 bytes from the OS in production) seeds the generator of nonces,
+    /// profiling job ids and graph seeds.
+    pub fn new(policy: RoundPolicy, release: ReleasePolicy, seed: [u8; 32]) -> Self {
         Coordinator {
             policy,
             release,
@@ -174,6 +187,9 @@ impl Coordinator {
             nodes: BTreeMap::new(),
             rounds: BTreeMap::new(),
             last_job: 0,
+            profiles: ProfileBook::default(),
+            period: String::new(),
+            rng: ChaCha20Rng::from_seed(seed),
         }
     }
 
@@ -210,13 +226,10 @@ impl Coordinator {
             }
             Input::Message { conn, envelope } => self.on_message(conn, envelope, now, &mut out),
             Input::Closed { conn, reason } => self.on_closed(conn, &reason, now, &mut out),
-            Input::SubmitJob {
-                spec,
-                requester,
-                graph_seed,
-            } => {
-                self.start_job(spec, requester, graph_seed, now, &mut out);
+            Input::SubmitJob { spec, requester } => {
+                self.start_job(spec, requester, now, &mut out);
             }
+            Input::Period(period) => self.period = period,
             Input::Tick => {
                 let jobs: Vec<JobId> = self.rounds.keys().copied().collect();
                 for job in jobs {
@@ -291,11 +304,7 @@ impl Coordinator {
             }
             (Role::Analyst, Body::SubmitJob(spec)) => {
                 info!(analyst = %session.party.name, job = spec.name(), "job submitted");
-                // An analyst cannot supply randomness; the graph seed is derived by the shell
-                // for local submissions, and here from the job counter (it is public anyway,
-                // and only fixes which nodes pair up).
-                let seed = self.seed_for_next_job();
-                self.start_job(spec, Requester::Analyst(conn), seed, now, out);
+                self.start_job(spec, Requester::Analyst(conn), now, out);
             }
             (_, Body::Error(e)) => {
                 warn!(peer = %session.party, code = ?e.code, detail = %e.detail, "peer reported an error");
@@ -322,23 +331,65 @@ impl Coordinator {
         &mut self,
         spec: JobSpec,
         requester: Requester,
-        graph_seed: [u8; 32],
         now: Instant,
         out: &mut Vec<Output>,
     ) {
         self.last_job += 1;
         let job = JobId(self.last_job);
         info!(%job, kind = spec.name(), nodes = self.nodes.len(), "starting job");
-        let invited = match &spec {
-            JobSpec::Features(q) if !q.participants.is_empty() => Some(&q.participants),
-            _ => None,
+        let analyst = match requester {
+            Requester::Analyst(conn) => self.sessions.get(&conn).map(|s| s.party.name.clone()),
+            Requester::Local(_) => Some(self.release.name.clone()),
         };
-        let participants: Vec<Participant> = self
-            .nodes
+        let Some(analyst) = analyst else {
+            return; // The analyst's connection closed while the job was on its way.
+        };
+        let min_contributors = u32::try_from(self.policy.min_nodes).unwrap_or(u32::MAX);
+        let planned = self.plan(&spec, min_contributors).and_then(|release| {
+            let rho = match &spec {
+                JobSpec::Features(q) => {
+                    fedprof_privacy::query::query_rho(q, &release).map_err(|e| e.to_string())?
+                }
+                JobSpec::TransactionTotals => {
+                    fedprof_privacy::release::totals_rho(&release).map_err(|e| e.to_string())?
+                }
+            };
+            Ok((release, rho))
+        });
+        let charge = planned.and_then(|(release, rho)| {
+            let charge = self.profile_of(&spec, &analyst)?;
+            Ok((release, rho, charge))
+        });
+        let (release, rho, charge) = match charge {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(%job, %analyst, error = %e, "job refused before any node computes");
+                self.refuse_job(job, requester, format!("refused: {e}"), out);
+                return;
+            }
+        };
+        let Charge { tag, participants } = charge;
+        // M3: the job's population is fixed by the coordinator; a release that cannot reach
+        // all of it is not run (its figures would describe other customers).
+        let missing: Vec<&PartyName> = participants
             .iter()
-            .filter(|(name, _)| invited.is_none_or(|list| list.contains(name)))
-            .filter_map(|(name, conn)| {
-                let s = self.sessions.get(conn)?;
+            .filter(|n| !self.nodes.contains_key(*n))
+            .collect();
+        if !missing.is_empty() && tag_is_continued(&spec) {
+            let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+            let reason = format!(
+                "refused: node(s) {} of profiling job {} are not connected; every release of a \
+                 job covers the same nodes",
+                names.join(", "),
+                tag.id
+            );
+            self.refuse_job(job, requester, reason, out);
+            return;
+        }
+        let participants: Vec<Participant> = participants
+            .iter()
+            .filter_map(|name| {
+                let s = self.sessions.get(self.nodes.get(name)?)?;
                 Some(Participant {
                     name: name.clone(),
                     certificate: s.certificate.clone(),
@@ -346,42 +397,78 @@ impl Coordinator {
                 })
             })
             .collect();
-        let min_contributors = u32::try_from(self.policy.min_nodes).unwrap_or(u32::MAX);
-        let release = match self.plan(&spec, min_contributors) {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(%job, error = %e, "privacy policy admits no release");
-                let outcome = JobOutcome::Aborted {
-                    reason: format!("the privacy policy admits no release: {e}"),
-                    failures: Vec::new(),
-                };
-                if let Requester::Analyst(conn) = requester {
-                    out.push(Output::Send {
-                        conn,
-                        job,
-                        round: RoundId(0),
-                        body: Body::Outcome(outcome.clone()),
-                    });
-                }
-                out.push(Output::JobFinished {
-                    job,
-                    requester,
-                    outcome,
-                });
-                return;
-            }
-        };
-        let (round, effects) = Round::start(
+        // Nodes pay on announcement: the job is charged now, whatever happens next.
+        self.profiles.charge(tag.id, &rho);
+        let mut nonce = [0u8; 32];
+        let mut graph_seed = [0u8; 32];
+        self.rng.fill_bytes(&mut nonce);
+        self.rng.fill_bytes(&mut graph_seed);
+        let request = RoundRequest {
             job,
             spec,
-            participants,
             release,
-            self.policy,
+            profile: tag,
+            nonce,
             graph_seed,
-            now,
-        );
+        };
+        let (round, effects) = Round::start(request, participants, self.policy, now);
         self.rounds.insert(job, (round, requester));
         self.apply(job, effects, now, out);
+    }
+
+    /// The profiling job a release of `spec` belongs to: a new one (`job: None`, or a
+    /// transaction-totals job) or the open one it names.
+    fn profile_of(&mut self, spec: &JobSpec, analyst: &PartyName) -> Result<Charge, String> {
+        let p = &self.release;
+        let zero = Fraction { numer: 0, denom: 1 };
+        let (job, asked) = match spec {
+            JobSpec::Features(q) => (q.job, (q.budget, q.reserve)),
+            JobSpec::TransactionTotals => {
+                let cap = Fraction {
+                    numer: u64::try_from(p.rho_per_job.numer()).unwrap_or(u64::MAX),
+                    denom: u64::try_from(p.rho_per_job.denom()).unwrap_or(u64::MAX),
+                };
+                (None, (cap, zero))
+            }
+        };
+        match job {
+            Some(id) => self.profiles.next(id, analyst, asked),
+            None => {
+                let mut id = [0u8; 16];
+                self.rng.fill_bytes(&mut id);
+                let nodes = self.nodes.keys().cloned().collect();
+                self.profiles.open(
+                    ProfileId(id),
+                    analyst,
+                    &self.period,
+                    asked,
+                    (&p.rho_per_job, &p.rho_per_analyst_period),
+                    nodes,
+                )
+            }
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// Settles job `job` as aborted before anything was announced, telling the requester.
+    fn refuse_job(&self, job: JobId, requester: Requester, reason: String, out: &mut Vec<Output>) {
+        let outcome = JobOutcome::Aborted {
+            reason,
+            failures: Vec::new(),
+        };
+        if let Requester::Analyst(conn) = requester {
+            out.push(Output::Send {
+                conn,
+                job,
+                round: RoundId(0),
+                body: Body::Outcome(outcome.clone()),
+            });
+        }
+        out.push(Output::JobFinished {
+            job,
+            requester,
+            outcome,
+        });
     }
 
     /// The bounds and noise of a release of `spec` under the policy.
@@ -399,28 +486,10 @@ impl Coordinator {
             JobSpec::Features(q) => {
                 let budget = Rho::from_ratio(q.budget.numer, q.budget.denom)
                     .map_err(|_| "budget: must be a positive fraction".to_owned())?;
-                let reserve = Rho::from_ratio(q.reserve.numer, q.reserve.denom)
-                    .map_err(|_| "reserve: the denominator must not be 0".to_owned())?;
-                // The release and the rest of its job together: a profiling job over the cap is
-                // refused at its first release, before any node computes.
-                if &budget + &reserve > p.rho_per_job {
-                    return Err(format!(
-                        "budget: rho {budget} plus the job's remaining {reserve} exceeds the per-job cap {}",
-                        p.rho_per_job
-                    ));
-                }
                 fedprof_privacy::query::plan_query(&budget, q, min_contributors, p.colluders)
                     .map_err(|e| e.to_string())
             }
         }
-    }
-
-    /// Public per-job seed for analyst submissions: a hash of the job number (the seed only
-    /// decides which nodes pair up in a sparse graph; it needs no secrecy).
-    fn seed_for_next_job(&self) -> [u8; 32] {
-        // The label is a short constant, so `digest` cannot fail; fall back to zeros regardless.
-        fedprof_crypto::kdf::digest("graph-seed", &[&(self.last_job + 1).to_be_bytes()])
-            .unwrap_or_default()
     }
 
     /// Turns a round's effects into outputs addressed to connections.
@@ -521,6 +590,8 @@ impl Coordinator {
             };
             match &outcome {
                 JobOutcome::Completed { result, failures } => {
+                    self.profiles
+                        .completed(result.profile.id, &result.contributors);
                     info!(%job, contributors = result.contributors.len(), failed = failures.len(), "result ready; recording the release");
                     let recipients = result
                         .contributors
@@ -557,6 +628,11 @@ impl Coordinator {
             }
         }
     }
+}
+
+/// Whether a release continues an open profiling job (rather than opening one).
+fn tag_is_continued(spec: &JobSpec) -> bool {
+    matches!(spec, JobSpec::Features(q) if q.job.is_some())
 }
 
 /// Whether `role` may ever send `body` to the coordinator.

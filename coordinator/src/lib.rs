@@ -5,6 +5,7 @@
 //! Does not parse customer data, and never sees a raw record: what reaches it is a vector whose
 //! layout the job fixes. Round and registry logic is sans-IO; only [`service`] uses tokio.
 
+pub mod budget;
 pub mod config;
 pub mod core;
 pub mod round;

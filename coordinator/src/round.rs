@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use fedprof_crypto::VerifyingKey;
 use fedprof_protocol::{
     Body, ErrorCode, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure, PartyName,
-    Refusal, ReleaseParams, RosterEntry, SecAggGraph, SecAggSetup,
+    ProfileTag, Refusal, ReleaseParams, RosterEntry, SecAggGraph, SecAggSetup,
 };
 use fedprof_secagg::coordinator::{CoordinatorError, Step};
 use fedprof_secagg::{GraphSpec, Party, RoundConfig, RoundTag};
@@ -77,10 +77,30 @@ pub enum RoundError {
     NotAMember(PartyName),
 }
 
+/// What a round releases: the spec, its planned noise, the profiling job it belongs to, and
+/// the randomness the coordinator drew for it (from its CSPRNG).
+#[derive(Debug, Clone)]
+pub struct RoundRequest {
+    /// The job (release) number.
+    pub job: JobId,
+    /// What to compute.
+    pub spec: JobSpec,
+    /// Its bounds and noise.
+    pub release: ReleaseParams,
+    /// The profiling job it belongs to.
+    pub profile: ProfileTag,
+    /// Fresh random bytes bound into the round's configuration (and so into the release's id
+    /// in every ledger).
+    pub nonce: [u8; 32],
+    /// Public randomness for the secure-aggregation graph.
+    pub graph_seed: [u8; 32],
+}
+
 /// One job's round.
 #[derive(Debug)]
 pub struct Round {
     spec: JobSpec,
+    profile: ProfileTag,
     policy: RoundPolicy,
     release: ReleaseParams,
     roster: Vec<PartyName>,
@@ -99,23 +119,31 @@ pub struct Round {
 const MAX_RECEIPT_BYTES: usize = 64 * 1024;
 
 impl Round {
-    /// Starts a round asking `participants` to compute `spec` under `release`, masked with a
-    /// secure-aggregation graph drawn from `graph_seed`; returns the announcements to send.
+    /// Starts a round asking `participants` to compute the request's spec under its release
+    /// parameters, masked with a secure-aggregation graph drawn from its `graph_seed`;
+    /// returns the announcements to send.
     ///
-    /// With fewer participants than the release needs, the round is settled at once as
-    /// aborted and nobody is asked to compute anything.
+    /// With fewer participants than the release needs, or a graph whose threshold cannot
+    /// keep the release's colluders from rebuilding an honest node's secrets (`c >= t`), the
+    /// round is settled at once as aborted and nobody is asked to compute anything.
     pub fn start(
-        job: JobId,
-        spec: JobSpec,
+        request: RoundRequest,
         participants: Vec<Participant>,
-        release: ReleaseParams,
         policy: RoundPolicy,
-        graph_seed: [u8; 32],
         now: Instant,
     ) -> (Round, Vec<RoundEffect>) {
+        let RoundRequest {
+            job,
+            spec,
+            release,
+            profile,
+            nonce,
+            graph_seed,
+        } = request;
         let roster: Vec<PartyName> = participants.iter().map(|p| p.name.clone()).collect();
         let mut round = Round {
             spec,
+            profile,
             policy,
             members: roster.iter().map(|n| (n.clone(), Member::Active)).collect(),
             index: roster
@@ -157,12 +185,13 @@ impl Round {
             None,
         );
         let config = match config {
-            Ok(c) => Arc::new(c),
+            Ok(c) => c,
             Err(e) => {
                 round.abort(format!("cannot set up secure aggregation: {e}"));
                 return (round, Vec::new());
             }
         };
+        let t = config.threshold();
         let setup = SecAggSetup {
             roster: participants
                 .into_iter()
@@ -171,7 +200,7 @@ impl Round {
                     certificate: p.certificate,
                 })
                 .collect(),
-            threshold: u32::try_from(config.threshold()).unwrap_or(u32::MAX),
+            threshold: u32::try_from(t).unwrap_or(u32::MAX),
             graph: match graph {
                 GraphSpec::Complete => SecAggGraph::Complete,
                 GraphSpec::Sparse { neighbours, seed } => SecAggGraph::Sparse { neighbours, seed },
@@ -182,6 +211,18 @@ impl Round {
             timeout_ms: u32::try_from(policy.timeout.as_millis()).unwrap_or(u32::MAX),
             release: round.release.clone(),
             secagg: setup,
+            profile: round.profile.clone(),
+            nonce,
+        };
+        // C2, M4: the secure-aggregation machine knows n_min and the release it serves.
+        let min = round.release.min_contributors as usize;
+        let colluders = round.release.colluders as usize;
+        let config = match config.bind(min, colluders, &announce.release_binding()) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                round.abort(format!("cannot set up secure aggregation: {e}"));
+                return (round, Vec::new());
+            }
         };
         round.nonce = config.digest();
         round.secagg = Some(fedprof_secagg::Coordinator::new(config));
@@ -396,6 +437,7 @@ impl Round {
                     values: sum.into_values(),
                     contributors: sorted,
                     release: self.release.clone(),
+                    profile: self.profile.clone(),
                 };
                 // Nothing is sent here: the driver records the release in the coordinator's
                 // ledger first and only then publishes it (see `Output::Publish`).
@@ -441,9 +483,20 @@ impl Round {
             .collect()
     }
 
-    /// The release's nonce (digest of the round configuration).
+    /// The release's nonce (digest of the round configuration, which covers the request's
+    /// random nonce and the release it serves).
     pub fn nonce(&self) -> [u8; 32] {
         self.nonce
+    }
+
+    /// The profiling job this round serves.
+    pub fn profile(&self) -> &ProfileTag {
+        &self.profile
+    }
+
+    /// The roster asked to take part.
+    pub fn roster(&self) -> &[PartyName] {
+        &self.roster
     }
 }
 

@@ -100,7 +100,7 @@ impl CoordinatorService {
     /// address.
     pub fn bind(config: &CoordinatorConfig) -> Result<Self, StartError> {
         let creds = Credentials::load(&config.tls)?;
-        let release: ReleasePolicy = config.privacy.clone().into();
+        let release = config.privacy.policy(creds.identity().name.clone());
         let ledger = open_ledger(
             &creds,
             &config.ledger.path,
@@ -146,9 +146,8 @@ impl CoordinatorService {
     pub fn start(self, shutdown: ShutdownSignal) -> (CoordinatorHandle, JoinHandle<()>) {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (nodes_tx, nodes_rx) = watch::channel(Vec::new());
-        let core = Coordinator::new(self.policy, self.release);
         let core_task = tokio::spawn(core_loop(
-            core,
+            (self.policy, self.release),
             self.ledger,
             events_rx,
             nodes_tx,
@@ -223,6 +222,12 @@ impl CoordinatorHandle {
     }
 }
 
+/// The budget period of the wall clock: `YYYY-MM`, UTC.
+fn current_period() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!("{:04}-{:02}", now.year(), u8::from(now.month()))
+}
+
 /// Opens (or creates) the coordinator's release ledger and records the policy if it changed.
 pub fn open_ledger(
     creds: &Credentials,
@@ -247,7 +252,7 @@ pub fn open_ledger(
 }
 
 async fn core_loop(
-    mut core: Coordinator,
+    (policy, release): (RoundPolicy, ReleasePolicy),
     mut ledger: CoordinatorLedger,
     mut events: mpsc::Receiver<Event>,
     nodes: watch::Sender<Vec<PartyName>>,
@@ -264,7 +269,17 @@ async fn core_loop(
             return;
         }
     };
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    let mut core = Coordinator::new(policy, release, seed);
+    let mut period = String::new();
     loop {
+        // Analysts' quotas count per UTC month; the core is told when it rolls over.
+        let now_period = current_period();
+        if now_period != period {
+            period = now_period;
+            let _ = core.handle(Input::Period(period.clone()), std::time::Instant::now());
+        }
         let deadline = core.next_deadline().map(Instant::from_std);
         let input = tokio::select! {
             event = events.recv() => match event {
@@ -293,9 +308,7 @@ async fn core_loop(
                 Some(Event::Local { spec, reply }) => {
                     next_ticket += 1;
                     waiting.insert(next_ticket, reply);
-                    let mut graph_seed = [0u8; 32];
-                    rng.fill_bytes(&mut graph_seed);
-                    Input::SubmitJob { spec, requester: Requester::Local(next_ticket), graph_seed }
+                    Input::SubmitJob { spec, requester: Requester::Local(next_ticket) }
                 }
             },
             () = sleep_until(deadline) => Input::Tick,
@@ -434,8 +447,8 @@ fn record(
         .iter()
         .map(|line| NodeEntry::from_line(line).map_err(|e| format!("a receipt is invalid: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let mechanism =
-        MechanismRecord::for_release(&result.spec, &result.release).map_err(|e| e.to_string())?;
+    let mechanism = MechanismRecord::for_release(&result.spec, &result.release, &result.profile)
+        .map_err(|e| e.to_string())?;
     let published = fedprof_protocol::encode(&fedprof_protocol::Envelope {
         header: fedprof_protocol::Header {
             job,

@@ -102,6 +102,9 @@ pub struct QueryRecord {
     sigma_sq_node: Rho,
     n_min: u32,
     colluders: u32,
+    /// The profiling job and the analyst the release served (absent in legacy records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    profile: Option<fedprof_protocol::ProfileTag>,
     #[serde(skip)]
     rho: Rho,
 }
@@ -119,6 +122,8 @@ struct QueryFields {
     sigma_sq_node: Rho,
     n_min: u32,
     colluders: u32,
+    #[serde(default)]
+    profile: Option<fedprof_protocol::ProfileTag>,
 }
 
 impl TryFrom<QueryFields> for QueryRecord {
@@ -150,6 +155,8 @@ impl TryFrom<QueryFields> for QueryRecord {
                 ));
             }
         };
+        let mut record = record;
+        record.profile = f.profile;
         // What the record says besides the query must be what the query implies.
         if record.label != f.label || record.scale != f.scale || record.dimension != f.dimension {
             return Err(MechanismError::Release(
@@ -193,8 +200,14 @@ impl QueryRecord {
             sigma_sq_node: Rho::from_ratio_exact(variance.as_ratio().clone()),
             n_min: params.min_contributors,
             colluders: params.colluders,
+            profile: None,
             rho,
         })
+    }
+
+    /// The profiling job and analyst the release served (`None` in legacy records).
+    pub fn profile(&self) -> Option<&fedprof_protocol::ProfileTag> {
+        self.profile.as_ref()
     }
 
     /// The query that ran (`None` for a legacy record, which holds only its shape).
@@ -225,6 +238,9 @@ pub struct TotalsRecord {
     node_variance: Vec<Rho>,
     min_contributors: u32,
     colluders: u32,
+    /// The job and analyst the release served (absent in legacy records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    profile: Option<fedprof_protocol::ProfileTag>,
     #[serde(skip)]
     rho: Rho,
 }
@@ -237,6 +253,8 @@ struct TotalsFields {
     node_variance: Vec<Rho>,
     min_contributors: u32,
     colluders: u32,
+    #[serde(default)]
+    profile: Option<fedprof_protocol::ProfileTag>,
 }
 
 impl TryFrom<TotalsFields> for TotalsRecord {
@@ -247,13 +265,15 @@ impl TryFrom<TotalsFields> for TotalsRecord {
             .iter()
             .map(wire_fraction)
             .collect::<Result<_, MechanismError>>()?;
-        TotalsRecord::new(&fedprof_protocol::ReleaseParams {
+        let mut record = TotalsRecord::new(&fedprof_protocol::ReleaseParams {
             max_rows_per_customer: f.max_rows_per_customer,
             max_abs_amount_minor: f.max_abs_amount_minor,
             node_variance,
             min_contributors: f.min_contributors,
             colluders: f.colluders,
-        })
+        })?;
+        record.profile = f.profile;
+        Ok(record)
     }
 }
 
@@ -273,6 +293,7 @@ impl TotalsRecord {
             node_variance,
             min_contributors: params.min_contributors,
             colluders: params.colluders,
+            profile: None,
             rho,
         })
     }
@@ -406,19 +427,29 @@ impl DiscreteGaussian {
 }
 
 impl MechanismRecord {
-    /// The record of an announced release of `spec` under `params`: what a node debits and
-    /// the coordinator records. Refuses parameters the privacy crate would refuse.
+    /// The record of an announced release of `spec` under `params` for profiling job
+    /// `profile`: what a node debits and the coordinator records. Refuses parameters the
+    /// privacy crate would refuse.
     pub fn for_release(
         spec: &fedprof_protocol::JobSpec,
         params: &fedprof_protocol::ReleaseParams,
+        profile: &fedprof_protocol::ProfileTag,
     ) -> Result<Self, MechanismError> {
+        let profile = Some(profile.clone());
         match spec {
-            fedprof_protocol::JobSpec::TransactionTotals => {
-                TotalsRecord::new(params).map(MechanismRecord::TransactionTotals)
-            }
-            fedprof_protocol::JobSpec::Features(q) => {
-                QueryRecord::new(q, params).map(MechanismRecord::FeatureQuery)
-            }
+            fedprof_protocol::JobSpec::TransactionTotals => TotalsRecord::new(params)
+                .map(|r| MechanismRecord::TransactionTotals(TotalsRecord { profile, ..r })),
+            fedprof_protocol::JobSpec::Features(q) => QueryRecord::new(q, params)
+                .map(|r| MechanismRecord::FeatureQuery(QueryRecord { profile, ..r })),
+        }
+    }
+
+    /// The profiling job and analyst the release served (`None`: a legacy record).
+    pub fn profile(&self) -> Option<&fedprof_protocol::ProfileTag> {
+        match self {
+            MechanismRecord::DistributedDiscreteGaussian(_) => None,
+            MechanismRecord::TransactionTotals(t) => t.profile.as_ref(),
+            MechanismRecord::FeatureQuery(q) => q.profile.as_ref(),
         }
     }
 
@@ -551,11 +582,17 @@ mod tests {
                 denom: 10,
             },
             reserve: Fraction { numer: 0, denom: 1 },
-            participants: Vec::new(),
+            job: None,
         };
         let params = fedprof_privacy::query::plan_query(&r("1/10"), &query, 3, 1).unwrap();
         let spec = JobSpec::Features(Box::new(query.clone()));
-        let m = MechanismRecord::for_release(&spec, &params).unwrap();
+        let tag = fedprof_protocol::ProfileTag {
+            id: fedprof_protocol::ProfileId([7; 16]),
+            analyst: fedprof_protocol::PartyName::new("risk-team").unwrap(),
+            cap: Fraction { numer: 1, denom: 2 },
+        };
+        let m = MechanismRecord::for_release(&spec, &params, &tag).unwrap();
+        assert_eq!(m.profile(), Some(&tag));
         let expected = fedprof_privacy::query::query_rho(&query, &params).unwrap();
         assert_eq!(m.rho(), expected);
         assert!(m.rho() <= r("1/10"));

@@ -40,6 +40,44 @@ pub struct NodeConfig {
     pub features: FeaturesConfig,
     /// This node's own privacy budget and its signed ledger.
     pub privacy: NodePrivacyConfig,
+    /// The least this node assumes and the most it spends, whatever the coordinator
+    /// announces (`[floor]`, every field with a default; see docs/PRIVACY.md).
+    #[serde(default)]
+    pub floor: NodeFloorConfig,
+}
+
+/// `[floor]`: this node's privacy floor (see [`crate::floor`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeFloorConfig {
+    /// Fewest nodes assumed to collude with the coordinator (default 1: with 0, a node that
+    /// receives the result and knows its own noise would face one share less than counted).
+    pub min_colluders: u32,
+    /// Fewest honest noise shares (`n_min - colluders`) every release must count on
+    /// (default 1).
+    pub min_honest_shares: u32,
+    /// Most rho one release may cost (default 1/2).
+    pub max_rho_per_release: fedprof_privacy::Rho,
+    /// Most rho one profiling job may cost, over all its releases (default 1).
+    pub max_rho_per_job: fedprof_privacy::Rho,
+    /// Most rho one analyst's jobs may cost per budget period (default 2, the default period
+    /// cap: lower it to keep room for other analysts).
+    pub max_rho_per_analyst: fedprof_privacy::Rho,
+}
+
+impl Default for NodeFloorConfig {
+    fn default() -> Self {
+        let rho = |n: u8, d: u8| {
+            fedprof_privacy::Rho::from_ratio_exact(num_rational::Ratio::new(n.into(), d.into()))
+        };
+        NodeFloorConfig {
+            min_colluders: 1,
+            min_honest_shares: 1,
+            max_rho_per_release: rho(1, 2),
+            max_rho_per_job: rho(1, 1),
+            max_rho_per_analyst: rho(2, 1),
+        }
+    }
 }
 
 /// `[privacy]`: the budget this node enforces itself, whatever the coordinator asks.

@@ -97,6 +97,15 @@ pub fn round_config(
         graph,
         Some(setup.threshold as usize),
     )
+    // C2, M4: the round is bound to the release's n_min and to the release itself (query,
+    // noise, colluders, job, nonce); a graph that cannot guarantee n_min is refused here.
+    .and_then(|c| {
+        c.bind(
+            announce.release.min_contributors as usize,
+            announce.release.colluders as usize,
+            &announce.release_binding(),
+        )
+    })
     .map(Arc::new)
     .map_err(|e| JobError::Setup(e.to_string()))
 }

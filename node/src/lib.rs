@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod data;
+pub mod floor;
 pub mod job;
 pub mod pipeline;
 pub mod query;

@@ -23,7 +23,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, NodeFloorConfig};
+use crate::floor::Spending;
 use fedprof_privacy::encoding::from_ring;
 
 use crate::job::{NodeJob, round_config};
@@ -64,6 +65,14 @@ enum SessionEnd {
     Lost { reason: String, registered: bool },
 }
 
+/// The node's ledger and what it has spent per job and analyst, behind one lock: the floor is
+/// checked and the debit written without another debit in between.
+#[derive(Debug)]
+struct Books {
+    ledger: NodeLedger,
+    spending: Spending,
+}
+
 struct ActiveJob {
     secagg: NodeJob<ChaCha20Rng>,
     expires: Instant,
@@ -75,7 +84,7 @@ pub struct NodeService {
     config: Arc<NodeConfig>,
     creds: Credentials,
     key: SigningKey,
-    ledger: Arc<Mutex<NodeLedger>>,
+    books: Arc<Mutex<Books>>,
     features: Arc<FeatureCache>,
 }
 
@@ -106,11 +115,12 @@ impl NodeService {
                 .open_period(period, config.privacy.cap_rho.clone())
                 .map_err(|e| NodeError::Ledger(Box::new(e)))?;
         }
+        let spending = Spending::from_ledger(ledger.path());
         Ok(NodeService {
             config: Arc::new(config),
             creds,
             key,
-            ledger: Arc::new(Mutex::new(ledger)),
+            books: Arc::new(Mutex::new(Books { ledger, spending })),
             features: Arc::default(),
         })
     }
@@ -223,7 +233,9 @@ impl NodeService {
                         // Noise can take a small count below zero: read values as signed.
                         let values: Vec<i64> =
                             result.values.iter().map(|v| from_ring(*v)).collect();
-                        info!(%job, contributors = result.contributors.len(), ?values, "noisy result released");
+                        info!(%job, contributors = result.contributors.len(), "noisy result released");
+                        // Released values are the analyst's business: never at INFO.
+                        tracing::debug!(%job, ?values, "released values");
                         Ok(())
                     }
                     NodeAction::End { reason } => break 'session lost(reason, &session),
@@ -341,7 +353,8 @@ impl NodeService {
                 "this node is not in the roster".into(),
             )
         })?;
-        let (rho, mechanism) = crate::work::mechanism(&announce.spec, &announce.release)?;
+        let (rho, mechanism) =
+            crate::work::mechanism(&announce.spec, &announce.release, &announce.profile)?;
         let config = round_config(job, announce, keys)
             .map_err(|e| refuse(RefuseReason::Policy, e.to_string()))?;
         let release = ReleaseId {
@@ -349,26 +362,28 @@ impl NodeService {
             round: RoundId(0),
             nonce: Digest::from_bytes(config.digest()),
         };
+        let reserve = match &announce.spec {
+            // The rest of the job must fit too: refuse at its start, not half-way.
+            JobSpec::Features(q) => {
+                fedprof_privacy::Rho::from_ratio(q.reserve.numer, q.reserve.denom)
+                    .unwrap_or_else(|_| fedprof_privacy::Rho::zero())
+            }
+            JobSpec::TransactionTotals => fedprof_privacy::Rho::zero(),
+        };
         {
-            let ledger = self
-                .ledger
+            let books = self
+                .books
                 .lock()
                 .map_err(|_| refuse(RefuseReason::Policy, "ledger unavailable".into()))?;
-            if ledger.book().debit(&release).is_none() {
-                let rho = ledger
-                    .book()
-                    .check_debit(&release, &mechanism)
-                    .map_err(|e| e.refusal())?;
-                if let JobSpec::Features(q) = &announce.spec {
-                    // The rest of the job must fit too: refuse at its start, not half-way.
-                    let reserve =
-                        fedprof_privacy::Rho::from_ratio(q.reserve.numer, q.reserve.denom)
-                            .unwrap_or_else(|_| fedprof_privacy::Rho::zero());
-                    ledger
-                        .book()
-                        .check_headroom(&rho, &reserve)
-                        .map_err(|e| e.refusal())?;
-                }
+            if books.ledger.book().debit(&release).is_none() {
+                check_budget(
+                    &books,
+                    &self.config.floor,
+                    announce,
+                    &release,
+                    &mechanism,
+                    &reserve,
+                )?;
             }
         }
         let rng = || {
@@ -383,14 +398,21 @@ impl NodeService {
             done.clone(),
             rng()?,
         );
-        let ledger = Arc::clone(&self.ledger);
+        let books = Arc::clone(&self.books);
+        let lifetime = Duration::from_millis(u64::from(announce.timeout_ms)) * JOB_LIFETIME_PHASES;
+        let (floor, announce) = (self.config.floor.clone(), announce.clone());
         tokio::task::spawn_blocking(move || {
+            let paid = Paid {
+                floor: &floor,
+                announce: &announce,
+                release,
+                reserve,
+            };
             let result = work
                 .run(&params, &mut noise_rng)
-                .and_then(|noisy| debit(&ledger, release, mechanism, noisy));
+                .and_then(|noisy| debit(&books, &paid, mechanism, noisy, &mut noise_rng));
             let _ = done.blocking_send((job, result));
         });
-        let lifetime = Duration::from_millis(u64::from(announce.timeout_ms)) * JOB_LIFETIME_PHASES;
         Ok((
             ActiveJob {
                 secagg,
@@ -408,22 +430,79 @@ async fn send(writer: &mut MessageWriter, job: JobId, body: Body) -> Result<(), 
 /// A job's local result: the vector to mask and the signed debit receipt, or a refusal.
 type Computed = Result<(Vec<u64>, String), Refusal>;
 
+/// Every check a release must pass before this node pays for it: the period cap and the
+/// job's reserve (the ledger), and this node's own floor (per release, job, analyst; assumed
+/// colluders and honest shares).
+fn check_budget(
+    books: &Books,
+    floor: &NodeFloorConfig,
+    announce: &JobAnnounce,
+    release: &ReleaseId,
+    mechanism: &MechanismRecord,
+    reserve: &fedprof_privacy::Rho,
+) -> Result<(), Refusal> {
+    let book = books.ledger.book();
+    let rho = book
+        .check_debit(release, mechanism)
+        .map_err(|e| e.refusal())?;
+    book.check_headroom(&rho, reserve)
+        .map_err(|e| e.refusal())?;
+    crate::floor::check(
+        floor,
+        &books.spending,
+        &announce.release,
+        &announce.profile,
+        &rho,
+        reserve,
+    )
+    .map_err(|e| e.refusal())
+}
+
+/// What a debit is checked against again under the ledger lock.
+struct Paid<'a> {
+    floor: &'a NodeFloorConfig,
+    announce: &'a JobAnnounce,
+    release: ReleaseId,
+    reserve: fedprof_privacy::Rho,
+}
+
 /// Debits the release in the node's ledger (durably, before the vector may leave) and returns
 /// the vector to send: `noisy`, or the vector cached for this release by an earlier attempt, so
-/// a retried release never carries a second noise draw and is never paid twice.
+/// a retried release never carries a second noise draw and is never paid twice. The floor is
+/// checked again under the lock, so concurrent jobs cannot both slip under it.
 fn debit(
-    ledger: &Mutex<NodeLedger>,
-    release: ReleaseId,
+    books: &Mutex<Books>,
+    paid: &Paid<'_>,
     mechanism: MechanismRecord,
     noisy: Vec<u64>,
+    rng: &mut ChaCha20Rng,
 ) -> Result<(Vec<u64>, String), Refusal> {
-    let mut ledger = ledger.lock().map_err(|_| Refusal {
+    let mut books = books.lock().map_err(|_| Refusal {
         reason: RefuseReason::Policy,
         detail: "ledger unavailable".into(),
     })?;
-    match ledger.prepare_release(release, mechanism, move || noisy) {
+    let release = paid.release;
+    if books.ledger.book().debit(&release).is_none() {
+        check_budget(
+            &books,
+            paid.floor,
+            paid.announce,
+            &release,
+            &mechanism,
+            &paid.reserve,
+        )?;
+    }
+    let mut salt = [0u8; 32];
+    rand_core::Rng::fill_bytes(rng, &mut salt);
+    match books
+        .ledger
+        .prepare_release(release, mechanism, salt, move || noisy)
+    {
         Ok(receipt) => {
             info!(job = %release.job, retry = receipt.is_retry(), "release debited");
+            if !receipt.is_retry() {
+                books.spending.record(receipt.entry());
+            }
             let (entry, vector) = receipt.into_parts();
             Ok((vector, entry.to_line()))
         }

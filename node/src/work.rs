@@ -34,6 +34,7 @@ fn policy(detail: String) -> Refusal {
 pub(crate) fn mechanism(
     spec: &JobSpec,
     release: &ReleaseParams,
+    profile: &fedprof_protocol::ProfileTag,
 ) -> Result<(Rho, MechanismRecord), Refusal> {
     let refused = |e: &dyn std::fmt::Display| policy(format!("release parameters refused: {e}"));
     let rho = match spec {
@@ -44,7 +45,7 @@ pub(crate) fn mechanism(
             fedprof_privacy::query::query_rho(q, release).map_err(|e| refused(&e))?
         }
     };
-    let record = MechanismRecord::for_release(spec, release).map_err(|e| refused(&e))?;
+    let record = MechanismRecord::for_release(spec, release, profile).map_err(|e| refused(&e))?;
     Ok((rho, record))
 }
 

@@ -181,7 +181,7 @@ mod tests {
                 denom: 10,
             },
             reserve: fedprof_protocol::Fraction { numer: 0, denom: 1 },
-            participants: Vec::new(),
+            job: None,
         }
     }
 

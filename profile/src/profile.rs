@@ -264,7 +264,7 @@ mod tests {
             parts: layout.parts.clone(),
             budget: Fraction { numer: 1, denom: 1 },
             reserve: Fraction { numer: 0, denom: 1 },
-            participants: Vec::new(),
+            job: None,
         };
         let r = Released {
             query,

@@ -19,7 +19,7 @@ use fedprof_privacy::Rho;
 use fedprof_protocol::query::{
     Dimension, LIFECYCLE_SEGMENTS, MixFeature, QueryPart, RFM_SEGMENTS, Segmenter,
 };
-use fedprof_protocol::{FeatureQuery, Fraction, JobResult, PartyName};
+use fedprof_protocol::{FeatureQuery, Fraction, JobResult, ProfileId};
 use num_bigint::BigUint;
 use num_rational::Ratio;
 
@@ -98,7 +98,9 @@ pub struct ProfileRun {
     centroids: Vec<Vec<u32>>,
     releases: Vec<ReleaseSummary>,
     nodes: Option<BTreeSet<String>>,
-    participants: Vec<PartyName>,
+    /// The profiling job's id, from its first result: later releases name it, and the
+    /// coordinator fixes who takes part (never this run).
+    job: Option<ProfileId>,
 }
 
 fn fraction(r: &Ratio<BigUint>, field: &str) -> Result<Fraction, SpecError> {
@@ -183,7 +185,7 @@ impl ProfileRun {
             centroids: Vec::new(),
             releases: Vec::new(),
             nodes: None,
-            participants: Vec::new(),
+            job: None,
         })
     }
 
@@ -262,7 +264,7 @@ impl ProfileRun {
             parts: layout.parts.clone(),
             budget,
             reserve: self.reserve_after(self.next),
-            participants: self.participants.clone(),
+            job: self.job,
         };
         self.pending = Some((step, query.clone(), layout));
         Some(query)
@@ -273,10 +275,16 @@ impl ProfileRun {
         let (step, query, layout) = self.pending.take().ok_or(RunError::NotPending)?;
         let released =
             Released::new(&query, result).ok_or_else(|| RunError::Shape(query.label.clone()))?;
-        if self.participants.is_empty() {
-            // The first release decides who is in the job (a node whose budget cannot pay the
-            // whole job refused it); later releases ask those nodes only.
-            self.participants = result.contributors.clone();
+        match self.job {
+            // The first release opens the job; the coordinator then keeps its population.
+            None => self.job = Some(result.profile.id),
+            Some(id) if id != result.profile.id => {
+                return Err(RunError::Shape(format!(
+                    "{}: the result belongs to profiling job {}, not {id}",
+                    query.label, result.profile.id
+                )));
+            }
+            Some(_) => {}
         }
         let names: BTreeSet<String> = released.contributors.iter().cloned().collect();
         self.nodes = Some(match self.nodes.take() {

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod frame;
 pub mod identity;
 pub mod message;
+pub mod profile;
 pub mod query;
 pub mod secagg;
 pub mod seq;
@@ -25,6 +26,7 @@ pub use message::{
     JobOutcome, JobResult, JobSpec, NodeFailure, Refusal, RefuseReason, Register, Registered,
     ReleaseParams, RosterEntry, RoundId, SecAggGraph, SecAggSetup,
 };
+pub use profile::{ProfileId, ProfileTag};
 pub use query::{FeatureQuery, QueryPart, Segmenter};
 pub use seq::{SeqCounter, SeqError, SeqTracker};
 

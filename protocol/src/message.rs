@@ -164,6 +164,9 @@ pub struct JobAnnounce {
     pub release: ReleaseParams,
     /// The secure-aggregation round the contribution goes through.
     pub secagg: SecAggSetup,
+    /// The profiling job this release belongs to and who asked for it; nodes budget per job
+    /// and per analyst with it, and it is recorded with the release in every ledger.
+    pub profile: crate::profile::ProfileTag,
     /// 32 fresh random bytes the coordinator draws for this round. With the spec and the
     /// release parameters it is bound into the round configuration every node signs
     /// ([`JobAnnounce::release_binding`]), so no two rounds share a configuration digest
@@ -183,6 +186,7 @@ impl JobAnnounce {
             crate::PROTOCOL_VERSION,
             &self.spec,
             &self.release,
+            &self.profile,
             &self.nonce,
         ))
         .unwrap_or_default()
@@ -267,6 +271,9 @@ pub enum RefuseReason {
     Policy,
     /// The node is already busy with another job.
     Busy,
+    /// The release is below the node's own privacy floor (too few assumed colluders or
+    /// honest shares, or more than it spends per release, per job or per analyst).
+    PrivacyFloor,
 }
 
 /// A refusal with a human-readable detail (never customer data).
@@ -300,6 +307,8 @@ pub struct JobResult {
     pub contributors: Vec<PartyName>,
     /// The bounds and noise of the release, so readers can size confidence intervals.
     pub release: ReleaseParams,
+    /// The profiling job the release belongs to (its id goes into the job's later releases).
+    pub profile: crate::profile::ProfileTag,
 }
 
 /// How one node failed a job.

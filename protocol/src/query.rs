@@ -305,9 +305,11 @@ pub struct FeatureQuery {
     /// budget covers the release plus this reserve, so a job that would run a node out of
     /// budget is refused at its start, not half-way.
     pub reserve: crate::message::Fraction,
-    /// The nodes asked to take part (empty: every registered node). A job's later releases
-    /// name the contributors of its first, so every release describes the same customers.
-    pub participants: Vec<crate::identity::PartyName>,
+    /// The profiling job this release belongs to: `None` opens a new job (the coordinator
+    /// draws its id, fixes its participants by its own policy and takes `budget + reserve` as
+    /// the job's total); later releases name the id the first one's result carried. The
+    /// analyst never chooses who takes part.
+    pub job: Option<crate::profile::ProfileId>,
 }
 
 /// Why a query is malformed.

@@ -16,8 +16,9 @@ use fedprof_protocol::query::{
 use fedprof_protocol::{
     Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, Fraction, FrameDecoder,
     FrameError, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec,
-    NodeFailure, PROTOCOL_VERSION, PartyId, PartyName, Refusal, RefuseReason, Register, Registered,
-    ReleaseParams, Role, RosterEntry, RoundId, SecAggGraph, SecAggSetup, decode, encode, secagg,
+    NodeFailure, PROTOCOL_VERSION, PartyId, PartyName, ProfileId, ProfileTag, Refusal,
+    RefuseReason, Register, Registered, ReleaseParams, Role, RosterEntry, RoundId, SecAggGraph,
+    SecAggSetup, decode, encode, secagg,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -123,10 +124,10 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
         vec(query_part(), 0..3),
         small_fraction(),
         small_fraction(),
-        vec("[a-z]{1,8}".prop_map(|s| PartyName::new(s).unwrap()), 0..2),
+        proptest::option::of(any::<[u8; 16]>().prop_map(ProfileId)),
     )
         .prop_map(
-            |(label, as_of, scale, segmenter, parts, budget, reserve, participants)| {
+            |(label, as_of, scale, segmenter, parts, budget, reserve, job)| {
                 JobSpec::Features(Box::new(FeatureQuery {
                     label,
                     as_of,
@@ -135,7 +136,7 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
                     parts,
                     budget,
                     reserve,
-                    participants,
+                    job,
                 }))
             },
         );
@@ -149,7 +150,16 @@ fn refuse_reason() -> impl Strategy<Value = RefuseReason> {
         RefuseReason::BudgetExhausted,
         RefuseReason::Policy,
         RefuseReason::Busy,
+        RefuseReason::PrivacyFloor,
     ])
+}
+
+fn profile_tag() -> impl Strategy<Value = ProfileTag> {
+    (any::<[u8; 16]>(), party_name(), fraction()).prop_map(|(id, analyst, cap)| ProfileTag {
+        id: ProfileId(id),
+        analyst,
+        cap,
+    })
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
@@ -258,12 +268,14 @@ fn job_result() -> impl Strategy<Value = JobResult> {
         ring_vector(),
         vec(party_name(), 0..4),
         release(),
+        profile_tag(),
     )
-        .prop_map(|(spec, values, contributors, release)| JobResult {
+        .prop_map(|(spec, values, contributors, release, profile)| JobResult {
             spec,
             values,
             contributors,
             release,
+            profile,
         })
 }
 
@@ -291,14 +303,24 @@ fn body() -> impl Strategy<Value = Body> {
         (role(), party_name()).prop_map(|(role, name)| Body::Registered(Registered {
             party: PartyId { role, name }
         })),
-        (job_spec(), any::<u32>(), release(), secagg_setup()).prop_map(
-            |(spec, timeout_ms, release, secagg)| Body::JobAnnounce(JobAnnounce {
-                spec,
-                timeout_ms,
-                release,
-                secagg,
-            })
-        ),
+        (
+            job_spec(),
+            any::<u32>(),
+            release(),
+            secagg_setup(),
+            profile_tag(),
+            any::<[u8; 32]>()
+        )
+            .prop_map(|(spec, timeout_ms, release, secagg, profile, nonce)| {
+                Body::JobAnnounce(JobAnnounce {
+                    spec,
+                    timeout_ms,
+                    release,
+                    secagg,
+                    profile,
+                    nonce,
+                })
+            }),
         Just(Body::Accept),
         (refuse_reason(), text())
             .prop_map(|(reason, detail)| Body::Refuse(Refusal { reason, detail })),

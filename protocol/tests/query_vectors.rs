@@ -1,7 +1,7 @@
 //! Byte-by-byte vector of a feature query (`JobSpec::Features`): the layout every node decodes
 //! a profiling release from. See `vectors.rs` for the rest of the wire format.
 
-use fedprof_protocol::{Fraction, JobSpec, PartyName};
+use fedprof_protocol::{Fraction, JobSpec, ProfileId};
 
 /// A whole feature query, byte by byte.
 #[test]
@@ -24,7 +24,7 @@ fn feature_query_vector() {
             denom: 10,
         },
         reserve: Fraction { numer: 0, denom: 1 },
-        participants: vec![PartyName::new("b-1").unwrap()],
+        job: Some(ProfileId([0xab; 16])),
     }));
     let mut expected = vec![
         0x01, // JobSpec::Features
@@ -42,8 +42,9 @@ fn feature_query_vector() {
         0x02, 0x02, 0x0a, // edges [1, 5] (zigzag varints)
         0x01, 0x0a, // budget 1/10
         0x00, 0x01, // reserve 0/1
-        0x01, 0x03, b'b', b'-', b'1', // participants ["b-1"]
+        0x01, // job: Some
     ]);
+    expected.extend_from_slice(&[0xab; 16]); // the profiling job id, 16 raw bytes
     assert_eq!(postcard::to_stdvec(&spec).unwrap(), expected);
     assert_eq!(postcard::from_bytes::<JobSpec>(&expected).unwrap(), spec);
 }

@@ -18,8 +18,9 @@ use fedprof_protocol::frame::{HEADER_LEN, encode_frame, parse_header};
 use fedprof_protocol::{
     Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, Fraction, FrameDecoder,
     FrameError, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec,
-    NodeFailure, PartyId, PartyName, Refusal, RefuseReason, Register, Registered, ReleaseParams,
-    Role, RosterEntry, RoundId, SecAggGraph, SecAggSetup, decode, encode, secagg,
+    NodeFailure, PartyId, PartyName, ProfileId, ProfileTag, Refusal, RefuseReason, Register,
+    Registered, ReleaseParams, Role, RosterEntry, RoundId, SecAggGraph, SecAggSetup, decode,
+    encode, secagg,
 };
 
 fn header(job: u64, round: u32, seq: u64) -> Header {
@@ -59,6 +60,15 @@ fn variant_index(body: &Body) -> u8 {
 }
 const BODY_VARIANTS: u8 = 13;
 
+/// The profiling job tag used in several vectors: id 0x11 x 16, analyst "x", cap 1/2.
+fn tag() -> ProfileTag {
+    ProfileTag {
+        id: ProfileId([0x11; 16]),
+        analyst: name("x"),
+        cap: Fraction { numer: 1, denom: 2 },
+    }
+}
+
 /// Small release parameters used in several vectors.
 fn release() -> ReleaseParams {
     ReleaseParams {
@@ -86,7 +96,7 @@ fn vectors() -> Vec<Vector> {
                 Body::Register(Register { software: "fedprof 0.1.0".into() }),
             ),
             bytes: &[
-                0x00, 0x01,       // protocol version 1, u16 big-endian
+                0x00, 0x02,       // protocol version 2, u16 big-endian
                 0x00, 0x00, 0x00, // header: job 0 (JobId::NONE), round 0, seq 0
                 0x00,             // Body::Register
                 0x0d,             // software: 13 bytes
@@ -102,7 +112,7 @@ fn vectors() -> Vec<Vector> {
                 }),
             ),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x00, 0x00, 0x00, // header: job 0, round 0, seq 0
                 0x01,             // Body::Registered
                 0x01,             // party.role: Role::Node
@@ -123,10 +133,12 @@ fn vectors() -> Vec<Vector> {
                         threshold: 2,
                         graph: SecAggGraph::Complete,
                     },
+                    profile: tag(),
+                    nonce: [0x22; 32],
                 }),
             ),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x07, 0x00, 0x01, // header: job 7, round 0, seq 1
                 0x02,             // Body::JobAnnounce
                 0x00,             // spec: JobSpec::TransactionTotals
@@ -137,13 +149,21 @@ fn vectors() -> Vec<Vector> {
                 0x02, 0xde, 0xad, //   certificate: 2 bytes (a byte string)
                 0x02,             // secagg.threshold 2
                 0x00,             // secagg.graph: Complete
+                // profile: tag() (id 0x11 x 16, analyst "x", cap 1/2), then the nonce: 32 raw bytes 0x22
+                0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+                0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+                0x01, b'x', 0x01, 0x02,
+                0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
+                0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
+                0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
+                0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
             ],
         },
         Vector {
             name: "accept",
             value: envelope(header(7, 0, 2), Body::Accept),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x07, 0x00, 0x02, // header: job 7, round 0, seq 2
                 0x03,             // Body::Accept (unit variant: index only)
             ],
@@ -152,7 +172,7 @@ fn vectors() -> Vec<Vector> {
             name: "accept-wide-header",
             value: envelope(header(1 << 35, u32::MAX, 128), Body::Accept),
             bytes: &[
-                0x00, 0x01,                         // version 1
+                0x00, 0x02,                         // version 2
                 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, // job 2^35: five empty 7-bit groups, then 1
                 0xff, 0xff, 0xff, 0xff, 0x0f,       // round u32::MAX: 5 bytes, last holds 4 bits
                 0x80, 0x01,                         // seq 128
@@ -169,7 +189,7 @@ fn vectors() -> Vec<Vector> {
                 }),
             ),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x07, 0x00, 0x02, // header: job 7, round 0, seq 2
                 0x04,             // Body::Refuse
                 0x02,             // reason: RefuseReason::BudgetExhausted
@@ -185,7 +205,7 @@ fn vectors() -> Vec<Vector> {
                 Body::Submit(Contribution { values: vec![3, 300, u64::MAX] }),
             ),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x07, 0x00, 0x03, // header: job 7, round 0, seq 3
                 0x05,             // Body::Submit
                 0x18,             // values: 24 bytes = 3 fixed-width little-endian elements
@@ -203,10 +223,11 @@ fn vectors() -> Vec<Vector> {
                     values: vec![5, 600, 128],
                     contributors: vec![name("a"), name("b")],
                     release: release(),
+                    profile: tag(),
                 }),
             ),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x07, 0x00, 0x02, // header: job 7, round 0, seq 2
                 0x06,             // Body::Result
                 0x00,             // spec: TransactionTotals
@@ -218,13 +239,16 @@ fn vectors() -> Vec<Vector> {
                 0x01, b'a',       // "a"
                 0x01, b'b',       // "b"
                 0x05, 0x64, 0x01, 0x04, 0x01, 0x02, 0x01, // release (release(): rows 5, amount 100, variances [4/1], n_min 2, c 1)
+                0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, // profile: tag()
+                0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+                0x01, b'x', 0x01, 0x02,
             ],
         },
         Vector {
             name: "submit-job",
             value: envelope(header(0, 0, 0), Body::SubmitJob(JobSpec::TransactionTotals)),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x00, 0x00, 0x00, // header: job 0 (none yet), round 0, seq 0
                 0x07,             // Body::SubmitJob
                 0x00,             // JobSpec::TransactionTotals
@@ -240,12 +264,13 @@ fn vectors() -> Vec<Vector> {
                         values: vec![2, 4, 0],
                         contributors: vec![name("a")],
                         release: release(),
+                        profile: tag(),
                     },
                     failures: vec![NodeFailure { node: name("c"), reason: "timed out".into() }],
                 }),
             ),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x07, 0x00, 0x01, // header: job 7, round 0, seq 1
                 0x08,             // Body::Outcome
                 0x00,             // JobOutcome::Completed
@@ -256,6 +281,9 @@ fn vectors() -> Vec<Vector> {
                 0x00, 0, 0, 0, 0, 0, 0, 0,
                 0x01, 0x01, b'a', // result.contributors: 1 name, "a"
                 0x05, 0x64, 0x01, 0x04, 0x01, 0x02, 0x01, // result.release (release(): rows 5, amount 100, variances [4/1], n_min 2, c 1)
+                0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, // result.profile: tag()
+                0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+                0x01, b'x', 0x01, 0x02,
                 0x01,             // failures: 1
                 0x01, b'c',       // failures[0].node: "c"
                 0x09,             // failures[0].reason: 9 bytes
@@ -273,7 +301,7 @@ fn vectors() -> Vec<Vector> {
                 })),
             ),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x07, 0x00, 0x04, // header: job 7, round 0, seq 4
                 0x0a,             // Body::SecAgg
                 0x02,             // NodeMessage::Masked
@@ -294,7 +322,7 @@ fn vectors() -> Vec<Vector> {
                 })),
             ),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x07, 0x00, 0x05, // header: job 7, round 0, seq 5
                 0x0b,             // Body::SecAggRelay
                 0x02,             // CoordinatorMessage::Unmask
@@ -307,7 +335,7 @@ fn vectors() -> Vec<Vector> {
             name: "receipt",
             value: envelope(header(7, 0, 3), Body::Receipt("{}".into())),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x07, 0x00, 0x03, // header: job 7, round 0, seq 3
                 0x0c,             // Body::Receipt
                 0x02, b'{', b'}', // the ledger line: 2 bytes
@@ -320,7 +348,7 @@ fn vectors() -> Vec<Vector> {
                 Body::Outcome(JobOutcome::Aborted { reason: "no nodes".into(), failures: vec![] }),
             ),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x08, 0x00, 0x02, // header: job 8, round 0, seq 2
                 0x08,             // Body::Outcome
                 0x01,             // JobOutcome::Aborted
@@ -336,7 +364,7 @@ fn vectors() -> Vec<Vector> {
                 Body::Error(ErrorFrame { code: ErrorCode::OutOfSequence, detail: "want 4".into() }),
             ),
             bytes: &[
-                0x00, 0x01,       // version 1
+                0x00, 0x02,       // version 2
                 0x00, 0x00, 0x05, // header: job 0 (connection-level), round 0, seq 5
                 0x09,             // Body::Error
                 0x03,             // code: ErrorCode::OutOfSequence
@@ -436,9 +464,9 @@ fn too_short_for_a_version() {
 
 #[test]
 fn unknown_version_is_refused_before_the_body_is_read() {
-    // Version alone, version with a valid v1 body, version with garbage: all the same error.
+    // Version alone, version with a valid v2 body, version with garbage: all the same error.
     let accept_v1 = &vectors()[3].bytes[2..];
-    for version in [[0x00, 0x02], [0xff, 0xff], [0x00, 0x00], [0x01, 0x00]] {
+    for version in [[0x00, 0x01], [0xff, 0xff], [0x00, 0x00], [0x01, 0x00]] {
         let got = u16::from_be_bytes(version);
         for body in [&[][..], accept_v1, &[0xff; 16]] {
             let bytes = [&version[..], body].concat();
@@ -454,7 +482,7 @@ fn unknown_version_is_refused_before_the_body_is_read() {
 #[test]
 fn version_without_envelope_is_malformed() {
     assert_eq!(
-        malformed(&[0x00, 0x01]),
+        malformed(&[0x00, 0x02]),
         postcard::Error::DeserializeUnexpectedEnd
     );
 }
@@ -493,27 +521,27 @@ fn trailing_bytes_are_refused() {
 fn unknown_variant_indices_are_refused() {
     let cases: [(&str, &[u8]); 7] = [
         // version, header (job 7, round 0, seq 0), then:
-        ("Body 13", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x0d]),
-        ("Body 127", &[0x00, 0x01, 0x07, 0x00, 0x00, 0x7f]),
+        ("Body 13", &[0x00, 0x02, 0x07, 0x00, 0x00, 0x0d]),
+        ("Body 127", &[0x00, 0x02, 0x07, 0x00, 0x00, 0x7f]),
         (
             "Role 4 in Registered",
-            &[0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, b'a'],
+            &[0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, b'a'],
         ),
         (
             "JobSpec 2 in JobAnnounce",
-            &[0x00, 0x01, 0x07, 0x00, 0x00, 0x02, 0x02, 0x00],
+            &[0x00, 0x02, 0x07, 0x00, 0x00, 0x02, 0x02, 0x00],
         ),
         (
-            "RefuseReason 5",
-            &[0x00, 0x01, 0x07, 0x00, 0x00, 0x04, 0x05, 0x00],
+            "RefuseReason 6",
+            &[0x00, 0x02, 0x07, 0x00, 0x00, 0x04, 0x06, 0x00],
         ),
         (
             "JobOutcome 2",
-            &[0x00, 0x01, 0x07, 0x00, 0x00, 0x08, 0x02, 0x00, 0x00],
+            &[0x00, 0x02, 0x07, 0x00, 0x00, 0x08, 0x02, 0x00, 0x00],
         ),
         (
             "ErrorCode 11",
-            &[0x00, 0x01, 0x00, 0x00, 0x00, 0x09, 0x0b, 0x00],
+            &[0x00, 0x02, 0x00, 0x00, 0x00, 0x09, 0x0b, 0x00],
         ),
     ];
     for (what, bytes) in cases {
@@ -522,7 +550,7 @@ fn unknown_variant_indices_are_refused() {
     }
     // A variant index that does not fit the u32 postcard allows: 5 bytes, last above 0x0f.
     assert_eq!(
-        malformed(&[0x00, 0x01, 0x07, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x10]),
+        malformed(&[0x00, 0x02, 0x07, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x10]),
         postcard::Error::DeserializeBadVarint
     );
 }
@@ -531,7 +559,7 @@ fn unknown_variant_indices_are_refused() {
 fn huge_length_prefixes_fail_without_allocating() {
     // 2^60 as a varint: eight empty 7-bit groups, then 0x10 (bit 4 of the ninth group).
     const LEN_2_60: [u8; 9] = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10];
-    let prefix: &[u8] = &[0x00, 0x01, 0x07, 0x00, 0x03]; // version, header job 7 seq 3
+    let prefix: &[u8] = &[0x00, 0x02, 0x07, 0x00, 0x03]; // version, header job 7 seq 3
     // Submit: a ring vector claiming 2^60 bytes, followed by three of them. A
     // decoder that reserved the declared length would abort the test process here; postcard
     // gives serde no size hint above the bytes actually left.
@@ -566,16 +594,17 @@ fn invalid_party_names_are_refused_inside_messages() {
     assert_eq!(malformed(&registered), postcard::Error::SerdeDeCustom);
     // Empty name and edge hyphen in Registered.
     assert_eq!(
-        malformed(&[0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00]),
+        malformed(&[0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00]),
         postcard::Error::SerdeDeCustom
     );
     assert_eq!(
-        malformed(&[0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, b'a', b'-']),
+        malformed(&[0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, b'a', b'-']),
         postcard::Error::SerdeDeCustom
     );
-    // A contributor name with a '/' in Result (the name "b" sits before the release's 7 bytes).
+    // A contributor name with a '/' in Result (the name "b" sits before the release's 7 bytes
+    // and the profile tag's 20).
     let mut result = vectors()[7].bytes.to_vec();
-    let last = result.len() - 8;
+    let last = result.len() - 28;
     assert_eq!(result[last], b'b');
     result[last] = b'/';
     assert_eq!(malformed(&result), postcard::Error::SerdeDeCustom);
@@ -601,7 +630,7 @@ fn frame_vector() {
     #[rustfmt::skip]
     let expected: &[u8] = &[
         0x00, 0x00, 0x00, 0x06,             // payload length 6, u32 big-endian
-        0x00, 0x01, 0x07, 0x00, 0x02, 0x03, // the "accept" envelope
+        0x00, 0x02, 0x07, 0x00, 0x02, 0x03, // the "accept" envelope
     ];
     assert_eq!(frame, expected);
     let mut d = FrameDecoder::new(FrameLimit::DEFAULT);
@@ -732,14 +761,14 @@ fn one_push_takes_one_whole_frame() {
 #[test]
 fn ring_vectors_must_hold_whole_elements() {
     // Submit whose values byte string is 7 bytes long: not a whole number of 8-byte elements.
-    let bytes = [&[0x00, 0x01, 0x07, 0x00, 0x03, 0x05, 0x07][..], &[0u8; 7]].concat();
+    let bytes = [&[0x00, 0x02, 0x07, 0x00, 0x03, 0x05, 0x07][..], &[0u8; 7]].concat();
     assert!(matches!(
         fedprof_protocol::decode(&bytes),
         Err(fedprof_protocol::DecodeError::Malformed(_))
     ));
     // Eight bytes are one element.
     let bytes = [
-        &[0x00, 0x01, 0x07, 0x00, 0x03, 0x05, 0x08][..],
+        &[0x00, 0x02, 0x07, 0x00, 0x03, 0x05, 0x08][..],
         &[1, 0, 0, 0, 0, 0, 0, 0],
     ]
     .concat();

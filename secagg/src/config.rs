@@ -71,6 +71,18 @@ pub enum ConfigError {
         /// `complete` or `sparse`.
         graph: &'static str,
     },
+    /// As many colluders as the threshold: together they hold `t` shares of an honest node's
+    /// secrets and, with the coordinator, rebuild its vector.
+    #[error(
+        "{colluders} colluding node(s) would hold {colluders} shares of every honest node's \
+         secrets; the threshold {threshold} must exceed them"
+    )]
+    Colluders {
+        /// Colluders the release assumes.
+        colluders: usize,
+        /// The threshold.
+        threshold: usize,
+    },
     /// A sparse graph with fewer neighbours than `2 ceil(log2 n)`: dropouts could split its
     /// ring into pieces that each meet the threshold, and the coordinator would learn their
     /// separate sums.
@@ -198,14 +210,31 @@ impl RoundConfig {
     /// request when fewer than `min_survivors` sent their input, and nodes refuse unmask
     /// requests that list fewer (review finding C2).
     ///
+    /// `colluders` (the release's `c`) must stay below the threshold (review finding M2): an
+    /// honest node's self-mask seed and mask key are shared `t`-out-of-neighbourhood, so `c`
+    /// colluders hold `c` shares of each, and only with `c >= t` could they and an
+    /// honest-but-curious coordinator rebuild both and isolate the node's vector.
+    ///
     /// # Errors
     ///
     /// [`ConfigError::MinSurvivors`] when `min_survivors` is below 2 or above `n`, or when
     /// the graph is sparse and its threshold below `min_survivors` (a node sees only its
     /// neighbourhood, so only the threshold can guarantee the global count);
+    /// [`ConfigError::Colluders`] when `colluders >= threshold`;
     /// [`ConfigError::SparseTooThin`] for a sparse graph below `2 ceil(log2 n)` neighbours.
-    pub fn bind(mut self, min_survivors: usize, release: &[u8]) -> Result<Self, ConfigError> {
+    pub fn bind(
+        mut self,
+        min_survivors: usize,
+        colluders: usize,
+        release: &[u8],
+    ) -> Result<Self, ConfigError> {
         let n = self.n();
+        if colluders >= self.threshold {
+            return Err(ConfigError::Colluders {
+                colluders,
+                threshold: self.threshold,
+            });
+        }
         let sparse = !self.is_complete();
         if min_survivors < 2 || min_survivors > n || (sparse && self.threshold < min_survivors) {
             return Err(ConfigError::MinSurvivors {

@@ -536,7 +536,7 @@ fn wrong_input_length_and_wrong_recipient_are_refused() {
 /// A federation of `N` nodes whose round is bound to a release needing `min` survivors.
 fn bound_fed(min: usize) -> Federation {
     let mut fed = fed();
-    let config = (*fed.config).clone().bind(min, b"release").unwrap();
+    let config = (*fed.config).clone().bind(min, 1, b"release").unwrap();
     fed.config = Arc::new(config);
     fed
 }
@@ -596,7 +596,7 @@ fn c2_binding_refuses_what_the_graph_cannot_guarantee() {
     let fed = fed();
     for min in [0, 1, N + 1] {
         assert!(matches!(
-            (*fed.config).clone().bind(min, b"r"),
+            (*fed.config).clone().bind(min, 1, b"r"),
             Err(ConfigError::MinSurvivors { .. })
         ));
     }
@@ -611,9 +611,9 @@ fn c2_binding_refuses_what_the_graph_cannot_guarantee() {
         None,
     );
     assert_eq!(sparse.config.threshold(), 9);
-    assert!((*sparse.config).clone().bind(9, b"r").is_ok());
+    assert!((*sparse.config).clone().bind(9, 1, b"r").is_ok());
     assert!(matches!(
-        (*sparse.config).clone().bind(10, b"r"),
+        (*sparse.config).clone().bind(10, 1, b"r"),
         Err(ConfigError::MinSurvivors { .. })
     ));
     // L2: a ring of 2 neighbours over 40 nodes can be cut by two dropouts.
@@ -627,13 +627,23 @@ fn c2_binding_refuses_what_the_graph_cannot_guarantee() {
         None,
     );
     assert!(matches!(
-        (*thin.config).clone().bind(2, b"r"),
+        (*thin.config).clone().bind(2, 1, b"r"),
         Err(ConfigError::SparseTooThin { need: 12, .. })
     ));
+    // M2: colluders must stay below the threshold (4 of 5 here): 3 are tolerated, 4 hold
+    // enough shares to rebuild an honest node's secrets.
+    assert!((*fed.config).clone().bind(3, 3, b"r").is_ok());
+    assert!(matches!(
+        (*fed.config).clone().bind(3, 4, b"r"),
+        Err(ConfigError::Colluders {
+            colluders: 4,
+            threshold: 4
+        })
+    ));
     // M4: the release bytes are part of the digest every node signs.
-    let a = (*fed.config).clone().bind(3, b"query A").unwrap();
-    let b = (*fed.config).clone().bind(3, b"query B").unwrap();
-    let c = (*fed.config).clone().bind(4, b"query A").unwrap();
+    let a = (*fed.config).clone().bind(3, 1, b"query A").unwrap();
+    let b = (*fed.config).clone().bind(3, 1, b"query B").unwrap();
+    let c = (*fed.config).clone().bind(4, 1, b"query A").unwrap();
     assert_ne!(a.digest(), b.digest());
     assert_ne!(a.digest(), c.digest());
     assert_ne!(a.digest(), fed.config.digest());

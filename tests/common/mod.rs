@@ -73,7 +73,7 @@ impl TestFed {
             shutdown_grace: Duration::from_secs(2),
             ..ServerLimits::default()
         };
-        let release = config.privacy.clone().into();
+        let release = config.privacy.policy(creds.identity().name.clone());
         let ledger = open_ledger(
             &creds,
             &config.ledger.path,

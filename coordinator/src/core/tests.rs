@@ -39,10 +39,15 @@ impl Fed {
             rho_per_job: Rho::from_ratio_exact(num_rational::Ratio::new(1u8.into(), 2u8.into())),
             max_rows_per_customer: 10,
             max_abs_amount_minor: 1000,
-            colluders: 0,
+            colluders: 1,
+            rho_per_analyst_period: Rho::from_ratio_exact(num_rational::Ratio::new(
+                3u8.into(),
+                2u8.into(),
+            )),
+            name: PartyName::new("coordinator").unwrap(),
         };
         Fed {
-            core: Coordinator::new(policy, release),
+            core: Coordinator::new(policy, release, [3; 32]),
             now: Instant::now(),
         }
     }
@@ -180,7 +185,6 @@ fn a_node_lost_mid_job_leaves_the_round_and_the_next_job_runs_without_it() {
     let out = f.input(Input::SubmitJob {
         spec: JobSpec::TransactionTotals,
         requester: Requester::Local(1),
-        graph_seed: [1; 32],
     });
     assert_eq!(out.len(), 3, "one announcement per node: {out:?}");
     let out = f.input(Input::Closed {
@@ -195,7 +199,6 @@ fn a_node_lost_mid_job_leaves_the_round_and_the_next_job_runs_without_it() {
     let out = f.input(Input::SubmitJob {
         spec: JobSpec::TransactionTotals,
         requester: Requester::Local(2),
-        graph_seed: [2; 32],
     });
     let announced: Vec<ConnId> = out
         .iter()
@@ -235,13 +238,12 @@ fn a_reconnecting_node_replaces_its_old_connection() {
 
 #[test]
 fn messages_about_unknown_jobs_are_refused_and_late_ones_ignored() {
-    let mut f = Fed::new(1);
+    let mut f = Fed::new(2);
     f.register(1, "a");
     f.register(2, "b");
     f.input(Input::SubmitJob {
         spec: JobSpec::TransactionTotals,
         requester: Requester::Local(1),
-        graph_seed: [1; 32],
     });
     f.say(1, 1, Body::Accept);
     // Nobody advertises keys: the round aborts at the deadline.
@@ -285,7 +287,7 @@ fn a_feature_query_over_the_per_job_cap_is_refused_before_any_node_is_asked() {
                 numer: reserve,
                 denom: 10,
             },
-            participants: Vec::new(),
+            job: None,
         }))
     };
     // The policy's cap is 1/2: 1/10 now plus 5/10 later is over it.

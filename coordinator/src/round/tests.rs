@@ -19,7 +19,22 @@ fn release(min: u32) -> ReleaseParams {
         max_abs_amount_minor: 100,
         node_variance: vec![Fraction { numer: 4, denom: 1 }; 3],
         min_contributors: min,
-        colluders: 0,
+        colluders: 1,
+    }
+}
+
+fn request(job: u64, min: u32, seed: u8) -> RoundRequest {
+    RoundRequest {
+        job: JobId(job),
+        spec: JobSpec::TransactionTotals,
+        release: release(min),
+        profile: fedprof_protocol::ProfileTag {
+            id: fedprof_protocol::ProfileId([seed; 16]),
+            analyst: name("analyst"),
+            cap: Fraction { numer: 1, denom: 2 },
+        },
+        nonce: [seed; 32],
+        graph_seed: [seed; 32],
     }
 }
 
@@ -63,15 +78,8 @@ impl Fed {
             })
             .collect();
         let now = Instant::now();
-        let (round, effects) = Round::start(
-            JobId(7),
-            JobSpec::TransactionTotals,
-            participants,
-            release(min),
-            policy(min as usize),
-            [5; 32],
-            now,
-        );
+        let (round, effects) =
+            Round::start(request(7, min, 5), participants, policy(min as usize), now);
         let mut nodes = Vec::new();
         let mut inbox = Vec::new();
         for (effect, key) in effects.into_iter().zip(&keys) {
@@ -106,6 +114,12 @@ impl Fed {
                     3,
                     GraphSpec::Complete,
                     Some(announce.secagg.threshold as usize),
+                )
+                .unwrap()
+                .bind(
+                    announce.release.min_contributors as usize,
+                    announce.release.colluders as usize,
+                    &announce.release_binding(),
                 )
                 .unwrap(),
             );
@@ -303,15 +317,7 @@ fn too_few_nodes_abort_at_once_and_strangers_are_refused() {
         certificate: vec![],
         key: SigningKey::generate(&mut rng).verifying_key(),
     };
-    let (mut r, effects) = Round::start(
-        JobId(1),
-        JobSpec::TransactionTotals,
-        vec![p],
-        release(2),
-        policy(2),
-        [0; 32],
-        Instant::now(),
-    );
+    let (mut r, effects) = Round::start(request(1, 2, 0), vec![p], policy(2), Instant::now());
     assert!(
         effects.is_empty(),
         "nobody computes for a round that cannot release"

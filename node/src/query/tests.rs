@@ -36,7 +36,7 @@ fn query(segmenter: Segmenter, parts: Vec<QueryPart>) -> FeatureQuery {
             denom: 10,
         },
         reserve: fedprof_protocol::Fraction { numer: 0, denom: 1 },
-        participants: Vec::new(),
+        job: None,
     }
 }
 
@@ -228,17 +228,26 @@ proptest! {
         );
         let total = evaluate(&t, &q).unwrap();
         let mut reference = vec![0i64; q.vector_len()];
-        let parts = q.block_parts() as i64;
         let scale = i64::from(q.scale);
         for row in 0..t.len() {
             let one = single(&t, row);
             let v = evaluate(&one, &q).unwrap();
             let nonzero_blocks = v.chunks(q.block_len()).filter(|b| b.iter().any(|x| *x != 0)).count();
             prop_assert_eq!(nonzero_blocks, 1);
-            let l2: i64 = v.iter().map(|x| x * x).sum();
-            let l1: i64 = v.iter().map(|x| x.abs()).sum();
             prop_assert!(v.iter().all(|x| (0..=scale).contains(x)));
-            prop_assert!(l2 <= parts * scale * scale && l1 <= parts * scale);
+            // Part by part (slack in one part must not hide excess in another): each stays
+            // within the bound the accounting charges it.
+            let block = v.chunks(q.block_len()).find(|b| b.iter().any(|x| *x != 0)).unwrap_or(&[]);
+            let mut at = 0;
+            for part in &q.parts {
+                let bound = part.bound();
+                let coords = &block[at..at + part.width()];
+                at += part.width();
+                let l2: i64 = coords.iter().map(|x| x * x).sum();
+                let l1: i64 = coords.iter().map(|x| x.abs()).sum();
+                prop_assert!(l2 <= bound.l2_squared as i64 * scale * scale, "{part:?}");
+                prop_assert!(l1 <= bound.l1 as i64 * scale, "{part:?}");
+            }
             for (r, x) in reference.iter_mut().zip(v) {
                 *r += x;
             }
