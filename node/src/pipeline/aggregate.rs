@@ -94,14 +94,18 @@ const CHUNK: usize = 4096;
 struct Part {
     behaviour: Vec<Option<Behaviour>>,
     duplicates: Vec<u32>,
-    /// Pairs per customer, and the pairs.
-    ch_len: Vec<u32>,
-    ch: Vec<(u32, u32)>,
-    ca_len: Vec<u32>,
-    ca: Vec<(u32, u32)>,
+    ch: Runs,
+    ca: Runs,
     /// Reused level buffers of the current customer.
     scratch_ch: Vec<u32>,
     scratch_ca: Vec<u32>,
+}
+
+/// One chunk's level counts: pairs per customer, and the pairs.
+#[derive(Default)]
+struct Runs {
+    len: Vec<u32>,
+    pairs: Vec<(u32, u32)>,
 }
 
 /// Aggregates `txns` for `customers` customer indexes.
@@ -147,8 +151,8 @@ pub(crate) fn aggregate(mut txns: Vec<Txn>, customers: usize) -> Aggregate {
         .collect();
     let mut behaviour = Vec::with_capacity(customers);
     let mut duplicates = Vec::new();
-    let counts = |lens: &dyn Fn(&Part) -> (&[u32], &[(u32, u32)])| {
-        let total = parts.iter().map(|p| lens(p).1.len()).sum();
+    let counts = |pick: fn(&Part) -> &Runs| {
+        let total = parts.iter().map(|p| pick(p).pairs.len()).sum();
         let mut out = LevelCounts {
             offsets: Vec::with_capacity(customers + 1),
             pairs: Vec::with_capacity(total),
@@ -156,17 +160,17 @@ pub(crate) fn aggregate(mut txns: Vec<Txn>, customers: usize) -> Aggregate {
         out.offsets.push(0);
         let mut at = 0u32;
         for p in &parts {
-            let (len, pairs) = lens(p);
-            for n in len {
+            let runs = pick(p);
+            for n in &runs.len {
                 at = at.saturating_add(*n);
                 out.offsets.push(at);
             }
-            out.pairs.extend_from_slice(pairs);
+            out.pairs.extend_from_slice(&runs.pairs);
         }
         out
     };
-    let channels = counts(&|p| (&p.ch_len, &p.ch));
-    let categories = counts(&|p| (&p.ca_len, &p.ca));
+    let channels = counts(|p| &p.ch);
+    let categories = counts(|p| &p.ca);
     let mut rows_used = 0;
     for p in parts {
         rows_used += p
@@ -207,8 +211,8 @@ fn sweep(bucket: &mut [Txn], p: &mut Part) {
     bucket.sort_unstable_by_key(|t| (t.day, t.fp, t.row));
     let Some(first) = bucket.first() else {
         p.behaviour.push(None);
-        p.ch_len.push(0);
-        p.ca_len.push(0);
+        p.ch.len.push(0);
+        p.ca.len.push(0);
         return;
     };
     let mut b = Behaviour {
@@ -240,8 +244,10 @@ fn sweep(bucket: &mut [Txn], p: &mut Part) {
         p.scratch_ca.push(t.category);
         prev = Some(t);
     }
-    p.ch_len.push(count_levels(&mut p.scratch_ch, &mut p.ch));
-    p.ca_len.push(count_levels(&mut p.scratch_ca, &mut p.ca));
+    p.ch.len
+        .push(count_levels(&mut p.scratch_ch, &mut p.ch.pairs));
+    p.ca.len
+        .push(count_levels(&mut p.scratch_ca, &mut p.ca.pairs));
     p.behaviour.push(Some(b));
 }
 
