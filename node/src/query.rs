@@ -3,7 +3,8 @@
 //!
 //! Integer arithmetic throughout (bounds, normalization, centroid distances), so every node and
 //! `fedprof label` put a customer in the same segment; the only floats are the pipeline's
-//! per-customer means and shares, rounded here once into integer units.
+//! per-customer means, rounded here once into integer units. Mix parts use the exact level
+//! counts: `floor(scale * count / txn_count)` in integers.
 
 use fedprof_privacy::DiscreteGaussian;
 use fedprof_privacy::encoding::to_ring;
@@ -14,8 +15,8 @@ use fedprof_protocol::query::{
 };
 use rand_core::CryptoRng;
 
-use crate::pipeline::FeatureTable;
 use crate::pipeline::features::Stage;
+use crate::pipeline::{FeatureTable, MixColumn};
 
 /// A numeric feature of customer `row`, in the query's integer units (`None`: no value, e.g.
 /// no credit rows for this customer).
@@ -84,12 +85,22 @@ pub fn categorical(t: &FeatureTable, f: CategoricalFeature, row: usize) -> Optio
     }
 }
 
-/// The level names and `shares[level][row]` of a mix feature (empty without the column).
-fn mix(t: &FeatureTable, f: MixFeature) -> (&[String], &[Vec<f64>]) {
+/// The level counts of a mix feature (empty without the column).
+fn mix(t: &FeatureTable, f: MixFeature) -> &MixColumn {
     match f {
-        MixFeature::Channel => (&t.channel_names, &t.channel_shares),
-        MixFeature::Category => (&t.category_names, &t.category_shares),
+        MixFeature::Channel => &t.channel_mix,
+        MixFeature::Category => &t.category_mix,
     }
+}
+
+/// `floor(scale * count / txn_count)`, exactly, in `[0, scale]` (0 without transactions).
+pub fn mix_share(count: u32, txn_count: u64, scale: u32) -> i64 {
+    if txn_count == 0 {
+        return 0;
+    }
+    let count = u128::from(count).min(u128::from(txn_count));
+    let v = u128::from(scale) * count / u128::from(txn_count);
+    i64::try_from(v).unwrap_or(0).min(i64::from(scale))
 }
 
 /// `round(scale * (clamp(x, lo, hi) - lo) / (hi - lo))`, exactly, for `lo < hi`.
@@ -207,15 +218,19 @@ pub fn evaluate(t: &FeatureTable, q: &FeatureQuery) -> Result<Vec<i64>, QueryEva
     let block = q.block_len();
     let mut sums = vec![0i64; q.vector_len()];
     let scale = i64::from(q.scale);
-    let mix_columns: Vec<Vec<Option<usize>>> = q
+    // Each listed level looked up by name once; a level this node never saw is `None` (0), and
+    // so is a repeat of a level listed before (a customer's part must sum to at most `scale`,
+    // which counting one level twice would break).
+    let mix_levels: Vec<Vec<Option<u32>>> = q
         .parts
         .iter()
         .map(|p| match p {
             QueryPart::Mix { feature, levels } => {
-                let (names, _) = mix(t, *feature);
+                let m = mix(t, *feature);
+                let mut seen = std::collections::HashSet::new();
                 levels
                     .iter()
-                    .map(|l| names.iter().position(|n| n == l))
+                    .map(|l| m.level(l).filter(|id| seen.insert(*id)))
                     .collect()
             }
             _ => Vec::new(),
@@ -224,7 +239,7 @@ pub fn evaluate(t: &FeatureTable, q: &FeatureQuery) -> Result<Vec<i64>, QueryEva
     for row in 0..t.len() {
         let seg = segment_of(t, &q.segmenter, q.scale, row);
         let mut at = seg * block;
-        for (part, columns) in q.parts.iter().zip(&mix_columns) {
+        for (part, levels) in q.parts.iter().zip(&mix_levels) {
             match part {
                 QueryPart::Count => sums[at] += scale,
                 QueryPart::Numeric { feature, lo, hi } => {
@@ -249,12 +264,13 @@ pub fn evaluate(t: &FeatureTable, q: &FeatureQuery) -> Result<Vec<i64>, QueryEva
                     sums[at + i] += scale;
                 }
                 QueryPart::Mix { feature, .. } => {
-                    let (_, shares) = mix(t, *feature);
-                    for (i, column) in columns.iter().enumerate() {
-                        if let Some(share) = column.and_then(|c| shares.get(c)?.get(row)) {
-                            // floor: the listed shares then sum to at most `scale`.
-                            let v = (share.clamp(0.0, 1.0) * scale as f64).floor() as i64;
-                            sums[at + i] += v.clamp(0, scale);
+                    // The row's own counts over the listed levels only: floor, so the listed
+                    // shares sum to at most `scale` (the counts sum to at most txn_count).
+                    let m = mix(t, *feature);
+                    let n = t.txn_count.get(row).copied().unwrap_or(0);
+                    for (i, level) in levels.iter().enumerate() {
+                        if let Some(l) = level {
+                            sums[at + i] += mix_share(m.count(row, *l), n, q.scale);
                         }
                     }
                 }

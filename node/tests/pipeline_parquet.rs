@@ -1,9 +1,9 @@
 //! Parquet channel and category columns are read as dictionaries (one normalization, level
 //! lookup and fingerprint hash per distinct value). Whatever the file's layout — dictionary
 //! pages, plain pages, dictionaries that change between row groups inside one batch, or
-//! columns stored with an Arrow dictionary type — the features, levels (including the cap
-//! at 32 and `other`), exact duplicates and quarantine counts must be those of the same rows
-//! read from CSV, where every value is plain text.
+//! columns stored with an Arrow dictionary type — the features, levels (every distinct
+//! normalized value, no cap), exact duplicates and quarantine counts must be those of the same
+//! rows read from CSV, where every value is plain text.
 
 #![allow(
     clippy::unwrap_used,
@@ -27,7 +27,7 @@ use parquet::file::properties::WriterProperties;
 type Row = (String, String, String, Option<String>, Option<String>);
 
 /// Rows with 45 channel spellings (case and blanks that normalize together, blank and missing
-/// values), 40 categories (more than the 32 levels kept), exact duplicate rows, and rows that
+/// values), 40 categories (more than the 32 levels an old cap kept), exact duplicate rows, and rows that
 /// differ from a neighbour only in the channel.
 fn rows() -> Vec<Row> {
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -152,13 +152,19 @@ fn every_parquet_layout_of_categorical_columns_gives_the_csv_features() {
     std::fs::write(&csv_path, csv(&rows)).unwrap();
     let reference = run(&csv_path);
 
-    // The data exercise what they should: the level cap, blank channels, duplicates.
+    // The data exercise what they should: more than 32 levels, blank channels, duplicates.
+    // Every distinct normalized value is its own level (no cap, no `other`).
     let f = &reference.features;
-    assert!(f.category_names.iter().any(|n| n == "other"), "{f:?}");
-    assert_eq!(f.category_names.len(), 33, "32 levels and other");
-    assert!(f.channel_names.iter().any(|n| n == "unknown"));
-    assert!(f.channel_names.iter().any(|n| n == "web"));
-    assert!(!f.channel_names.iter().any(|n| n == "WEB" || n == " web "));
+    let categories = f.category_mix.names();
+    assert!(!categories.iter().any(|n| n == "other"), "{categories:?}");
+    let mut want: Vec<String> = (0..40).map(|i| format!("cat{i:02}")).collect();
+    want.push("unknown".into());
+    assert_eq!(categories, want, "40 categories and unknown");
+    let channels = f.channel_mix.names();
+    assert!(channels.iter().any(|n| n == "unknown"));
+    assert!(channels.iter().any(|n| n == "web"));
+    assert!(!channels.iter().any(|n| n == "WEB" || n == " web "));
+    assert!((0..f.len()).all(|r| f.category_mix.total(r) == f.txn_count[r]));
     let dups = reference.quality.tables[0]
         .by_reason
         .get("duplicate")

@@ -123,7 +123,6 @@ proptest! {
         let want = naive(&rows);
         let f = &out.features;
         prop_assert_eq!(f.customer.clone(), want.keys().cloned().collect::<Vec<_>>());
-        let ch0 = f.channel_names.iter().position(|n| n == "ch0");
         for (i, (_, n)) in want.iter().enumerate() {
             let got = Naive {
                 txn_count: f.txn_count[i],
@@ -132,7 +131,7 @@ proptest! {
                 tenure: f.tenure_days[i],
                 total: f.monetary_total[i],
                 mean_repeat: f.monetary_mean_repeat[i],
-                channel0_share: ch0.map_or(0.0, |c| f.channel_shares[c][i]),
+                channel0_share: f.channel_mix.share(i, "ch0"),
             };
             prop_assert_eq!(got.txn_count, n.txn_count);
             prop_assert_eq!((got.purchase_days, got.recency, got.tenure, got.total), (n.purchase_days, n.recency, n.tenure, n.total));

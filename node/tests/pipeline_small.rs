@@ -86,13 +86,19 @@ fn a_small_table_matches_hand_computed_features_and_quarantine() {
     assert_eq!(f.monetary_mean_repeat, [25.0, 0.0, 0.0]);
     assert_eq!(f.avg_ticket, [16.25, 7.5, 100.0]);
     assert_eq!(f.lifecycle_stage, [Stage::New, Stage::New, Stage::Churned]);
-    assert_eq!(f.channel_names, ["store", "web"]);
+    let shares = |m: &pipeline::MixColumn, name: &str| -> Vec<f64> {
+        (0..f.len()).map(|r| m.share(r, name)).collect()
+    };
+    assert_eq!(f.channel_mix.names(), ["store", "web"]);
+    assert_eq!(shares(&f.channel_mix, "store"), [0.25, 1.0, 0.0]);
+    assert_eq!(shares(&f.channel_mix, "web"), [0.75, 0.0, 1.0]);
+    assert_eq!(f.category_mix.names(), ["food", "toys"]);
+    assert_eq!(shares(&f.category_mix, "toys"), [0.25, 0.0, 1.0]);
+    assert_eq!(shares(&f.category_mix, "kiosk"), [0.0, 0.0, 0.0]);
     assert_eq!(
-        f.channel_shares,
-        [vec![0.25, 1.0, 0.0], vec![0.75, 0.0, 1.0]]
+        (0..3).map(|r| f.channel_mix.total(r)).collect::<Vec<_>>(),
+        f.txn_count
     );
-    assert_eq!(f.category_names, ["food", "toys"]);
-    assert_eq!(f.category_shares[1], [0.25, 0.0, 1.0]);
 
     let t = &out.quality.tables[0];
     assert_eq!((t.rows_in, t.rows_used, t.rows_quarantined), (14, 6, 8));

@@ -1,6 +1,10 @@
 //! Writing a [`FeatureTable`]: CSV or Parquet, chosen by the output's extension. Monetary totals
 //! are exact (a decimal string in CSV, `Decimal128(38, amount_decimals)` in Parquet); means and
 //! shares are `f64`, written in their shortest round-trip form.
+//!
+//! Shares: one column per level the node saw (every distinct normalized channel and category
+//! value, sorted by name), dense. The export is local output only (a query never reads it), so
+//! a wide file is the data holder's choice; queries read the sparse counts directly.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -20,7 +24,7 @@ use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 
 use super::error::PipelineError;
-use super::features::FeatureTable;
+use super::features::{FeatureTable, MixColumn};
 use super::spec::FileFormat;
 
 /// `name` made safe as part of a column name: ASCII letters and digits kept (lowercased), the
@@ -55,12 +59,14 @@ pub fn header(t: &FeatureTable) -> Vec<String> {
     .map(String::from)
     .to_vec();
     h.extend(
-        t.channel_names
+        t.channel_mix
+            .names()
             .iter()
             .map(|n| format!("channel_share_{}", column_part(n))),
     );
     h.extend(
-        t.category_names
+        t.category_mix
+            .names()
             .iter()
             .map(|n| format!("category_share_{}", column_part(n))),
     );
@@ -80,6 +86,26 @@ pub fn header(t: &FeatureTable) -> Vec<String> {
         h.extend(["credit_utilization", "delinquency_bucket", "default_flag"].map(String::from));
     }
     h
+}
+
+/// Row `r`'s share of every level of `mix`, in level order, into `out` (cleared first): count
+/// over the row's transactions.
+fn shares_of(mix: &MixColumn, txn_count: u64, r: usize, out: &mut Vec<f64>) {
+    out.clear();
+    out.resize(mix.names().len(), 0.0);
+    for &(l, n) in mix.row(r) {
+        if let Some(x) = out.get_mut(l as usize) {
+            *x = f64::from(n) / txn_count.max(1) as f64;
+        }
+    }
+}
+
+/// One dense share column of `mix` at `level`, for every row.
+fn share_column(mix: &MixColumn, txn_count: &[u64], level: u32) -> Vec<f64> {
+    (0..txn_count.len())
+        .into_par_iter()
+        .map(|r| f64::from(mix.count(r, level)) / txn_count[r].max(1) as f64)
+        .collect()
 }
 
 /// `minor` as a decimal with `decimals` places.
@@ -110,6 +136,7 @@ fn write_csv(t: &FeatureTable, path: &Path) -> Result<(), PipelineError> {
     writeln!(w, "{}", header(t).join(",")).map_err(io)?;
     let opt = |v: &Option<String>| v.as_deref().map(csv_text).unwrap_or_default();
     let mut line = String::with_capacity(512);
+    let mut shares = Vec::new();
     for r in 0..t.len() {
         use std::fmt::Write as _;
         line.clear();
@@ -128,8 +155,11 @@ fn write_csv(t: &FeatureTable, path: &Path) -> Result<(), PipelineError> {
             t.avg_ticket[r],
             t.lifecycle_stage[r].as_str()
         );
-        for col in t.channel_shares.iter().chain(&t.category_shares) {
-            let _ = write!(line, ",{}", col[r]);
+        for mix in [&t.channel_mix, &t.category_mix] {
+            shares_of(mix, t.txn_count[r], r, &mut shares);
+            for x in &shares {
+                let _ = write!(line, ",{x}");
+            }
         }
         if let Some(d) = &t.demographics {
             let since = d.customer_since_days[r]
@@ -207,8 +237,12 @@ pub fn to_record_batch(t: &FeatureTable) -> Result<RecordBatch, PipelineError> {
             ))
         }),
     ];
-    for c in t.channel_shares.iter().chain(&t.category_shares) {
-        cols.push(Box::new(move || f64s(c)));
+    for mix in [&t.channel_mix, &t.category_mix] {
+        for level in 0..mix.names().len() as u32 {
+            cols.push(Box::new(move || {
+                Arc::new(Float64Array::from(share_column(mix, &t.txn_count, level)))
+            }));
+        }
     }
     if let Some(d) = &t.demographics {
         cols.push(Box::new(|| opt_strs(&d.age_band)));

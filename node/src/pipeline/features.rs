@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::aggregate::{Aggregate, Behaviour};
+use super::aggregate::{Aggregate, Behaviour, LevelCounts};
 use super::dates::Day;
 use super::ingest::{Credit, Demographics};
 use super::spec::Lifecycle;
@@ -130,14 +130,10 @@ pub struct FeatureTable {
     pub avg_ticket: Vec<f64>,
     /// Lifecycle stage.
     pub lifecycle_stage: Vec<Stage>,
-    /// Channel levels, in column order (sorted by name).
-    pub channel_names: Vec<String>,
-    /// `channel_shares[level][row]`: share of the customer's transactions.
-    pub channel_shares: Vec<Vec<f64>>,
-    /// Category levels.
-    pub category_names: Vec<String>,
-    /// `category_shares[level][row]`.
-    pub category_shares: Vec<Vec<f64>>,
+    /// Transactions per channel level (every distinct normalized value is a level).
+    pub channel_mix: MixColumn,
+    /// Transactions per category level.
+    pub category_mix: MixColumn,
     /// From the customers table.
     pub demographics: Option<DemographicColumns>,
     /// From the credit table.
@@ -153,6 +149,127 @@ impl FeatureTable {
     /// No rows.
     pub fn is_empty(&self) -> bool {
         self.customer.is_empty()
+    }
+}
+
+/// Exact per-customer transaction counts of a channel or category, sparse: a row lists only the
+/// levels it has. Levels are every distinct normalized value the node saw (no cap, no `other`),
+/// sorted by name; what a row counts for depends only on that customer's own rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MixColumn {
+    /// Level names, sorted, distinct.
+    names: Vec<String>,
+    /// Row `r`'s `(level, count)` pairs, by level ascending, are
+    /// `pairs[offsets[r] .. offsets[r + 1]]`.
+    offsets: Vec<u32>,
+    pairs: Vec<(u32, u32)>,
+}
+
+impl MixColumn {
+    /// From level `names` (any order; equal names are one level) and, per row in table order,
+    /// `(index into names, count)` pairs in any order. Pairs naming no level are dropped;
+    /// repeated levels in one row are summed.
+    pub fn new<'a, I>(names: &[String], rows: I) -> MixColumn
+    where
+        I: IntoIterator<Item = &'a [(u32, u32)]>,
+    {
+        let mut sorted = names.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        // Old index -> sorted index.
+        let rank: Vec<u32> = names
+            .iter()
+            .map(|n| sorted.binary_search(n).map_or(u32::MAX, |i| i as u32))
+            .collect();
+        let mut out = MixColumn {
+            names: sorted,
+            offsets: vec![0],
+            pairs: Vec::new(),
+        };
+        for row in rows {
+            let start = out.pairs.len();
+            out.pairs.extend(
+                row.iter()
+                    .filter_map(|&(l, n)| Some((*rank.get(l as usize)?, n)))
+                    .filter(|&(l, n)| l != u32::MAX && n > 0),
+            );
+            let tail = &mut out.pairs[start..];
+            tail.sort_unstable_by_key(|p| p.0);
+            // Merge repeats in place.
+            let mut w = start;
+            for r in start..out.pairs.len() {
+                let p = out.pairs[r];
+                if w > start && out.pairs[w - 1].0 == p.0 {
+                    out.pairs[w - 1].1 = out.pairs[w - 1].1.saturating_add(p.1);
+                } else {
+                    out.pairs[w] = p;
+                    w += 1;
+                }
+            }
+            out.pairs.truncate(w);
+            out.offsets
+                .push(u32::try_from(out.pairs.len()).unwrap_or(u32::MAX));
+        }
+        out
+    }
+
+    /// Level names, sorted.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The level called `name` (normalized), if the node saw it.
+    pub fn level(&self, name: &str) -> Option<u32> {
+        self.names
+            .binary_search_by(|n| n.as_str().cmp(name))
+            .ok()
+            .map(|i| i as u32)
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// Row `row`'s `(level, count)` pairs, by level ascending.
+    pub fn row(&self, row: usize) -> &[(u32, u32)] {
+        match (self.offsets.get(row), self.offsets.get(row + 1)) {
+            (Some(a), Some(b)) => self.pairs.get(*a as usize..*b as usize).unwrap_or_default(),
+            _ => &[],
+        }
+    }
+
+    /// Row `row`'s transactions at `level` (0 for a level the row does not have).
+    pub fn count(&self, row: usize, level: u32) -> u32 {
+        let pairs = self.row(row);
+        pairs
+            .binary_search_by_key(&level, |p| p.0)
+            .map_or(0, |i| pairs[i].1)
+    }
+
+    /// Row `row`'s transactions over all levels (its `txn_count` when the column is mapped).
+    pub fn total(&self, row: usize) -> u64 {
+        self.row(row).iter().map(|p| u64::from(p.1)).sum()
+    }
+
+    /// Row `row`'s share of its transactions at level `name` (0 for a level it does not have),
+    /// for local output; queries use the exact counts.
+    pub fn share(&self, row: usize, name: &str) -> f64 {
+        let n = self.level(name).map_or(0, |l| self.count(row, l));
+        if n == 0 {
+            return 0.0;
+        }
+        f64::from(n) / self.total(row) as f64
+    }
+
+    /// The `(level, count)` pairs of one row only (a one-row column).
+    pub fn single(&self, row: usize) -> MixColumn {
+        let pairs = self.row(row).to_vec();
+        MixColumn {
+            names: self.names.clone(),
+            offsets: vec![0, u32::try_from(pairs.len()).unwrap_or(u32::MAX)],
+            pairs,
+        }
     }
 }
 
@@ -203,29 +320,16 @@ pub(crate) fn assemble(agg: &Aggregate, mut names: Vec<String>, cx: &Context<'_>
     let frequency = |b: &Behaviour| b.purchase_days.saturating_sub(1);
     let tenure = |b: &Behaviour| u32::try_from(as_of - i32::from(b.first_day)).unwrap_or(0);
     let since_last = |b: &Behaviour| u32::try_from(as_of - i32::from(b.last_day)).unwrap_or(0);
-    // Share columns in name order, whatever order the levels were met in: the schema of an
-    // export does not depend on row order or on the source.
-    let sorted = |names: &Option<Vec<String>>| {
-        let names = names.clone().unwrap_or_default();
-        let mut order: Vec<usize> = (0..names.len()).collect();
-        order.sort_by(|a, b| names[*a].cmp(&names[*b]));
-        let sorted_names = order.iter().map(|i| names[*i].clone()).collect::<Vec<_>>();
-        (order, sorted_names)
+    // Levels in name order, whatever order they were met in: the schema of an export does not
+    // depend on row order or on the source.
+    let mix = |names: &Option<Vec<String>>, counts: &LevelCounts| match names {
+        Some(names) => MixColumn::new(names, rows.iter().map(|(c, _)| counts.of(*c as usize))),
+        None => MixColumn::default(),
     };
-    let (ch_order, channel_names) = sorted(&cx.channels);
-    let (ca_order, category_names) = sorted(&cx.categories);
-    let shares = |order: &[usize], counts: &[u32]| -> Vec<Vec<f64>> {
-        let stride = counts.len() / agg.behaviour.len().max(1);
-        order
-            .par_iter()
-            .map(|l| {
-                column(&rows, |c, b| {
-                    let n = counts.get(c as usize * stride + l).copied().unwrap_or(0);
-                    f64::from(n) / b.txn_count as f64
-                })
-            })
-            .collect()
-    };
+    let (channel_mix, category_mix) = rayon::join(
+        || mix(&cx.channels, &agg.channels),
+        || mix(&cx.categories, &agg.categories),
+    );
     let demographics = cx.demographics.map(|demo| {
         let get = |c: u32| demo.get(c as usize);
         let text = |f: &(dyn Fn(&Demographics) -> Option<String> + Sync)| -> Vec<Option<String>> {
@@ -275,10 +379,8 @@ pub(crate) fn assemble(agg: &Aggregate, mut names: Vec<String>, cx: &Context<'_>
         lifecycle_stage: column(&rows, |_, b| {
             Stage::of(tenure(b), since_last(b), cx.lifecycle)
         }),
-        channel_shares: shares(&ch_order, &agg.channel_counts),
-        category_shares: shares(&ca_order, &agg.category_counts),
-        channel_names,
-        category_names,
+        channel_mix,
+        category_mix,
         demographics,
         credit,
     }

@@ -6,7 +6,7 @@
 //! transactions ----------+--> scan: check every row --> quarantine file + quality counts
 //! credit (optional) -----+        | normalized id -> dense index (raw ids stop here)
 //!                                 v
-//!                      compact records (32 B/row) --> aggregate: bucket by customer,
+//!                      compact records (40 B/row) --> aggregate: bucket by customer,
 //!                                                     dedup, days, totals, shares
 //!                                                             v
 //!                         pseudonym per customer (HMAC, once) + features as of as_of
@@ -38,8 +38,8 @@ use rayon::prelude::*;
 
 pub use dates::{DateParser, Day};
 pub use error::PipelineError;
-pub use features::{FeatureTable, Stage};
-pub use ingest::{MAX_LEVELS, ProgressFn};
+pub use features::{FeatureTable, MixColumn, Stage};
+pub use ingest::ProgressFn;
 pub use quality::{QualityReport, Reason};
 pub use source::catching_panics;
 pub use spec::{FileFormat, PipelineSpec, SourceSpec, TransactionsSpec};
@@ -141,8 +141,7 @@ pub fn compute(
         .map(|c| ingest::scan_credit(c, spec.amount_decimals, &mut ids, closed, &mut q))
         .transpose()?;
     let t = &spec.transactions;
-    let (nch, nca) = (scan.channels.names.len(), scan.categories.names.len());
-    let agg = aggregate::aggregate(scan.txns, ids.len(), nch, nca);
+    let agg = aggregate::aggregate(scan.txns, ids.len());
     for row in &agg.duplicates {
         q.reject(slot, u64::from(*row), Reason::Duplicate, "(all columns)")?;
     }

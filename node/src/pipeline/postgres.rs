@@ -20,10 +20,10 @@ use serde::Deserialize;
 use tokio_postgres::NoTls;
 
 use super::RunOutput;
-use super::aggregate::{Aggregate, Behaviour};
+use super::aggregate::{Aggregate, Behaviour, LevelCounts};
 use super::error::PipelineError;
 use super::features;
-use super::ingest::{self, MAX_LEVELS};
+use super::ingest;
 use super::interner::Interner;
 use super::quality::{QualityReport, Quarantine, Reason, TableQuality};
 use super::spec::PipelineSpec;
@@ -191,26 +191,10 @@ pub async fn compute(
             first_day_total: num(6)?,
         });
     }
-    let (mut channels, mut categories) = (Vec::<String>::new(), Vec::<String>::new());
-    let mut counts: Vec<(usize, usize, usize, u32)> = Vec::new();
-    let level = |names: &mut Vec<String>, v: String| {
-        let v = if v.is_empty() {
-            "unknown".to_owned()
-        } else {
-            v
-        };
-        if let Some(i) = names.iter().position(|n| *n == v) {
-            return i;
-        }
-        if names.len() >= MAX_LEVELS {
-            return names.iter().position(|n| n == "other").unwrap_or_else(|| {
-                names.push("other".into());
-                names.len() - 1
-            });
-        }
-        names.push(v);
-        names.len() - 1
-    };
+    // Every distinct normalized value is its own level (no cap): a customer's counts depend
+    // only on its own rows, whatever order the database returns the groups in.
+    let (mut channels, mut categories) = (Levels::default(), Levels::default());
+    let (mut ch_counts, mut ca_counts) = (Vec::new(), Vec::new());
     for row in client
         .query(&sql_levels, &[&as_of, &start, &max])
         .await
@@ -222,13 +206,9 @@ pub async fn compute(
         };
         let (ch, cat): (String, String) =
             (row.try_get(1).map_err(pg)?, row.try_get(2).map_err(pg)?);
-        let n: i64 = row.try_get(3).map_err(pg)?;
-        counts.push((
-            index as usize,
-            level(&mut channels, ch),
-            level(&mut categories, cat),
-            u32::try_from(n).map_err(pg)?,
-        ));
+        let n = u32::try_from(row.try_get::<_, i64>(3).map_err(pg)?).map_err(pg)?;
+        ch_counts.push((index, channels.of(ch), n));
+        ca_counts.push((index, categories.of(cat), n));
     }
     let credit = spec
         .credit
@@ -237,18 +217,13 @@ pub async fn compute(
         .transpose()?;
     let n = ids.len();
     behaviour.resize(n, None);
-    let (nch, nca) = (channels.len().max(1), categories.len().max(1));
     let mut agg = Aggregate {
         behaviour,
-        channel_counts: vec![0; n * nch],
-        category_counts: vec![0; n * nca],
+        channels: LevelCounts::from_triples(ch_counts, n),
+        categories: LevelCounts::from_triples(ca_counts, n),
         duplicates: Vec::new(),
         rows_used: 0,
     };
-    for (c, ch, cat, k) in counts {
-        agg.channel_counts[c * nch + ch] += k;
-        agg.category_counts[c * nca + cat] += k;
-    }
     agg.rows_used = agg.behaviour.iter().flatten().map(|b| b.txn_count).sum();
     let mut by_reason = BTreeMap::new();
     let mut rows_in = 0u64;
@@ -295,8 +270,8 @@ pub async fn compute(
         decimals: spec.amount_decimals,
         lifecycle: &spec.lifecycle,
         age_bands: &spec.age_bands,
-        channels: t.channel.as_ref().map(|_| channels),
-        categories: t.category.as_ref().map(|_| categories),
+        channels: t.channel.as_ref().map(|_| channels.names),
+        categories: t.category.as_ref().map(|_| categories.names),
         demographics: demographics.as_deref(),
         credit: credit.as_ref(),
     };
@@ -318,6 +293,30 @@ pub async fn compute(
         quarantine_file: quarantine_file.map(|p| p.display().to_string()),
     };
     Ok(RunOutput { features, quality })
+}
+
+/// Level names met so far (the SQL already trimmed and lowercased them; empty is `unknown`).
+#[derive(Default)]
+struct Levels {
+    names: Vec<String>,
+    ids: std::collections::HashMap<String, u32>,
+}
+
+impl Levels {
+    fn of(&mut self, v: String) -> u32 {
+        let v = if v.is_empty() {
+            "unknown".to_owned()
+        } else {
+            v
+        };
+        if let Some(l) = self.ids.get(&v) {
+            return *l;
+        }
+        let l = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(v.clone());
+        self.ids.insert(v, l);
+        l
+    }
 }
 
 fn reason_name(s: &str) -> &'static str {

@@ -18,8 +18,11 @@ fn table() -> FeatureTable {
         monetary_mean_repeat: vec![0.0, 100.0, 110.0],
         avg_ticket: vec![10.0, 62.5, 90.0],
         lifecycle_stage: vec![Stage::New, Stage::AtRisk, Stage::AtRisk],
-        channel_names: vec!["branch".into(), "web".into()],
-        channel_shares: vec![vec![1.0, 0.25, 0.5], vec![0.0, 0.75, 0.5]],
+        // Transactions per level: branch 1, 1, 5; web 0, 3, 5.
+        channel_mix: MixColumn::new(
+            &["web".into(), "branch".into()],
+            [&[(1, 1)][..], &[(0, 3), (1, 1)], &[(1, 5), (0, 5)]],
+        ),
         ..FeatureTable::default()
     }
 }
@@ -155,11 +158,8 @@ fn random_table() -> impl Strategy<Value = FeatureTable> {
         0.0f64..=1.0,
     );
     prop::collection::vec(row, 1..40).prop_map(|rows| {
-        let mut t = FeatureTable {
-            channel_names: vec!["a".into(), "b".into()],
-            channel_shares: vec![Vec::new(), Vec::new()],
-            ..FeatureTable::default()
-        };
+        let mut t = FeatureTable::default();
+        let mut counts: Vec<[(u32, u32); 2]> = Vec::new();
         for (i, (f, days, money, stage, share)) in rows.into_iter().enumerate() {
             t.customer.push(format!("c{i}"));
             t.txn_count.push(u64::from(f) + 1);
@@ -173,9 +173,12 @@ fn random_table() -> impl Strategy<Value = FeatureTable> {
             t.avg_ticket.push(money as f64 / 100.0);
             t.lifecycle_stage
                 .push([Stage::New, Stage::Active, Stage::AtRisk, Stage::Churned][stage]);
-            t.channel_shares[0].push(share);
-            t.channel_shares[1].push(1.0 - share);
+            // Of f + 1 transactions, about `share` at level a, the rest at b.
+            let a = (share * f64::from(f + 1)).round() as u32;
+            counts.push([(0, a), (1, f + 1 - a)]);
         }
+        let names = ["a".to_owned(), "b".to_owned()];
+        t.channel_mix = MixColumn::new(&names, counts.iter().map(|c| &c[..]));
         t
     })
 }
@@ -270,10 +273,8 @@ fn single(t: &FeatureTable, row: usize) -> FeatureTable {
         monetary_mean_repeat: vec![t.monetary_mean_repeat[row]],
         avg_ticket: vec![t.avg_ticket[row]],
         lifecycle_stage: vec![t.lifecycle_stage[row]],
-        channel_names: t.channel_names.clone(),
-        channel_shares: t.channel_shares.iter().map(|c| vec![c[row]]).collect(),
-        category_names: Vec::new(),
-        category_shares: Vec::new(),
+        channel_mix: t.channel_mix.single(row),
+        category_mix: t.category_mix.single(row),
         demographics: None,
         credit: None,
     }
