@@ -221,8 +221,13 @@ fn coordinator_toml(federation: &str, listen: &str, rel: &str) -> String {
          # Each customer counts for at most this many rows, and this amount (minor units).\n\
          max_rows_per_customer = 100\n\
          max_abs_amount_minor = 1000000\n\
-         # Nodes assumed to collude with the coordinator (below rounds.min_nodes).\n\
-         colluders = 1\n\n\
+         # Nodes assumed to collude with the coordinator: at least 1 (every node receives the\n\
+         # result and knows its own noise), below rounds.min_nodes and below each round's\n\
+         # secure-aggregation threshold.\n\
+         colluders = 1\n\
+         # Most zCDP loss the profiling jobs one analyst opens in one month may declare in all\n\
+         # (local and scheduled runs count under the coordinator's name).\n\
+         rho_per_analyst_period = \"2/1\"\n\n\
          [ledger]\n\
          # Every release is recorded here, with the nodes' signed debits, before it is published.\n\
          path = \"ledgers/coordinator.jsonl\"\n\
@@ -304,7 +309,17 @@ fn node_toml(name: &PartyName, coordinator: &str, rel: &str) -> String {
          # Most zCDP loss (exact rho) this node spends per period; jobs beyond it are refused.\n\
          cap_rho = \"2/1\"\n\
          # Budget period (YYYY-MM); default: the current month (UTC).\n\
-         # period = \"2026-11\"\n",
+         # period = \"2026-11\"\n\n\
+         [floor]\n\
+         # This node's own privacy floor: announcements below it are refused, whatever the\n\
+         # coordinator's configuration says (docs/PRIVACY.md, \"The node's floor\").\n\
+         # Fewest nodes assumed to collude with the coordinator, fewest honest noise shares.\n\
+         min_colluders = 1\n\
+         min_honest_shares = 1\n\
+         # Most zCDP loss per release, per profiling job, and per analyst per period.\n\
+         max_rho_per_release = \"1/2\"\n\
+         max_rho_per_job = \"1/1\"\n\
+         max_rho_per_analyst = \"2/1\"\n",
         tls = tls_section(rel)
     )
 }
