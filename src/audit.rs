@@ -144,6 +144,7 @@ pub fn verify_dir(dir: &Path, at: OffsetDateTime) -> Result<AuditReport, AuditFa
                 bytes: &coord_bytes,
             },
         ),
+        max_holders_per_person: None,
     };
     audit::verify(&input)
 }

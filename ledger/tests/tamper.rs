@@ -188,6 +188,7 @@ fn audit_with(
                 bytes: &texts[3],
             },
         ),
+        max_holders_per_person: None,
     };
     audit::verify(&input)
 }
