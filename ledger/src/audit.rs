@@ -399,4 +399,20 @@ mod tests {
         assert!(epsilon_simple_at_delta(&rho, 1e-9) > eps);
         assert!(epsilon_at_delta(&"1/4".parse().unwrap(), 1e-6) > tight);
     }
+
+    #[test]
+    fn group_privacy_is_quadratic_in_the_holders_that_contributed() {
+        let half: Rho = "1/2".parse().unwrap();
+        let r = |k, n| person_rho_of_release(&half, k, n).to_string();
+        // A person at 3 contributing holders: 3^2 * 1/2.
+        assert_eq!(r(3, 3), "9/2");
+        assert_eq!(r(3, 10), "9/2");
+        // Only holders that took part count.
+        assert_eq!(r(3, 2), "2/1");
+        assert_eq!(r(1, 5), "1/2");
+        assert_eq!(r(0, 5), "1/2");
+        let tight = epsilon_at_delta(&"9/2".parse().unwrap(), 1e-6);
+        // Google's dp-accounting: 19.229510437656728 (privacy/tests/data).
+        assert!((tight / 19.229510437656728 - 1.0).abs() < 1e-6, "{tight}");
+    }
 }
