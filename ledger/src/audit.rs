@@ -140,6 +140,15 @@ impl NodeSummary {
             Rho::from_ratio_exact(left)
         })
     }
+
+    /// Rho left under the lifetime cap, if one is recorded (0 when a lowered cap is below what
+    /// was already spent).
+    pub fn lifetime_remaining(&self) -> Option<Rho> {
+        self.lifetime_cap.as_ref().map(|cap| {
+            let spent = self.cumulative.as_ratio().min(cap.as_ratio());
+            Rho::from_ratio_exact(cap.as_ratio() - spent)
+        })
+    }
 }
 
 /// A successful audit.
