@@ -377,6 +377,9 @@ fn two_periods_add_up_and_a_person_at_k_nodes_is_shown() {
         "3",
     ]);
     let table = String::from_utf8_lossy(&o.stdout);
+    if std::env::var_os("FEDPROF_PRINT_SAMPLE").is_some() {
+        println!("{table}\n{}", audit(&s, &["--json"]).1);
+    }
     assert!(o.status.success(), "{table}");
     let row_a = table.lines().find(|l| l.starts_with("a ")).unwrap();
     for cell in [
