@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use fedprof_ledger::audit::{self, AuditFailure, AuditInput, AuditReport, LedgerText};
-use fedprof_ledger::{KeyRing, epsilon_at_delta, epsilon_simple_at_delta};
+use fedprof_ledger::{KeyRing, Rho, epsilon_at_delta, epsilon_simple_at_delta};
 use fedprof_protocol::{PartyId, PartyName, Role};
 use fedprof_transport::pki::verify_party_cert;
 use serde_json::{Value, json};
@@ -27,8 +27,9 @@ use time::OffsetDateTime;
 pub enum AuditCommand {
     /// Verify every ledger in DIR; exit non-zero naming the first inconsistent entry.
     Verify(AuditArgs),
-    /// Verify, then print per node: releases, rho spent (exact and float), cap, epsilon at
-    /// delta, and what remains.
+    /// Verify, then print per node: releases, rho spent in the current period (exact and
+    /// float), its cap, epsilon at delta and what remains; rho and epsilon over all periods,
+    /// the lifetime cap, and epsilon for a person whose records sit at K nodes.
     Report(AuditArgs),
 }
 
@@ -45,6 +46,11 @@ pub struct AuditArgs {
     /// The delta at which epsilon is reported, in (0, 1).
     #[arg(long, default_value_t = 1e-6, value_parser = parse_delta)]
     pub delta: f64,
+    /// The federation's declared maximum number of nodes holding one person's records, K:
+    /// epsilon is also printed for such a person (zCDP group privacy, K^2 rho per release).
+    /// Default: the number of node ledgers (every node may hold the same person).
+    #[arg(long = "max-holders", value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_holders: Option<u32>,
 }
 
 fn parse_delta(s: &str) -> Result<f64, String> {
@@ -60,7 +66,7 @@ pub fn run(cmd: &AuditCommand) -> Result<String, (String, AuditFailure)> {
         AuditCommand::Verify(a) => (a, false),
         AuditCommand::Report(a) => (a, true),
     };
-    match verify_dir(&args.dir, OffsetDateTime::now_utc()) {
+    match verify_dir_with(&args.dir, OffsetDateTime::now_utc(), args.max_holders) {
         Ok(report) if args.json => Ok(format!("{:#}\n", to_json(&report, args.delta))),
         Ok(report) if table => Ok(render_table(&report, args.delta)),
         Ok(report) => Ok(render_ok(&report)),
@@ -74,8 +80,19 @@ pub fn run(cmd: &AuditCommand) -> Result<String, (String, AuditFailure)> {
     }
 }
 
-/// Reads `dir`, verifies the certificates at time `at` and audits the ledgers.
+/// Reads `dir`, verifies the certificates at time `at` and audits the ledgers, with `K` (the
+/// most nodes holding one person) defaulted to the number of node ledgers.
 pub fn verify_dir(dir: &Path, at: OffsetDateTime) -> Result<AuditReport, AuditFailure> {
+    verify_dir_with(dir, at, None)
+}
+
+/// [`verify_dir`] with the federation's declared maximum of holders per person, if known
+/// (`--max-holders`, or a value recorded in a ledger); `None` takes the default.
+pub fn verify_dir_with(
+    dir: &Path,
+    at: OffsetDateTime,
+    max_holders_per_person: Option<u32>,
+) -> Result<AuditReport, AuditFailure> {
     let whole = |file: &str, reason: String| AuditFailure {
         file: file.to_owned(),
         line: 0,
@@ -144,6 +161,7 @@ pub fn verify_dir(dir: &Path, at: OffsetDateTime) -> Result<AuditReport, AuditFa
                 bytes: &coord_bytes,
             },
         ),
+        max_holders_per_person,
     };
     audit::verify(&input)
 }
@@ -171,7 +189,13 @@ fn list(
     Ok(out)
 }
 
+/// A rho as exact text, decimal and epsilon at `delta`.
+fn rho_json(rho: &Rho, delta: f64) -> Value {
+    json!({ "rho": rho.to_string(), "rho_f64": rho.to_f64(), "epsilon": epsilon_at_delta(rho, delta) })
+}
+
 fn to_json(report: &AuditReport, delta: f64) -> Value {
+    let k = report.max_holders.value;
     let nodes: Vec<Value> = report
         .nodes
         .iter()
@@ -180,8 +204,13 @@ fn to_json(report: &AuditReport, delta: f64) -> Value {
             let periods: Vec<Value> = n
                 .periods
                 .iter()
-                .map(|p| json!({ "period": p.period.as_str(), "rho": p.spent.to_string(), "cap_rho": p.cap.to_string(), "debits": p.debits }))
+                .map(|p| json!({ "period": p.period.as_str(), "rho": p.spent.to_string(), "cap_rho": p.cap.to_string(), "epsilon": epsilon_at_delta(&p.spent, delta), "debits": p.debits }))
                 .collect();
+            let mut cumulative = rho_json(&n.cumulative, delta);
+            cumulative["periods"] = json!(n.periods.len());
+            cumulative["lifetime_cap_rho"] = json!(n.lifetime_cap.as_ref().map(Rho::to_string));
+            cumulative["lifetime_remaining_rho"] =
+                json!(n.lifetime_remaining().as_ref().map(Rho::to_string));
             Some(json!({
                 "node": n.node.as_str(),
                 "period": p.period.as_str(),
@@ -195,6 +224,12 @@ fn to_json(report: &AuditReport, delta: f64) -> Value {
                 "debits": n.debits,
                 "released": n.released,
                 "periods": periods,
+                "cumulative": cumulative,
+                "person": {
+                    "max_holders": k,
+                    "one_holder": rho_json(&n.cumulative, delta),
+                    "max_holders_rho": rho_json(&n.person_rho, delta),
+                },
             }))
         })
         .collect();
@@ -203,7 +238,23 @@ fn to_json(report: &AuditReport, delta: f64) -> Value {
         .iter()
         .map(|l| json!({ "file": l.file, "entries": l.entries, "head": l.head.to_string() }))
         .collect();
-    json!({ "ok": true, "delta": delta, "releases": report.releases, "nodes": nodes, "ledgers": ledgers })
+    let source = if report.max_holders.declared {
+        "declared"
+    } else {
+        "default: number of node ledgers"
+    };
+    json!({
+        "ok": true,
+        "delta": delta,
+        "releases": report.releases,
+        "max_holders": { "value": k, "source": source },
+        "person": {
+            "one_holder": rho_json(&report.person_rho_one_holder, delta),
+            "max_holders_rho": rho_json(&report.person_rho, delta),
+        },
+        "nodes": nodes,
+        "ledgers": ledgers,
+    })
 }
 
 fn render_ok(report: &AuditReport) -> String {
@@ -219,21 +270,26 @@ fn render_ok(report: &AuditReport) -> String {
 }
 
 fn render_table(report: &AuditReport, delta: f64) -> String {
-    let eps_head = format!("epsilon (delta={delta:e})");
+    let k = report.max_holders.value;
+    let eps = |rho: &Rho| format!("{:.4}", epsilon_at_delta(rho, delta));
     let head = [
-        "node",
-        "period",
-        "releases",
-        "spent rho",
-        "spent (float)",
-        "cap rho",
-        eps_head.as_str(),
-        "remaining rho",
+        "node".to_owned(),
+        "period".to_owned(),
+        "releases".to_owned(),
+        "spent rho".to_owned(),
+        "spent (float)".to_owned(),
+        "cap rho".to_owned(),
+        format!("epsilon (delta={delta:e})"),
+        "remaining rho".to_owned(),
+        "all periods rho".to_owned(),
+        "all periods epsilon".to_owned(),
+        "lifetime cap".to_owned(),
+        format!("epsilon, person at {k} nodes"),
     ];
-    let mut rows: Vec<[String; 8]> = vec![head.map(str::to_owned)];
+    let mut rows: Vec<Vec<String>> = vec![head.to_vec()];
     for n in &report.nodes {
         let Some(p) = n.current() else { continue };
-        rows.push([
+        rows.push(vec![
             n.node.to_string(),
             p.period.to_string(),
             format!("{} ({} published)", n.debits, n.released),
@@ -241,14 +297,20 @@ fn render_table(report: &AuditReport, delta: f64) -> String {
             format!("{:.6}", p.spent.to_f64()),
             p.cap.to_string(),
             format!(
-                "{:.4} ({:.4})",
-                epsilon_at_delta(&p.spent, delta),
+                "{} ({:.4})",
+                eps(&p.spent),
                 epsilon_simple_at_delta(&p.spent, delta)
             ),
             n.remaining().to_string(),
+            format!("{} over {} period(s)", n.cumulative, n.periods.len()),
+            eps(&n.cumulative),
+            n.lifetime_cap
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), Rho::to_string),
+            format!("{} (rho {})", eps(&n.person_rho), n.person_rho),
         ]);
     }
-    let widths: Vec<usize> = (0..8)
+    let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     let mut out = render_ok(report);
@@ -261,8 +323,24 @@ fn render_table(report: &AuditReport, delta: f64) -> String {
             .collect();
         let _ = writeln!(out, "{}", cells.join("  ").trim_end());
     }
+    let source = if report.max_holders.declared {
+        "as declared"
+    } else {
+        "by default every audited node, as none was declared (--max-holders)"
+    };
+    let _ = write!(
+        out,
+        "\nA person at one node, over all periods: rho {} (epsilon {}). A person whose records sit at up to {k} nodes ({source}), over all periods and releases: rho {} (epsilon {}).\n",
+        report.person_rho_one_holder,
+        eps(&report.person_rho_one_holder),
+        report.person_rho,
+        eps(&report.person_rho),
+    );
     out.push_str(
-        "\nReleases: debits in all periods (published: used by a recorded release); rho and cap: current period.\nEpsilon: the tight Canonne-Kamath-Steinke conversion of rho, and in brackets the simple bound rho + 2*sqrt(rho*ln(1/delta)).\n",
+        "\nReleases: debits in all periods (published: used by a recorded release). Spent rho, cap, epsilon and remaining: the current period only.\n\
+         All periods: the exact sum of every debit in the node's ledger. A period cap is a rate limit, not a lifetime bound: the same customers are released again every period, so their loss is the all-periods figure, bounded only by a lifetime cap where one is recorded.\n\
+         The privacy unit is a customer at one node. A person at K nodes loses min(K, n)^2 rho in a release that n nodes paid for (zCDP group privacy: their K blocks add in the sum); the person column sums that over the node's debits, the line above over every release of every node.\n\
+         Epsilon: the tight Canonne-Kamath-Steinke conversion of rho, and in brackets the simple bound rho + 2*sqrt(rho*ln(1/delta)).\n",
     );
     out
 }

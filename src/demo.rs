@@ -197,6 +197,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
             dir: fed_dir.clone(),
             json: false,
             delta: 1e-6,
+            max_holders: None,
         },
     ));
     let paths = profile_job::write_outputs(&dir.join("profile"), &report, &model)?;

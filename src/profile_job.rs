@@ -122,8 +122,6 @@ where
     }
     let version = previous.map_or(1, |p| p.version + 1);
     let mut report = run.report(version);
-    report.privacy.epsilon =
-        fedprof_ledger::audit::epsilon_at_delta(&run.spec().rho, run.spec().delta);
     let model = model_of(&report, segmenters);
     report.drift = previous.map(|p| model.drift_from(p));
     Ok((report, model))
@@ -147,6 +145,12 @@ pub fn add_budgets(report: &mut ProfileReport, dir: &Path) -> Result<()> {
                 spent: p.spent.to_f64(),
                 cap: p.cap.to_f64(),
                 period: p.period.to_string(),
+                cumulative: Some(n.cumulative.to_f64()),
+                cumulative_epsilon: Some(fedprof_ledger::epsilon_at_delta(
+                    &n.cumulative,
+                    report.privacy.delta,
+                )),
+                lifetime_cap: n.lifetime_cap.as_ref().map(fedprof_ledger::Rho::to_f64),
             })
         })
         .collect();

@@ -212,6 +212,10 @@ pub fn profile_summary(
         r.privacy.epsilon,
         r.privacy.delta
     ));
+    out.push_str(&format!(
+        "  for a customer at one node; a person at {} nodes: rho {}, epsilon {:.3}\n",
+        r.privacy.max_holders, r.privacy.person_rho, r.privacy.person_epsilon
+    ));
     for b in &r.budgets {
         out.push_str(&format!(
             "  {}: spent {:.4} of cap {:.4} in {}\n",

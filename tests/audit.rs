@@ -62,6 +62,12 @@ fn gaussian() -> MechanismRecord {
 
 /// Releases (1,0) by a,b,c; (1,1) by a,b; (2,0) by b,c; node caps 1/2, rho 1/8 per release.
 fn setup() -> Setup {
+    setup_with(false)
+}
+
+/// [`setup`], and with `second_period` then a period `2026-12` (cap 1/2) at every node with
+/// releases (3,0) by a,b,c and a debit of node a for (3,1) that was never published.
+fn setup_with(second_period: bool) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let fed = tmp.path().join("fed");
     let names = |l: &[&str]| {
@@ -115,11 +121,20 @@ fn setup() -> Setup {
             min_cell_size: 10,
         })
         .unwrap();
-    for (job, round, who) in [
-        (1u64, 0u32, &[0usize, 1, 2][..]),
-        (1, 1, &[0, 1]),
-        (2, 0, &[1, 2]),
-    ] {
+    let mut plan: Vec<(u64, u32, &[usize])> =
+        vec![(1, 0, &[0, 1, 2]), (1, 1, &[0, 1]), (2, 0, &[1, 2])];
+    if second_period {
+        plan.extend([(0, 0, &[][..]), (3, 0, &[0, 1, 2]), (3, 1, &[0])]);
+    }
+    for (job, round, who) in plan {
+        if job == 0 {
+            for store in &mut stores {
+                store
+                    .open_period(Period::new("2026-12").unwrap(), "1/2".parse().unwrap())
+                    .unwrap();
+            }
+            continue;
+        }
         let release = ReleaseId {
             job: JobId(job),
             round: RoundId(round),
@@ -135,6 +150,10 @@ fn setup() -> Setup {
                     .clone()
             })
             .collect();
+        if who.len() < 2 {
+            // Below the coordinator's n_min: paid for by the node, never published.
+            continue;
+        }
         let record = ReleaseRecord {
             release,
             job_kind: Label::new("transaction-totals").unwrap(),
@@ -278,8 +297,107 @@ fn intact_ledgers_verify_with_exact_json_and_a_report() {
     assert!(!o.status.success());
     let help =
         String::from_utf8_lossy(&fedprof(&["audit", "verify", "--help"]).stdout).into_owned();
-    for want in ["<DIR>", "--json", "--delta <DELTA>", "[default: 0.000001]"] {
+    for want in [
+        "<DIR>",
+        "--json",
+        "--delta <DELTA>",
+        "[default: 0.000001]",
+        "--max-holders <K>",
+    ] {
         assert!(help.contains(want), "{want:?} missing in:\n{help}");
+    }
+}
+
+/// Two periods: `audit verify --json` gives per node the current period, the sum over all
+/// periods and the person figures for K nodes, exactly; `--max-holders` replaces the default K.
+#[test]
+fn two_periods_add_up_and_a_person_at_k_nodes_is_shown() {
+    let s = setup_with(true);
+    let rel = |a: f64, b: f64| (a / b - 1.0).abs();
+    let (ok, out, err) = audit(&s, &["--json"]);
+    assert!(ok, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["releases"], 4);
+    assert_eq!(v["max_holders"]["value"], 3);
+    assert_eq!(
+        v["max_holders"]["source"],
+        "default: number of node ledgers"
+    );
+    let nodes = v["nodes"].as_array().unwrap();
+    let a = &nodes[0];
+    // Current period only: 2026-12, (3,0) and the unpublished (3,1).
+    assert_eq!(
+        (&a["period"], &a["rho"], &a["cap_rho"]),
+        (&"2026-12".into(), &"1/4".into(), &"1/2".into())
+    );
+    assert_eq!(a["periods"].as_array().unwrap().len(), 2);
+    // All periods: 1/4 + 1/4.
+    assert_eq!(a["cumulative"]["rho"], "1/2");
+    assert_eq!(a["cumulative"]["periods"], 2);
+    assert_eq!(a["cumulative"]["lifetime_cap_rho"], serde_json::Value::Null);
+    // rho 1/2 at delta 1e-6 by Google's dp-accounting (privacy/tests/data).
+    let eps = a["cumulative"]["epsilon"].as_f64().unwrap();
+    assert!(rel(eps, 5.221534446403448) < 1e-6, "{eps}");
+    assert_eq!(a["person"]["one_holder"]["rho"], "1/2");
+    // Node a, K = 3: (1,0) 3^2/8 + (1,1) 2^2/8 + (3,0) 3^2/8 + (3,1) 1/8.
+    assert_eq!(a["person"]["max_holders"], 3);
+    assert_eq!(a["person"]["max_holders_rho"]["rho"], "23/8");
+    let cum: Vec<&str> = nodes
+        .iter()
+        .map(|n| n["cumulative"]["rho"].as_str().unwrap())
+        .collect();
+    assert_eq!(cum, ["1/2", "1/2", "3/8"]);
+    let person: Vec<&str> = nodes
+        .iter()
+        .map(|n| n["person"]["max_holders_rho"]["rho"].as_str().unwrap())
+        .collect();
+    assert_eq!(person, ["23/8", "13/4", "11/4"]);
+    // Federation-wide: 9/8 + 4/8 + 4/8 + 9/8 + 1/8 over the five releases debited (the
+    // unpublished one counted: node a's input for it may have left).
+    assert_eq!(v["person"]["max_holders_rho"]["rho"], "27/8");
+    assert_eq!(v["person"]["one_holder"]["rho"], "1/2");
+    let eps = v["person"]["max_holders_rho"]["epsilon"].as_f64().unwrap();
+    assert!(rel(eps, 16.072282298051746) < 1e-6, "{eps}");
+
+    let (ok, out, _) = audit(&s, &["--json", "--max-holders", "2"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["max_holders"]["value"], 2);
+    assert_eq!(v["max_holders"]["source"], "declared");
+    assert_eq!(v["person"]["max_holders_rho"]["rho"], "17/8");
+    assert_eq!(v["nodes"][0]["person"]["max_holders_rho"]["rho"], "13/8");
+    let (ok, _, err) = audit(&s, &["--max-holders", "0"]);
+    assert!(!ok && err.contains("--max-holders"), "{err}");
+
+    let o = fedprof(&[
+        "audit",
+        "report",
+        s.fed.to_str().unwrap(),
+        "--max-holders",
+        "3",
+    ]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    if std::env::var_os("FEDPROF_PRINT_SAMPLE").is_some() {
+        println!("{table}\n{}", audit(&s, &["--json"]).1);
+    }
+    assert!(o.status.success(), "{table}");
+    let row_a = table.lines().find(|l| l.starts_with("a ")).unwrap();
+    for cell in [
+        "2026-12",
+        "1/4",
+        "1/2 over 2 period(s)",
+        "none",
+        "(rho 23/8)",
+    ] {
+        assert!(row_a.contains(cell), "{cell:?} missing in {row_a:?}");
+    }
+    for want in [
+        "epsilon, person at 3 nodes",
+        "A person whose records sit at up to 3 nodes (as declared)",
+        "rho 27/8 (epsilon 16.0723)",
+        "A period cap is a rate limit, not a lifetime bound",
+    ] {
+        assert!(table.contains(want), "{want:?} missing in:\n{table}");
     }
 }
 

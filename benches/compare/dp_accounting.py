@@ -44,7 +44,9 @@ from dp_accounting import dp_event
 from dp_accounting.rdp import rdp_privacy_accountant as rdp
 
 DELTAS = [1e-5, 1e-6, 1e-9]
-RHOS = ["1/100", "1/10", "1/2", "1", "5"]
+# 2: the node's default period cap; 24: a year of monthly default caps (lifetime, H5); 9/2 and
+# 27/8: group privacy, 3^2 * 1/2 and a per-release min(K, n)^2 sum (H4).
+RHOS = ["1/100", "1/10", "1/2", "1", "5", "2", "24", "9/2", "27/8"]
 
 # Orders alpha = 1 + beta, beta log-spaced. dp-accounting ignores the CKS bound below 1.01.
 DENSE_ORDERS = list(1.0 + np.geomspace(0.0101, 1.0e4, 200_001))

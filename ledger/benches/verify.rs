@@ -152,6 +152,7 @@ fn audit_once(nodes: &[&str], texts: &[String], coord: &str) {
                 bytes: coord.as_bytes(),
             },
         ),
+        max_holders_per_person: None,
     };
     audit::verify(&input).unwrap();
 }

@@ -6,6 +6,11 @@
 //! recomputed rho; then the coordinator ledger: chain, signatures, policy, and for every
 //! release its rho, its node count against `n_min`, the per-job cap, and every receipt, which
 //! must be signed by its node and byte-for-byte equal to the debit in that node's own ledger.
+//!
+//! Besides the per-period accounts, the report gives what a period cap does not bound: each
+//! node's spending over all periods ([`NodeSummary::cumulative`], checked against its lifetime
+//! cap when one is recorded) and the loss of a person whose records sit at several nodes
+//! ([`NodeSummary::person_rho`], [`AuditReport::person_rho`]; see [`person_rho_of_release`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,6 +22,7 @@ use crate::coordinator::{CoordinatorBody, CoordinatorBook};
 use crate::encoding::{Digest, Writer};
 use crate::entry::KeyRing;
 use crate::file::{FileError, ledger_lines};
+use crate::mechanism::ReleaseId;
 use crate::node::{NodeBook, PeriodAccount};
 
 /// One ledger file handed to the audit.
@@ -37,6 +43,22 @@ pub struct AuditInput<'a> {
     pub nodes: Vec<(PartyName, LedgerText<'a>)>,
     /// The coordinator and its ledger.
     pub coordinator: (PartyId, LedgerText<'a>),
+    /// The federation's declared maximum number of nodes holding records of one person, `K`.
+    /// `None`: the number of node ledgers in `nodes`, the conservative default (a person may
+    /// be a customer at every node). A value recorded in a ledger, or given on the command
+    /// line, is passed as `Some`. `Some(0)` is read as 1 (a person counted is at one node at
+    /// least).
+    pub max_holders_per_person: Option<u32>,
+}
+
+/// The `K` an audit used, and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxHolders {
+    /// The most nodes one person's records sit at.
+    pub value: u32,
+    /// Whether it was declared (`AuditInput::max_holders_per_person` was `Some`) rather than
+    /// defaulted to the number of nodes.
+    pub declared: bool,
 }
 
 /// The first inconsistency found.
@@ -91,6 +113,17 @@ pub struct NodeSummary {
     /// Debits that a published release used (the rest were paid for and never published:
     /// aborted rounds or crashes, counted as spent).
     pub released: u64,
+    /// Rho debited over all periods: the exact sum of every debit in the ledger. This, not a
+    /// period's figure, is the loss of a customer at this node alone over the ledger's life.
+    pub cumulative: Rho,
+    /// The lifetime cap in force at the end of the ledger, if one was recorded (every debit
+    /// was checked against the cap in force when it was made).
+    pub lifetime_cap: Option<Rho>,
+    /// Loss over all periods, through this node's debits, of a person whose records sit at up
+    /// to `K` nodes ([`AuditReport::max_holders`]): the sum over the node's debits of
+    /// [`person_rho_of_release`]. Releases this node took no part in are not in it: see
+    /// [`AuditReport::person_rho`] for the federation-wide figure.
+    pub person_rho: Rho,
 }
 
 impl NodeSummary {
@@ -107,6 +140,15 @@ impl NodeSummary {
             Rho::from_ratio_exact(left)
         })
     }
+
+    /// Rho left under the lifetime cap, if one is recorded (0 when a lowered cap is below what
+    /// was already spent).
+    pub fn lifetime_remaining(&self) -> Option<Rho> {
+        self.lifetime_cap.as_ref().map(|cap| {
+            let spent = self.cumulative.as_ratio().min(cap.as_ratio());
+            Rho::from_ratio_exact(cap.as_ratio() - spent)
+        })
+    }
 }
 
 /// A successful audit.
@@ -118,15 +160,38 @@ pub struct AuditReport {
     pub releases: u64,
     /// The head of every ledger, nodes first.
     pub ledgers: Vec<LedgerHead>,
+    /// The `K` used for [`NodeSummary::person_rho`] and [`AuditReport::person_rho`].
+    pub max_holders: MaxHolders,
+    /// Loss over all periods of a person whose records sit at up to `K` of the audited nodes:
+    /// the sum, over every release any node ledger debits, of [`person_rho_of_release`] with
+    /// `n` the number of node ledgers debiting it and `rho` the largest of their debits.
+    /// Counts releases paid for and never published too (a node's input may have left).
+    pub person_rho: Rho,
+    /// Loss over all periods of a person at one node: the largest [`NodeSummary::cumulative`].
+    pub person_rho_one_holder: Rho,
+}
+
+/// zCDP group privacy for one release: a person whose records sit at `holders` nodes, of which
+/// `contributors` took part in a release costing `rho` per customer at one node, loses
+/// `min(holders, contributors)^2 * rho` in it.
+///
+/// Why: the privacy unit of a release is a customer at one node, whose block changes that
+/// node's input by at most the sensitivity `Delta` (L2). The person's blocks at the `m =
+/// min(holders, contributors)` contributing nodes that hold them add up in the secure sum, so
+/// the released sum moves by up to `m * Delta`; the same Gaussian noise then gives
+/// `(m Delta)^2 / (2 sigma^2) = m^2 rho`. Losses of successive releases add (composition).
+/// `holders` of 0 is read as 1.
+pub fn person_rho_of_release(rho: &Rho, holders: u32, contributors: u32) -> Rho {
+    let m = holders.clamp(1, contributors.max(1));
+    fedprof_privacy::group_rho(rho, m)
 }
 
 /// (epsilon, delta)-DP implied by rho-zCDP, for people to read, with the tight
-/// Canonne-Kamath-Steinke conversion (`fedprof_privacy::epsilon_for_delta`, checked against
-/// Google's dp-accounting). Falls back to [`epsilon_simple_at_delta`], a looser valid bound, if
-/// the numerical conversion fails. `delta` must be in (0, 1).
+/// Canonne-Kamath-Steinke conversion: [`fedprof_privacy::epsilon_at_delta`], the one function
+/// every fedprof report uses (checked against Google's dp-accounting). `delta` must be in
+/// (0, 1); otherwise infinity (no guarantee is claimed).
 pub fn epsilon_at_delta(rho: &Rho, delta: f64) -> f64 {
-    fedprof_privacy::epsilon_for_delta(rho, delta)
-        .unwrap_or_else(|_| epsilon_simple_at_delta(rho, delta))
+    fedprof_privacy::epsilon_at_delta(rho, delta)
 }
 
 /// The simple bound `rho + 2 sqrt(rho ln(1/delta))` (Bun and Steinke 2016, Proposition 1.3),
@@ -255,21 +320,62 @@ pub fn verify(input: &AuditInput<'_>) -> Result<AuditReport, AuditFailure> {
     }
     ledgers.push(head(text, book.chain().last_digest(), lines.len()));
 
+    let max_holders = MaxHolders {
+        value: input
+            .max_holders_per_person
+            .unwrap_or(u32::try_from(input.nodes.len()).unwrap_or(u32::MAX))
+            .max(1),
+        declared: input.max_holders_per_person.is_some(),
+    };
+    // Per release debited anywhere: how many node ledgers debit it, and the largest rho.
+    let mut debited: HashMap<ReleaseId, (u32, Rho)> = HashMap::new();
+    for (_, b) in books.values() {
+        for (release, debit) in b.debits() {
+            let e = debited.entry(*release).or_insert((0, Rho::zero()));
+            e.0 += 1;
+            if debit.rho > e.1 {
+                e.1 = debit.rho.clone();
+            }
+        }
+    }
+    let k = max_holders.value;
+    let person_rho: Rho = debited
+        .values()
+        .map(|(n, rho)| person_rho_of_release(rho, k, *n))
+        .sum();
     let mut nodes = Vec::new();
     for (index, (name, _)) in input.nodes.iter().enumerate() {
         if let Some((_, b)) = books.get(name) {
+            let person_rho = b
+                .debits()
+                .map(|(release, debit)| {
+                    let n = debited.get(release).map_or(1, |d| d.0);
+                    person_rho_of_release(&debit.rho, k, n)
+                })
+                .sum();
             nodes.push(NodeSummary {
                 node: name.clone(),
                 periods: b.periods().to_vec(),
                 debits: b.debit_count() as u64,
                 released: released[index],
+                cumulative: b.cumulative().clone(),
+                lifetime_cap: b.lifetime_cap().cloned(),
+                person_rho,
             });
         }
     }
+    let person_rho_one_holder = nodes
+        .iter()
+        .map(|n| n.cumulative.clone())
+        .max()
+        .unwrap_or_else(Rho::zero);
     Ok(AuditReport {
         nodes,
         releases: book.release_count() as u64,
         ledgers,
+        max_holders,
+        person_rho,
+        person_rho_one_holder,
     })
 }
 
@@ -301,5 +407,21 @@ mod tests {
         assert!(epsilon_simple_at_delta(&"1/4".parse().unwrap(), 1e-6) > eps);
         assert!(epsilon_simple_at_delta(&rho, 1e-9) > eps);
         assert!(epsilon_at_delta(&"1/4".parse().unwrap(), 1e-6) > tight);
+    }
+
+    #[test]
+    fn group_privacy_is_quadratic_in_the_holders_that_contributed() {
+        let half: Rho = "1/2".parse().unwrap();
+        let r = |k, n| person_rho_of_release(&half, k, n).to_string();
+        // A person at 3 contributing holders: 3^2 * 1/2.
+        assert_eq!(r(3, 3), "9/2");
+        assert_eq!(r(3, 10), "9/2");
+        // Only holders that took part count.
+        assert_eq!(r(3, 2), "2/1");
+        assert_eq!(r(1, 5), "1/2");
+        assert_eq!(r(0, 5), "1/2");
+        let tight = epsilon_at_delta(&"9/2".parse().unwrap(), 1e-6);
+        // Google's dp-accounting: 19.229510437656728 (privacy/tests/data).
+        assert!((tight / 19.229510437656728 - 1.0).abs() < 1e-6, "{tight}");
     }
 }

@@ -30,8 +30,8 @@ pub mod node_store;
 mod testutil;
 
 pub use audit::{
-    AuditFailure, AuditInput, AuditReport, LedgerHead, LedgerText, NodeSummary, epsilon_at_delta,
-    epsilon_simple_at_delta,
+    AuditFailure, AuditInput, AuditReport, LedgerHead, LedgerText, MaxHolders, NodeSummary,
+    epsilon_at_delta, epsilon_simple_at_delta, person_rho_of_release,
 };
 pub use coordinator::{CoordinatorBody, CoordinatorBook, CoordinatorEntry, Policy, ReleaseRecord};
 pub use coordinator_store::{CoordinatorLedger, CoordinatorStoreError, RecordedRelease};

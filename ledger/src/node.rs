@@ -29,6 +29,17 @@ pub enum NodeBody {
         /// Most rho the node spends in the period.
         cap_rho: Rho,
     },
+    /// Caps the node's spending over all periods, from the start of the ledger: a later debit
+    /// is refused if the sum of every debit in the ledger would exceed `cap_rho`. Once set, a
+    /// lifetime cap stays in force across period openings; a later `lifetime_cap` entry may
+    /// lower it (or restate it) but never raise it, so the cap an auditor reads is a bound on
+    /// the whole ledger. Never entry 0 (that is a `budget` entry). A separate entry rather
+    /// than a field of `budget`, so that ledgers written before it parse and verify unchanged,
+    /// and so that a cap over all periods is not restated, possibly differently, per period.
+    LifetimeCap {
+        /// Most rho the node spends over all periods.
+        cap_rho: Rho,
+    },
     /// Pays for one release, before the node's input for it leaves.
     Debit {
         /// The release paid for.
@@ -61,6 +72,26 @@ pub enum BudgetError {
         requested: Rho,
         /// The period's cap.
         cap: Rho,
+    },
+    /// The release would take the node's spending over all periods past its lifetime cap.
+    #[error(
+        "lifetime cap exceeded: spent rho {spent} over all periods of lifetime cap {cap}, release needs {requested} more"
+    )]
+    LifetimeCapExceeded {
+        /// Rho spent over all periods.
+        spent: Rho,
+        /// Rho the release (and its reserve) would cost.
+        requested: Rho,
+        /// The lifetime cap in force.
+        cap: Rho,
+    },
+    /// A `lifetime_cap` entry would raise (or drop) the cap in force.
+    #[error("lifetime cap {cap} is in force; it may be lowered, not raised to {requested}")]
+    LifetimeCapRaised {
+        /// The cap in force.
+        cap: Rho,
+        /// The higher cap asked for.
+        requested: Rho,
     },
     /// The ledger has no budget period yet.
     #[error("no budget period is open: open one before contributing")]
@@ -135,6 +166,8 @@ pub struct DebitInfo {
     pub line_digest: Digest,
     /// The vector digest it records.
     pub vector_digest: Digest,
+    /// Its cost.
+    pub rho: Rho,
 }
 
 /// A node ledger's running account: chain state, periods and debits so far.
@@ -143,6 +176,8 @@ pub struct NodeBook {
     chain: Chain,
     periods: Vec<PeriodAccount>,
     debits: HashMap<ReleaseId, DebitInfo>,
+    cumulative: Rho,
+    lifetime_cap: Option<Rho>,
 }
 
 impl NodeBook {
@@ -155,6 +190,8 @@ impl NodeBook {
             chain: Chain::new(writer),
             periods: Vec::new(),
             debits: HashMap::new(),
+            cumulative: Rho::zero(),
+            lifetime_cap: None,
         })
     }
 
@@ -166,6 +203,21 @@ impl NodeBook {
     /// Every period so far, oldest first.
     pub fn periods(&self) -> &[PeriodAccount] {
         &self.periods
+    }
+
+    /// Rho debited over all periods (exact sum of every debit in the ledger).
+    pub fn cumulative(&self) -> &Rho {
+        &self.cumulative
+    }
+
+    /// The lifetime cap in force (the last `lifetime_cap` entry), if any.
+    pub fn lifetime_cap(&self) -> Option<&Rho> {
+        self.lifetime_cap.as_ref()
+    }
+
+    /// Every debit, by release (in no particular order).
+    pub fn debits(&self) -> impl Iterator<Item = (&ReleaseId, &DebitInfo)> {
+        self.debits.iter()
     }
 
     /// The debit of `release`, if any.
@@ -211,8 +263,48 @@ impl NodeBook {
         ))
     }
 
+    /// Signs an entry setting the lifetime cap (over all periods) to `cap`, without applying
+    /// it. Refused if a lower cap is in force (a cap is lowered or restated, never raised) or
+    /// if no period is open yet (entry 0 opens a period). A cap below what was already spent
+    /// is allowed: it refuses every later debit.
+    pub fn plan_lifetime_cap(&self, cap: Rho, key: &SigningKey) -> Result<NodeEntry, BudgetError> {
+        self.check_lifetime_cap(&cap)?;
+        Ok(self
+            .chain
+            .sign_next(NodeBody::LifetimeCap { cap_rho: cap }, key))
+    }
+
+    fn check_lifetime_cap(&self, cap: &Rho) -> Result<(), BudgetError> {
+        if self.periods.is_empty() {
+            return Err(BudgetError::NoPeriod);
+        }
+        match &self.lifetime_cap {
+            Some(current) if cap > current => Err(BudgetError::LifetimeCapRaised {
+                cap: current.clone(),
+                requested: cap.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses `requested` more rho if it would take the spending over all periods past the
+    /// lifetime cap in force.
+    fn check_lifetime(&self, requested: &Rho) -> Result<(), BudgetError> {
+        match &self.lifetime_cap {
+            Some(cap) if &(&self.cumulative + requested) > cap => {
+                Err(BudgetError::LifetimeCapExceeded {
+                    spent: self.cumulative.clone(),
+                    requested: requested.clone(),
+                    cap: cap.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Checks that `release` can be paid for under `mechanism` (not yet debited, within the
-    /// current period's cap), and returns its cost. Call before producing anything.
+    /// current period's cap and the lifetime cap, if one is set), and returns its cost. Call
+    /// before producing anything.
     pub fn check_debit(
         &self,
         release: &ReleaseId,
@@ -231,12 +323,13 @@ impl NodeBook {
                 cap: current.cap.clone(),
             });
         }
+        self.check_lifetime(&rho)?;
         Ok(rho)
     }
 
-    /// Checks that the current period can pay `rho` now and `reserve` later (the rest of the
-    /// job the release belongs to), so that a job is refused before its first release rather
-    /// than when the budget runs out half-way.
+    /// Checks that the current period (and the lifetime cap, if one is set) can pay `rho` now
+    /// and `reserve` later (the rest of the job the release belongs to), so that a job is
+    /// refused before its first release rather than when the budget runs out half-way.
     pub fn check_headroom(&self, rho: &Rho, reserve: &Rho) -> Result<(), BudgetError> {
         let current = self.periods.last().ok_or(BudgetError::NoPeriod)?;
         let requested = rho + reserve;
@@ -248,7 +341,7 @@ impl NodeBook {
                 cap: current.cap.clone(),
             });
         }
-        Ok(())
+        self.check_lifetime(&requested)
     }
 
     /// Signs the debit of `release`, without applying it.
@@ -294,6 +387,12 @@ impl NodeBook {
                     return Err(BudgetError::PeriodReused(period.clone()).into());
                 }
             }
+            NodeBody::LifetimeCap { cap_rho } => {
+                if entry.seq() == 0 {
+                    return Err(NodeRuleError::BadStart);
+                }
+                self.check_lifetime_cap(cap_rho)?;
+            }
             NodeBody::Debit {
                 release,
                 mechanism,
@@ -330,6 +429,7 @@ impl NodeBook {
                 spent: Rho::zero(),
                 debits: 0,
             }),
+            NodeBody::LifetimeCap { cap_rho } => self.lifetime_cap = Some(cap_rho.clone()),
             NodeBody::Debit {
                 release,
                 rho,
@@ -340,10 +440,12 @@ impl NodeBook {
                     current.spent = &current.spent + rho;
                     current.debits += 1;
                 }
+                self.cumulative = &self.cumulative + rho;
                 let info = DebitInfo {
                     seq: entry.seq(),
                     line_digest,
                     vector_digest: *vector_digest,
+                    rho: rho.clone(),
                 };
                 self.debits.insert(*release, info);
             }

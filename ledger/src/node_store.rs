@@ -213,9 +213,43 @@ impl NodeLedger {
         &self.path
     }
 
-    /// Opens budget period `period` with cap `cap`; later debits count against it.
+    /// Opens budget period `period` with cap `cap`; later debits count against it. A lifetime
+    /// cap in force stays in force; see [`NodeLedger::open_period_capped`].
     pub fn open_period(&mut self, period: Period, cap: Rho) -> Result<(), StoreError> {
         let entry = self.book.plan_budget(period, cap, &self.key)?;
+        self.append(&entry)
+    }
+
+    /// Opens `period` with cap `cap` and, with `lifetime_cap: Some(l)`, then records the
+    /// lifetime cap `l` (a `lifetime_cap` entry) unless that very cap is already in force.
+    /// `None` leaves the lifetime cap as it is (none, or the one recorded before: a lifetime cap
+    /// is never dropped). A lifetime cap above the one in force is refused before anything is
+    /// written, so the period is not opened either.
+    pub fn open_period_capped(
+        &mut self,
+        period: Period,
+        cap: Rho,
+        lifetime_cap: Option<Rho>,
+    ) -> Result<(), StoreError> {
+        if let (Some(l), Some(current)) = (&lifetime_cap, self.book.lifetime_cap())
+            && l > current
+        {
+            return Err(BudgetError::LifetimeCapRaised {
+                cap: current.clone(),
+                requested: l.clone(),
+            }
+            .into());
+        }
+        self.open_period(period, cap)?;
+        match lifetime_cap {
+            Some(l) if self.book.lifetime_cap() != Some(&l) => self.set_lifetime_cap(l),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the lifetime cap `cap` (over all periods); see [`NodeBody::LifetimeCap`].
+    pub fn set_lifetime_cap(&mut self, cap: Rho) -> Result<(), StoreError> {
+        let entry = self.book.plan_lifetime_cap(cap, &self.key)?;
         self.append(&entry)
     }
 

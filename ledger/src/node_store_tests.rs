@@ -248,3 +248,51 @@ fn tampering_and_lost_caches_are_reported() {
         .unwrap_err();
     assert!(matches!(err, StoreError::CacheMissing { .. }), "{err:?}");
 }
+
+#[test]
+fn a_lifetime_cap_is_recorded_once_kept_across_periods_and_never_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = NodeLedger::open(dir.path(), key("a"), node("a")).unwrap();
+    let p = |s: &str| Period::new(s).unwrap();
+    l.open_period_capped(
+        p("2026-11"),
+        "2".parse().unwrap(),
+        Some("3".parse().unwrap()),
+    )
+    .unwrap();
+    // Restating the same cap writes no entry; omitting it keeps it.
+    l.open_period_capped(
+        p("2026-12"),
+        "2".parse().unwrap(),
+        Some("3".parse().unwrap()),
+    )
+    .unwrap();
+    l.open_period(p("2027-01"), "2".parse().unwrap()).unwrap();
+    assert_eq!(l.book().chain().next_seq(), 4);
+    assert_eq!(l.book().lifetime_cap(), Some(&"3".parse().unwrap()));
+    let raised = l.open_period_capped(
+        p("2027-02"),
+        "2".parse().unwrap(),
+        Some("4".parse().unwrap()),
+    );
+    assert!(
+        matches!(
+            raised,
+            Err(StoreError::Budget(BudgetError::LifetimeCapRaised { .. }))
+        ),
+        "{raised:?}"
+    );
+    // Nothing was written for the refused call: the period can still be opened.
+    assert_eq!(l.book().chain().next_seq(), 4);
+    l.open_period_capped(
+        p("2027-02"),
+        "2".parse().unwrap(),
+        Some("1".parse().unwrap()),
+    )
+    .unwrap();
+    drop(l);
+    // Reopening replays and checks every entry, the lifetime cap included.
+    let l = NodeLedger::open(dir.path(), key("a"), node("a")).unwrap();
+    assert_eq!(l.book().lifetime_cap(), Some(&"1".parse().unwrap()));
+    assert_eq!(l.book().periods().len(), 4);
+}

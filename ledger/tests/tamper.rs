@@ -157,6 +157,16 @@ fn audit_with(
     file: usize,
     edit: impl FnOnce(&mut Vec<String>),
 ) -> Result<audit::AuditReport, AuditFailure> {
+    audit_with_holders(fed, None, file, edit)
+}
+
+/// [`audit_with`] with `max_holders_per_person` given.
+fn audit_with_holders(
+    fed: &Federation,
+    max_holders_per_person: Option<u32>,
+    file: usize,
+    edit: impl FnOnce(&mut Vec<String>),
+) -> Result<audit::AuditReport, AuditFailure> {
     let mut texts: Vec<Vec<u8>> = fed
         .nodes
         .iter()
@@ -190,6 +200,7 @@ fn audit_with(
                 bytes: &texts[3],
             },
         ),
+        max_holders_per_person,
     };
     audit::verify(&input)
 }
@@ -217,6 +228,77 @@ fn intact_ledgers_verify_and_add_up_exactly() {
     assert_eq!(report.nodes[2].current().unwrap().spent.to_string(), "1/4");
     assert_eq!(report.ledgers.len(), 4);
     assert_eq!(report.ledgers[3].entries, 4);
+    // One period, so the cumulative equals it; no lifetime cap recorded.
+    assert_eq!(a.cumulative.to_string(), "3/8");
+    assert_eq!(a.lifetime_cap, None);
+    // K defaults to the 3 nodes. Node a's debits: (1,0) debited by 3 nodes, (1,1) by 2, (3,0)
+    // by a alone: 9/8 + 4/8 + 1/8 = 7/4.
+    assert_eq!(
+        report.max_holders,
+        audit::MaxHolders {
+            value: 3,
+            declared: false
+        }
+    );
+    assert_eq!(a.person_rho.to_string(), "7/4");
+    // Federation-wide: (1,0) 9/8, (1,1) 4/8, (2,0) 4/8, (3,0) 1/8.
+    assert_eq!(report.person_rho.to_string(), "9/4");
+    assert_eq!(report.person_rho_one_holder.to_string(), "3/8");
+}
+
+#[test]
+fn a_declared_maximum_of_holders_replaces_the_default() {
+    let fed = federation();
+    let report = audit_with_holders(&fed, Some(2), 0, |_| {}).unwrap();
+    assert!(report.max_holders.declared);
+    // (1,0) counts 2^2 instead of 3^2: 4/8 + 4/8 + 4/8 + 1/8.
+    assert_eq!(report.person_rho.to_string(), "13/8");
+    assert_eq!(report.nodes[0].person_rho.to_string(), "9/8");
+    let one = audit_with_holders(&fed, Some(1), 0, |_| {}).unwrap();
+    assert_eq!(one.nodes[1].person_rho, one.nodes[1].cumulative);
+}
+
+/// Node a's ledger with a `lifetime_cap` entry of `cap` inserted after entry 0, every later
+/// entry re-signed by node a so that chain and signatures are intact.
+fn with_lifetime_cap(lines: &mut Vec<String>, cap: &str) {
+    let mut bodies: Vec<NodeBody> = lines
+        .iter()
+        .map(|l| Entry::<NodeBody>::from_line(l).unwrap().body().clone())
+        .collect();
+    bodies.insert(
+        1,
+        NodeBody::LifetimeCap {
+            cap_rho: cap.parse().unwrap(),
+        },
+    );
+    let writer = Entry::<NodeBody>::from_line(&lines[0])
+        .unwrap()
+        .writer()
+        .clone();
+    let mut prev = Digest::ZERO;
+    lines.clear();
+    for (seq, body) in bodies.into_iter().enumerate() {
+        let line = Entry::sign(seq as u64, prev, writer.clone(), body, &key("a")).to_line();
+        prev = Digest::of(line.as_bytes());
+        lines.push(line);
+    }
+}
+
+#[test]
+fn a_ledger_spending_past_its_recorded_lifetime_cap_is_caught() {
+    let fed = federation();
+    // Node a debits 1/8 three times; a lifetime cap of 3/8 holds, 1/4 is broken by the third.
+    // With 3/8 node a's ledger passes every node rule: the audit gets to the coordinator
+    // ledger, whose receipts are node a's lines before they were re-signed.
+    let kept = audit_with(&fed, 0, |l| with_lifetime_cap(l, "3/8"));
+    expect_failure(kept, "coordinator.jsonl", 1, "receipt of node a differs");
+    let broken = audit_with(&fed, 0, |l| with_lifetime_cap(l, "1/4"));
+    expect_failure(
+        broken,
+        "node-a.jsonl",
+        4,
+        "lifetime cap exceeded: spent rho 1/4 over all periods of lifetime cap 1/4",
+    );
 }
 
 fn flip(line: &mut String, at: usize) {

@@ -108,6 +108,20 @@ pub fn epsilon_for_delta(rho: &Rho, delta: f64) -> Result<f64, ConversionError> 
     Ok(eps.max(0.0))
 }
 
+/// [`epsilon_for_delta`] for display: the tight conversion, or infinity (no guarantee is
+/// claimed) when `delta` is not in (0, 1). The one epsilon every fedprof report and audit prints.
+pub fn epsilon_at_delta(rho: &Rho, delta: f64) -> f64 {
+    epsilon_for_delta(rho, delta).unwrap_or(f64::INFINITY)
+}
+
+/// zCDP group privacy: a mechanism that is rho-zCDP for one privacy unit is `k^2 rho`-zCDP for
+/// a group of `k` units whose contributions add (their blocks shift the released sum by up to
+/// `k` times the sensitivity, and rho grows with the square of the sensitivity). Exact.
+pub fn group_rho(rho: &Rho, k: u32) -> Rho {
+    let k = BigUint::from(k);
+    Rho::from_ratio_exact(rho.as_ratio() * Ratio::from_integer(&k * &k))
+}
+
 /// The classical bound `epsilon = rho + 2 sqrt(rho ln(1/delta))` (Bun and Steinke 2016,
 /// Proposition 1.3). Never smaller than [`epsilon_for_delta`]; kept because it is the formula
 /// most readers know. For display only.

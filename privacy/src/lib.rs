@@ -30,8 +30,8 @@ pub mod sampling;
 pub mod variance;
 
 pub use accounting::{
-    ConversionError, compose, delta_for_epsilon, epsilon_for_delta, epsilon_for_delta_simple,
-    gaussian_rho,
+    ConversionError, compose, delta_for_epsilon, epsilon_at_delta, epsilon_for_delta,
+    epsilon_for_delta_simple, gaussian_rho, group_rho,
 };
 pub use bounding::{BoundingError, ContributionBounds, CoordinateRange, Neighbouring, Sensitivity};
 pub use discrete_gaussian::DiscreteGaussian;

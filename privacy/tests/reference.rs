@@ -8,7 +8,10 @@
     reason = "tests: a failed expect is a failed test"
 )]
 
-use fedprof_privacy::{Rho, Variance, compose, delta_for_epsilon, epsilon_for_delta, gaussian_rho};
+use fedprof_privacy::{
+    Rho, Variance, compose, delta_for_epsilon, epsilon_at_delta, epsilon_for_delta, gaussian_rho,
+    group_rho,
+};
 use num_bigint::BigUint;
 use num_rational::Ratio;
 use serde_json::Value;
@@ -35,7 +38,7 @@ fn rho_of(v: &Value) -> Rho {
 fn rho_to_epsilon_matches_dp_accounting() {
     let d = data();
     let rows = d["rho_to_epsilon"].as_array().expect("rows");
-    assert_eq!(rows.len(), 15);
+    assert_eq!(rows.len(), 27);
     println!(
         "| rho | delta | fedprof epsilon | dp-accounting (dense orders) | rel. diff | dp-accounting (default orders) |"
     );
@@ -59,6 +62,49 @@ fn rho_to_epsilon_matches_dp_accounting() {
             "rho {rho}, delta {delta}: {ours} vs grid {coarse}"
         );
     }
+}
+
+/// The reference epsilon of `rho` at `delta`, which must be in the table.
+fn reference_epsilon(d: &Value, rho: &str, delta: f64) -> f64 {
+    let rho: Rho = rho.parse().expect("exact");
+    d["rho_to_epsilon"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| rho_of(&r["rho"]) == rho && r["delta"].as_f64() == Some(delta))
+        .and_then(|r| r["epsilon"].as_f64())
+        .expect("the rho and delta are in the reference table")
+}
+
+/// The figures the audit and the reports print for the defaults: the node's period cap
+/// (rho 2), a year of monthly caps (24), and a person at three holders of a job of rho 1/2
+/// (group privacy: 3^2 * 1/2 = 9/2).
+#[test]
+fn default_caps_and_group_privacy_are_pinned() {
+    let d = data();
+    let half: Rho = "1/2".parse().expect("exact");
+    let person = group_rho(&half, 3);
+    assert_eq!(person, "9/2".parse::<Rho>().expect("exact"));
+    assert_eq!(group_rho(&half, 1), half);
+    let year = compose(&vec!["2".parse::<Rho>().expect("exact"); 12]);
+    assert_eq!(year, "24".parse::<Rho>().expect("exact"));
+    for (rho, delta, about) in [
+        ("2", 1e-6, 11.69),
+        ("24", 1e-6, 58.83),
+        ("9/2", 1e-6, 19.23),
+        ("1/2", 1e-6, 5.222),
+        ("27/8", 1e-6, 16.07),
+    ] {
+        let reference = reference_epsilon(&d, rho, delta);
+        let ours = epsilon_at_delta(&rho.parse().expect("exact"), delta);
+        assert!(
+            rel(ours, reference) <= REL_TOL,
+            "rho {rho}: {ours} vs {reference}"
+        );
+        assert!((ours - about).abs() < 0.01, "rho {rho}: {ours}");
+    }
+    assert!(rel(epsilon_at_delta(&person, 1e-6), 19.229510437656728) <= REL_TOL);
+    assert_eq!(epsilon_at_delta(&half, 1.5), f64::INFINITY);
 }
 
 #[test]

@@ -78,16 +78,39 @@ pub struct ProfileReport {
 }
 
 /// The privacy cost of the job.
+///
+/// The privacy unit is a customer at one node: `rho` and `epsilon` are what the job costs such a
+/// customer. A person whose records sit at several nodes loses more (zCDP group privacy: at `m`
+/// contributing nodes their blocks add, so a release costs them `m^2` times its rho); the
+/// `person_*` fields give that loss for the federation's declared maximum `max_holders`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrivacySummary {
-    /// Total zCDP loss per node (exact fraction as text, e.g. `1/2`).
+    /// Total zCDP loss of the job for one customer at one node (exact fraction as text).
     pub rho: String,
     /// The same as a decimal.
     pub rho_f64: f64,
     /// The delta used to display epsilon.
     pub delta: f64,
-    /// `epsilon = rho + 2 sqrt(rho ln(1/delta))`: the (epsilon, delta)-DP guarantee implied.
+    /// The (epsilon, delta)-DP guarantee implied by `rho`, by the tight conversion
+    /// (`fedprof_privacy::epsilon_at_delta`).
     pub epsilon: f64,
+    /// The most nodes holding one person's records: declared by the federation
+    /// (`ProfilePolicy::max_holders_per_person`), or by default the nodes that contributed.
+    #[serde(default)]
+    pub max_holders: u32,
+    /// Whether `max_holders` was declared rather than defaulted.
+    #[serde(default)]
+    pub max_holders_declared: bool,
+    /// Loss of the job for a person at `max_holders` nodes: the sum over releases of
+    /// `min(max_holders, contributors)^2` times the release's rho (exact text).
+    #[serde(default)]
+    pub person_rho: String,
+    /// The same as a decimal.
+    #[serde(default)]
+    pub person_rho_f64: f64,
+    /// The (epsilon, delta) guarantee for such a person.
+    #[serde(default)]
+    pub person_epsilon: f64,
     /// Every release of the job, in order.
     pub releases: Vec<ReleaseSummary>,
 }
@@ -99,6 +122,9 @@ pub struct ReleaseSummary {
     pub label: String,
     /// Its zCDP loss per node, decimal.
     pub rho: f64,
+    /// Its epsilon at the job's delta, for one customer at one node.
+    #[serde(default)]
+    pub epsilon: f64,
     /// Standard deviation of the noise on one count of this release (customers).
     pub count_sd: f64,
     /// Nodes in it.
@@ -243,6 +269,17 @@ pub struct NodeBudget {
     pub cap: f64,
     /// The period.
     pub period: String,
+    /// zCDP spent over all the node's periods (the exact sum of its ledger's debits, as a
+    /// decimal), when the ledgers were audited. A period cap is a rate limit: this, not
+    /// `spent`, is what a customer at this node has lost over the ledger's life.
+    #[serde(default)]
+    pub cumulative: Option<f64>,
+    /// Epsilon of `cumulative` at the job's delta.
+    #[serde(default)]
+    pub cumulative_epsilon: Option<f64>,
+    /// The node's lifetime cap, if its ledger records one.
+    #[serde(default)]
+    pub lifetime_cap: Option<f64>,
 }
 
 /// Changes against the previous model version.

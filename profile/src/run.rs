@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use fedprof_privacy::Rho;
+use fedprof_privacy::{Rho, epsilon_at_delta, group_rho};
 use fedprof_protocol::query::{
     Dimension, LIFECYCLE_SEGMENTS, MixFeature, QueryPart, RFM_SEGMENTS, Segmenter,
 };
@@ -97,6 +97,9 @@ pub struct ProfileRun {
     grid_edges: Vec<Vec<i64>>,
     centroids: Vec<Vec<u32>>,
     releases: Vec<ReleaseSummary>,
+    /// Each release's exact rho and number of contributors (for the person figures).
+    release_rhos: Vec<(Rho, u32)>,
+    max_holders: Option<u32>,
     nodes: Option<BTreeSet<String>>,
     /// The profiling job's id, from its first result: later releases name it, and the
     /// coordinator fixes who takes part (never this run).
@@ -184,6 +187,8 @@ impl ProfileRun {
             grid_edges: Vec::new(),
             centroids: Vec::new(),
             releases: Vec::new(),
+            release_rhos: Vec::new(),
+            max_holders: policy.max_holders_per_person,
             nodes: None,
             job: None,
         })
@@ -291,9 +296,12 @@ impl ProfileRun {
             Some(n) => n.intersection(&names).cloned().collect(),
             None => names,
         });
+        let contributors = u32::try_from(released.contributors.len()).unwrap_or(u32::MAX);
+        self.release_rhos.push((rho.clone(), contributors));
         self.releases.push(ReleaseSummary {
             label: step.label(),
             rho: rho.to_f64(),
+            epsilon: epsilon_at_delta(rho, self.spec.delta),
             count_sd: released.unit_sd(),
             contributors: released.contributors.len(),
         });
@@ -589,7 +597,17 @@ impl ProfileRun {
         let spec = &self.spec;
         let min = spec.min_cell_size;
         let rho = spec.rho.to_f64();
-        let epsilon = rho + 2.0 * (rho * (1.0 / spec.delta).ln()).sqrt();
+        let epsilon = epsilon_at_delta(&spec.rho, spec.delta);
+        // Default K: every contributing node may hold the same person (the most contributors of
+        // any release).
+        let contributing = self.release_rhos.iter().map(|r| r.1).max().unwrap_or(1);
+        let max_holders = self.max_holders.unwrap_or(contributing).max(1);
+        // Group privacy: a person at m contributing nodes loses m^2 rho in a release.
+        let person_rho: Rho = self
+            .release_rhos
+            .iter()
+            .map(|(r, n)| group_rho(r, max_holders.min((*n).max(1))))
+            .sum();
         let mut report = ProfileReport {
             schema: SCHEMA.into(),
             name: spec.name.clone(),
@@ -602,6 +620,11 @@ impl ProfileRun {
                 rho_f64: rho,
                 delta: spec.delta,
                 epsilon,
+                max_holders,
+                max_holders_declared: self.max_holders.is_some(),
+                person_rho: person_rho.to_string(),
+                person_rho_f64: person_rho.to_f64(),
+                person_epsilon: epsilon_at_delta(&person_rho, spec.delta),
                 releases: self.releases.clone(),
             },
             population: Cell::Suppressed,

@@ -284,6 +284,10 @@ pub struct ProfilePolicy {
     pub max_iterations: u32,
     /// Smallest minimum cell size a job may ask for.
     pub min_cell_size_floor: u64,
+    /// The federation's declared maximum number of nodes holding one person's records, for
+    /// the report's person figures; `None`: the number of nodes that contributed (the most
+    /// contributors of any release of the job).
+    pub max_holders_per_person: Option<u32>,
 }
 
 impl ProfilePolicy {
@@ -294,6 +298,7 @@ impl ProfilePolicy {
             max_k: 12,
             max_iterations: 20,
             min_cell_size_floor: 10,
+            max_holders_per_person: None,
         }
     }
 }

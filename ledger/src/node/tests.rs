@@ -140,3 +140,125 @@ fn headroom_covers_the_release_and_the_rest_of_its_job() {
         })
     );
 }
+
+/// Debits 1/2 each (sigma^2 1/2 at n_min 2: rho = 1 / (2 * 1/2 * 2) = 1/2) in `book`.
+fn debit_halves(book: &mut NodeBook, job: u64, count: u32) {
+    let k = key("a");
+    let half = crate::mechanism::MechanismRecord::DistributedDiscreteGaussian(
+        crate::mechanism::DiscreteGaussian::new(
+            crate::mechanism::Sensitivity {
+                l2_sq: "1".parse().unwrap(),
+                l1: "1".parse().unwrap(),
+            },
+            3,
+            "1/2".parse().unwrap(),
+            2,
+            0,
+        )
+        .unwrap(),
+    );
+    for round in 0..count {
+        let e = book
+            .plan_debit(release(job, round), half.clone(), Digest::ZERO, &k)
+            .unwrap();
+        book.commit(&e).unwrap();
+    }
+}
+
+#[test]
+fn cumulative_spending_adds_up_over_periods_exactly() {
+    let k = key("a");
+    let (mut book, _) = book_with_cap("2");
+    debit_halves(&mut book, 1, 4);
+    for (name, cap, job, n) in [("2026-12", "2", 2, 4), ("2027-01", "2", 3, 1)] {
+        let p = book
+            .plan_budget(Period::new(name).unwrap(), cap.parse().unwrap(), &k)
+            .unwrap();
+        book.commit(&p).unwrap();
+        debit_halves(&mut book, job, n);
+    }
+    let spent: Vec<String> = book.periods().iter().map(|p| p.spent.to_string()).collect();
+    assert_eq!(spent, ["2/1", "2/1", "1/2"]);
+    // 2 + 2 + 1/2 = 9/2 over all periods, though no period is over its cap of 2.
+    assert_eq!(book.cumulative(), &"9/2".parse::<Rho>().unwrap());
+    assert_eq!(book.lifetime_cap(), None);
+}
+
+#[test]
+fn debits_beyond_the_lifetime_cap_are_refused() {
+    let k = key("a");
+    let (mut book, _) = book_with_cap("2");
+    let cap = book.plan_lifetime_cap("5/2".parse().unwrap(), &k).unwrap();
+    book.commit(&cap).unwrap();
+    debit_halves(&mut book, 1, 4);
+    let p = book
+        .plan_budget(Period::new("2026-12").unwrap(), "2".parse().unwrap(), &k)
+        .unwrap();
+    book.commit(&p).unwrap();
+    // The new period has room (0 of 2 spent), the lifetime cap has 1/2 left: one more half.
+    debit_halves(&mut book, 2, 1);
+    assert_eq!(book.cumulative(), &"5/2".parse::<Rho>().unwrap());
+    let err = book
+        .check_debit(&release(3, 0), &gaussian(2, 2, 0))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        BudgetError::LifetimeCapExceeded {
+            spent: "5/2".parse().unwrap(),
+            requested: "1/8".parse().unwrap(),
+            cap: "5/2".parse().unwrap(),
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("spent rho 5/2 over all periods of lifetime cap 5/2"),
+        "{err}"
+    );
+    assert!(matches!(
+        book.check_headroom(&Rho::zero(), &"1/8".parse().unwrap()),
+        Err(BudgetError::LifetimeCapExceeded { .. })
+    ));
+    assert!(
+        book.plan_debit(release(3, 0), gaussian(2, 2, 0), Digest::ZERO, &k)
+            .is_err()
+    );
+    // A cap is lowered or restated, never raised.
+    let raised = book.plan_lifetime_cap("3".parse().unwrap(), &k);
+    assert_eq!(
+        raised.unwrap_err(),
+        BudgetError::LifetimeCapRaised {
+            cap: "5/2".parse().unwrap(),
+            requested: "3".parse().unwrap(),
+        }
+    );
+    assert!(book.plan_lifetime_cap("5/2".parse().unwrap(), &k).is_ok());
+    assert!(book.plan_lifetime_cap("1".parse().unwrap(), &k).is_ok());
+}
+
+#[test]
+fn a_lifetime_cap_entry_cannot_open_a_ledger_or_be_raised_on_replay() {
+    let k = key("a");
+    let vk = k.verifying_key();
+    let w = writer(node("a"));
+    let cap = |seq, prev, c: &str| {
+        let body = NodeBody::LifetimeCap {
+            cap_rho: c.parse().unwrap(),
+        };
+        Entry::sign(seq, prev, w.clone(), body, &k)
+    };
+    let mut empty = NodeBook::new(w.clone()).unwrap();
+    let first = cap(0, Digest::ZERO, "1").to_line();
+    assert!(matches!(
+        empty.apply_line(&first, &vk),
+        Err(NodeRuleError::BadStart)
+    ));
+    let (mut book, _) = book_with_cap("1");
+    let lower = cap(1, *book.chain().last_digest(), "1/2");
+    book.apply_line(&lower.to_line(), &vk).unwrap();
+    assert_eq!(book.lifetime_cap(), Some(&"1/2".parse::<Rho>().unwrap()));
+    let higher = cap(2, *book.chain().last_digest(), "1").to_line();
+    assert!(matches!(
+        book.apply_line(&higher, &vk),
+        Err(NodeRuleError::Budget(BudgetError::LifetimeCapRaised { .. }))
+    ));
+}

@@ -96,34 +96,77 @@ pub(super) fn noise(out: &mut String, r: &ProfileReport) {
     close_section(out);
 }
 
+/// The sentence every budget figure needs next to it (review finding H5).
+const RATE_LIMIT: &str = "<p class=\"rate-limit\">A period cap is a rate limit, not a lifetime \
+     bound: each node's cap starts again every period while the same customers are released \
+     again, so what a customer has lost is the sum over all periods.</p>";
+
 /// The privacy cost and the releases.
 pub(super) fn privacy(out: &mut String, r: &ProfileReport) {
     let p = &r.privacy;
     open_section(out, "privacy");
     let _ = write!(
         out,
-        "<p>Each node's total privacy loss for this job is <strong>ρ = {}</strong> ({}) in \
-         zero-concentrated differential privacy, which implies (ε, δ)-differential privacy with \
-         <strong>ε = {}</strong> at <strong>δ = {}</strong>.</p>",
+        "<p>The privacy unit is a customer at one node. For such a customer this job costs \
+         <strong>ρ = {}</strong> ({}) in zero-concentrated differential privacy, which implies \
+         (ε, δ)-differential privacy with <strong>ε = {}</strong> at <strong>δ = {}</strong>; \
+         each release's share is in the table below.</p>",
         Esc(&p.rho),
         decimal(p.rho_f64, 4),
         decimal(p.epsilon, 3),
         Esc(&format!("{:e}", p.delta))
     );
+    let who = if p.max_holders_declared {
+        "the federation's declared maximum"
+    } else {
+        "every contributing node, as the federation declared no maximum"
+    };
+    let _ = write!(
+        out,
+        "<p>A person whose records sit at several nodes loses more: their records at the \
+         contributing nodes add up in the sum, so a release costs them the square of that \
+         number of nodes times its ρ. For a person at <strong>{} nodes</strong> ({who}), this \
+         job costs <strong>ρ = {}</strong> ({}), <strong>ε = {}</strong> at the same δ.</p>",
+        p.max_holders,
+        Esc(&p.person_rho),
+        decimal(p.person_rho_f64, 4),
+        decimal(p.person_epsilon, 3),
+    );
+    let known: Vec<String> = r
+        .budgets
+        .iter()
+        .filter_map(|b| {
+            let c = b.cumulative?;
+            let e = b
+                .cumulative_epsilon
+                .map_or_else(String::new, |e| format!(", ε = {}", decimal(e, 3)));
+            Some(format!("{} ρ = {}{e}", Esc(&b.node), decimal(c, 4)))
+        })
+        .collect();
+    if !known.is_empty() {
+        let _ = write!(
+            out,
+            "<p>Spent by each node over all its budget periods, this job included (for one \
+             customer at that node): {}.</p>",
+            known.join("; ")
+        );
+    }
+    out.push_str(RATE_LIMIT);
     if p.releases.is_empty() {
         empty(out, "No release is recorded for this job.");
     } else {
         out.push_str(
-            "<table><thead><tr><th>Release</th><th>ρ per node</th>\
+            "<table><thead><tr><th>Release</th><th>ρ per node</th><th>ε</th>\
              <th>Noise sd of one count (customers)</th><th>Nodes</th></tr></thead><tbody>",
         );
         for rel in &p.releases {
             let _ = write!(
                 out,
                 "<tr><th scope=\"row\">{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td></tr>",
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 Esc(&rel.label),
                 decimal(rel.rho, 4),
+                decimal(rel.epsilon, 3),
                 fixed(rel.count_sd, 2),
                 rel.contributors
             );
@@ -131,8 +174,9 @@ pub(super) fn privacy(out: &mut String, r: &ProfileReport) {
         let _ = write!(
             out,
             "</tbody><tfoot><tr class=\"total\"><th scope=\"row\">Total</th>\
-             <td class=\"num\">{}</td><td></td><td></td></tr></tfoot></table>",
-            decimal(p.rho_f64, 4)
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td></td><td></td></tr></tfoot></table>",
+            decimal(p.rho_f64, 4),
+            decimal(p.epsilon, 3)
         );
     }
     noise_note(
@@ -240,7 +284,8 @@ pub(super) fn budgets(out: &mut String, r: &ProfileReport) {
     svg::budget_bars(out, &bars);
     out.push_str(
         "</div><table><thead><tr><th>Node</th><th>ρ spent</th><th>ρ cap</th><th>Used</th>\
-         <th>Period</th></tr></thead><tbody>",
+         <th>Period</th><th>ρ over all periods</th><th>ε over all periods</th>\
+         <th>Lifetime cap</th></tr></thead><tbody>",
     );
     for b in &r.budgets {
         let used = if b.cap > 0.0 {
@@ -251,19 +296,28 @@ pub(super) fn budgets(out: &mut String, r: &ProfileReport) {
         let _ = write!(
             out,
             "<tr><th scope=\"row\">{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{used}</td><td>{}</td></tr>",
+             <td class=\"num\">{used}</td><td>{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             Esc(&b.node),
             decimal(b.spent, 4),
             decimal(b.cap, 4),
-            Esc(&b.period)
+            Esc(&b.period),
+            b.cumulative
+                .map_or_else(|| "unknown".to_owned(), |c| decimal(c, 4)),
+            b.cumulative_epsilon
+                .map_or_else(|| "unknown".to_owned(), |e| decimal(e, 3)),
+            b.lifetime_cap
+                .map_or_else(|| "none".to_owned(), |c| decimal(c, 4)),
         );
     }
     out.push_str("</tbody></table>");
     noise_note(
         out,
         "budgets are exact: they are read from the nodes' ledgers, not estimated. A node \
-         refuses any release that would take its spending over the cap of the current period.",
+         refuses any release that would take its spending over the cap of the current period, \
+         or over its lifetime cap where it has one.",
     );
+    out.push_str(RATE_LIMIT);
     close_section(out);
 }
 

@@ -1,5 +1,7 @@
 //! A sample report for tests and documentation.
 
+use fedprof_privacy::{Rho, epsilon_at_delta};
+
 use crate::report::{
     Bin, CategoryDistribution, Cell, ClusterQuality, Distribution, Drift, FeatureMean, LevelMix,
     Lift, NodeBudget, PrivacySummary, ProfileReport, ReleaseSummary, Risk, SCHEMA, Segment,
@@ -154,6 +156,12 @@ fn categorical(feature: &str, levels: &[(&str, Option<f64>)]) -> CategoryDistrib
     }
 }
 
+/// A decimal of the sample as an exact rho (the sample's rhos are whole hundredths).
+fn rho_exact(x: f64) -> Rho {
+    let hundredths = (x * 100.0).round() as u64;
+    Rho::from_ratio(hundredths, 100).unwrap_or_else(|_| Rho::zero())
+}
+
 /// A small report with every section filled, including suppressed cells, for tests and docs.
 ///
 /// Suppressed on purpose: the lifecycle segment `new` (size, share and every figure), the
@@ -165,6 +173,7 @@ pub fn sample_report() -> ProfileReport {
     let release = |label: &str, rho: f64| ReleaseSummary {
         label: label.to_owned(),
         rho,
+        epsilon: epsilon_at_delta(&rho_exact(rho), delta),
         count_sd: 1.0 / (2.0 * rho).sqrt(),
         contributors: 3,
     };
@@ -453,7 +462,13 @@ pub fn sample_report() -> ProfileReport {
             rho: "1/2".to_owned(),
             rho_f64: rho,
             delta,
-            epsilon: rho + 2.0 * (rho * (1.0 / delta).ln()).sqrt(),
+            epsilon: epsilon_at_delta(&rho_exact(rho), delta),
+            // Three banks, every release from all three: a person at all of them loses 3^2 rho.
+            max_holders: 3,
+            max_holders_declared: true,
+            person_rho: "9/2".to_owned(),
+            person_rho_f64: 4.5,
+            person_epsilon: epsilon_at_delta(&rho_exact(4.5), delta),
             releases: vec![
                 release("population", 0.02),
                 release("distributions", 0.1),
@@ -513,9 +528,9 @@ pub fn sample_report() -> ProfileReport {
         ],
         segmentations: vec![rfm, lifecycle, kmeans],
         budgets: vec![
-            NodeBudget { node: "bank-north".to_owned(), spent: 1.25, cap: 2.0, period: "2025-Q2".to_owned() },
-            NodeBudget { node: "bank-south".to_owned(), spent: 1.75, cap: 2.0, period: "2025-Q2".to_owned() },
-            NodeBudget { node: "bank-west".to_owned(), spent: 0.5, cap: 1.0, period: "2025-Q2".to_owned() },
+            NodeBudget { node: "bank-north".to_owned(), spent: 1.25, cap: 2.0, period: "2025-Q2".to_owned(), cumulative: Some(7.25), cumulative_epsilon: Some(epsilon_at_delta(&rho_exact(7.25), delta)), lifetime_cap: None },
+            NodeBudget { node: "bank-south".to_owned(), spent: 1.75, cap: 2.0, period: "2025-Q2".to_owned(), cumulative: Some(9.75), cumulative_epsilon: Some(epsilon_at_delta(&rho_exact(9.75), delta)), lifetime_cap: Some(24.0) },
+            NodeBudget { node: "bank-west".to_owned(), spent: 0.5, cap: 1.0, period: "2025-Q2".to_owned(), cumulative: Some(0.5), cumulative_epsilon: Some(epsilon_at_delta(&rho_exact(0.5), delta)), lifetime_cap: None },
         ],
         drift: Some(Drift {
             previous_version: 1,

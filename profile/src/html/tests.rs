@@ -165,9 +165,25 @@ fn numbers_are_formatted() {
     assert!(heat.contains(">31.0%</text>"), "shares as percentages");
     let privacy = text_of(section(&html, "privacy"));
     assert!(privacy.contains("ρ = 1/2 (0.5)"), "{privacy}");
-    assert!(privacy.contains("ε = 5.757 at δ = 1e-6"), "{privacy}");
+    // The tight conversion (5.757 was the simple bound rho + 2 sqrt(rho ln(1/delta))).
+    assert!(privacy.contains("ε = 5.222 at δ = 1e-6"), "{privacy}");
+    // A person at the 3 banks: 3^2 * 1/2 = 9/2, epsilon 19.2295 by dp-accounting.
+    assert!(
+        privacy.contains("For a person at 3 nodes (the federation's declared maximum), this job costs ρ = 9/2 (4.5), ε = 19.23"),
+        "{privacy}"
+    );
+    assert!(privacy.contains("bank-south ρ = 9.75"), "{privacy}");
+    assert!(
+        privacy.contains("A period cap is a rate limit, not a lifetime bound"),
+        "{privacy}"
+    );
     let budgets = text_of(section(&html, "budgets"));
     assert!(budgets.contains("1.75 of 2 (87.5%)"), "{budgets}");
+    assert!(budgets.contains("ρ over all periods"), "{budgets}");
+    assert!(
+        budgets.contains("A period cap is a rate limit, not a lifetime bound"),
+        "{budgets}"
+    );
 }
 
 #[test]
