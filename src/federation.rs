@@ -309,7 +309,10 @@ fn node_toml(name: &PartyName, coordinator: &str, rel: &str) -> String {
          # Most zCDP loss (exact rho) this node spends per period; jobs beyond it are refused.\n\
          cap_rho = \"2/1\"\n\
          # Budget period (YYYY-MM); default: the current month (UTC).\n\
-         # period = \"2026-11\"\n\n\
+         # period = \"2026-11\"\n\
+         # The period cap is a rate limit; this bounds the node's spending over all periods.\n\
+         # It is recorded in the signed ledger and may be lowered later, never raised.\n\
+         # lifetime_cap_rho = \"24/1\"\n\n\
          [floor]\n\
          # This node's own privacy floor: announcements below it are refused, whatever the\n\
          # coordinator's configuration says (docs/PRIVACY.md, \"The node's floor\").\n\

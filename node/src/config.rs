@@ -94,6 +94,11 @@ pub struct NodePrivacyConfig {
     /// a fresh budget; the ledger keeps every period.
     #[serde(default)]
     pub period: Option<String>,
+    /// Most zCDP loss the node spends over all periods, ever (optional, e.g. `"24/1"`). The
+    /// period cap is a rate limit; this is the lifetime bound. Recorded in the signed ledger
+    /// (a `lifetime_cap` entry, which the auditor checks); it may be lowered, never raised.
+    #[serde(default)]
+    pub lifetime_cap_rho: Option<fedprof_privacy::Rho>,
 }
 
 fn default_cap_rho() -> fedprof_privacy::Rho {

@@ -137,6 +137,8 @@ impl Spending {
                     add(&mut self.per_analyst, tag.analyst.clone(), &rho);
                 }
             }
+            // The ledger itself enforces the lifetime cap.
+            NodeBody::LifetimeCap { .. } => {}
         }
     }
 

@@ -110,9 +110,16 @@ impl NodeService {
             }
         };
         let period = Period::new(&period).map_err(|_| NodeError::Period(period.clone()))?;
+        let lifetime = config.privacy.lifetime_cap_rho.clone();
         if ledger.book().periods().last().map(|p| &p.period) != Some(&period) {
             ledger
-                .open_period(period, config.privacy.cap_rho.clone())
+                .open_period_capped(period, config.privacy.cap_rho.clone(), lifetime)
+                .map_err(|e| NodeError::Ledger(Box::new(e)))?;
+        } else if let Some(cap) = lifetime
+            && ledger.book().lifetime_cap() != Some(&cap)
+        {
+            ledger
+                .set_lifetime_cap(cap)
                 .map_err(|e| NodeError::Ledger(Box::new(e)))?;
         }
         let spending = Spending::from_ledger(ledger.path());

@@ -232,7 +232,7 @@ fn query(segmenter: Segmenter, parts: Vec<QueryPart>, cap: (u64, u64)) -> Featur
             denom: cap.1,
         },
         reserve: Fraction { numer: 0, denom: 1 },
-        participants: Vec::new(),
+        job: None,
     }
 }
 
@@ -550,7 +550,7 @@ fn audit_all(trials: usize, control_trials: usize) -> Vec<Row> {
         let (exact0, exact1) = exact_pair(root.path(), case);
         noisy_is_this_sampler(&exact1, &params, SEED ^ 0xa5a5);
         let m = Mechanism::new(&exact0, &exact1, &params);
-        let parts = q.block_parts() as i128;
+        let parts = i128::from(q.block_bound().l2_squared);
         assert_eq!(
             m.delta_l2_squared(),
             parts * i128::from(SCALE).pow(2),

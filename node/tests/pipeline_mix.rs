@@ -47,7 +47,7 @@ fn query(parts: Vec<QueryPart>) -> FeatureQuery {
             denom: 10,
         },
         reserve: fedprof_protocol::Fraction { numer: 0, denom: 1 },
-        participants: Vec::new(),
+        job: None,
     }
 }
 
