@@ -41,7 +41,7 @@ pub use entry::{Chain, Entry, EntryError, KeyError, KeyRing, signing_key_from_pe
 pub use fedprof_privacy::Rho;
 pub use mechanism::{
     DiscreteGaussian, MechanismError, MechanismRecord, QueryRecord, ReleaseId, Sensitivity,
-    TotalsRecord, vector_digest,
+    TotalsRecord, legacy_vector_digest, vector_digest,
 };
 pub use node::{BudgetError, NodeBody, NodeBook, NodeEntry, PeriodAccount};
 pub use node_store::{DebitReceipt, NodeLedger, StoreError};

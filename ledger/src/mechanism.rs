@@ -511,7 +511,7 @@ pub fn vector_digest(salt: &Digest, vector: &[u64]) -> Digest {
 
 /// The unsalted digest of ledgers written before [`vector_digest`] took a salt: only to check
 /// cached vectors of such releases (a retry of an old release); never written any more.
-pub(crate) fn legacy_vector_digest(vector: &[u64]) -> Digest {
+pub fn legacy_vector_digest(vector: &[u64]) -> Digest {
     let mut h = Sha256::new();
     h.update(b"fedprof/ledger/v1/noisy-vector\n");
     h.update((vector.len() as u64).to_le_bytes());
