@@ -59,6 +59,8 @@ struct Fed {
     now: Instant,
     /// Messages the round sent to each node, not yet handled.
     inbox: Vec<(PartyName, Body)>,
+    /// Every message the round ever sent, in order.
+    sent: Vec<(PartyName, Body)>,
 }
 
 impl Fed {
@@ -133,6 +135,7 @@ impl Fed {
             rng,
             now,
             inbox: Vec::new(),
+            sent: Vec::new(),
         };
         // Deliver the advertisements to the round.
         for (node, body) in inbox {
@@ -145,6 +148,7 @@ impl Fed {
     fn absorb(&mut self, effects: Vec<RoundEffect>) {
         for e in effects {
             if let RoundEffect::Send { node, body } = e {
+                self.sent.push((node.clone(), body.clone()));
                 self.inbox.push((node, body));
             }
         }
@@ -284,6 +288,15 @@ fn a_refusal_counts_as_a_failure_and_too_few_survivors_release_nothing() {
     assert!(
         !f.inbox.iter().any(|(_, b)| matches!(b, Body::Result(_))),
         "nothing released"
+    );
+    // C2: with n_min = 3 and two nodes left, the threshold (2 of 3) alone would have let the
+    // coordinator unmask the sum of two; it must stop before asking anyone to unmask.
+    assert!(
+        !f.sent.iter().any(|(_, b)| matches!(
+            b,
+            Body::SecAggRelay(CoordinatorMessage::Unmask(_))
+        )),
+        "an unmask request was sent below n_min"
     );
 }
 
