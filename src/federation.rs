@@ -227,7 +227,11 @@ fn coordinator_toml(federation: &str, listen: &str, rel: &str) -> String {
          colluders = 1\n\
          # Most zCDP loss the profiling jobs one analyst opens in one month may declare in all\n\
          # (local and scheduled runs count under the coordinator's name).\n\
-         rho_per_analyst_period = \"2/1\"\n\n\
+         rho_per_analyst_period = \"2/1\"\n\
+         # The most holders one person may be a customer of (the privacy unit is a customer\n\
+         # at one holder; a person at K holders loses up to K^2 times the rho). Recorded in\n\
+         # the ledger; reports and the audit print epsilon at it. Default: every node.\n\
+         # max_holders_per_person = 2\n\n\
          [ledger]\n\
          # Every release is recorded here, with the nodes' signed debits, before it is published.\n\
          path = \"ledgers/coordinator.jsonl\"\n\

@@ -30,6 +30,7 @@ pub fn load_spec(path: &Path) -> Result<ProfileSpec> {
 pub fn policy(config: &fedprof_coordinator::CoordinatorConfig) -> ProfilePolicy {
     let mut p = ProfilePolicy::new(config.privacy.rho_per_job.clone());
     p.min_cell_size_floor = config.ledger.min_cell_size;
+    p.max_holders_per_person = config.privacy.max_holders_per_person;
     p
 }
 

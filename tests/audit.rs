@@ -119,6 +119,7 @@ fn setup_with(second_period: bool) -> Setup {
         .set_policy(Policy {
             per_job_cap_rho: "1/1".parse().unwrap(),
             min_cell_size: 10,
+            max_holders_per_person: None,
         })
         .unwrap();
     let mut plan: Vec<(u64, u32, &[usize])> =

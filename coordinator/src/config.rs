@@ -107,6 +107,10 @@ pub struct PrivacyConfig {
     /// (default 2, the nodes' default monthly cap). Local and scheduled runs count under the
     /// coordinator's own name.
     pub rho_per_analyst_period: Rho,
+    /// The most holders (nodes) one person may be a customer of, as the federation declares
+    /// it (optional; default: every node). Recorded in the release ledger: the audit and the
+    /// reports print epsilon for a person at that many holders (`K^2 rho` per release).
+    pub max_holders_per_person: Option<u32>,
 }
 
 impl Default for PrivacyConfig {
@@ -119,6 +123,7 @@ impl Default for PrivacyConfig {
             rho_per_analyst_period: Rho::from_ratio_exact(num_rational::Ratio::from_integer(
                 2u8.into(),
             )),
+            max_holders_per_person: None,
         }
     }
 }
@@ -132,6 +137,7 @@ impl PrivacyConfig {
             max_abs_amount_minor: self.max_abs_amount_minor,
             colluders: self.colluders,
             rho_per_analyst_period: self.rho_per_analyst_period.clone(),
+            max_holders_per_person: self.max_holders_per_person,
             name,
         }
     }
@@ -223,6 +229,12 @@ impl CoordinatorConfig {
                 "privacy.colluders",
                 "must be at least 1: every contributor receives the result and knows its own \
                  noise share, so that share never protects the others",
+            ));
+        }
+        if config.privacy.max_holders_per_person == Some(0) {
+            return Err(file.error(
+                "privacy.max_holders_per_person",
+                "must be at least 1 (a person is a customer of at least one holder)",
             ));
         }
         if config.privacy.rho_per_analyst_period.is_zero() {

@@ -155,6 +155,8 @@ pub struct ReleasePolicy {
     pub colluders: u32,
     /// Most zCDP loss the profiling jobs one analyst opens in one period may declare in all.
     pub rho_per_analyst_period: Rho,
+    /// The federation's declared maximum of holders per person (recorded in the ledger).
+    pub max_holders_per_person: Option<u32>,
     /// The name the coordinator's own jobs (local runs, schedules) are recorded under.
     pub name: PartyName,
 }

@@ -244,6 +244,7 @@ pub fn open_ledger(
     let policy = Policy {
         per_job_cap_rho: release.rho_per_job.clone(),
         min_cell_size,
+        max_holders_per_person: release.max_holders_per_person,
     };
     if ledger.book().policy() != Some(&policy) {
         ledger.set_policy(policy).map_err(ledger_err)?;

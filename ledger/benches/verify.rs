@@ -84,6 +84,7 @@ fn build(nodes: &[&str], debits: u64, record: bool) -> (Vec<String>, String) {
     let policy = Policy {
         per_job_cap_rho: "1000000".parse().unwrap(),
         min_cell_size: 10,
+        max_holders_per_person: None,
     };
     let e = coord.plan_policy(policy, &ck);
     coord.commit(&e, &ring).unwrap();

@@ -320,12 +320,15 @@ pub fn verify(input: &AuditInput<'_>) -> Result<AuditReport, AuditFailure> {
     }
     ledgers.push(head(text, book.chain().last_digest(), lines.len()));
 
+    // K: the auditor's own value, else the federation's as its coordinator ledger records
+    // it, else (conservatively) every node.
+    let recorded = book.policy().and_then(|p| p.max_holders_per_person);
+    let declared = input.max_holders_per_person.or(recorded);
     let max_holders = MaxHolders {
-        value: input
-            .max_holders_per_person
+        value: declared
             .unwrap_or(u32::try_from(input.nodes.len()).unwrap_or(u32::MAX))
             .max(1),
-        declared: input.max_holders_per_person.is_some(),
+        declared: declared.is_some(),
     };
     // Per release debited anywhere: how many node ledgers debit it, and the largest rho.
     let mut debited: HashMap<ReleaseId, (u32, Rho)> = HashMap::new();

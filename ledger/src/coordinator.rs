@@ -21,6 +21,11 @@ pub struct Policy {
     pub per_job_cap_rho: Rho,
     /// Published cells counting fewer than this many customers are suppressed.
     pub min_cell_size: u64,
+    /// The federation's declared maximum number of holders (nodes) one person may be a
+    /// customer of: the audit and reports print epsilon for a person at that many holders
+    /// (group privacy: `K^2 rho`). Absent in older ledgers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_holders_per_person: Option<u32>,
 }
 
 /// What a coordinator ledger entry records.
@@ -143,16 +148,42 @@ pub enum CoordinatorRuleError {
     /// A receipt does not pay for the release.
     #[error(transparent)]
     Receipt(#[from] ReceiptError),
-    /// The job's releases together exceed the per-job cap.
+    /// The job's releases together exceed the per-job cap (or the profiling job's declared
+    /// total, when that is lower).
     #[error("job {job} would spend rho {total} in total, over the per-job cap {cap}")]
     JobCap {
-        /// The job.
-        job: JobId,
+        /// The job (a profiling job's id, or a legacy release's job number).
+        job: String,
         /// Its total with this release.
         total: Rho,
         /// The policy's cap.
         cap: Rho,
     },
+}
+
+/// What the per-job cap counts by: the profiling job a release names, or (legacy records
+/// without one) the release's job number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum JobKey {
+    Profile(fedprof_protocol::ProfileId),
+    Legacy(JobId),
+}
+
+impl JobKey {
+    fn of(release: &ReleaseId, mechanism: &MechanismRecord) -> JobKey {
+        mechanism
+            .profile()
+            .map_or(JobKey::Legacy(release.job), |t| JobKey::Profile(t.id))
+    }
+}
+
+impl std::fmt::Display for JobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobKey::Profile(id) => write!(f, "profiling job {id}"),
+            JobKey::Legacy(job) => write!(f, "{job}"),
+        }
+    }
 }
 
 /// A coordinator ledger's running state.
@@ -161,7 +192,7 @@ pub struct CoordinatorBook {
     chain: Chain,
     policy: Option<Policy>,
     releases: HashMap<ReleaseId, u64>,
-    job_spent: HashMap<JobId, Rho>,
+    job_spent: HashMap<JobKey, Rho>,
 }
 
 impl CoordinatorBook {
@@ -303,15 +334,25 @@ impl CoordinatorBook {
         for (index, (node, receipt)) in nodes.iter().zip(receipts).enumerate() {
             check_receipt(index, node, receipt, release, mechanism, rho, keys)?;
         }
+        // A profiling job is one unit for the cap (review finding M1): its releases share its
+        // id, and its declared total binds when below the policy's per-job cap.
+        let key = JobKey::of(release, mechanism);
         let total = self
             .job_spent
-            .get(&release.job)
+            .get(&key)
             .map_or_else(|| rho.clone(), |s| s + rho);
-        if total > policy.per_job_cap_rho {
+        let declared = mechanism
+            .profile()
+            .and_then(|t| Rho::from_ratio(t.cap.numer, t.cap.denom).ok());
+        let cap = match declared {
+            Some(d) if d < policy.per_job_cap_rho => d,
+            _ => policy.per_job_cap_rho.clone(),
+        };
+        if total > cap {
             return Err(CoordinatorRuleError::JobCap {
-                job: release.job,
+                job: key.to_string(),
                 total,
-                cap: policy.per_job_cap_rho.clone(),
+                cap,
             });
         }
         Ok(())
@@ -320,9 +361,15 @@ impl CoordinatorBook {
     fn record(&mut self, entry: &CoordinatorEntry) {
         match entry.body() {
             CoordinatorBody::Policy(p) => self.policy = Some(p.clone()),
-            CoordinatorBody::Release { release, rho, .. } => {
+            CoordinatorBody::Release {
+                release,
+                rho,
+                mechanism,
+                ..
+            } => {
                 self.releases.insert(*release, entry.seq());
-                let spent = self.job_spent.entry(release.job).or_insert_with(Rho::zero);
+                let key = JobKey::of(release, mechanism);
+                let spent = self.job_spent.entry(key).or_insert_with(Rho::zero);
                 *spent = &*spent + rho;
             }
         }
@@ -420,6 +467,7 @@ mod tests {
             Policy {
                 per_job_cap_rho: "1/4".parse().unwrap(),
                 min_cell_size: 5,
+                max_holders_per_person: None,
             },
             &ck,
         );
@@ -468,5 +516,60 @@ mod tests {
             "{differs:?}"
         );
         assert_eq!(book.release_count(), 2);
+    }
+
+    /// M1: releases of one profiling job share its cap whatever their job numbers, and the
+    /// job's declared total binds below the policy's cap.
+    #[test]
+    fn a_profiling_job_is_one_unit_for_the_cap() {
+        use fedprof_protocol::query::{FeatureQuery, QueryPart, Segmenter};
+        use fedprof_protocol::{Fraction, JobSpec, ProfileId, ProfileTag};
+        let (ck, ring) = (key("coordinator"), ring(&["a", "b"]));
+        let mut book = CoordinatorBook::new(writer(coordinator())).unwrap();
+        let p = book.plan_policy(
+            Policy {
+                per_job_cap_rho: "1".parse().unwrap(),
+                min_cell_size: 5,
+                max_holders_per_person: None,
+            },
+            &ck,
+        );
+        book.commit(&p, &ring).unwrap();
+        let query = FeatureQuery {
+            label: "p/count".into(),
+            as_of: "2026-06-30".into(),
+            scale: 1000,
+            segmenter: Segmenter::All,
+            parts: vec![QueryPart::Count],
+            budget: Fraction {
+                numer: 1,
+                denom: 10,
+            },
+            reserve: Fraction { numer: 0, denom: 1 },
+            job: None,
+        };
+        let cap = "1/10".parse().unwrap();
+        let params = fedprof_privacy::query::plan_query(&cap, &query, 2, 1).unwrap();
+        let tag = ProfileTag {
+            id: ProfileId([4; 16]),
+            analyst: PartyName::new("risk-team").unwrap(),
+            // Declared 3/20: one release of about 1/10 fits, a second does not.
+            cap: Fraction {
+                numer: 3,
+                denom: 20,
+            },
+        };
+        let spec = JobSpec::Features(Box::new(query));
+        let m = MechanismRecord::for_release(&spec, &params, &tag).unwrap();
+        let e = book
+            .plan_release(record(release(1, 0), &["a", "b"], &m), &ck, &ring)
+            .unwrap();
+        book.commit(&e, &ring).unwrap();
+        // Another job number, the same profiling job: over its declared total.
+        let over = book.plan_release(record(release(2, 0), &["a", "b"], &m), &ck, &ring);
+        assert!(
+            matches!(&over, Err(CoordinatorRuleError::JobCap { job, .. }) if job.contains("04040404")),
+            "{over:?}"
+        );
     }
 }

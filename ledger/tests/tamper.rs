@@ -65,6 +65,11 @@ struct Federation {
 /// Three nodes (cap 1/2 each), releases (1,0) by a,b,c, (1,1) by a,b, (2,0) by b,c, and a debit
 /// of node a for (3,0) that was never published.
 fn federation() -> Federation {
+    federation_declaring(None)
+}
+
+/// [`federation`] whose coordinator policy declares `k` holders per person at most.
+fn federation_declaring(k: Option<u32>) -> Federation {
     let tmp = tempfile::tempdir().unwrap();
     let mut stores: Vec<NodeLedger> = NODES
         .iter()
@@ -88,6 +93,7 @@ fn federation() -> Federation {
         .set_policy(Policy {
             per_job_cap_rho: "1/1".parse().unwrap(),
             min_cell_size: 10,
+            max_holders_per_person: k,
         })
         .unwrap();
     for (job, round, who) in [(1, 0, &[0, 1, 2][..]), (1, 1, &[0, 1]), (2, 0, &[1, 2])] {
@@ -256,6 +262,20 @@ fn a_declared_maximum_of_holders_replaces_the_default() {
     assert_eq!(report.nodes[0].person_rho.to_string(), "9/8");
     let one = audit_with_holders(&fed, Some(1), 0, |_| {}).unwrap();
     assert_eq!(one.nodes[1].person_rho, one.nodes[1].cumulative);
+}
+
+/// H4: the federation's declared maximum, recorded in the coordinator's ledger, is what the
+/// audit uses when the auditor gives none.
+#[test]
+fn the_maximum_of_holders_recorded_in_the_ledger_is_used() {
+    let fed = federation_declaring(Some(2));
+    let report = audit_with_holders(&fed, None, 0, |_| {}).unwrap();
+    assert!(report.max_holders.declared);
+    assert_eq!(report.max_holders.value, 2);
+    assert_eq!(report.person_rho.to_string(), "13/8");
+    // The auditor's own value still wins.
+    let three = audit_with_holders(&fed, Some(3), 0, |_| {}).unwrap();
+    assert_eq!(three.max_holders.value, 3);
 }
 
 /// Node a's ledger with a `lifetime_cap` entry of `cap` inserted after entry 0, every later

@@ -44,6 +44,7 @@ impl Fed {
                 3u8.into(),
                 2u8.into(),
             )),
+            max_holders_per_person: None,
             name: PartyName::new("coordinator").unwrap(),
         };
         Fed {

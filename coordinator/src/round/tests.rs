@@ -292,10 +292,9 @@ fn a_refusal_counts_as_a_failure_and_too_few_survivors_release_nothing() {
     // C2: with n_min = 3 and two nodes left, the threshold (2 of 3) alone would have let the
     // coordinator unmask the sum of two; it must stop before asking anyone to unmask.
     assert!(
-        !f.sent.iter().any(|(_, b)| matches!(
-            b,
-            Body::SecAggRelay(CoordinatorMessage::Unmask(_))
-        )),
+        !f.sent
+            .iter()
+            .any(|(_, b)| matches!(b, Body::SecAggRelay(CoordinatorMessage::Unmask(_)))),
         "an unmask request was sent below n_min"
     );
 }
