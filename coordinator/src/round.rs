@@ -167,6 +167,13 @@ impl Round {
             ));
             return (round, Vec::new());
         }
+        // L1: the released sums must decode exactly. A node holds at most 2^32 customers
+        // (its customer indices are u32) and each adds at most `scale` per coordinate, so a
+        // round whose worst case could pass 2^63 with its noise is refused, not wrapped.
+        if let Err(e) = overflow_check(&round.spec, &round.release, participants.len()) {
+            round.abort(format!("the released sums could overflow: {e}"));
+            return (round, Vec::new());
+        }
         let graph = graph_for(participants.len(), graph_seed);
         let config = RoundConfig::new(
             RoundTag {
@@ -498,6 +505,24 @@ impl Round {
     pub fn roster(&self) -> &[PartyName] {
         &self.roster
     }
+}
+
+/// [`fedprof_privacy::encoding::check_overflow`] for a release of `spec` over `nodes` nodes,
+/// at failure probability `2^-40`.
+fn overflow_check(spec: &JobSpec, release: &ReleaseParams, nodes: usize) -> Result<(), String> {
+    let JobSpec::Features(q) = spec else {
+        return Ok(());
+    };
+    let variance = fedprof_privacy::query::query_variance(release).map_err(|e| e.to_string())?;
+    fedprof_privacy::encoding::check_overflow(
+        nodes as u64,
+        u64::from(u32::MAX) * u64::from(q.scale),
+        &variance,
+        q.vector_len() as u64,
+        2f64.powi(-40),
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 /// Complete graph for small federations; SecAgg+ ring with about `2 log2 n` neighbours (even)

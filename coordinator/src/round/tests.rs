@@ -364,3 +364,51 @@ fn messages_that_do_not_belong_in_a_round_are_rejected() {
         }]
     ));
 }
+
+/// L1: a round whose worst-case sum (2^32 customers per node at scale 2^20, plus noise) could
+/// pass 2^63 is refused before anyone computes; the same query over a few nodes runs.
+#[test]
+fn l1_a_round_that_could_overflow_the_ring_is_refused() {
+    use fedprof_protocol::query::{FeatureQuery, MAX_SCALE, QueryPart, Segmenter};
+    let query = FeatureQuery {
+        label: "big".into(),
+        as_of: "2026-06-30".into(),
+        scale: MAX_SCALE,
+        segmenter: Segmenter::All,
+        parts: vec![QueryPart::Count],
+        budget: Fraction { numer: 1, denom: 2 },
+        reserve: Fraction { numer: 0, denom: 1 },
+        job: None,
+    };
+    let cap = fedprof_privacy::Rho::from_ratio(1, 2).unwrap();
+    let release = fedprof_privacy::query::plan_query(&cap, &query, 2, 1).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let mut participants = |n: usize| -> Vec<Participant> {
+        (0..n)
+            .map(|i| Participant {
+                name: name(&format!("n{i}")),
+                certificate: vec![],
+                key: SigningKey::generate(&mut rng).verifying_key(),
+            })
+            .collect()
+    };
+    let request = RoundRequest {
+        spec: JobSpec::Features(Box::new(query)),
+        release,
+        ..request(1, 2, 1)
+    };
+    let (r, effects) = Round::start(
+        request.clone(),
+        participants(4096),
+        policy(2),
+        Instant::now(),
+    );
+    assert!(effects.is_empty());
+    assert!(
+        matches!(r.outcome(), Some(JobOutcome::Aborted { reason, .. }) if reason.contains("overflow")),
+        "{:?}",
+        r.outcome()
+    );
+    let (r, _) = Round::start(request, participants(3), policy(2), Instant::now());
+    assert!(r.outcome().is_none(), "{:?}", r.outcome());
+}
