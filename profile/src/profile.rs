@@ -79,10 +79,18 @@ pub fn segmentation(
     let total_n: f64 = r.part_total(0).first().copied().unwrap_or(0.0);
     let pop_sd = r.sum_sd(segments);
     let population = population.unwrap_or(total_n);
+    // A level's population share is a cell of its own (the lifts divide by it): suppressed
+    // on its own count as well as on the population's (review finding L4).
     let mix_population = |p: usize| -> Vec<Cell> {
         r.part_total(p)
             .iter()
-            .map(|v| ratio(*v, pop_sd, total_n, pop_sd, min))
+            .map(|v| {
+                if *v < min as f64 {
+                    Cell::Suppressed
+                } else {
+                    ratio(*v, pop_sd, total_n, pop_sd, min)
+                }
+            })
             .collect()
     };
     let segments = (0..segments)
@@ -202,11 +210,18 @@ fn risk(seg: &Segment) -> Option<Risk> {
     if flag.is_none() && buckets.is_none() && utilization.is_none() {
         return None;
     }
-    // Shares among customers with a value: drop `other` and renormalize.
+    // Shares among customers with a value: drop `other` and renormalize. Over every listed
+    // level or none: renormalizing over the unsuppressed ones only would show a default rate
+    // of 1.0 when the `no` cell is suppressed (review finding L4).
     let known = |shares: Vec<(String, Cell)>| -> Vec<(String, Cell)> {
         let listed: Vec<(String, Cell)> =
             shares.into_iter().filter(|(l, _)| l != "other").collect();
-        let total: f64 = listed.iter().filter_map(|(_, c)| c.value()).sum();
+        let complete = listed.iter().all(|(_, c)| c.value().is_some());
+        let total: f64 = if complete {
+            listed.iter().filter_map(|(_, c)| c.value()).sum()
+        } else {
+            0.0
+        };
         listed
             .into_iter()
             .map(|(l, c)| {
@@ -315,5 +330,34 @@ mod tests {
         );
         let json = serde_json::to_string(small).unwrap();
         assert!(!json.contains("\"value\""), "{json}");
+    }
+
+    /// L4: a suppressed `no` cell must not turn the default rate into 1.0.
+    #[test]
+    fn the_default_rate_is_suppressed_with_any_of_its_cells() {
+        let v = |value| Cell::Value { value, sd: 0.01 };
+        let segment = |no: Cell| Segment {
+            name: "s".into(),
+            size: v(100.0),
+            share: v(1.0),
+            means: Vec::new(),
+            levels: vec![LevelMix {
+                feature: Categorical::DefaultFlag.name().into(),
+                shares: vec![
+                    ("yes".into(), v(0.06)),
+                    ("no".into(), no),
+                    ("other".into(), v(0.04)),
+                ],
+            }],
+            channels: Vec::new(),
+            categories: Vec::new(),
+            risk: None,
+            centroid: None,
+        };
+        let rate = |no| risk(&segment(no)).map(|r| r.default_rate);
+        assert!(
+            matches!(rate(v(0.9)), Some(Cell::Value { value, .. }) if (value - 0.0625).abs() < 1e-12)
+        );
+        assert_eq!(rate(Cell::Suppressed), Some(Cell::Suppressed));
     }
 }
