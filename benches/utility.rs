@@ -8,17 +8,22 @@
 //! noise share with `fedprof_node::query::noisy`, and the vectors are summed in `Z_2^64`, which
 //! is what secure aggregation releases. Noise settings (`n_min`, colluders):
 //!
-//! - `dist-3-0` (3, 0): distributed DP with every node required and none colluding; each node
-//!   adds a third of the central variance;
-//! - `demo-2-1` (2, 1): the demo federation's default; one honest share must protect alone;
-//! - `local-1-0` (1, 0): local DP, every node's own noise protects alone;
+//! - `dist-3-1` (3, 1): every branch required, one assumed colluder (at least one is always
+//!   assumed: every node receives the result and knows its own noise); two honest shares, each
+//!   node adds half the central variance;
+//! - `dist-4-1` (4, 1): three honest shares, each node adding a third of the central variance,
+//!   summed over the three branches: the noise of the old `(3, 0)` setting, i.e. "every node
+//!   honest and none wasted". Valid in a federation of four or more nodes; shown so that the
+//!   figures compare with the earlier ones;
+//! - `demo-2-1` (2, 1): the demo federation's default; one honest share must protect alone
+//!   (also what node-level local DP gives: every node's own noise protects alone);
 //! - `noise-free`: the same algorithm on exact sums (no noise; separates the algorithm's loss).
 //!
 //! k-means cost: mean over the pooled customers (every row of every node; a customer banking at
 //! two branches counts twice, as in the federation) of the squared Euclidean distance to the
 //! nearest final centroid in the normalized space `[0, 1]^3`. Count error: released minus exact
 //! size of each final cluster, compared with the standard deviation of one central Gaussian for
-//! the same release budget (`plan_query` with `n_min = 1`, no colluders, one share).
+//! the same release budget (`plan_query` with one honest share, `n_min = 2`, one colluder).
 //!
 //! Environment: `CUSTOMERS` (default 100000), `REPS` (repetitions per rho and setting,
 //! default 5), `SEED` (synthetic data, default 2026), `ITERATIONS` (Lloyd iterations instead of
@@ -62,16 +67,16 @@ struct Setting {
 
 const SETTINGS: [Setting; 4] = [
     Setting {
-        name: "dist-3-0",
-        noise: Some((3, 0)),
+        name: "dist-3-1",
+        noise: Some((3, 1)),
+    },
+    Setting {
+        name: "dist-4-1",
+        noise: Some((4, 1)),
     },
     Setting {
         name: "demo-2-1",
         noise: Some((2, 1)),
-    },
-    Setting {
-        name: "local-1-0",
-        noise: Some((1, 0)),
     },
     Setting {
         name: "noise-free",
@@ -340,7 +345,7 @@ fn run_job(
 ) -> Result<Outcome> {
     let policy = ProfilePolicy::new(Rho::from_ratio(1000, 1)?);
     let mut run = ProfileRun::new(spec.clone(), &policy)?;
-    let (n_min, colluders) = setting.noise.unwrap_or((NODES as u32, 0));
+    let (n_min, colluders) = setting.noise.unwrap_or((NODES as u32, 1));
     let mut last = None;
     while let Some(query) = run.next_query() {
         let budget = Rho::from_ratio(query.budget.numer, query.budget.denom)?;
@@ -394,7 +399,8 @@ fn run_job(
         .map(|j| coordinate_errors.get(j * block).copied().unwrap_or(0.0) / scale)
         .collect();
     let budget = Rho::from_ratio(query.budget.numer, query.budget.denom)?;
-    let central = plan_query(&budget, &query, 1, 0)?;
+    // One honest share: the central discrete Gaussian for this budget.
+    let central = plan_query(&budget, &query, 2, 1)?;
     let added = match setting.noise {
         Some(_) => variance(&params)? * nodes.len() as f64,
         None => 0.0,

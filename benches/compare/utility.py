@@ -90,7 +90,7 @@ def main():
         rows.append((rho, eps, eps_half, dp, dp_sd, dp_half))
         print(f"rho {rho}: diffprivlib eps {eps:.3f} cost {dp:.5f}, eps {eps_half:.3f} cost {dp_half:.5f}", file=sys.stderr)
 
-    settings = ["dist-3-0", "demo-2-1", "local-1-0", "noise-free"]
+    settings = ["dist-3-1", "dist-4-1", "demo-2-1", "noise-free"]
     print(
         f"k-means cost on the bank scenario: {fed['customers']} customers at {fed['nodes']} nodes "
         f"({fed['pooled_rows']} pooled rows), k = {K}; fedprof {fed.get('iterations', 5)} Lloyd iterations, mean of {fed['reps']} runs, "
@@ -98,27 +98,27 @@ def main():
     )
     print()
     print(
-        "| rho | epsilon | non-private | fedprof dist n_min=3 c=0 | fedprof demo n_min=2 c=1 "
-        "| fedprof local DP n_min=1 | fedprof noise-free | diffprivlib eps | diffprivlib eps=sqrt(rho) "
+        "| rho | epsilon | non-private | fedprof dist n_min=3 c=1 | fedprof 3 honest shares (n_min=4 c=1) "
+        "| fedprof demo n_min=2 c=1 | fedprof noise-free | diffprivlib eps | diffprivlib eps=sqrt(rho) "
         "| fedprof dist / non-private | diffprivlib / non-private |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rho, eps, eps_half, dp, dp_sd, dp_half in rows:
         c = {s: by[(rho, s)]["cost"] for s in settings if (rho, s) in by}
         print(
-            f"| {rho:g} | {eps:.3f} | {nonprivate:.5f} | {c['dist-3-0']:.5f} | {c['demo-2-1']:.5f} "
-            f"| {c['local-1-0']:.5f} | {c['noise-free']:.5f} | {dp:.5f} (sd {dp_sd:.5f}) | {dp_half:.5f} "
-            f"| {c['dist-3-0'] / nonprivate:.3f} | {dp / nonprivate:.3f} |"
+            f"| {rho:g} | {eps:.3f} | {nonprivate:.5f} | {c['dist-3-1']:.5f} | {c['dist-4-1']:.5f} "
+            f"| {c['demo-2-1']:.5f} | {c['noise-free']:.5f} | {dp:.5f} (sd {dp_sd:.5f}) | {dp_half:.5f} "
+            f"| {c['dist-3-1'] / nonprivate:.3f} | {dp / nonprivate:.3f} |"
         )
     print()
     print("Final-cluster size error (released - exact), RMS over clusters and runs, / central-DP sd:")
     print()
-    print("| rho | central sd (customers) | dist n_min=3 c=0 | demo n_min=2 c=1 | local DP n_min=1 | expected dist / demo / local |")
+    print("| rho | central sd (customers) | dist n_min=3 c=1 | 3 honest shares (n_min=4 c=1) | demo n_min=2 c=1 | expected, same order |")
     print("|---:|---:|---:|---:|---:|---|")
     for rho in rhos:
         r = {s: by[(rho, s)] for s in settings[:3]}
         print(
-            f"| {rho:g} | {r['dist-3-0']['central_sd']:.2f} "
+            f"| {rho:g} | {r['dist-3-1']['central_sd']:.2f} "
             + " ".join(
                 f"| {r[s]['count_error_ratio']:.3f} (all coords {r[s]['coordinate_ratio']:.3f})" for s in settings[:3]
             )
@@ -128,9 +128,9 @@ def main():
         )
     print()
     target = min(rhos, key=lambda x: abs(math.sqrt(2 * x) - 1.0))
-    ratio = by[(target, "dist-3-0")]["cost"] / nonprivate
+    ratio = by[(target, "dist-3-1")]["cost"] / nonprivate
     print(
-        f"rho {target:g} (epsilon = sqrt(2 rho) = {math.sqrt(2 * target):.3f}): fedprof {by[(target, 'dist-3-0')]['cost']:.5f}, "
+        f"rho {target:g} (epsilon = sqrt(2 rho) = {math.sqrt(2 * target):.3f}): fedprof {by[(target, 'dist-3-1')]['cost']:.5f}, "
         f"non-private {nonprivate:.5f}, diffprivlib {dict((r[0], r[3]) for r in rows)[target]:.5f}"
     )
     print(f"RATIO kmeans-cost {ratio:.3f}")

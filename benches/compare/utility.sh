@@ -3,8 +3,10 @@
 # error of the released cluster sizes) at rho in {0.05, 0.5, 2} against the non-private pooled
 # k-means (scikit-learn) and diffprivlib's central DP KMeans at epsilon = sqrt(2 rho) (pure
 # epsilon-DP implies epsilon^2/2-zCDP), with fedprof in three noise settings: distributed
-# (n_min = 3, no colluders), the demo's default (n_min = 2, 1 colluder) and local DP (n_min = 1:
-# every node adds the full noise). Then the wall time of `fedprof demo` (default 100k customers).
+# (n_min = 3, 1 colluder: two honest shares), three honest shares (n_min = 4, 1 colluder, the
+# noise the old "no colluders" setting added) and the demo's default (n_min = 2, 1 colluder:
+# one honest share, as node-level local DP). At least one colluder is always assumed: every node
+# receives the result and knows its own noise. Then the wall time of `fedprof demo`.
 #
 # The fedprof side is `benches/utility.rs` (`cargo bench --bench utility`, release): it
 # generates the demo's federation, computes every node's features and drives the profiling job
@@ -24,7 +26,7 @@
 # DP_SEEDS is the number of diffprivlib fits averaged per epsilon.
 #
 # The last line is `RATIO kmeans-cost <fedprof cost / non-private cost>` at rho = 0.5, i.e.
-# epsilon = sqrt(2 * 0.5) = 1 (distributed setting n_min = 3, no colluders).
+# epsilon = sqrt(2 * 0.5) = 1 (distributed setting n_min = 3, 1 colluder).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
