@@ -41,9 +41,9 @@ fn gaussian() -> MechanismRecord {
             l1: "1".parse().unwrap(),
         },
         3,
-        "2".parse().unwrap(),
+        "4".parse().unwrap(),
         2,
-        0,
+        1,
     )
     .unwrap();
     MechanismRecord::DistributedDiscreteGaussian(g)

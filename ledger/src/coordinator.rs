@@ -457,7 +457,7 @@ mod tests {
     fn releases_keep_policy_node_count_and_uniqueness() {
         let (ck, ring) = (key("coordinator"), ring(&["a", "b", "c"]));
         let mut book = CoordinatorBook::new(writer(coordinator())).unwrap();
-        let m = gaussian(2, 2, 0); // rho 1/8
+        let m = gaussian(4, 2, 1); // rho 1/8
         let no_policy = book.plan_release(record(release(1, 0), &["a", "b"], &m), &ck, &ring);
         assert!(
             matches!(no_policy, Err(CoordinatorRuleError::BadStart)),
@@ -506,7 +506,7 @@ mod tests {
         );
         // A receipt for another mechanism does not pay for this release.
         let mut r = record(release(2, 0), &["a", "b"], &m);
-        r.receipts[1] = receipt("b", release(2, 0), &gaussian(1, 2, 0));
+        r.receipts[1] = receipt("b", release(2, 0), &gaussian(2, 2, 1));
         let differs = book.plan_release(r, &ck, &ring);
         assert!(
             matches!(

@@ -374,6 +374,16 @@ impl DiscreteGaussian {
         if colluders >= n_min {
             return Err(MechanismError::NoHonestNode { n_min, colluders });
         }
+        // L3: the rho of this kind is the plain Gaussian bound, which holds for one discrete
+        // Gaussian but not for a sum of several (Kairouz, Liu, Steinke 2021): only one counted
+        // honest share is accepted, and at least one colluder (every node sees the result).
+        if n_min - colluders != 1 || colluders == 0 {
+            return Err(MechanismError::Release(format!(
+                "a distributed_discrete_gaussian record must count exactly one honest share \
+                 with at least one colluder (n_min {n_min}, colluders {colluders}); sums of \
+                 several shares need the feature_query kind's bound"
+            )));
+        }
         let Sensitivity {
             l2_sq: l2_sensitivity_sq,
             l1: l1_sensitivity,
@@ -540,19 +550,37 @@ mod tests {
     }
 
     #[test]
-    fn rho_is_exact_and_counts_honest_nodes_only() {
-        // Delta^2 = 1, sigma_node^2 = 2, 5 nodes of which 1 colludes: sigma^2 = 8, rho = 1/16.
-        assert_eq!(gaussian("1", "2", 5, 1).rho(), r("1/16"));
-        assert_eq!(gaussian("3", "3/2", 2, 0).rho(), r("1/2"));
+    fn rho_is_exact_and_counts_one_honest_share() {
+        // Delta^2 = 1, sigma_node^2 = 8, 2 nodes of which 1 colludes: rho = 1/16.
+        assert_eq!(gaussian("1", "8", 2, 1).rho(), r("1/16"));
+        assert_eq!(gaussian("3", "3", 2, 1).rho(), r("1/2"));
+    }
+
+    /// L3: the plain Gaussian bound of this legacy kind is refused where it does not hold (a
+    /// sum of several honest shares) and without a colluder.
+    #[test]
+    fn l3_the_legacy_kind_only_holds_one_honest_share() {
+        let s = || Sensitivity {
+            l2_sq: r("1"),
+            l1: r("1"),
+        };
+        for (n_min, c) in [(5, 1), (3, 1), (2, 0), (1, 0)] {
+            assert!(
+                DiscreteGaussian::new(s(), 3, r("2"), n_min, c).is_err(),
+                "({n_min}, {c})"
+            );
+        }
+        assert!(DiscreteGaussian::new(s(), 3, r("2"), 3, 2).is_ok());
     }
 
     #[test]
     fn invalid_parameters_cannot_be_read() {
-        let ok = r#"{"kind":"distributed_discrete_gaussian","l2_sensitivity_sq":"1/1","l1_sensitivity":"1/1","dimension":3,"sigma_sq_node":"2/1","n_min":3,"colluders":1}"#;
+        let ok = r#"{"kind":"distributed_discrete_gaussian","l2_sensitivity_sq":"1/1","l1_sensitivity":"1/1","dimension":3,"sigma_sq_node":"2/1","n_min":2,"colluders":1}"#;
         let m: MechanismRecord = serde_json::from_str(ok).unwrap();
         assert_eq!(serde_json::to_string(&m).unwrap(), ok);
         for bad in [
-            ok.replace("\"n_min\":3", "\"n_min\":1"),
+            ok.replace("\"n_min\":2", "\"n_min\":1"),
+            ok.replace("\"n_min\":2", "\"n_min\":3"),
             ok.replace("\"2/1\"", "\"0/1\""),
             ok.replace("\"dimension\":3", "\"dimension\":0"),
             ok.replace("\"1/1\"", "\"0/1\""),

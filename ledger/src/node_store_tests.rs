@@ -37,11 +37,11 @@ fn a_retry_returns_the_same_vector_and_debits_once() {
         vec![1, 2, u64::MAX]
     };
     let first = l
-        .prepare_release(release(1, 0), gaussian(2, 2, 0), SALT, make)
+        .prepare_release(release(1, 0), gaussian(4, 2, 1), SALT, make)
         .unwrap();
     assert!(!first.is_retry());
     let again = l
-        .prepare_release(release(1, 0), gaussian(2, 2, 0), SALT, never)
+        .prepare_release(release(1, 0), gaussian(4, 2, 1), SALT, never)
         .unwrap();
     assert!(again.is_retry());
     assert_eq!(again.noisy_vector(), first.noisy_vector());
@@ -50,7 +50,7 @@ fn a_retry_returns_the_same_vector_and_debits_once() {
     assert_eq!(line_count(&l), 2);
     assert_eq!(l.book().periods()[0].spent, "1/8".parse().unwrap());
     // Same release, other parameters: refused, not debited.
-    let other = l.prepare_release(release(1, 0), gaussian(1, 2, 0), SALT, never);
+    let other = l.prepare_release(release(1, 0), gaussian(2, 2, 1), SALT, never);
     assert!(
         matches!(
             other,
@@ -68,13 +68,13 @@ fn a_retry_returns_the_same_vector_and_debits_once() {
 fn a_crash_after_the_debit_counts_as_spent_and_resends_the_same_vector() {
     let (tmp, mut l) = fresh("1/1");
     let sent = l
-        .prepare_release(release(2, 0), gaussian(2, 2, 0), SALT, || vec![40, 2])
+        .prepare_release(release(2, 0), gaussian(4, 2, 1), SALT, || vec![40, 2])
         .unwrap();
     drop(l); // crash before sending
     let mut l = open(tmp.path());
     assert_eq!(l.book().periods()[0].spent, "1/8".parse().unwrap());
     let again = l
-        .prepare_release(release(2, 0), gaussian(2, 2, 0), SALT, never)
+        .prepare_release(release(2, 0), gaussian(4, 2, 1), SALT, never)
         .unwrap();
     assert_eq!(again.noisy_vector(), &[40, 2]);
     assert_eq!(again.entry(), sent.entry());
@@ -86,7 +86,7 @@ fn a_crash_between_cache_and_debit_reuses_the_cached_vector() {
     let (tmp, mut l) = fresh("1/1");
     l.crash_after_cache = true;
     let err = l
-        .prepare_release(release(3, 0), gaussian(2, 2, 0), SALT, || vec![9, 9, 9])
+        .prepare_release(release(3, 0), gaussian(4, 2, 1), SALT, || vec![9, 9, 9])
         .unwrap_err();
     assert!(err.to_string().contains("simulated crash"));
     assert_eq!(line_count(&l), 1, "no debit was written");
@@ -94,7 +94,7 @@ fn a_crash_between_cache_and_debit_reuses_the_cached_vector() {
     let mut l = open(tmp.path());
     assert_eq!(l.book().debit_count(), 0);
     let r = l
-        .prepare_release(release(3, 0), gaussian(2, 2, 0), SALT, never)
+        .prepare_release(release(3, 0), gaussian(4, 2, 1), SALT, never)
         .unwrap();
     assert_eq!(r.noisy_vector(), &[9, 9, 9]);
     assert!(!r.is_retry());
@@ -114,13 +114,13 @@ fn a_crash_between_cache_and_debit_reuses_the_cached_vector() {
 fn a_cached_vector_is_never_reused_under_other_parameters() {
     let (tmp, mut l) = fresh("1/1");
     l.crash_after_cache = true;
-    let _ = l.prepare_release(release(3, 0), gaussian(2, 2, 0), SALT, || vec![1]);
+    let _ = l.prepare_release(release(3, 0), gaussian(4, 2, 1), SALT, || vec![1]);
     drop(l);
     let mut l = open(tmp.path());
     // The round is retried with less noise per node: the cached vector must not be debited
     // under the new parameters.
     let err = l
-        .prepare_release(release(3, 0), gaussian(1, 2, 0), SALT, never)
+        .prepare_release(release(3, 0), gaussian(2, 2, 1), SALT, never)
         .unwrap_err();
     assert!(
         matches!(err, StoreError::Budget(BudgetError::ReleaseMismatch(_))),
@@ -132,11 +132,11 @@ fn a_cached_vector_is_never_reused_under_other_parameters() {
 #[test]
 fn budget_exhaustion_refuses_before_generating_anything() {
     let (tmp, mut l) = fresh("1/8");
-    l.prepare_release(release(4, 0), gaussian(2, 2, 0), SALT, || vec![1])
+    l.prepare_release(release(4, 0), gaussian(4, 2, 1), SALT, || vec![1])
         .unwrap();
     let called = Cell::new(false);
     let err = l
-        .prepare_release(release(4, 1), gaussian(2, 2, 0), SALT, || {
+        .prepare_release(release(4, 1), gaussian(4, 2, 1), SALT, || {
             called.set(true);
             vec![2]
         })
@@ -167,7 +167,7 @@ fn budget_exhaustion_refuses_before_generating_anything() {
     // Without any period the node refuses as well.
     let tmp2 = tempfile::tempdir().unwrap();
     let mut bare = open(tmp2.path());
-    let e = bare.prepare_release(release(4, 0), gaussian(2, 2, 0), SALT, never);
+    let e = bare.prepare_release(release(4, 0), gaussian(4, 2, 1), SALT, never);
     assert!(matches!(e, Err(StoreError::Budget(BudgetError::NoPeriod))));
 }
 
@@ -175,13 +175,13 @@ fn budget_exhaustion_refuses_before_generating_anything() {
 fn a_torn_last_line_is_refused_and_repairable() {
     let (tmp, mut l) = fresh("1/1");
     l.crash_after_cache = true;
-    let _ = l.prepare_release(release(5, 0), gaussian(2, 2, 0), SALT, || vec![5]);
+    let _ = l.prepare_release(release(5, 0), gaussian(4, 2, 1), SALT, || vec![5]);
     // The crash hit while appending the debit: half a line, no newline.
     let line = l
         .book()
         .plan_debit(
             release(5, 0),
-            gaussian(2, 2, 0),
+            gaussian(4, 2, 1),
             vector_digest(&Digest::from_bytes(SALT), &[5]),
             &key("a"),
         )
@@ -206,7 +206,7 @@ fn a_torn_last_line_is_refused_and_repairable() {
     fs::write(&path, &intact).unwrap();
     let mut l = open(tmp.path());
     let r = l
-        .prepare_release(release(5, 0), gaussian(2, 2, 0), SALT, never)
+        .prepare_release(release(5, 0), gaussian(4, 2, 1), SALT, never)
         .unwrap();
     assert_eq!(r.noisy_vector(), &[5]);
 }
@@ -214,7 +214,7 @@ fn a_torn_last_line_is_refused_and_repairable() {
 #[test]
 fn tampering_and_lost_caches_are_reported() {
     let (tmp, mut l) = fresh("1/1");
-    l.prepare_release(release(6, 0), gaussian(2, 2, 0), SALT, || vec![6])
+    l.prepare_release(release(6, 0), gaussian(4, 2, 1), SALT, || vec![6])
         .unwrap();
     let path = l.path().to_owned();
     drop(l);
@@ -239,12 +239,12 @@ fn tampering_and_lost_caches_are_reported() {
     fs::write(&cache, "{}").unwrap();
     let mut l = open(tmp.path());
     let err = l
-        .prepare_release(release(6, 0), gaussian(2, 2, 0), SALT, never)
+        .prepare_release(release(6, 0), gaussian(4, 2, 1), SALT, never)
         .unwrap_err();
     assert!(matches!(err, StoreError::CacheCorrupt { .. }), "{err:?}");
     fs::remove_file(&cache).unwrap();
     let err = l
-        .prepare_release(release(6, 0), gaussian(2, 2, 0), SALT, never)
+        .prepare_release(release(6, 0), gaussian(4, 2, 1), SALT, never)
         .unwrap_err();
     assert!(matches!(err, StoreError::CacheMissing { .. }), "{err:?}");
 }

@@ -54,7 +54,7 @@ pub(crate) fn release(job: u64, round: u32) -> ReleaseId {
     }
 }
 
-/// rho = 1 / (2 * sigma_sq_node * (n_min - c)); with (1, 2, 2, 0): 1/8.
+/// rho = 1 / (2 * sigma_sq_node * (n_min - c)); with (4, 2, 1): 1/8.
 pub(crate) fn gaussian(sigma_sq_node: u64, n_min: u32, colluders: u32) -> MechanismRecord {
     let g = DiscreteGaussian::new(
         Sensitivity {

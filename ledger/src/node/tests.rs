@@ -17,13 +17,13 @@ fn debits_add_up_exactly_and_stop_at_the_cap() {
     let (mut book, _) = book_with_cap("1/4");
     for round in 0..2 {
         let e = book
-            .plan_debit(release(1, round), gaussian(2, 2, 0), Digest::ZERO, &k)
+            .plan_debit(release(1, round), gaussian(4, 2, 1), Digest::ZERO, &k)
             .unwrap();
         book.commit(&e).unwrap();
     }
     assert_eq!(book.periods()[0].spent, "1/4".parse().unwrap());
     let err = book
-        .check_debit(&release(1, 2), &gaussian(2, 2, 0))
+        .check_debit(&release(1, 2), &gaussian(4, 2, 1))
         .unwrap_err();
     assert_eq!(
         err,
@@ -46,7 +46,7 @@ fn debits_add_up_exactly_and_stop_at_the_cap() {
         .plan_budget(Period::new("2026-12").unwrap(), "1/8".parse().unwrap(), &k)
         .unwrap();
     book.commit(&p).unwrap();
-    assert!(book.check_debit(&release(1, 2), &gaussian(2, 2, 0)).is_ok());
+    assert!(book.check_debit(&release(1, 2), &gaussian(4, 2, 1)).is_ok());
     let again = book.plan_budget(Period::new("2026-11").unwrap(), "1/1".parse().unwrap(), &k);
     assert!(matches!(again, Err(BudgetError::PeriodReused(_))));
 }
@@ -67,7 +67,7 @@ fn replay_refuses_rule_breaking_entries() {
     let debit = |seq, prev, rho: &str, r| {
         let body = NodeBody::Debit {
             release: release(1, r),
-            mechanism: gaussian(2, 2, 0),
+            mechanism: gaussian(4, 2, 1),
             rho: rho.parse().unwrap(),
             vector_digest: Digest::ZERO,
         };
@@ -124,7 +124,7 @@ fn headroom_covers_the_release_and_the_rest_of_its_job() {
     let k = key("a");
     let (mut book, _) = book_with_cap("1/2");
     let e = book
-        .plan_debit(release(1, 0), gaussian(2, 2, 0), Digest::ZERO, &k)
+        .plan_debit(release(1, 0), gaussian(4, 2, 1), Digest::ZERO, &k)
         .unwrap();
     book.commit(&e).unwrap();
     // Spent 1/8 of 1/2: 1/8 now plus 1/4 later fits exactly; 1/8 plus 1/4 + 1/100 does not.
@@ -141,7 +141,7 @@ fn headroom_covers_the_release_and_the_rest_of_its_job() {
     );
 }
 
-/// Debits 1/2 each (sigma^2 1/2 at n_min 2: rho = 1 / (2 * 1/2 * 2) = 1/2) in `book`.
+/// Debits 1/2 each (sigma^2 1 at n_min 2, one colluder: rho = 1 / (2 * 1 * 1) = 1/2) in `book`.
 fn debit_halves(book: &mut NodeBook, job: u64, count: u32) {
     let k = key("a");
     let half = crate::mechanism::MechanismRecord::DistributedDiscreteGaussian(
@@ -151,9 +151,9 @@ fn debit_halves(book: &mut NodeBook, job: u64, count: u32) {
                 l1: "1".parse().unwrap(),
             },
             3,
-            "1/2".parse().unwrap(),
+            "1".parse().unwrap(),
             2,
-            0,
+            1,
         )
         .unwrap(),
     );
@@ -199,7 +199,7 @@ fn debits_beyond_the_lifetime_cap_are_refused() {
     debit_halves(&mut book, 2, 1);
     assert_eq!(book.cumulative(), &"5/2".parse::<Rho>().unwrap());
     let err = book
-        .check_debit(&release(3, 0), &gaussian(2, 2, 0))
+        .check_debit(&release(3, 0), &gaussian(4, 2, 1))
         .unwrap_err();
     assert_eq!(
         err,
@@ -219,7 +219,7 @@ fn debits_beyond_the_lifetime_cap_are_refused() {
         Err(BudgetError::LifetimeCapExceeded { .. })
     ));
     assert!(
-        book.plan_debit(release(3, 0), gaussian(2, 2, 0), Digest::ZERO, &k)
+        book.plan_debit(release(3, 0), gaussian(4, 2, 1), Digest::ZERO, &k)
             .is_err()
     );
     // A cap is lowered or restated, never raised.
