@@ -67,7 +67,8 @@ enum Event {
 }
 
 enum Outgoing {
-    Send(JobId, RoundId, Body),
+    /// Boxed: a round announcement is far larger than a close.
+    Send(JobId, RoundId, Box<Body>),
     Close(ErrorCode, String),
 }
 
@@ -323,7 +324,11 @@ async fn core_loop(
                     round,
                     body,
                 } => {
-                    deliver(&mut writers, conn, Outgoing::Send(job, round, body));
+                    deliver(
+                        &mut writers,
+                        conn,
+                        Outgoing::Send(job, round, Box::new(body)),
+                    );
                 }
                 Output::Close { conn, code, detail } => {
                     deliver(&mut writers, conn, Outgoing::Close(code, detail));
@@ -360,7 +365,7 @@ async fn core_loop(
                                     deliver(
                                         &mut writers,
                                         conn,
-                                        Outgoing::Send(job, RoundId(0), body),
+                                        Outgoing::Send(job, RoundId(0), Box::new(body)),
                                     );
                                 }
                             }
@@ -376,7 +381,11 @@ async fn core_loop(
                     };
                     if let Some(conn) = analyst {
                         let body = Body::Outcome(outcome.clone());
-                        deliver(&mut writers, conn, Outgoing::Send(job, RoundId(0), body));
+                        deliver(
+                            &mut writers,
+                            conn,
+                            Outgoing::Send(job, RoundId(0), Box::new(body)),
+                        );
                     }
                     if let Requester::Local(ticket) = requester
                         && let Some(reply) = waiting.remove(&ticket)
@@ -549,7 +558,7 @@ async fn handle_connection(
         while let Some(msg) = rx.recv().await {
             match msg {
                 Outgoing::Send(job, round, body) => {
-                    if writer.send(job, round, body).await.is_err() {
+                    if writer.send(job, round, *body).await.is_err() {
                         break;
                     }
                 }

@@ -101,6 +101,16 @@ const RATE_LIMIT: &str = "<p class=\"rate-limit\">A period cap is a rate limit, 
      bound: each node's cap starts again every period while the same customers are released \
      again, so what a customer has lost is the sum over all periods.</p>";
 
+/// What the guarantee rests on, in plain words (docs/PRIVACY.md, "The guarantee").
+const WHO_SEES_WHAT: &str = "<p class=\"who-sees-what\">Who sees what: the coordinator only ever \
+     sees the sum of at least the required number of nodes, each node's contribution masked and \
+     noised; the noise that protects a figure is counted only from the nodes assumed honest, at \
+     least one node being assumed to collude (every node receives the figures and knows its own \
+     noise). Every node checked each release against its own floor (assumed colluders, the most \
+     it spends per release, per job and per analyst) and paid for it in its own signed ledger \
+     before anything left it; the ledgers record the query, the job and the analyst of every \
+     release, and an auditor can recompute every cost from them.</p>";
+
 /// The privacy cost and the releases.
 pub(super) fn privacy(out: &mut String, r: &ProfileReport) {
     let p = &r.privacy;
@@ -152,6 +162,7 @@ pub(super) fn privacy(out: &mut String, r: &ProfileReport) {
         );
     }
     out.push_str(RATE_LIMIT);
+    out.push_str(WHO_SEES_WHAT);
     if p.releases.is_empty() {
         empty(out, "No release is recorded for this job.");
     } else {

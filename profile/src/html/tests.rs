@@ -174,7 +174,9 @@ fn numbers_are_formatted() {
     );
     assert!(privacy.contains("bank-south ρ = 9.75"), "{privacy}");
     assert!(
-        privacy.contains("A period cap is a rate limit, not a lifetime bound"),
+        privacy.contains("A period cap is a rate limit, not a lifetime bound")
+            && privacy.contains("Who sees what")
+            && privacy.contains("its own floor"),
         "{privacy}"
     );
     let budgets = text_of(section(&html, "budgets"));
