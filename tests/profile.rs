@@ -86,9 +86,15 @@ async fn a_federated_profile_with_a_huge_budget_equals_the_pooled_computation() 
         raise(n, "cap_rho = \"2/1\"", "cap_rho = \"40000/1\"");
         // Every limit of the node's floor, raised with the cap (a huge budget is the point).
         for (from, to) in [
-            ("max_rho_per_release = \"1/2\"", "max_rho_per_release = \"40000/1\""),
+            (
+                "max_rho_per_release = \"1/2\"",
+                "max_rho_per_release = \"40000/1\"",
+            ),
             ("max_rho_per_job = \"1/1\"", "max_rho_per_job = \"40000/1\""),
-            ("max_rho_per_analyst = \"2/1\"", "max_rho_per_analyst = \"40000/1\""),
+            (
+                "max_rho_per_analyst = \"2/1\"",
+                "max_rho_per_analyst = \"40000/1\"",
+            ),
         ] {
             raise(n, from, to);
         }
