@@ -1,7 +1,7 @@
 //! What every release shares, whatever its kind: the honest noise shares it counts on, the
 //! denominator ledgers round rho up to, and why parameters are refused. Feature queries
 //! (`crate::query`) are the only kind of release; the planner and loss of the retired
-//! `TransactionTotals` kind live on, for old ledgers only, in `crate::legacy`.
+//! transaction-totals kind live on, for old ledgers only, in `crate::legacy`.
 
 use std::num::NonZeroU32;
 
