@@ -117,6 +117,47 @@ async fn coordinator_and_three_nodes_release_noisy_totals_through_secure_aggrega
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analyst_cli_asks_for_totals_as_a_feature_query_and_prints_them_decoded() {
+    let mut fed = TestFed::start(policy(2, 30), data).await;
+    let _nodes: Vec<_> = common::NODES.iter().map(|n| fed.start_node(n)).collect();
+    fed.wait_for(3).await;
+    let config = fed.analyst_config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("\"127.0.0.1:1\"", &format!("\"{}\"", fed.addr));
+    std::fs::write(&config, text).unwrap();
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fedprof"))
+            .args(["job", "submit", "--config"])
+            .arg(&config)
+            .args(["--as-of", "2026-06-30", "--max-rows", "10"])
+            .args(["--max-amount-minor", "20000"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    println!("{stdout}");
+    assert!(
+        stdout.contains("Job features released: 3 contributing node(s): a, b, c"),
+        "{stdout}"
+    );
+    for line in [
+        "customers",
+        "transactions",
+        "total amount",
+        "at most 10 transactions",
+    ] {
+        assert!(stdout.contains(line), "{line} in {stdout}");
+    }
+    fed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_one_killed_after_sharing_keys_the_others_are_released() {
     let names = ["a", "b", "c", "d", "e"];
     let mut fed = TestFed::start_with(&names, policy(2, 30), |n| {
