@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use fedprof_config::ConfigFile;
-use fedprof_protocol::{Body, JobId, JobOutcome, JobSpec, RoundId};
+use fedprof_protocol::query::{FeatureQuery, MAX_SCALE, NumericFeature, QueryPart, Segmenter};
+use fedprof_protocol::{Body, Fraction, JobId, JobOutcome, JobSpec, RoundId};
 use fedprof_transport::{
     ClientLimits, Credentials, DialTarget, TlsFiles, client_endpoint, close_code, connect,
 };
@@ -109,4 +110,92 @@ pub async fn submit_profile(a: &crate::cli::SubmitArgs) -> Result<String> {
     let paths = crate::profile_job::write_outputs(&out, &report, &model)?;
     progress.finish();
     Ok(crate::report::profile_summary(&report, &paths))
+}
+
+/// The public bounds and budget of `fedprof job submit` without a job spec: the transaction
+/// totals, asked as one feature query over every customer (docs/PRIVACY.md, "Totals").
+#[derive(Debug, Clone, clap::Args)]
+pub struct TotalsArgs {
+    /// Transactions of one customer that count (further ones are left out of the count).
+    #[arg(long, default_value_t = 100, value_name = "R")]
+    pub max_rows: i64,
+    /// A customer's total amount is clipped below at this many minor units (negative amounts
+    /// are quarantined by the nodes' cleaning, so 0 loses nothing).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "MINOR",
+        allow_negative_numbers = true
+    )]
+    pub min_amount_minor: i64,
+    /// A customer's total amount is clipped above at this many minor units (default 1000000,
+    /// 10,000.00 in a currency with cents).
+    #[arg(long, default_value_t = 1_000_000, value_name = "MINOR")]
+    pub max_amount_minor: i64,
+    /// Decimal places of the minor unit, for printing the amount.
+    #[arg(long, default_value_t = 2)]
+    pub amount_decimals: u8,
+    /// The date the nodes compute their customers as of, `YYYY-MM-DD` (default: today, UTC;
+    /// later rows are quarantined).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Fixed-point scale of each customer's coordinates (at most 2^20, the default): a bound
+    /// of width W is resolved to W / scale per customer.
+    #[arg(long, default_value_t = MAX_SCALE)]
+    pub scale: u32,
+    /// The zCDP loss (rho, exact) the release may cost each node; the coordinator refuses more
+    /// than its per-job cap (default 1/2).
+    #[arg(long, default_value = "1/2", value_name = "RHO")]
+    pub rho: fedprof_privacy::Rho,
+}
+
+/// The transaction-totals feature query `args` describe: every customer in one segment, parts
+/// `[Count, Numeric{TxnCount, 0, R}, Numeric{MonetaryTotal, lo, hi}]`, `args.rho` as budget,
+/// no reserve, and a new one-release profiling job. Checked as the nodes will check it.
+pub fn totals_query(args: &TotalsArgs) -> Result<FeatureQuery> {
+    let as_of = match &args.as_of {
+        Some(d) => d.clone(),
+        None => {
+            let today = time::OffsetDateTime::now_utc().date();
+            format!(
+                "{:04}-{:02}-{:02}",
+                today.year(),
+                u8::from(today.month()),
+                today.day()
+            )
+        }
+    };
+    let budget = match (
+        u64::try_from(args.rho.numer()),
+        u64::try_from(args.rho.denom()),
+    ) {
+        (Ok(numer), Ok(denom)) if numer > 0 => Fraction { numer, denom },
+        _ => bail!("--rho must be a positive fraction of 64-bit integers"),
+    };
+    let query = FeatureQuery {
+        label: "totals".into(),
+        as_of,
+        scale: args.scale,
+        segmenter: Segmenter::All,
+        parts: vec![
+            QueryPart::Count,
+            QueryPart::Numeric {
+                feature: NumericFeature::TxnCount,
+                lo: 0,
+                hi: args.max_rows,
+            },
+            QueryPart::Numeric {
+                feature: NumericFeature::MonetaryTotal,
+                lo: args.min_amount_minor,
+                hi: args.max_amount_minor,
+            },
+        ],
+        budget,
+        reserve: Fraction { numer: 0, denom: 1 },
+        job: None,
+    };
+    query
+        .validate()
+        .map_err(|e| anyhow::anyhow!("totals query: {e}"))?;
+    Ok(query)
 }

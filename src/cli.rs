@@ -126,8 +126,11 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// The kind of job (when no job spec is given).
-    #[arg(long, value_enum, default_value_t = JobKind::TransactionTotals)]
+    #[arg(long, value_enum, default_value_t = JobKind::Totals)]
     pub kind: JobKind,
+    /// Bounds and budget of the totals query (when no job spec is given).
+    #[command(flatten)]
+    pub totals: analyst::TotalsArgs,
     /// A profiling job spec (TOML, docs/job.sample.toml): run it release by release.
     #[arg(value_name = "JOB.toml")]
     pub job: Option<PathBuf>,
@@ -143,8 +146,10 @@ pub struct SubmitArgs {
 /// Job kinds selectable on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum JobKind {
-    /// Distinct customers, transactions and total amount over every node.
-    TransactionTotals,
+    /// Customers, transactions and total amount over every node: a feature query with public
+    /// per-customer bounds (`--max-rows`, `--min-amount-minor`, `--max-amount-minor`).
+    #[value(alias = "transaction-totals")]
+    Totals,
 }
 
 impl Command {
@@ -231,11 +236,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Job(JobCommand::Submit(a)) => {
             let config = analyst::AnalystConfig::load(&a.config)?;
             let spec = match a.kind {
-                JobKind::TransactionTotals => JobSpec::TransactionTotals,
+                JobKind::Totals => JobSpec::Features(Box::new(analyst::totals_query(&a.totals)?)),
             };
             let outcome =
                 analyst::submit(&config, spec, Duration::from_secs(a.timeout_secs)).await?;
-            print_stdout(&report::render_outcome(&outcome, 2));
+            print_stdout(&report::render_outcome(&outcome, a.totals.amount_decimals));
             if let JobOutcome::Aborted { reason, .. } = outcome {
                 anyhow::bail!("job aborted: {reason}");
             }

@@ -218,9 +218,6 @@ fn coordinator_toml(federation: &str, listen: &str, rel: &str) -> String {
          [privacy]\n\
          # Most zCDP loss (exact rho) one job may cost each node; noise is sized to fit it.\n\
          rho_per_job = \"1/2\"\n\
-         # Each customer counts for at most this many rows, and this amount (minor units).\n\
-         max_rows_per_customer = 100\n\
-         max_abs_amount_minor = 1000000\n\
          # Nodes assumed to collude with the coordinator: at least 1 (every node receives the\n\
          # result and knows its own noise), below rounds.min_nodes and below each round's\n\
          # secure-aggregation threshold.\n\

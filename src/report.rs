@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use fedprof_protocol::query::{NumericFeature, QueryPart, Segmenter};
 use fedprof_protocol::{JobOutcome, JobResult, JobSpec, NodeFailure};
 
 /// Formats minor units with `decimals` places: `-123` with 2 gives `-1.23`.
@@ -69,45 +70,9 @@ pub fn render_outcome(outcome: &JobOutcome, amount_decimals: u8) -> String {
             );
             let values = released_values(result);
             let sd = noise_sd(result);
-            match (&result.spec, values.as_slice(), sd.as_slice()) {
-                (JobSpec::TransactionTotals, [customers, rows, amount], [sd_c, sd_r, sd_a]) => {
-                    let count = |v: i64| {
-                        let sign = if v < 0 { "-" } else { "" };
-                        format!("{sign}{}", group_thousands(u128::from(v.unsigned_abs())))
-                    };
-                    let ci = |sd: f64| format!("{:.0}", 1.96 * sd);
-                    let money_ci =
-                        |sd: f64| format_minor((1.96 * sd).round() as i64, amount_decimals);
-                    let rows = [
-                        [
-                            "customers (summed over nodes)".to_owned(),
-                            count(*customers),
-                            ci(*sd_c),
-                        ],
-                        ["transactions".to_owned(), count(*rows), ci(*sd_r)],
-                        [
-                            "total amount".to_owned(),
-                            format_minor(*amount, amount_decimals),
-                            money_ci(*sd_a),
-                        ],
-                    ];
-                    out.push_str(&table(
-                        &["measure", "released (noisy)", "+/- 95% (noise)"],
-                        &rows,
-                    ));
-                    let _ = writeln!(
-                        out,
-                        "Each customer counts for at most {} transactions and +/- {} of amount; \
-                         every node added discrete Gaussian noise, so the figures are exact sums \
-                         plus noise of the spread shown.",
-                        result.release.max_rows_per_customer,
-                        format_minor(
-                            i64::try_from(result.release.max_abs_amount_minor).unwrap_or(i64::MAX),
-                            amount_decimals
-                        ),
-                    );
-                }
-                _ => {
+            match totals_bounds(&result.spec) {
+                Some(bounds) => render_totals(&mut out, &bounds, &values, &sd, amount_decimals),
+                None => {
                     let _ = writeln!(out, "values: {values:?}");
                 }
             }
@@ -119,6 +84,100 @@ pub fn render_outcome(outcome: &JobOutcome, amount_decimals: u8) -> String {
         }
     }
     out
+}
+
+/// The public bounds of a transaction-totals query (`fedprof job submit` without a job spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotalsBounds {
+    /// Fixed-point scale of the query.
+    pub scale: u32,
+    /// Transactions of one customer that count.
+    pub max_rows: i64,
+    /// Clipping of a customer's total amount, in minor units.
+    pub amount: (i64, i64),
+}
+
+/// The bounds of `spec` when it is a totals query: every customer in one segment, parts
+/// `[Count, Numeric{TxnCount, 0, R}, Numeric{MonetaryTotal, lo, hi}]`.
+pub fn totals_bounds(spec: &JobSpec) -> Option<TotalsBounds> {
+    let JobSpec::Features(q) = spec;
+    match (&q.segmenter, q.parts.as_slice()) {
+        (
+            Segmenter::All,
+            [
+                QueryPart::Count,
+                QueryPart::Numeric {
+                    feature: NumericFeature::TxnCount,
+                    lo: 0,
+                    hi: rows,
+                },
+                QueryPart::Numeric {
+                    feature: NumericFeature::MonetaryTotal,
+                    lo,
+                    hi,
+                },
+            ],
+        ) => Some(TotalsBounds {
+            scale: q.scale,
+            max_rows: *rows,
+            amount: (*lo, *hi),
+        }),
+        _ => None,
+    }
+}
+
+/// A `Numeric` sum decoded into feature units, with its 95% noise half-width: each customer
+/// contributed `scale * (x - lo) / (hi - lo)`, so the sum of `x` over `n` customers is
+/// `n lo + (hi - lo) value / scale`. `n` is the released count (`count / scale`), so its noise
+/// enters through `lo`; both coordinates carry independent noise of the same `sd`.
+pub fn decode_numeric(
+    count: i64,
+    value: i64,
+    (lo, hi): (i64, i64),
+    scale: u32,
+    sd: f64,
+) -> (f64, f64) {
+    let scale = f64::from(scale.max(1));
+    let (lo, width) = (lo as f64, (hi as f64 - lo as f64));
+    let estimate = count as f64 / scale * lo + width * value as f64 / scale;
+    let spread = sd / scale * (width * width + lo * lo).sqrt();
+    (estimate, 1.96 * spread)
+}
+
+/// The totals table: customers, transactions and amount, decoded into feature units.
+fn render_totals(out: &mut String, b: &TotalsBounds, values: &[i64], sd: &[f64], decimals: u8) {
+    let ([count, rows, amount, ..], [sd, ..]) = (values, sd) else {
+        let _ = writeln!(out, "values: {values:?}");
+        return;
+    };
+    let whole = |v: f64| {
+        let r = v.round();
+        let sign = if r < 0.0 { "-" } else { "" };
+        format!("{sign}{}", group_thousands(r.abs() as u128))
+    };
+    let money = |v: f64| format_minor(v.round() as i64, decimals);
+    let (customers, ci_c) = decode_numeric(0, *count, (0, 1), b.scale, *sd);
+    let (txns, ci_r) = decode_numeric(*count, *rows, (0, b.max_rows), b.scale, *sd);
+    let (total, ci_a) = decode_numeric(*count, *amount, b.amount, b.scale, *sd);
+    let table_rows = [
+        ["customers".to_owned(), whole(customers), whole(ci_c)],
+        ["transactions".to_owned(), whole(txns), whole(ci_r)],
+        ["total amount".to_owned(), money(total), money(ci_a)],
+    ];
+    out.push_str(&table(
+        &["measure", "released (noisy)", "+/- 95% (noise)"],
+        &table_rows,
+    ));
+    let _ = writeln!(
+        out,
+        "Each customer counts once (ids normalized as in every feature), for at most {} \
+         transactions and an amount clipped to [{}, {}]; rows the nodes could not use are \
+         quarantined there. Every node added discrete Gaussian noise, so the figures are exact \
+         sums plus noise of the spread shown.",
+        b.max_rows,
+        format_minor(b.amount.0, decimals),
+        format_minor(b.amount.1, decimals),
+    );
 }
 
 fn render_failures(out: &mut String, failures: &[NodeFailure]) {
@@ -240,6 +299,18 @@ mod tests {
         assert_eq!(format_minor(5, 2), "0.05");
         assert_eq!(format_minor(i64::MIN, 2), "-92,233,720,368,547,758.08");
         assert_eq!(format_minor(1000, 0), "1,000");
+    }
+
+    #[test]
+    fn numeric_sums_decode_into_feature_units() {
+        // 10 customers at scale 1000: count 10000; amounts in [0, 2000] summing to 5000 are
+        // 5000 * 1000 / 2000 = 2500 scaled units.
+        let (total, ci) = decode_numeric(10_000, 2_500, (0, 2_000), 1_000, 10.0);
+        assert!((total - 5_000.0).abs() < 1e-9, "{total}");
+        assert!((ci - 1.96 * 10.0 * 2.0).abs() < 1e-9, "{ci}");
+        // With lo = -100 the count's n * lo enters: 10 * -100 + 200 * 500 / 1000 = -900.
+        let (total, _) = decode_numeric(10_000, 500, (-100, 100), 1_000, 10.0);
+        assert!((total + 900.0).abs() < 1e-9, "{total}");
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn c1_a_job_file_with_repeated_channels_is_refused_before_any_node_debits() {
     edit(
         &p.job_path,
         r#"channels = ["branch", "online", "mobile", "atm"]"#,
-        &format!("channels = [{}]", vec![r#""online""#; 8].join(", ")),
+        &format!("channels = [{}]", [r#""online""#; 8].join(", ")),
     );
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fedprof"));
     cmd.arg("local");
@@ -269,12 +269,11 @@ async fn m1_an_analyst_cannot_split_a_job_past_its_quota_or_its_total() {
         .unwrap();
     // A job declaring 1/10 now and 1/10 later.
     let mut first = query(&p, QueryPart::Count, (1, 10), None);
-    if let JobSpec::Features(q) = &mut first {
-        q.reserve = Fraction {
-            numer: 1,
-            denom: 10,
-        };
-    }
+    let JobSpec::Features(q) = &mut first;
+    q.reserve = Fraction {
+        numer: 1,
+        denom: 10,
+    };
     let JobOutcome::Completed { result, .. } = analyst_submits(&p, first).await else {
         panic!("the first release was refused")
     };

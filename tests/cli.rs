@@ -87,7 +87,13 @@ fn help_lists_every_command_and_each_command_documents_its_options() {
         (&["node", "--help"], &["--config <FILE>", "reconnects"]),
         (
             &["job", "submit", "--help"],
-            &["--config <FILE>", "--kind", "transaction-totals"],
+            &[
+                "--config <FILE>",
+                "--kind",
+                "totals",
+                "--max-rows",
+                "--rho <RHO>",
+            ],
         ),
     ] {
         let o = fedprof(args);

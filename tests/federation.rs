@@ -12,9 +12,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestFed, policy, transactions};
+use common::{DAY, TestFed, policy, totals_spec, transactions};
 use fedprof::analyst::{AnalystConfig, submit};
-use fedprof::report::{noise_sd, released_values};
+use fedprof::report::{decode_numeric, noise_sd, released_values, render_outcome, totals_bounds};
 use fedprof_protocol::{
     Body, ErrorCode, FrameDecoder, FrameLimit, JobId, JobOutcome, JobSpec, Register, Role, RoundId,
 };
@@ -26,43 +26,63 @@ fn data(name: &str) -> String {
     match name {
         "a" => transactions(10, 100, 125),
         "b" => transactions(20, 50, 300),
-        // A refund makes the sum exercise negative values in Z_2^64.
-        _ => "customer_id,amount\nc1,0.99\nc2,-10.00\nc1,4.01\n".into(),
+        // A refund is quarantined at the node (negative_amount): c2 has no usable row.
+        _ => format!(
+            "customer_id,date,amount,txn_id\nc1,{DAY},0.99,t1\nc2,{DAY},-10.00,t2\nc1,{DAY},4.01,t3\n"
+        ),
     }
 }
 
-const EXPECTED: [i64; 3] = [10 + 20 + 2, 100 + 50 + 3, 12_500 + 15_000 - 500];
+/// Customers, transactions and amount (minor units) of `data`.
+const EXPECTED: [f64; 3] = [
+    10.0 + 20.0 + 1.0,
+    100.0 + 50.0 + 2.0,
+    12_500.0 + 15_000.0 + 500.0,
+];
 
-/// The released vector, the contributors, the failures (node, reason) and the noise standard
-/// deviations of a completed job.
-type Completed = (Vec<i64>, Vec<String>, Vec<(String, String)>, Vec<f64>);
+/// The released totals decoded into feature units (customers, transactions, minor units), the
+/// contributors, the failures (node, reason) and each figure's noise standard deviation.
+type Completed = (Vec<f64>, Vec<String>, Vec<(String, String)>, Vec<f64>);
 
 fn completed(outcome: &JobOutcome) -> Completed {
     let JobOutcome::Completed { result, failures } = outcome else {
         panic!("aborted: {outcome:?}")
     };
+    let b = totals_bounds(&result.spec).expect("a totals query");
+    let (v, sd) = (released_values(result), noise_sd(result)[0]);
+    assert!(sd >= 2.0, "every node adds noise of sd >= 2: {sd}");
+    let decoded = [
+        decode_numeric(0, v[0], (0, 1), b.scale, sd),
+        decode_numeric(v[0], v[1], (0, b.max_rows), b.scale, sd),
+        decode_numeric(v[0], v[2], b.amount, b.scale, sd),
+    ];
     (
-        released_values(result),
+        decoded.iter().map(|d| d.0).collect(),
         result.contributors.iter().map(|n| n.to_string()).collect(),
         failures
             .iter()
             .map(|f| (f.node.to_string(), f.reason.clone()))
             .collect(),
-        noise_sd(result),
+        decoded.iter().map(|d| d.1 / 1.96).collect(),
     )
 }
 
 /// Every released figure is the true (clipped) sum plus noise of the announced spread: within
-/// 6 standard deviations (a false failure has probability below 1e-8 per figure).
-fn assert_within_noise(released: &[i64], truth: &[i64], sd: &[f64]) {
+/// 6 standard deviations (a false failure has probability below 1e-8 per figure), plus one
+/// unit for the fixed-point rounding of each customer's coordinates.
+fn assert_within_noise(released: &[f64], truth: &[f64], sd: &[f64]) {
     assert_eq!(released.len(), truth.len());
     for ((got, want), sd) in released.iter().zip(truth).zip(sd) {
-        assert!(*sd >= 2.0, "every node adds noise of sd >= 2: {sd}");
         assert!(
-            ((got - want) as f64).abs() <= 6.0 * sd,
+            (got - want).abs() <= 6.0 * sd + 1.0,
             "released {got}, true {want}, noise sd {sd}"
         );
     }
+}
+
+/// The totals query at the coordinator's default per-job cap.
+fn totals() -> JobSpec {
+    totals_spec("1/2")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +91,7 @@ async fn coordinator_and_three_nodes_release_noisy_totals_through_secure_aggrega
     let nodes: Vec<_> = common::NODES.iter().map(|n| fed.start_node(n)).collect();
     fed.wait_for(3).await;
 
-    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals))
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(totals()))
         .await
         .unwrap()
         .unwrap();
@@ -83,9 +103,7 @@ async fn coordinator_and_three_nodes_release_noisy_totals_through_secure_aggrega
     // The same job submitted by the analyst over the network.
     let mut analyst = AnalystConfig::load(&fed.analyst_config()).unwrap();
     analyst.coordinator = DialTarget::parse(&fed.addr.to_string()).unwrap();
-    let outcome = submit(&analyst, JobSpec::TransactionTotals, T)
-        .await
-        .unwrap();
+    let outcome = submit(&analyst, totals(), T).await.unwrap();
     let (values, _, _, sd) = completed(&outcome);
     assert_within_noise(&values, &EXPECTED, &sd);
 
@@ -96,6 +114,47 @@ async fn coordinator_and_three_nodes_release_noisy_totals_through_secure_aggrega
             .expect("node did not stop")
             .unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analyst_cli_asks_for_totals_as_a_feature_query_and_prints_them_decoded() {
+    let mut fed = TestFed::start(policy(2, 30), data).await;
+    let _nodes: Vec<_> = common::NODES.iter().map(|n| fed.start_node(n)).collect();
+    fed.wait_for(3).await;
+    let config = fed.analyst_config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("\"127.0.0.1:1\"", &format!("\"{}\"", fed.addr));
+    std::fs::write(&config, text).unwrap();
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fedprof"))
+            .args(["job", "submit", "--config"])
+            .arg(&config)
+            .args(["--as-of", "2026-06-30", "--max-rows", "10"])
+            .args(["--max-amount-minor", "20000"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    println!("{stdout}");
+    assert!(
+        stdout.contains("Job features released: 3 contributing node(s): a, b, c"),
+        "{stdout}"
+    );
+    for line in [
+        "customers",
+        "transactions",
+        "total amount",
+        "at most 10 transactions",
+    ] {
+        assert!(stdout.contains(line), "{line} in {stdout}");
+    }
+    fed.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +179,7 @@ async fn five_nodes_one_killed_after_sharing_keys_the_others_are_released() {
     );
     fed.wait_for(5).await;
     let handle = fed.handle.clone();
-    let job = tokio::spawn(async move { handle.run_job(JobSpec::TransactionTotals).await });
+    let job = tokio::spawn(async move { handle.run_job(totals()).await });
     // Keys and shares go round in milliseconds on loopback; then e is stuck on its data.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!job.is_finished(), "the round waits for e's masked input");
@@ -140,10 +199,10 @@ async fn five_nodes_one_killed_after_sharing_keys_the_others_are_released() {
         failures[0].1
     );
     // a..d: 4 customers and 8 rows each; 8 rows of 1.00 x (1..4) each.
-    let truth = [16, 32, 8 * 100 * (1 + 2 + 3 + 4)];
+    let truth = [16.0, 32.0, 8.0 * 100.0 * f64::from(1 + 2 + 3 + 4)];
     assert_within_noise(&values, &truth, &sd);
     // The coordinator keeps serving: the next job runs over the four nodes still there.
-    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals))
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(totals()))
         .await
         .unwrap()
         .unwrap();
@@ -157,10 +216,12 @@ async fn five_nodes_one_killed_after_sharing_keys_the_others_are_released() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_with_bad_data_refuses_with_a_located_reason_and_no_value() {
+async fn a_malformed_row_is_quarantined_not_a_refusal_with_its_line() {
+    // H6(b): one bad amount used to make node c refuse with "transactions.csv:3"; now the row
+    // is quarantined at c and c contributes like every other node.
     let mut fed = TestFed::start(policy(2, 30), |n| {
         if n == "c" {
-            "customer_id,amount\nc1,1.00\nsecret-id,12x\n".into()
+            format!("customer_id,date,amount,txn_id\nc1,{DAY},1.00,t1\nsecret-id,{DAY},12x,t2\n")
         } else {
             data(n)
         }
@@ -168,27 +229,49 @@ async fn a_node_with_bad_data_refuses_with_a_located_reason_and_no_value() {
     .await;
     let _nodes: Vec<_> = common::NODES.iter().map(|n| fed.start_node(n)).collect();
     fed.wait_for(3).await;
-    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals))
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(totals()))
         .await
         .unwrap()
         .unwrap();
     let (values, contributors, failures, sd) = completed(&outcome);
-    assert_eq!(contributors, ["a", "b"]);
-    assert_within_noise(&values, &[30, 150, 27_500], &sd);
-    let (node, reason) = &failures[0];
-    assert_eq!(node, "c");
-    assert!(
-        reason.contains("DataUnavailable") && reason.contains("transactions.csv:3"),
-        "{reason}"
-    );
-    assert!(
-        !reason.contains("12x") && !reason.contains("secret-id"),
-        "no data in reasons: {reason}"
-    );
-    assert!(
-        !reason.contains(fed.dir.path().to_str().unwrap()),
-        "no local paths: {reason}"
-    );
+    assert_eq!(contributors, ["a", "b", "c"]);
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_within_noise(&values, &[31.0, 151.0, 27_600.0], &sd);
+    let shown = render_outcome(&outcome, 2);
+    for secret in ["transactions.csv", ":3", "12x", "secret-id"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    fed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_padded_upper_case_id_is_the_same_customer_in_the_totals() {
+    // H6(a): " C001 " and "c001" are one customer (ids normalized as in every feature), so
+    // the release counts 1 customer with 3 transactions at c. A huge budget makes the noise a
+    // fraction of a customer, so 1 and 2 are told apart.
+    let mut fed = TestFed::start_generous(policy(2, 30), |n| match n {
+        "c" => format!(
+            "customer_id,date,amount,txn_id\n C001 ,{DAY},1.00,t1\nc001,{DAY},2.00,t2\nC001,{DAY},3.00,t3\n"
+        ),
+        _ => transactions(2, 4, 100),
+    })
+    .await;
+    let _nodes: Vec<_> = common::NODES
+        .iter()
+        .map(|n| fed.start_generous_node(n))
+        .collect();
+    fed.wait_for(3).await;
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(totals_spec("2000/1")))
+        .await
+        .unwrap()
+        .unwrap();
+    let (values, contributors, failures, sd) = completed(&outcome);
+    assert_eq!(contributors, ["a", "b", "c"]);
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(sd[0] < 0.1, "noise sd {} customers", sd[0]);
+    // a and b: 2 customers, 4 rows of 1.00 each; c: one customer, 3 rows, 6.00.
+    assert!((values[0] - 5.0).abs() < 0.5, "customers {}", values[0]);
+    assert!((values[1] - 11.0).abs() < 1.0, "transactions {}", values[1]);
     fed.stop().await;
 }
 
@@ -244,13 +327,13 @@ async fn an_oversize_frame_closes_that_stream_and_the_others_keep_working() {
     assert_eq!(e.code, ErrorCode::FrameTooLarge);
     assert!(e.detail.contains(&len.to_string()), "{}", e.detail);
 
-    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals))
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(totals()))
         .await
         .unwrap()
         .unwrap();
     let (values, contributors, _, sd) = completed(&outcome);
     assert_eq!(contributors, ["a", "b"]);
-    assert_within_noise(&values, &[30, 150, 27_500], &sd);
+    assert_within_noise(&values, &[30.0, 150.0, 27_500.0], &sd);
     fed.stop().await;
 }
 
@@ -259,7 +342,7 @@ async fn too_few_nodes_release_nothing() {
     let mut fed = TestFed::start(policy(3, 30), data).await;
     let _a = fed.start_node("a");
     fed.wait_for(1).await;
-    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals))
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(totals()))
         .await
         .unwrap()
         .unwrap();
@@ -283,7 +366,7 @@ async fn a_node_past_its_budget_refuses_before_anything_leaves_and_audits_clean(
     );
     let _ab = [fed.start_node("a"), fed.start_node("b")];
     fed.wait_for(3).await;
-    let outcome = tokio::time::timeout(T, fed.handle.run_job(JobSpec::TransactionTotals))
+    let outcome = tokio::time::timeout(T, fed.handle.run_job(totals()))
         .await
         .unwrap()
         .unwrap();

@@ -12,6 +12,11 @@
 //!
 //! Sans-IO: ids come from the caller's CSPRNG, the period from the caller's clock.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "a refusal is built at most once per submitted release; boxing it buys nothing"
+)]
+
 use std::collections::BTreeMap;
 
 use fedprof_privacy::Rho;

@@ -94,11 +94,6 @@ fn default_min_cell_size() -> u64 {
 pub struct PrivacyConfig {
     /// Most zCDP loss (rho, exact, e.g. `"1/2"`) one job may cost each node (default 1/2).
     pub rho_per_job: Rho,
-    /// Rows of one customer that count in a release (default 100).
-    pub max_rows_per_customer: u32,
-    /// A customer's total amount is clipped to `[-max, max]` minor units (default 1000000,
-    /// i.e. 10,000.00 in a currency with cents).
-    pub max_abs_amount_minor: u64,
     /// Nodes assumed to collude with the coordinator (default 1); at least 1 (every
     /// contributor receives the result and knows its own noise) and below `rounds.min_nodes`,
     /// since only the others' noise counts. Each round also needs `colluders <= n - t`.
@@ -111,19 +106,31 @@ pub struct PrivacyConfig {
     /// it (optional; default: every node). Recorded in the release ledger: the audit and the
     /// reports print epsilon for a person at that many holders (`K^2 rho` per release).
     pub max_holders_per_person: Option<u32>,
+    /// Removed keys of the retired transaction-totals job, read only to refuse them by name
+    /// with the reason (see [`REMOVED_TOTALS_KEY`]).
+    #[serde(rename = "max_rows_per_customer")]
+    removed_max_rows: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "max_abs_amount_minor")]
+    removed_max_amount: Option<serde::de::IgnoredAny>,
 }
+
+/// Why `[privacy] max_rows_per_customer` and `max_abs_amount_minor` are refused: they bounded
+/// the retired transaction-totals job, whose bounds are now in the query the analyst sends.
+pub const REMOVED_TOTALS_KEY: &str = "was removed: transaction totals are a feature query now, \
+     and the analyst's query carries its own bounds (fedprof job submit --max-rows, \
+     --max-amount-minor); delete the key";
 
 impl Default for PrivacyConfig {
     fn default() -> Self {
         PrivacyConfig {
             rho_per_job: Rho::from_ratio_exact(num_rational::Ratio::new(1u8.into(), 2u8.into())),
-            max_rows_per_customer: 100,
-            max_abs_amount_minor: 1_000_000,
             colluders: 1,
             rho_per_analyst_period: Rho::from_ratio_exact(num_rational::Ratio::from_integer(
                 2u8.into(),
             )),
             max_holders_per_person: None,
+            removed_max_rows: None,
+            removed_max_amount: None,
         }
     }
 }
@@ -133,8 +140,6 @@ impl PrivacyConfig {
     pub fn policy(&self, name: PartyName) -> ReleasePolicy {
         ReleasePolicy {
             rho_per_job: self.rho_per_job.clone(),
-            max_rows_per_customer: self.max_rows_per_customer,
-            max_abs_amount_minor: self.max_abs_amount_minor,
             colluders: self.colluders,
             rho_per_analyst_period: self.rho_per_analyst_period.clone(),
             max_holders_per_person: self.max_holders_per_person,
@@ -214,6 +219,14 @@ impl CoordinatorConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file = ConfigFile::read(path)?;
         let mut config: CoordinatorConfig = file.parse()?;
+        for (key, set) in [
+            ("max_rows_per_customer", &config.privacy.removed_max_rows),
+            ("max_abs_amount_minor", &config.privacy.removed_max_amount),
+        ] {
+            if set.is_some() {
+                return Err(file.error(&format!("privacy.{key}"), REMOVED_TOTALS_KEY));
+            }
+        }
         config.tls.resolve_against(file.dir());
         config.ledger.path = file.resolve(&config.ledger.path);
         for (i, entry) in config.schedule.iter_mut().enumerate() {
@@ -272,6 +285,26 @@ mod tests {
         let policy = RoundPolicy::from(c.rounds);
         assert_eq!(policy.min_nodes, 2);
         assert_eq!(policy.timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn removed_totals_keys_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coordinator.toml");
+        for key in [
+            "max_rows_per_customer = 100",
+            "max_abs_amount_minor = 1000000",
+        ] {
+            let body = format!(
+                "listen = \"127.0.0.1:7300\"\n[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n\
+                 [ledger]\npath = \"l.jsonl\"\n[privacy]\n{key}\n"
+            );
+            std::fs::write(&path, body).unwrap();
+            let e = CoordinatorConfig::load(&path).unwrap_err().to_string();
+            let field = key.split(' ').next().unwrap();
+            assert!(e.contains(&format!("privacy.{field}")), "{e}");
+            assert!(e.contains("was removed") && e.contains(":9"), "{e}");
+        }
     }
 
     #[test]

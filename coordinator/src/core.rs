@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use chacha20::ChaCha20Rng;
 use fedprof_protocol::{
-    Body, Envelope, ErrorCode, Fraction, JobId, JobOutcome, JobSpec, PartyId, PartyName, ProfileId,
+    Body, Envelope, ErrorCode, JobId, JobOutcome, JobSpec, PartyId, PartyName, ProfileId,
     Registered, ReleaseParams, Role, RoundId,
 };
 use rand_core::{Rng as _, SeedableRng as _};
@@ -147,10 +147,6 @@ struct Session {
 pub struct ReleasePolicy {
     /// Most zCDP loss one job may cost each node (the per-job cap).
     pub rho_per_job: Rho,
-    /// Rows of one customer that count.
-    pub max_rows_per_customer: u32,
-    /// A customer's total amount is clipped to `[-max, max]` minor units.
-    pub max_abs_amount_minor: u64,
     /// Nodes assumed to collude with the coordinator.
     pub colluders: u32,
     /// Most zCDP loss the profiling jobs one analyst opens in one period may declare in all.
@@ -352,9 +348,6 @@ impl Coordinator {
                 JobSpec::Features(q) => {
                     fedprof_privacy::query::query_rho(q, &release).map_err(|e| e.to_string())?
                 }
-                JobSpec::TransactionTotals => {
-                    fedprof_privacy::release::totals_rho(&release).map_err(|e| e.to_string())?
-                }
             };
             Ok((release, rho))
         });
@@ -418,20 +411,12 @@ impl Coordinator {
         self.apply(job, effects, now, out);
     }
 
-    /// The profiling job a release of `spec` belongs to: a new one (`job: None`, or a
-    /// transaction-totals job) or the open one it names.
+    /// The profiling job a release of `spec` belongs to: a new one (`job: None`) or the open
+    /// one it names.
     fn profile_of(&mut self, spec: &JobSpec, analyst: &PartyName) -> Result<Charge, String> {
         let p = &self.release;
-        let zero = Fraction { numer: 0, denom: 1 };
         let (job, asked) = match spec {
             JobSpec::Features(q) => (q.job, (q.budget, q.reserve)),
-            JobSpec::TransactionTotals => {
-                let cap = Fraction {
-                    numer: u64::try_from(p.rho_per_job.numer()).unwrap_or(u64::MAX),
-                    denom: u64::try_from(p.rho_per_job.denom()).unwrap_or(u64::MAX),
-                };
-                (None, (cap, zero))
-            }
         };
         match job {
             Some(id) => self.profiles.next(id, analyst, asked),
@@ -477,14 +462,6 @@ impl Coordinator {
     fn plan(&self, spec: &JobSpec, min_contributors: u32) -> Result<ReleaseParams, String> {
         let p = &self.release;
         match spec {
-            JobSpec::TransactionTotals => fedprof_privacy::release::plan_totals(
-                &p.rho_per_job,
-                p.max_rows_per_customer,
-                p.max_abs_amount_minor,
-                min_contributors,
-                p.colluders,
-            )
-            .map_err(|e| e.to_string()),
             JobSpec::Features(q) => {
                 let budget = Rho::from_ratio(q.budget.numer, q.budget.denom)
                     .map_err(|_| "budget: must be a positive fraction".to_owned())?;

@@ -510,9 +510,7 @@ impl Round {
 /// [`fedprof_privacy::encoding::check_overflow`] for a release of `spec` over `nodes` nodes,
 /// at failure probability `2^-40`.
 fn overflow_check(spec: &JobSpec, release: &ReleaseParams, nodes: usize) -> Result<(), String> {
-    let JobSpec::Features(q) = spec else {
-        return Ok(());
-    };
+    let JobSpec::Features(q) = spec;
     let variance = fedprof_privacy::query::query_variance(release).map_err(|e| e.to_string())?;
     fedprof_privacy::encoding::check_overflow(
         nodes as u64,

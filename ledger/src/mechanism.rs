@@ -73,8 +73,11 @@ pub enum MechanismRecord {
     /// Every node adds discrete Gaussian noise of variance `sigma_sq_node`; the sum of the
     /// honest nodes' noise protects the release (DESIGN section 2).
     DistributedDiscreteGaussian(DiscreteGaussian),
-    /// A `TransactionTotals` release: three sums (customers, rows, amount), each clipped per
-    /// customer and noised with its own per-node variance (`fedprof_privacy::release`).
+    /// Legacy, read-only: a release of the retired `TransactionTotals` job kind (three sums:
+    /// customers, rows, amount, each clipped per customer and noised with its own per-node
+    /// variance). Kept so that ledgers written before 2026-12 still verify; nothing produces
+    /// one any more (totals are a feature query now), and its rho is recomputed by
+    /// `fedprof_privacy::legacy`.
     TransactionTotals(TotalsRecord),
     /// A feature-query release (a step of a profiling job): one customer changes one block of
     /// `block_parts` parts by at most `scale` each (`fedprof_privacy::query`).
@@ -130,8 +133,6 @@ impl TryFrom<QueryFields> for QueryRecord {
     type Error = MechanismError;
     fn try_from(f: QueryFields) -> Result<Self, MechanismError> {
         let params = fedprof_protocol::ReleaseParams {
-            max_rows_per_customer: 0,
-            max_abs_amount_minor: 0,
             node_variance: vec![wire_fraction(&f.sigma_sq_node)?],
             min_contributors: f.n_min,
             colluders: f.colluders,
@@ -228,8 +229,10 @@ fn wire_fraction(v: &Rho) -> Result<fedprof_protocol::Fraction, MechanismError> 
     Ok(fedprof_protocol::Fraction { numer, denom })
 }
 
-/// Parameters of [`MechanismRecord::TransactionTotals`], exactly as the job announced them.
-/// Private fields: a value always describes a release `fedprof_privacy::release` accepts.
+/// Parameters of the legacy [`MechanismRecord::TransactionTotals`], exactly as the job
+/// announced them. Only ever read from a ledger (and written back unchanged, since entries are
+/// re-encoded when their hashes are checked): there is no constructor. Private fields: a value
+/// always describes a release `fedprof_privacy::legacy` accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "TotalsFields")]
 pub struct TotalsRecord {
@@ -238,7 +241,7 @@ pub struct TotalsRecord {
     node_variance: Vec<Rho>,
     min_contributors: u32,
     colluders: u32,
-    /// The job and analyst the release served (absent in legacy records).
+    /// The job and analyst the release served (absent in older records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     profile: Option<fedprof_protocol::ProfileTag>,
     #[serde(skip)]
@@ -265,35 +268,22 @@ impl TryFrom<TotalsFields> for TotalsRecord {
             .iter()
             .map(wire_fraction)
             .collect::<Result<_, MechanismError>>()?;
-        let mut record = TotalsRecord::new(&fedprof_protocol::ReleaseParams {
+        let rho =
+            fedprof_privacy::legacy::totals_rho(&fedprof_privacy::legacy::LegacyTotalsParams {
+                max_rows_per_customer: f.max_rows_per_customer,
+                max_abs_amount_minor: f.max_abs_amount_minor,
+                node_variance,
+                min_contributors: f.min_contributors,
+                colluders: f.colluders,
+            })
+            .map_err(|e| MechanismError::Release(e.to_string()))?;
+        Ok(TotalsRecord {
             max_rows_per_customer: f.max_rows_per_customer,
             max_abs_amount_minor: f.max_abs_amount_minor,
-            node_variance,
+            node_variance: f.node_variance,
             min_contributors: f.min_contributors,
             colluders: f.colluders,
-        })?;
-        record.profile = f.profile;
-        Ok(record)
-    }
-}
-
-impl TotalsRecord {
-    /// Records announced release parameters; refuses any the privacy crate would refuse.
-    pub fn new(params: &fedprof_protocol::ReleaseParams) -> Result<Self, MechanismError> {
-        let rho = fedprof_privacy::release::totals_rho(params)
-            .map_err(|e| MechanismError::Release(e.to_string()))?;
-        let node_variance = params
-            .node_variance
-            .iter()
-            .map(|f| Rho::from_ratio(f.numer, f.denom).map_err(|_| MechanismError::ZeroVariance))
-            .collect::<Result<_, _>>()?;
-        Ok(TotalsRecord {
-            max_rows_per_customer: params.max_rows_per_customer,
-            max_abs_amount_minor: params.max_abs_amount_minor,
-            node_variance,
-            min_contributors: params.min_contributors,
-            colluders: params.colluders,
-            profile: None,
+            profile: f.profile,
             rho,
         })
     }
@@ -447,8 +437,6 @@ impl MechanismRecord {
     ) -> Result<Self, MechanismError> {
         let profile = Some(profile.clone());
         match spec {
-            fedprof_protocol::JobSpec::TransactionTotals => TotalsRecord::new(params)
-                .map(|r| MechanismRecord::TransactionTotals(TotalsRecord { profile, ..r })),
             fedprof_protocol::JobSpec::Features(q) => QueryRecord::new(q, params)
                 .map(|r| MechanismRecord::FeatureQuery(QueryRecord { profile, ..r })),
         }
@@ -480,8 +468,8 @@ impl MechanismRecord {
                 let denom = two * g.honest_variance();
                 Rho::from_ratio_exact(g.l2_sensitivity_sq.as_ratio() / denom)
             }
-            // Computed by `fedprof_privacy::release::totals_rho` when the record was built or
-            // read: the function nodes debit with and auditors recompute with.
+            // Recomputed by `fedprof_privacy::legacy::totals_rho` when the record was read:
+            // the function nodes debited with when it was written.
             MechanismRecord::TransactionTotals(t) => t.rho.clone(),
             // Computed by `fedprof_privacy::query::QueryShape::rho`, likewise.
             MechanismRecord::FeatureQuery(q) => q.rho.clone(),
@@ -671,6 +659,37 @@ mod tests {
             line.replace(r#""parts":["Count","Count"]"#, r#""parts":[]"#),
             line.replace("\"label\"", "\"extra\":1,\"label\""),
             legacy.replace("\"block_parts\":2", "\"block_parts\":0"),
+        ] {
+            assert!(
+                serde_json::from_str::<MechanismRecord>(&bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    /// A record written by the retired `TransactionTotals` kind (cap 1/2, R 10, A 1000,
+    /// n_min 3, c 1), byte for byte as the old code wrote it.
+    const LEGACY_TOTALS: &str = r#"{"kind":"transaction_totals","max_rows_per_customer":10,"max_abs_amount_minor":1000,"node_variance":["4/1","150/1","1500000/1"],"min_contributors":3,"colluders":1,"profile":{"id":"07070707070707070707070707070707","analyst":"risk-team","cap":{"numer":1,"denom":2}}}"#;
+
+    #[test]
+    fn legacy_totals_records_still_read_and_recompute_their_rho() {
+        let m: MechanismRecord = serde_json::from_str(LEGACY_TOTALS).unwrap();
+        assert_eq!(m.rho(), r("197916666667/500000000000"));
+        assert_eq!(m.n_min(), 3);
+        assert_eq!(m.profile().map(|t| t.analyst.as_str()), Some("risk-team"));
+        // Written back unchanged (entry hashes are checked over the re-encoded line).
+        assert_eq!(serde_json::to_string(&m).unwrap(), LEGACY_TOTALS);
+        // Without a profile (the oldest records), and the plain-Gaussian case: 3 x 1/8.
+        let old = r#"{"kind":"transaction_totals","max_rows_per_customer":10,"max_abs_amount_minor":100,"node_variance":["4/1","400/1","40000/1"],"min_contributors":2,"colluders":1}"#;
+        let m: MechanismRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(m.rho(), r("3/8"));
+        assert_eq!(m.profile(), None);
+        for bad in [
+            LEGACY_TOTALS.replace("\"colluders\":1", "\"colluders\":3"),
+            LEGACY_TOTALS.replace("\"colluders\":1", "\"colluders\":0"),
+            LEGACY_TOTALS.replace("\"4/1\",", ""),
+            LEGACY_TOTALS.replace("\"4/1\"", "\"3/1\""),
+            LEGACY_TOTALS.replace("\"colluders\":1", "\"colluders\":1,\"extra\":0"),
         ] {
             assert!(
                 serde_json::from_str::<MechanismRecord>(&bad).is_err(),

@@ -10,7 +10,6 @@ use fedprof_protocol::FrameLimit;
 use fedprof_transport::{ClientLimits, DialTarget, TlsFiles};
 use serde::Deserialize;
 
-use crate::data::TransactionsSource;
 use crate::pipeline::dates::{DateParser, Day};
 use crate::pipeline::postgres::PostgresConfig;
 use crate::pipeline::spec::{
@@ -123,7 +122,7 @@ pub struct DataConfig {
     /// Field delimiter, one ASCII character (default `,`).
     #[serde(default = "default_delimiter")]
     pub delimiter: char,
-    /// `csv` or `parquet`; default by the file's extension. (The running job reads CSV only.)
+    /// `csv` or `parquet`; default by the file's extension.
     #[serde(default)]
     pub format: Option<FileFormat>,
     /// Whether the CSV file starts with a header row (default true).
@@ -408,18 +407,6 @@ impl NodeConfig {
         spec.apply(&d.cleaning, &self.features)?;
         Ok(spec)
     }
-
-    /// How to read the transactions.
-    pub fn transactions(&self) -> TransactionsSource {
-        TransactionsSource {
-            path: self.data.transactions.clone(),
-            // Checked to be ASCII in `load`.
-            delimiter: u8::try_from(self.data.delimiter).unwrap_or(b','),
-            customer_column: self.data.customer_column.clone(),
-            amount_column: self.data.amount_column.clone(),
-            amount_decimals: self.data.amount_decimals,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -446,8 +433,8 @@ mod tests {
         );
         let c = NodeConfig::load(&p).unwrap();
         assert_eq!(c.server_name(), "::1");
-        assert_eq!(c.transactions().path, dir.path().join("t.csv"));
-        assert_eq!(c.transactions().delimiter, b',');
+        assert_eq!(c.data.transactions, dir.path().join("t.csv"));
+        assert_eq!(c.data.delimiter, ',');
         assert_eq!(
             c.connection.backoff(),
             (Duration::from_millis(500), Duration::from_secs(30))

@@ -161,6 +161,10 @@ fn add<K: Ord>(map: &mut BTreeMap<K, Rho>, key: K, rho: &Rho) {
     *e = &*e + rho;
 }
 
+#[allow(
+    clippy::result_large_err,
+    reason = "built at most once per announced release; boxing it would buy nothing"
+)]
 fn rho_of(f: fedprof_protocol::Fraction, field: &'static str) -> Result<Rho, FloorRefusal> {
     if f.numer == 0 && f.denom != 0 {
         return Ok(Rho::zero());
@@ -171,6 +175,10 @@ fn rho_of(f: fedprof_protocol::Fraction, field: &'static str) -> Result<Rho, Flo
 /// Checks an announced release costing `rho`, with `reserve` still to come in its job, against
 /// the floor and what this node has spent. Sans-IO: the caller holds the ledger lock, so a
 /// debit cannot slip between this check and the debit.
+#[allow(
+    clippy::result_large_err,
+    reason = "built at most once per announced release; boxing it would buy nothing"
+)]
 pub fn check(
     floor: &NodeFloorConfig,
     spending: &Spending,

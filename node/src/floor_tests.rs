@@ -9,8 +9,6 @@ fn r(s: &str) -> Rho {
 
 fn params(n_min: u32, colluders: u32) -> ReleaseParams {
     ReleaseParams {
-        max_rows_per_customer: 0,
-        max_abs_amount_minor: 0,
         node_variance: vec![Fraction {
             numer: 100,
             denom: 1,
@@ -69,8 +67,10 @@ fn h3_job_and_analyst_limits_count_this_nodes_own_debits() {
         max_rho_per_analyst: r("3/4"),
         ..NodeFloorConfig::default()
     };
-    let mut spent = Spending::default();
-    spent.period = Some("2026-12".into());
+    let mut spent = Spending {
+        period: Some("2026-12".into()),
+        ..Spending::default()
+    };
     add(&mut spent.per_job, ProfileId([1; 16]), &r("2/5"));
     add(
         &mut spent.per_analyst,

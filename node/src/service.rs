@@ -375,7 +375,6 @@ impl NodeService {
                 fedprof_privacy::Rho::from_ratio(q.reserve.numer, q.reserve.denom)
                     .unwrap_or_else(|_| fedprof_privacy::Rho::zero())
             }
-            JobSpec::TransactionTotals => fedprof_privacy::Rho::zero(),
         };
         {
             let books = self

@@ -1,9 +1,10 @@
 //! What a node computes for an announced job, off the network task: the mechanism it pays
 //! for, and the noisy vector it sends.
 //!
-//! `TransactionTotals` reads the transactions file directly ([`crate::data`]); feature queries
-//! run the full pipeline ([`crate::pipeline`]: cleaning, pseudonymization, features) as of the
-//! query's date and answer from the features ([`crate::query`]). A profiling job asks several
+//! Every job is a feature query: it runs the full pipeline ([`crate::pipeline`]: cleaning with
+//! quarantine, pseudonymization, features) as of the query's date and answers from the features
+//! ([`crate::query`]). A bad row is quarantined, never a refusal: what the node sends does not
+//! depend on whether one row parses, and no line number or value ever leaves it. A profiling job asks several
 //! queries on the same date, so the last feature table is kept, keyed by that date and the
 //! input files' modification times.
 
@@ -18,9 +19,7 @@ use fedprof_protocol::{FeatureQuery, JobSpec, Refusal, RefuseReason, ReleasePara
 use tracing::{info, warn};
 
 use crate::config::NodeConfig;
-use crate::data::{TransactionsSource, per_customer};
 use crate::pipeline::{self, FeatureTable, RunOptions, dates::parse_iso_day, key};
-use crate::release::noisy_totals;
 
 fn policy(detail: String) -> Refusal {
     Refusal {
@@ -38,9 +37,6 @@ pub(crate) fn mechanism(
 ) -> Result<(Rho, MechanismRecord), Refusal> {
     let refused = |e: &dyn std::fmt::Display| policy(format!("release parameters refused: {e}"));
     let rho = match spec {
-        JobSpec::TransactionTotals => {
-            fedprof_privacy::release::totals_rho(release).map_err(|e| refused(&e))?
-        }
         JobSpec::Features(q) => {
             fedprof_privacy::query::query_rho(q, release).map_err(|e| refused(&e))?
         }
@@ -139,8 +135,6 @@ pub fn features(
 
 /// What to compute for one job.
 pub(crate) enum Work {
-    /// Counts and sums over the transactions file.
-    Totals(TransactionsSource),
     /// A feature query.
     Features {
         config: Arc<NodeConfig>,
@@ -153,7 +147,6 @@ impl Work {
     /// The work for `spec`.
     pub(crate) fn new(spec: &JobSpec, config: &Arc<NodeConfig>, cache: &Arc<FeatureCache>) -> Self {
         match spec {
-            JobSpec::TransactionTotals => Work::Totals(config.transactions()),
             JobSpec::Features(q) => Work::Features {
                 config: Arc::clone(config),
                 cache: Arc::clone(cache),
@@ -169,18 +162,6 @@ impl Work {
         rng: &mut ChaCha20Rng,
     ) -> Result<Vec<u64>, Refusal> {
         match self {
-            Work::Totals(source) => {
-                let customers = per_customer(source).map_err(|e| {
-                    warn!(error = %e, "local data unusable; refusing the job");
-                    Refusal {
-                        reason: RefuseReason::DataUnavailable,
-                        detail: e.detail_for_peer(),
-                    }
-                })?;
-                noisy_totals(&customers, params, rng)
-                    .map(|r| r.noisy)
-                    .map_err(|e| policy(e.to_string()))
-            }
             Work::Features {
                 config,
                 cache,

@@ -66,7 +66,7 @@ async fn pushdown_features_equal_the_file_path() {
     for r in reader.records() {
         let r = r.unwrap();
         let date = pipeline::dates::parse_iso_day(&r[2]).map(|_| r[2].to_owned());
-        let amount = fedprof_node::data::parse_minor_units(&r[3], 2)
+        let amount = fedprof_node::pipeline::parse_minor_units(&r[3], 2)
             .ok()
             .map(|_| r[3].to_owned());
         let fields = [

@@ -54,7 +54,7 @@ fn a_view_over_the_holders_own_schema_gives_the_same_features() {
         let f: Vec<&str> = line.split(',').collect();
         let next = seen.len();
         let acct = *seen.entry(f[1].to_owned()).or_insert(next);
-        let cents = fedprof_node::data::parse_minor_units(f[3], 2).unwrap();
+        let cents = fedprof_node::pipeline::parse_minor_units(f[3], 2).unwrap();
         writeln!(tx, "{},A{acct},{},{cents},{},{}", f[0], f[2], f[4], f[5]).unwrap();
     }
     for (client, acct) in &seen {

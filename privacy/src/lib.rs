@@ -23,6 +23,7 @@ pub mod bounding;
 pub mod discrete_gaussian;
 pub mod distributed;
 pub mod encoding;
+pub mod legacy;
 pub mod query;
 pub mod release;
 pub mod rho;

@@ -23,7 +23,7 @@ pub enum QueryReleaseError {
     /// The query itself is malformed.
     #[error("query: {0}")]
     Query(#[from] fedprof_protocol::query::QueryError),
-    /// A totals-only field is set, or not exactly one variance is given.
+    /// Not exactly one variance is given.
     #[error("release parameters of a feature query: {0}")]
     Params(&'static str),
     /// Noise or participation parameters refused.
@@ -102,11 +102,6 @@ pub fn query_sensitivity(query: &FeatureQuery) -> Result<Sensitivity, QueryRelea
 
 /// The validated per-node noise variance of a feature-query release.
 pub fn query_variance(params: &ReleaseParams) -> Result<Variance, QueryReleaseError> {
-    if params.max_rows_per_customer != 0 || params.max_abs_amount_minor != 0 {
-        return Err(QueryReleaseError::Params(
-            "the transaction-totals bounds must be 0",
-        ));
-    }
     let [f] = params.node_variance.as_slice() else {
         return Err(QueryReleaseError::Params("exactly one noise variance"));
     };
@@ -137,8 +132,6 @@ pub fn plan_query(
 ) -> Result<ReleaseParams, QueryReleaseError> {
     let sensitivity = query_sensitivity(query)?;
     let mut params = ReleaseParams {
-        max_rows_per_customer: 0,
-        max_abs_amount_minor: 0,
         node_variance: vec![Fraction { numer: 4, denom: 1 }],
         min_contributors,
         colluders,
@@ -249,8 +242,6 @@ mod tests {
     fn one_honest_share_is_the_plain_gaussian() {
         let q = query(three_parts(), Segmenter::All);
         let params = ReleaseParams {
-            max_rows_per_customer: 0,
-            max_abs_amount_minor: 0,
             // sigma^2 = 12e6: rho = 3e6 / (2 * 12e6) = 1/8.
             node_variance: vec![Fraction {
                 numer: 12_000_000,
@@ -284,12 +275,6 @@ mod tests {
         let q = query(three_parts(), Segmenter::All);
         let cap = Rho::from_ratio(1, 2).unwrap();
         let good = plan_query(&cap, &q, 3, 1).unwrap();
-        let mut p = good.clone();
-        p.max_rows_per_customer = 5;
-        assert!(matches!(
-            query_rho(&q, &p),
-            Err(QueryReleaseError::Params(_))
-        ));
         let mut p = good.clone();
         p.node_variance.push(Fraction { numer: 9, denom: 1 });
         assert!(matches!(

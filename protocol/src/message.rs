@@ -121,12 +121,11 @@ pub struct Registered {
     pub party: PartyId,
 }
 
-/// The kinds of job. Each fixes the layout of the contribution vector.
+/// The kinds of job. Each fixes the layout of the contribution vector. One kind today (the
+/// transaction totals the analyst CLI asks for are a feature query too); an enum so that
+/// future kinds are new variants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobSpec {
-    /// Count and sum over each node's transactions file: distinct customers, rows and total
-    /// amount in minor currency units. Contribution layout: see [`JobSpec::vector_len`].
-    TransactionTotals,
     /// A linear release over each node's customer features (see [`crate::query`]): the
     /// building block of profiling jobs.
     Features(Box<crate::query::FeatureQuery>),
@@ -134,12 +133,8 @@ pub enum JobSpec {
 
 impl JobSpec {
     /// Number of ring elements in a contribution to this job.
-    ///
-    /// `TransactionTotals`: `[customers, rows, amount_minor_units]`, each an integer in
-    /// `Z_2^64`; the amount is two's-complement so that refunds can be negative.
     pub fn vector_len(&self) -> usize {
         match self {
-            JobSpec::TransactionTotals => 3,
             JobSpec::Features(q) => q.vector_len(),
         }
     }
@@ -147,7 +142,6 @@ impl JobSpec {
     /// A short name for logs and reports.
     pub fn name(&self) -> &'static str {
         match self {
-            JobSpec::TransactionTotals => "transaction-totals",
             JobSpec::Features(_) => "features",
         }
     }
@@ -206,14 +200,9 @@ pub struct Fraction {
 /// every node against its own budget before anything leaves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseParams {
-    /// Rows of one customer that count (further rows of that customer are left out).
-    /// `TransactionTotals` only; 0 for feature queries, whose bounds are in the query.
-    pub max_rows_per_customer: u32,
-    /// A customer's total amount is clipped to `[-max, max]` minor units.
-    /// `TransactionTotals` only; 0 for feature queries.
-    pub max_abs_amount_minor: u64,
-    /// Variance of each node's discrete Gaussian noise share: one per vector coordinate for
-    /// `TransactionTotals`, one for every coordinate of a feature query.
+    /// Variance of each node's discrete Gaussian noise share on every coordinate: exactly one
+    /// entry (a list so that a future job kind may give one per coordinate). The bounds of
+    /// each customer's contribution are in the query itself.
     pub node_variance: Vec<Fraction>,
     /// Fewest contributing nodes the round accepts (`n_min`).
     pub min_contributors: u32,

@@ -116,7 +116,7 @@ fn segmenter() -> impl Strategy<Value = Segmenter> {
 fn job_spec() -> impl Strategy<Value = JobSpec> {
     let small_fraction =
         || (0u64..1000, 1u64..1000).prop_map(|(numer, denom)| Fraction { numer, denom });
-    let query = (
+    (
         short_text(),
         short_text(),
         0u32..5000,
@@ -139,8 +139,7 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
                     job,
                 }))
             },
-        );
-    prop_oneof![Just(JobSpec::TransactionTotals), query]
+        )
 }
 
 fn refuse_reason() -> impl Strategy<Value = RefuseReason> {
@@ -183,30 +182,13 @@ fn fraction() -> impl Strategy<Value = Fraction> {
 }
 
 fn release() -> impl Strategy<Value = ReleaseParams> {
-    (
-        any::<u32>(),
-        any::<u64>(),
-        vec(fraction(), 0..4),
-        any::<u32>(),
-        any::<u32>(),
+    (vec(fraction(), 0..4), any::<u32>(), any::<u32>()).prop_map(
+        |(node_variance, min_contributors, colluders)| ReleaseParams {
+            node_variance,
+            min_contributors,
+            colluders,
+        },
     )
-        .prop_map(
-            |(
-                max_rows_per_customer,
-                max_abs_amount_minor,
-                node_variance,
-                min_contributors,
-                colluders,
-            )| {
-                ReleaseParams {
-                    max_rows_per_customer,
-                    max_abs_amount_minor,
-                    node_variance,
-                    min_contributors,
-                    colluders,
-                }
-            },
-        )
 }
 
 fn secagg_setup() -> impl Strategy<Value = SecAggSetup> {

@@ -27,7 +27,7 @@ fn feature_query_vector() {
         job: Some(ProfileId([0xab; 16])),
     }));
     let mut expected = vec![
-        0x01, // JobSpec::Features
+        0x00, // JobSpec::Features (the only kind since wire version 2)
         0x03, b'p', b'/', b'd', // label
         0x0a, // as_of: 10 bytes
     ];

@@ -69,11 +69,38 @@ fn tag() -> ProfileTag {
     }
 }
 
+/// The job spec used in several vectors: a small transaction-totals feature query (label "t",
+/// as of 2026-06-30, scale 8, every customer in one segment, parts: count, transactions in
+/// [0, 5], amount in [0, 100] minor units; budget 1/2, reserve 0, a new profiling job).
+fn totals() -> JobSpec {
+    use fedprof_protocol::query::{FeatureQuery, NumericFeature, QueryPart, Segmenter};
+    JobSpec::Features(Box::new(FeatureQuery {
+        label: "t".into(),
+        as_of: "2026-06-30".into(),
+        scale: 8,
+        segmenter: Segmenter::All,
+        parts: vec![
+            QueryPart::Count,
+            QueryPart::Numeric {
+                feature: NumericFeature::TxnCount,
+                lo: 0,
+                hi: 5,
+            },
+            QueryPart::Numeric {
+                feature: NumericFeature::MonetaryTotal,
+                lo: 0,
+                hi: 100,
+            },
+        ],
+        budget: Fraction { numer: 1, denom: 2 },
+        reserve: Fraction { numer: 0, denom: 1 },
+        job: None,
+    }))
+}
+
 /// Small release parameters used in several vectors.
 fn release() -> ReleaseParams {
     ReleaseParams {
-        max_rows_per_customer: 5,
-        max_abs_amount_minor: 100,
         node_variance: vec![Fraction { numer: 4, denom: 1 }],
         min_contributors: 2,
         colluders: 1,
@@ -125,7 +152,7 @@ fn vectors() -> Vec<Vector> {
             value: envelope(
                 header(7, 0, 1),
                 Body::JobAnnounce(JobAnnounce {
-                    spec: JobSpec::TransactionTotals,
+                    spec: totals(),
                     timeout_ms: 30_000,
                     release: release(),
                     secagg: SecAggSetup {
@@ -141,9 +168,22 @@ fn vectors() -> Vec<Vector> {
                 0x00, 0x02,       // version 2
                 0x07, 0x00, 0x01, // header: job 7, round 0, seq 1
                 0x02,             // Body::JobAnnounce
-                0x00,             // spec: JobSpec::TransactionTotals
+                // spec: totals(), 32 bytes
+                0x00,             //   JobSpec::Features
+                0x01, b't',       //   label: 1 byte, "t"
+                0x0a,             //   as_of: 10 bytes
+                b'2', b'0', b'2', b'6', b'-', b'0', b'6', b'-', b'3', b'0',
+                0x08,             //   scale 8
+                0x00,             //   segmenter: Segmenter::All
+                0x03,             //   parts: 3
+                0x00,             //     QueryPart::Count
+                0x01, 0x04, 0x00, 0x0a,       // Numeric, TxnCount, lo 0, hi 5 (zigzag 10)
+                0x01, 0x05, 0x00, 0xc8, 0x01, // Numeric, MonetaryTotal, lo 0, hi 100 (zigzag 200)
+                0x01, 0x02,       //   budget 1/2
+                0x00, 0x01,       //   reserve 0/1
+                0x00,             //   job: None
                 0xb0, 0xea, 0x01, // timeout_ms: 30000 = 0x30 | 0x6a << 7 | 0x01 << 14
-                0x05, 0x64, 0x01, 0x04, 0x01, 0x02, 0x01, // release (release(): rows 5, amount 100, variances [4/1], n_min 2, c 1)
+                0x01, 0x04, 0x01, 0x02, 0x01, // release (release(): variances [4/1], n_min 2, c 1)
                 0x01,             // secagg.roster: 1 entry
                 0x01, b'a',       //   name "a"
                 0x02, 0xde, 0xad, //   certificate: 2 bytes (a byte string)
@@ -201,7 +241,7 @@ fn vectors() -> Vec<Vector> {
             name: "submit",
             value: envelope(
                 header(7, 0, 3),
-                // A refund-heavy node: amount -1 is u64::MAX in Z_2^64.
+                // Noise can push a coordinate below 0: -1 is u64::MAX in Z_2^64.
                 Body::Submit(Contribution { values: vec![3, 300, u64::MAX] }),
             ),
             bytes: &[
@@ -209,9 +249,9 @@ fn vectors() -> Vec<Vector> {
                 0x07, 0x00, 0x03, // header: job 7, round 0, seq 3
                 0x05,             // Body::Submit
                 0x18,             // values: 24 bytes = 3 fixed-width little-endian elements
-                0x03, 0, 0, 0, 0, 0, 0, 0, // customers 3
-                0x2c, 0x01, 0, 0, 0, 0, 0, 0, // rows 300 = 0x012c
-                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // amount u64::MAX
+                0x03, 0, 0, 0, 0, 0, 0, 0, // 3
+                0x2c, 0x01, 0, 0, 0, 0, 0, 0, // 300 = 0x012c
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // u64::MAX
             ],
         },
         Vector {
@@ -219,7 +259,7 @@ fn vectors() -> Vec<Vector> {
             value: envelope(
                 header(7, 0, 2),
                 Body::Result(JobResult {
-                    spec: JobSpec::TransactionTotals,
+                    spec: totals(),
                     values: vec![5, 600, 128],
                     contributors: vec![name("a"), name("b")],
                     release: release(),
@@ -230,7 +270,10 @@ fn vectors() -> Vec<Vector> {
                 0x00, 0x02,       // version 2
                 0x07, 0x00, 0x02, // header: job 7, round 0, seq 2
                 0x06,             // Body::Result
-                0x00,             // spec: TransactionTotals
+                // spec: totals(), as in "job-announce"
+                0x00, 0x01, b't', 0x0a, b'2', b'0', b'2', b'6', b'-', b'0', b'6', b'-', b'3', b'0',
+                0x08, 0x00, 0x03, 0x00, 0x01, 0x04, 0x00, 0x0a, 0x01, 0x05, 0x00, 0xc8, 0x01,
+                0x01, 0x02, 0x00, 0x01, 0x00,
                 0x18,             // values: 24 bytes = 3 fixed-width little-endian elements
                 0x05, 0, 0, 0, 0, 0, 0, 0, // 5
                 0x58, 0x02, 0, 0, 0, 0, 0, 0, // 600 = 0x0258
@@ -238,7 +281,7 @@ fn vectors() -> Vec<Vector> {
                 0x02,             // contributors: 2 names
                 0x01, b'a',       // "a"
                 0x01, b'b',       // "b"
-                0x05, 0x64, 0x01, 0x04, 0x01, 0x02, 0x01, // release (release(): rows 5, amount 100, variances [4/1], n_min 2, c 1)
+                0x01, 0x04, 0x01, 0x02, 0x01, // release (release(): variances [4/1], n_min 2, c 1)
                 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, // profile: tag()
                 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
                 0x01, b'x', 0x01, 0x02,
@@ -246,12 +289,15 @@ fn vectors() -> Vec<Vector> {
         },
         Vector {
             name: "submit-job",
-            value: envelope(header(0, 0, 0), Body::SubmitJob(JobSpec::TransactionTotals)),
+            value: envelope(header(0, 0, 0), Body::SubmitJob(totals())),
             bytes: &[
                 0x00, 0x02,       // version 2
                 0x00, 0x00, 0x00, // header: job 0 (none yet), round 0, seq 0
                 0x07,             // Body::SubmitJob
-                0x00,             // JobSpec::TransactionTotals
+                // the spec: totals(), as in "job-announce"
+                0x00, 0x01, b't', 0x0a, b'2', b'0', b'2', b'6', b'-', b'0', b'6', b'-', b'3', b'0',
+                0x08, 0x00, 0x03, 0x00, 0x01, 0x04, 0x00, 0x0a, 0x01, 0x05, 0x00, 0xc8, 0x01,
+                0x01, 0x02, 0x00, 0x01, 0x00,
             ],
         },
         Vector {
@@ -260,7 +306,7 @@ fn vectors() -> Vec<Vector> {
                 header(7, 0, 1),
                 Body::Outcome(JobOutcome::Completed {
                     result: JobResult {
-                        spec: JobSpec::TransactionTotals,
+                        spec: totals(),
                         values: vec![2, 4, 0],
                         contributors: vec![name("a")],
                         release: release(),
@@ -274,13 +320,16 @@ fn vectors() -> Vec<Vector> {
                 0x07, 0x00, 0x01, // header: job 7, round 0, seq 1
                 0x08,             // Body::Outcome
                 0x00,             // JobOutcome::Completed
-                0x00,             // result.spec: TransactionTotals
+                // result.spec: totals(), as in "job-announce"
+                0x00, 0x01, b't', 0x0a, b'2', b'0', b'2', b'6', b'-', b'0', b'6', b'-', b'3', b'0',
+                0x08, 0x00, 0x03, 0x00, 0x01, 0x04, 0x00, 0x0a, 0x01, 0x05, 0x00, 0xc8, 0x01,
+                0x01, 0x02, 0x00, 0x01, 0x00,
                 0x18,             // result.values: 24 bytes, elements 2, 4, 0
                 0x02, 0, 0, 0, 0, 0, 0, 0,
                 0x04, 0, 0, 0, 0, 0, 0, 0,
                 0x00, 0, 0, 0, 0, 0, 0, 0,
                 0x01, 0x01, b'a', // result.contributors: 1 name, "a"
-                0x05, 0x64, 0x01, 0x04, 0x01, 0x02, 0x01, // result.release (release(): rows 5, amount 100, variances [4/1], n_min 2, c 1)
+                0x01, 0x04, 0x01, 0x02, 0x01, // result.release (release(): variances [4/1], n_min 2, c 1)
                 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, // result.profile: tag()
                 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
                 0x01, b'x', 0x01, 0x02,
@@ -444,7 +493,6 @@ fn enum_variant_indices_are_pinned() {
     for (i, r) in Role::ALL.iter().enumerate() {
         assert_eq!(usize::from(one_byte(r)), i, "{r:?}");
     }
-    assert_eq!(one_byte(&JobSpec::TransactionTotals), 0);
 }
 
 // ---- Negative vectors -------------------------------------------------------------------------
@@ -601,10 +649,10 @@ fn invalid_party_names_are_refused_inside_messages() {
         malformed(&[0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, b'a', b'-']),
         postcard::Error::SerdeDeCustom
     );
-    // A contributor name with a '/' in Result (the name "b" sits before the release's 7 bytes
+    // A contributor name with a '/' in Result (the name "b" sits before the release's 5 bytes
     // and the profile tag's 20).
     let mut result = vectors()[7].bytes.to_vec();
-    let last = result.len() - 28;
+    let last = result.len() - 26;
     assert_eq!(result[last], b'b');
     result[last] = b'/';
     assert_eq!(malformed(&result), postcard::Error::SerdeDeCustom);

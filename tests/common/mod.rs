@@ -22,6 +22,12 @@ use tokio::task::JoinHandle;
 
 pub const NODES: [&str; 3] = ["a", "b", "c"];
 
+/// A budget no deployment would allow, for tests that need noise below one unit.
+pub const HUGE: &str = "40000/1";
+
+/// The day every row of [`transactions`] is dated (before any `as_of` the tests use).
+pub const DAY: &str = "2026-01-15";
+
 pub struct TestFed {
     pub dir: tempfile::TempDir,
     pub fed: Federation,
@@ -52,6 +58,21 @@ impl TestFed {
         policy: RoundPolicy,
         data: impl Fn(&str) -> String,
     ) -> TestFed {
+        Self::start_inner(nodes, policy, data, false).await
+    }
+
+    /// As [`TestFed::start`], with a coordinator whose per-job and per-analyst caps are huge
+    /// (start nodes with [`TestFed::start_generous_node`]): noise of a fraction of a unit.
+    pub async fn start_generous(policy: RoundPolicy, data: impl Fn(&str) -> String) -> TestFed {
+        Self::start_inner(&NODES, policy, data, true).await
+    }
+
+    async fn start_inner(
+        nodes: &[&str],
+        policy: RoundPolicy,
+        data: impl Fn(&str) -> String,
+        generous: bool,
+    ) -> TestFed {
         let dir = tempfile::tempdir().unwrap();
         let names = |l: &[&str]| l.iter().map(|n| PartyName::new(*n).unwrap()).collect();
         let fed = federation::init(&FederationPlan {
@@ -67,7 +88,11 @@ impl TestFed {
         for n in nodes {
             write_data(&fed.dir, n, &data(n));
         }
-        let config = CoordinatorConfig::load(&fed.coordinator_config).unwrap();
+        let mut config = CoordinatorConfig::load(&fed.coordinator_config).unwrap();
+        if generous {
+            config.privacy.rho_per_job = HUGE.parse().unwrap();
+            config.privacy.rho_per_analyst_period = HUGE.parse().unwrap();
+        }
         let creds = Credentials::load(&config.tls).unwrap();
         let limits = ServerLimits {
             shutdown_grace: Duration::from_secs(2),
@@ -110,6 +135,18 @@ impl TestFed {
         config.coordinator = DialTarget::parse(&self.addr.to_string()).unwrap();
         config.connection.initial_backoff_ms = std::num::NonZeroU64::new(50).unwrap();
         config
+    }
+
+    /// Starts node `name` with every budget limit raised to [`HUGE`].
+    pub fn start_generous_node(&self, name: &str) -> JoinHandle<()> {
+        let mut config = self.node_config(name);
+        let huge: fedprof_privacy::Rho = HUGE.parse().unwrap();
+        config.privacy.cap_rho = huge.clone();
+        config.floor.max_rho_per_release = huge.clone();
+        config.floor.max_rho_per_job = huge.clone();
+        config.floor.max_rho_per_analyst = huge;
+        let node = NodeService::new(config).unwrap();
+        tokio::spawn(node.run(self.shutdown.clone()))
     }
 
     /// Starts node `name` as a task; abort the task to kill the node.
@@ -173,19 +210,35 @@ impl TestFed {
     }
 }
 
-/// A transactions file with `rows` rows over `customers` customers; returns it and its totals.
+/// A transactions file with `rows` rows over `customers` customers, every row on [`DAY`]
+/// with its own transaction id (rows identical in every column are quarantined as duplicates).
 pub fn transactions(customers: u64, rows: u64, cents_per_row: i64) -> String {
-    let mut s = String::from("customer_id,amount\n");
+    let mut s = String::from("customer_id,date,amount,txn_id\n");
     for i in 0..rows {
         let cents = cents_per_row;
         s.push_str(&format!(
-            "c{},{}.{:02}\n",
+            "c{},{DAY},{}.{:02},t{i}\n",
             i % customers,
             cents / 100,
             cents % 100
         ));
     }
     s
+}
+
+/// The totals query the analyst CLI sends (`fedprof job submit` without a job spec), with the
+/// test bounds: 10 transactions and 200.00 per customer, as of 2026-06-30, rho `rho`.
+pub fn totals_spec(rho: &str) -> fedprof_protocol::JobSpec {
+    let args = fedprof::analyst::TotalsArgs {
+        max_rows: 10,
+        min_amount_minor: 0,
+        max_amount_minor: 20_000,
+        amount_decimals: 2,
+        as_of: Some("2026-06-30".into()),
+        scale: fedprof_protocol::query::MAX_SCALE,
+        rho: rho.parse().unwrap(),
+    };
+    fedprof_protocol::JobSpec::Features(Box::new(fedprof::analyst::totals_query(&args).unwrap()))
 }
 
 pub fn policy(min_nodes: usize, timeout_secs: u64) -> RoundPolicy {

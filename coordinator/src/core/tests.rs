@@ -24,6 +24,33 @@ fn env(job: u64, body: Body) -> Envelope {
     }
 }
 
+/// A small transaction-totals feature query (3 coordinates, budget 1/2, a new profiling job).
+fn totals() -> JobSpec {
+    use fedprof_protocol::query::{FeatureQuery, NumericFeature, QueryPart, Segmenter};
+    JobSpec::Features(Box::new(FeatureQuery {
+        label: "totals".into(),
+        as_of: "2026-06-30".into(),
+        scale: 1000,
+        segmenter: Segmenter::All,
+        parts: vec![
+            QueryPart::Count,
+            QueryPart::Numeric {
+                feature: NumericFeature::TxnCount,
+                lo: 0,
+                hi: 10,
+            },
+            QueryPart::Numeric {
+                feature: NumericFeature::MonetaryTotal,
+                lo: 0,
+                hi: 1000,
+            },
+        ],
+        budget: fedprof_protocol::Fraction { numer: 1, denom: 2 },
+        reserve: fedprof_protocol::Fraction { numer: 0, denom: 1 },
+        job: None,
+    }))
+}
+
 struct Fed {
     core: Coordinator,
     now: Instant,
@@ -37,8 +64,6 @@ impl Fed {
         };
         let release = ReleasePolicy {
             rho_per_job: Rho::from_ratio_exact(num_rational::Ratio::new(1u8.into(), 2u8.into())),
-            max_rows_per_customer: 10,
-            max_abs_amount_minor: 1000,
             colluders: 1,
             rho_per_analyst_period: Rho::from_ratio_exact(num_rational::Ratio::new(
                 3u8.into(),
@@ -118,7 +143,7 @@ fn an_analyst_certificate_cannot_register_as_a_node() {
 fn auditors_and_coordinators_cannot_submit_jobs_and_nodes_must_register_first() {
     let mut f = Fed::new(1);
     f.connect(1, Role::Auditor, "y");
-    let out = f.say(1, 0, Body::SubmitJob(JobSpec::TransactionTotals));
+    let out = f.say(1, 0, Body::SubmitJob(totals()));
     assert!(closes_with(&out, 1, ErrorCode::RoleNotPermitted), "{out:?}");
     f.connect(2, Role::Node, "a");
     let out = f.say(2, 1, Body::Accept);
@@ -147,7 +172,7 @@ fn analyst_job_runs_over_registered_nodes_and_the_outcome_returns() {
     f.register(1, "a");
     f.register(2, "b");
     f.connect(9, Role::Analyst, "x");
-    let out = f.say(9, 0, Body::SubmitJob(JobSpec::TransactionTotals));
+    let out = f.say(9, 0, Body::SubmitJob(totals()));
     let announced: Vec<ConnId> = out
         .iter()
         .filter_map(|o| match o {
@@ -184,7 +209,7 @@ fn a_node_lost_mid_job_leaves_the_round_and_the_next_job_runs_without_it() {
         f.register(conn, name);
     }
     let out = f.input(Input::SubmitJob {
-        spec: JobSpec::TransactionTotals,
+        spec: totals(),
         requester: Requester::Local(1),
     });
     assert_eq!(out.len(), 3, "one announcement per node: {out:?}");
@@ -198,7 +223,7 @@ fn a_node_lost_mid_job_leaves_the_round_and_the_next_job_runs_without_it() {
     ])));
     // The next job is announced to the remaining nodes only.
     let out = f.input(Input::SubmitJob {
-        spec: JobSpec::TransactionTotals,
+        spec: totals(),
         requester: Requester::Local(2),
     });
     let announced: Vec<ConnId> = out
@@ -243,7 +268,7 @@ fn messages_about_unknown_jobs_are_refused_and_late_ones_ignored() {
     f.register(1, "a");
     f.register(2, "b");
     f.input(Input::SubmitJob {
-        spec: JobSpec::TransactionTotals,
+        spec: totals(),
         requester: Requester::Local(1),
     });
     f.say(1, 1, Body::Accept);

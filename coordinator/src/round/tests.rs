@@ -15,18 +15,43 @@ fn name(s: &str) -> PartyName {
 
 fn release(min: u32) -> ReleaseParams {
     ReleaseParams {
-        max_rows_per_customer: 10,
-        max_abs_amount_minor: 100,
-        node_variance: vec![Fraction { numer: 4, denom: 1 }; 3],
+        node_variance: vec![Fraction { numer: 4, denom: 1 }],
         min_contributors: min,
         colluders: 1,
     }
 }
 
+/// A small transaction-totals feature query (3 coordinates, budget 1/2, a new profiling job).
+fn totals() -> JobSpec {
+    use fedprof_protocol::query::{FeatureQuery, NumericFeature, QueryPart, Segmenter};
+    JobSpec::Features(Box::new(FeatureQuery {
+        label: "totals".into(),
+        as_of: "2026-06-30".into(),
+        scale: 1000,
+        segmenter: Segmenter::All,
+        parts: vec![
+            QueryPart::Count,
+            QueryPart::Numeric {
+                feature: NumericFeature::TxnCount,
+                lo: 0,
+                hi: 10,
+            },
+            QueryPart::Numeric {
+                feature: NumericFeature::MonetaryTotal,
+                lo: 0,
+                hi: 1000,
+            },
+        ],
+        budget: fedprof_protocol::Fraction { numer: 1, denom: 2 },
+        reserve: fedprof_protocol::Fraction { numer: 0, denom: 1 },
+        job: None,
+    }))
+}
+
 fn request(job: u64, min: u32, seed: u8) -> RoundRequest {
     RoundRequest {
         job: JobId(job),
-        spec: JobSpec::TransactionTotals,
+        spec: totals(),
         release: release(min),
         profile: fedprof_protocol::ProfileTag {
             id: fedprof_protocol::ProfileId([seed; 16]),

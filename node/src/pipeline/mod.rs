@@ -31,6 +31,8 @@ pub mod spec;
 pub mod sql;
 mod values;
 
+pub use values::{AmountError, parse_minor_units};
+
 use std::path::Path;
 
 use fedprof_crypto::Pseudonymizer;

@@ -321,7 +321,7 @@ impl PipelineSpec {
             })?;
         }
         let max = cleaning.max_amount.as_deref().unwrap_or("1000000");
-        self.max_amount_minor = crate::data::parse_minor_units(max, self.amount_decimals)
+        self.max_amount_minor = super::parse_minor_units(max, self.amount_decimals)
             .ok()
             .filter(|v| *v >= 0)
             .ok_or_else(|| SpecError {

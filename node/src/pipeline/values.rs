@@ -255,7 +255,7 @@ impl Column {
         match self {
             Column::Text(_) | Column::Dict(..) => match self.str_cell(i) {
                 None => Cell::Missing,
-                Some(t) => crate::data::parse_minor_units(t, decimals).map_or(Cell::Bad, Cell::Ok),
+                Some(t) => parse_minor_units(t, decimals).map_or(Cell::Bad, Cell::Ok),
             },
             Column::Int(a) if !a.is_null(i) => {
                 a.value(i).checked_mul(scale).map_or(Cell::Bad, Cell::Ok)
@@ -282,7 +282,7 @@ impl Column {
             Column::Int(a) if !a.is_null(i) => Cell::Ok(a.value(i)),
             Column::Text(_) | Column::Dict(..) => match self.str_cell(i) {
                 None => Cell::Missing,
-                Some(t) => crate::data::parse_minor_units(t, 0).map_or(Cell::Bad, Cell::Ok),
+                Some(t) => parse_minor_units(t, 0).map_or(Cell::Bad, Cell::Ok),
             },
             Column::Float(a) if !a.is_null(i) => {
                 let v = a.value(i);
@@ -517,9 +517,99 @@ pub(crate) fn fingerprint_column(a: &ArrayRef, fp: &mut [u64]) {
     }
 }
 
+/// Why an amount is not a valid decimal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    /// Empty field.
+    #[error("amount is empty")]
+    Empty,
+    /// Not `[-+]digits[.digits]`.
+    #[error("amount is not a plain decimal number")]
+    NotDecimal,
+    /// More decimal places than the minor unit has.
+    #[error("amount has more than {0} decimal places")]
+    TooPrecise(u8),
+    /// Does not fit in 64 bits of minor units.
+    #[error("amount is too large")]
+    Overflow,
+}
+
+/// Parses a decimal string exactly into minor units with `decimals` places.
+pub fn parse_minor_units(text: &str, decimals: u8) -> Result<i64, AmountError> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err(AmountError::Empty);
+    }
+    let (negative, digits) = match s.as_bytes()[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !all_digits(int_part)
+        || !all_digits(frac_part)
+    {
+        return Err(AmountError::NotDecimal);
+    }
+    if frac_part.len() > usize::from(decimals) {
+        return Err(AmountError::TooPrecise(decimals));
+    }
+    let mut value: i64 = 0;
+    let padded = frac_part
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(usize::from(decimals));
+    for b in int_part.bytes().chain(padded) {
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i64::from(b - b'0')))
+            .ok_or(AmountError::Overflow)?;
+    }
+    Ok(if negative { -value } else { value })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_parse_exactly() {
+        for (text, want) in [
+            ("12.34", 1234),
+            ("12.3", 1230),
+            ("12", 1200),
+            (" -0.05 ", -5),
+            ("+7.", 700),
+            (".5", 50),
+            ("0", 0),
+            ("92233720368547758.07", i64::MAX),
+        ] {
+            assert_eq!(parse_minor_units(text, 2), Ok(want), "{text}");
+        }
+        assert_eq!(parse_minor_units("12", 0), Ok(12));
+    }
+
+    #[test]
+    fn bad_amounts_are_refused() {
+        assert_eq!(parse_minor_units("", 2), Err(AmountError::Empty));
+        for text in ["abc", "1,5", "1e3", "--1", "1.2.3", ".", "-", "0x10", "١٢"] {
+            assert_eq!(
+                parse_minor_units(text, 2),
+                Err(AmountError::NotDecimal),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse_minor_units("1.234", 2),
+            Err(AmountError::TooPrecise(2))
+        );
+        assert_eq!(
+            parse_minor_units("92233720368547758.08", 2),
+            Err(AmountError::Overflow)
+        );
+    }
 
     #[test]
     fn rescale_is_exact() {
