@@ -82,6 +82,10 @@ pub struct LedgerConfig {
     /// Published cells counting fewer customers are suppressed (recorded policy; default 10).
     #[serde(default = "default_min_cell_size")]
     pub min_cell_size: u64,
+    /// Directory of the federation's party certificates (`<party>/cert.pem`), whose node keys
+    /// check the ledger's receipts when it is reopened (default: `parties/` beside the CA).
+    #[serde(default)]
+    pub certificates: Option<std::path::PathBuf>,
 }
 
 fn default_min_cell_size() -> u64 {
@@ -229,6 +233,7 @@ impl CoordinatorConfig {
         }
         config.tls.resolve_against(file.dir());
         config.ledger.path = file.resolve(&config.ledger.path);
+        config.ledger.certificates = config.ledger.certificates.as_ref().map(|p| file.resolve(p));
         for (i, entry) in config.schedule.iter_mut().enumerate() {
             entry.job = file.resolve(&entry.job);
             entry.out = file.resolve(&entry.out);

@@ -10,6 +10,7 @@ pub mod config;
 pub mod core;
 pub mod round;
 pub mod service;
+pub mod trust;
 
 pub use config::{CoordinatorConfig, Every, ScheduleConfig};
 pub use core::{Coordinator, Input, Output, ReleasePolicy, Requester};

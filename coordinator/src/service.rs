@@ -84,6 +84,9 @@ pub enum StartError {
     /// The private key is not the Ed25519 key the federation issues.
     #[error("the coordinator's private key is not an Ed25519 PKCS#8 key")]
     BadKey,
+    /// The federation's party certificates cannot be read.
+    #[error("release ledger: {0}")]
+    Trust(#[from] crate::trust::TrustError),
 }
 
 /// A bound coordinator, ready to start.
@@ -102,8 +105,20 @@ impl CoordinatorService {
     pub fn bind(config: &CoordinatorConfig) -> Result<Self, StartError> {
         let creds = Credentials::load(&config.tls)?;
         let release = config.privacy.policy(creds.identity().name.clone());
+        // A restarted coordinator re-verifies every receipt in its ledger: it trusts the node
+        // certificates of the federation that verify against the CA (crate::trust).
+        let parties = config.ledger.certificates.clone().unwrap_or_else(|| {
+            config
+                .tls
+                .ca
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("parties")
+        });
+        let nodes = crate::trust::node_keys(&config.tls.ca, &parties)?;
         let ledger = open_ledger(
             &creds,
+            nodes,
             &config.ledger.path,
             &release,
             config.ledger.min_cell_size,
@@ -229,9 +244,11 @@ fn current_period() -> String {
     format!("{:04}-{:02}", now.year(), u8::from(now.month()))
 }
 
-/// Opens (or creates) the coordinator's release ledger and records the policy if it changed.
+/// Opens (or creates) the coordinator's release ledger, checking its receipts with `nodes`
+/// (see [`crate::trust::node_keys`]), and records the policy if it changed.
 pub fn open_ledger(
     creds: &Credentials,
+    nodes: KeyRing,
     path: &std::path::Path,
     release: &ReleasePolicy,
     min_cell_size: u64,
@@ -240,8 +257,8 @@ pub fn open_ledger(
     let key = ed25519_dalek::SigningKey::from_pkcs8_der(creds.key_pkcs8_der())
         .map_err(|_| StartError::BadKey)?;
     let ledger_err = |e| StartError::Ledger(Box::new(e));
-    let mut ledger = CoordinatorLedger::open(path, key, creds.identity().clone(), KeyRing::new())
-        .map_err(ledger_err)?;
+    let mut ledger =
+        CoordinatorLedger::open(path, key, creds.identity().clone(), nodes).map_err(ledger_err)?;
     let policy = Policy {
         per_job_cap_rho: release.rho_per_job.clone(),
         min_cell_size,

@@ -101,6 +101,7 @@ impl TestFed {
         let release = config.privacy.policy(creds.identity().name.clone());
         let ledger = open_ledger(
             &creds,
+            fedprof_ledger::KeyRing::new(),
             &config.ledger.path,
             &release,
             config.ledger.min_cell_size,
