@@ -221,6 +221,21 @@ impl ProfileBook {
         }
     }
 
+    /// Drops job `id`, opened in `period` by a release nobody was asked to compute, and gives
+    /// its declared total back to its analyst's quota.
+    pub fn discard(&mut self, id: ProfileId, period: &str) {
+        let Some(job) = self.jobs.remove(&id) else {
+            return;
+        };
+        if let Some(used) = self.declared.get_mut(&(period.to_owned(), job.analyst)) {
+            *used = if *used > job.cap {
+                Rho::from_ratio_exact(used.as_ratio() - job.cap.as_ratio())
+            } else {
+                Rho::zero()
+            };
+        }
+    }
+
     /// A release of job `id` completed with `contributors`: the first one fixes the job's
     /// population for the rest of it.
     pub fn completed(&mut self, id: ProfileId, contributors: &[PartyName]) {
@@ -324,6 +339,23 @@ mod tests {
             ),
             Err(BudgetRefusal::AnalystQuota { .. })
         ));
+        // A job whose first release was never announced gives its total back.
+        book.discard(ProfileId([4; 16]), "2026-12");
+        assert!(
+            book.next(ProfileId([4; 16]), &alice, (f(1, 100), f(0, 1)))
+                .is_err()
+        );
+        assert!(
+            book.open(
+                ProfileId([8; 16]),
+                &alice,
+                "2026-12",
+                (f(1, 2), f(0, 1)),
+                (&per_job, &quota),
+                nodes.clone()
+            )
+            .is_ok()
+        );
         // Another analyst, or the next period, has its own quota.
         assert!(
             book.open(

@@ -392,8 +392,7 @@ impl Coordinator {
                 })
             })
             .collect();
-        // Nodes pay on announcement: the job is charged now, whatever happens next.
-        self.profiles.charge(tag.id, &rho);
+        let (id, opened) = (tag.id, !tag_is_continued(&spec));
         let mut nonce = [0u8; 32];
         let mut graph_seed = [0u8; 32];
         self.rng.fill_bytes(&mut nonce);
@@ -407,6 +406,17 @@ impl Coordinator {
             graph_seed,
         };
         let (round, effects) = Round::start(request, participants, self.policy, now);
+        if effects.is_empty() {
+            // Settled before anyone was asked (too few nodes, colluders at the threshold, a
+            // possible overflow): nothing was paid, and a job this release opened is dropped
+            // with its declared total given back to the analyst's quota.
+            if opened {
+                self.profiles.discard(id, &self.period);
+            }
+        } else {
+            // Nodes pay on announcement: the job is charged now, whatever happens next.
+            self.profiles.charge(id, &rho);
+        }
         self.rounds.insert(job, (round, requester));
         self.apply(job, effects, now, out);
     }
