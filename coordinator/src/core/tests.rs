@@ -349,3 +349,60 @@ fn a_feature_query_over_the_per_job_cap_is_refused_before_any_node_is_asked() {
         .count();
     assert_eq!(announced, 2, "{out:?}");
 }
+
+/// M3: the analyst never chooses who takes part (a query names its profiling job, not
+/// nodes), and a later release of a job that cannot reach the job's whole population is
+/// refused before anyone is asked: two releases over different node sets could be
+/// differenced into one node's aggregate.
+#[test]
+fn m3_a_later_release_cannot_run_over_another_population() {
+    let mut f = Fed::new(2);
+    for (conn, name) in [(1, "a"), (2, "b"), (3, "c")] {
+        f.register(conn, name);
+    }
+    f.connect(9, Role::Analyst, "x");
+    let tenth = fedprof_protocol::Fraction {
+        numer: 1,
+        denom: 10,
+    };
+    let JobSpec::Features(mut first) = totals();
+    (first.budget, first.reserve) = (tenth, tenth);
+    let out = f.say(9, 0, Body::SubmitJob(JobSpec::Features(first)));
+    let id = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Send {
+                body: Body::JobAnnounce(a),
+                ..
+            } => Some(a.profile.id),
+            _ => None,
+        })
+        .expect("announced");
+    let announced = |out: &[Output]| {
+        out.iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Send {
+                        body: Body::JobAnnounce(_),
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(announced(&out), 3);
+    // Node c leaves; the job's next release would describe a and b only.
+    f.input(Input::Closed {
+        conn: 3,
+        reason: "gone".into(),
+    });
+    let JobSpec::Features(mut q) = totals();
+    (q.job, q.budget) = (Some(id), tenth);
+    let out = f.say(9, 0, Body::SubmitJob(JobSpec::Features(q)));
+    assert_eq!(announced(&out), 0, "{out:?}");
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Send { conn: 9, body: Body::Outcome(JobOutcome::Aborted { reason, .. }), .. } if reason.contains("c") && reason.contains("same nodes"))),
+        "{out:?}"
+    );
+}
