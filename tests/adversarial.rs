@@ -83,6 +83,20 @@ fn query(p: &Prepared, part: QueryPart, budget: (u64, u64), job: Option<ProfileI
     }))
 }
 
+/// The coordinator and every node of `p`, in this process, over QUIC.
+async fn start(p: &Prepared) -> LocalFederation {
+    LocalFederation::start(&p.coordinator, &p.node_paths, &Progress::new())
+        .await
+        .unwrap()
+}
+
+/// A one-count release of a new job, run as the coordinator's own (local) job.
+async fn count_job(fed: &LocalFederation, p: &Prepared) -> JobOutcome {
+    fed.run_job(query(p, QueryPart::Count, (1, 10), None))
+        .await
+        .unwrap()
+}
+
 async fn analyst_submits(p: &Prepared, spec: JobSpec) -> JobOutcome {
     let config = AnalystConfig::load(&p.fed_dir.join("analyst-analyst.toml")).unwrap();
     submit(&config, spec, Duration::from_secs(60))
@@ -138,9 +152,7 @@ fn c1_a_job_file_with_repeated_channels_is_refused_before_any_node_debits() {
 async fn c1_a_raw_query_with_repeated_mix_levels_is_refused_before_any_node_debits() {
     let dir = tempfile::tempdir().unwrap();
     let p = federation(dir.path(), 2);
-    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &Progress::new())
-        .await
-        .unwrap();
+    let fed = start(&p).await;
     for levels in [
         vec!["online".to_owned(); 1000],
         vec!["online".into(), "atm".into(), "online".into()],
@@ -166,13 +178,8 @@ async fn c1_a_raw_query_with_repeated_mix_levels_is_refused_before_any_node_debi
 async fn h1_receipts_do_not_identify_the_noisy_vector() {
     let dir = tempfile::tempdir().unwrap();
     let p = federation(dir.path(), 2);
-    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &Progress::new())
-        .await
-        .unwrap();
-    let outcome = fed
-        .run_job(query(&p, QueryPart::Count, (1, 10), None))
-        .await
-        .unwrap();
+    let fed = start(&p).await;
+    let outcome = count_job(&fed, &p).await;
     assert!(
         matches!(outcome, JobOutcome::Completed { .. }),
         "{outcome:?}"
@@ -232,13 +239,8 @@ async fn h3_nodes_refuse_a_release_below_their_own_floor() {
     for n in &p.node_paths {
         edit(n, "min_colluders = 1\n", "min_colluders = 2\n");
     }
-    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &Progress::new())
-        .await
-        .unwrap();
-    let outcome = fed
-        .run_job(query(&p, QueryPart::Count, (1, 10), None))
-        .await
-        .unwrap();
+    let fed = start(&p).await;
+    let outcome = count_job(&fed, &p).await;
     let JobOutcome::Aborted { failures, .. } = &outcome else {
         panic!("released below the nodes' floor: {outcome:?}")
     };
@@ -264,9 +266,7 @@ async fn m1_an_analyst_cannot_split_a_job_past_its_quota_or_its_total() {
         "rho_per_analyst_period = \"2/1\"",
         "rho_per_analyst_period = \"3/10\"",
     );
-    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &Progress::new())
-        .await
-        .unwrap();
+    let fed = start(&p).await;
     // A job declaring 1/10 now and 1/10 later.
     let mut first = query(&p, QueryPart::Count, (1, 10), None);
     let JobSpec::Features(q) = &mut first;
@@ -317,13 +317,8 @@ async fn m2_colluders_reaching_the_threshold_are_refused() {
     // Three nodes: threshold 2; two colluders (below min_nodes 3) would hold 2 shares.
     edit(&p.coordinator, "min_nodes = 2\n", "min_nodes = 3\n");
     edit(&p.coordinator, "colluders = 1\n", "colluders = 2\n");
-    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &Progress::new())
-        .await
-        .unwrap();
-    let outcome = fed
-        .run_job(query(&p, QueryPart::Count, (1, 10), None))
-        .await
-        .unwrap();
+    let fed = start(&p).await;
+    let outcome = count_job(&fed, &p).await;
     let reason = aborted(&outcome);
     assert!(reason.contains("threshold 2 must exceed them"), "{reason}");
     fed.stop().await;
@@ -336,14 +331,9 @@ async fn m2_colluders_reaching_the_threshold_are_refused() {
 async fn m4_identical_releases_have_distinct_random_nonces() {
     let dir = tempfile::tempdir().unwrap();
     let p = federation(dir.path(), 2);
-    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &Progress::new())
-        .await
-        .unwrap();
+    let fed = start(&p).await;
     for _ in 0..2 {
-        let outcome = fed
-            .run_job(query(&p, QueryPart::Count, (1, 10), None))
-            .await
-            .unwrap();
+        let outcome = count_job(&fed, &p).await;
         assert!(
             matches!(outcome, JobOutcome::Completed { .. }),
             "{outcome:?}"

@@ -453,19 +453,11 @@ impl Coordinator {
             reason,
             failures: Vec::new(),
         };
-        if let Requester::Analyst(conn) = requester {
-            out.push(Output::Send {
-                conn,
-                job,
-                round: RoundId(0),
-                body: Body::Outcome(outcome.clone()),
-            });
-        }
-        out.push(Output::JobFinished {
-            job,
-            requester,
-            outcome,
-        });
+        let analyst = match requester {
+            Requester::Analyst(conn) => Some(conn),
+            Requester::Local(_) => None,
+        };
+        finish(job, requester, analyst, outcome, out);
     }
 
     /// The bounds and noise of a release of `spec` under the policy.
@@ -600,23 +592,35 @@ impl Coordinator {
                 }
                 JobOutcome::Aborted { reason, .. } => {
                     warn!(%job, %reason, "job aborted");
-                    if let Some(conn) = analyst {
-                        out.push(Output::Send {
-                            conn,
-                            job,
-                            round: RoundId(0),
-                            body: Body::Outcome(outcome.clone()),
-                        });
-                    }
-                    out.push(Output::JobFinished {
-                        job,
-                        requester,
-                        outcome,
-                    });
+                    finish(job, requester, analyst, outcome, out);
                 }
             }
         }
     }
+}
+
+/// Reports how job `job` ended: its outcome to the analyst's connection, if open, and to the
+/// shell.
+fn finish(
+    job: JobId,
+    requester: Requester,
+    analyst: Option<ConnId>,
+    outcome: JobOutcome,
+    out: &mut Vec<Output>,
+) {
+    if let Some(conn) = analyst {
+        out.push(Output::Send {
+            conn,
+            job,
+            round: RoundId(0),
+            body: Body::Outcome(outcome.clone()),
+        });
+    }
+    out.push(Output::JobFinished {
+        job,
+        requester,
+        outcome,
+    });
 }
 
 /// Whether a release continues an open profiling job (rather than opening one).
