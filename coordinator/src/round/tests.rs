@@ -437,3 +437,45 @@ fn l1_a_round_that_could_overflow_the_ring_is_refused() {
     let (r, _) = Round::start(request, participants(3), policy(2), Instant::now());
     assert!(r.outcome().is_none(), "{:?}", r.outcome());
 }
+
+/// M2, the rule chosen: colluders must stay below the threshold (`c < t`), not `c <= n - t`
+/// as the review proposed. With two nodes the default threshold is 2, so `c <= n - t` would
+/// allow no colluder at all, while every contributor receives the result and knows its own
+/// noise, so at least one must be assumed (H2): the review's rule would forbid every two-node
+/// federation. `c = 1 < t = 2` is safe: the colluder holds one share of each of the honest
+/// node's secrets, fewer than the threshold, and the accounting counts exactly the honest
+/// node's own share, the full central variance (what the colluder and the coordinator see of
+/// the honest node is its vector with that noise, the sum minus the colluder's own).
+#[test]
+fn m2_two_node_federations_stay_possible_and_fully_accounted() {
+    use fedprof_protocol::query::{FeatureQuery, QueryPart, Segmenter};
+    let mut f = Fed::start(&["a", "b"], 2);
+    for _ in 0..4 {
+        f.step(vector);
+    }
+    assert!(
+        matches!(f.round.outcome(), Some(JobOutcome::Completed { .. })),
+        "{:?}",
+        f.round.outcome()
+    );
+    let query = FeatureQuery {
+        label: "two".into(),
+        as_of: "2026-06-30".into(),
+        scale: 1000,
+        segmenter: Segmenter::All,
+        parts: vec![QueryPart::Count],
+        budget: Fraction { numer: 1, denom: 2 },
+        reserve: Fraction { numer: 0, denom: 1 },
+        job: None,
+    };
+    let cap = fedprof_privacy::Rho::from_ratio(1, 2).unwrap();
+    let two = fedprof_privacy::query::plan_query(&cap, &query, 2, 1).unwrap();
+    // One honest share carries the whole central variance: sigma^2 = Delta^2 / (2 rho).
+    let central = 1000u64 * 1000;
+    assert!(two.node_variance[0].numer / two.node_variance[0].denom >= central);
+    // The colluder's one share of a 2-of-2 secret rebuilds nothing.
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let secret = fedprof_crypto::SecretKey32::from_bytes([7; 32]);
+    let shares = fedprof_crypto::shamir::split(&secret, 2, &[1, 2], &mut rng).unwrap();
+    assert!(fedprof_crypto::shamir::reconstruct(&shares[..1], 2).is_err());
+}
