@@ -55,3 +55,28 @@ async fn a_restarted_coordinator_reopens_its_ledger_and_runs_the_next_job() {
             .all(|n| n.current().unwrap().debits == 2)
     );
 }
+
+/// One process per state (restarts issue, item 4): while a federation runs, a second
+/// coordinator on the same ledger, or a `fedprof local` on the same node state, is refused
+/// and names the holder's pid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_state_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let progress = Progress::new();
+    let p = prepare(dir.path(), 2, 200, 6, &progress).unwrap();
+    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &progress)
+        .await
+        .unwrap();
+    let second = LocalFederation::start(&p.coordinator, &p.node_paths, &progress).await;
+    let e = format!("{:#}", second.err().expect("a second coordinator started"));
+    assert!(
+        e.contains("in use by another process") && e.contains(&std::process::id().to_string()),
+        "{e}"
+    );
+    let node = fedprof_node::NodeConfig::load(&p.node_paths[0]).unwrap();
+    let e = fedprof_node::NodeService::new(node)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("in use by another process"), "{e}");
+    fed.stop().await;
+}

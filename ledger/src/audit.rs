@@ -226,11 +226,11 @@ fn lines<'a>(text: &LedgerText<'a>) -> Result<Vec<&'a str>, AuditFailure> {
             "incomplete last line (torn append); see docs/LEDGER.md, Recovery",
         ),
         FileError::NotText { line, .. } => fail(&text.file, line, "not UTF-8 text"),
-        FileError::Io { source, .. } => AuditFailure {
+        e @ (FileError::Io { .. } | FileError::Locked { .. }) => AuditFailure {
             file: text.file.clone(),
             line: 0,
             seq: None,
-            reason: source.to_string(),
+            reason: e.to_string(),
         },
     })
 }

@@ -71,6 +71,8 @@ impl RecordedRelease {
 
 /// The coordinator's open release ledger.
 pub struct CoordinatorLedger {
+    /// `<ledger>.lock`, held while the ledger is open.
+    _lock: File,
     path: PathBuf,
     file: File,
     key: SigningKey,
@@ -107,6 +109,10 @@ impl CoordinatorLedger {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             file::ensure_dir(dir)?;
         }
+        // One process per ledger: two coordinators would fork its chain.
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock = file::lock(Path::new(&lock_path))?;
         let bytes = file::read_optional(path)?.unwrap_or_default();
         let vk = key.verifying_key();
         for (i, line) in file::ledger_lines(path, &bytes)?.into_iter().enumerate() {
@@ -115,6 +121,7 @@ impl CoordinatorLedger {
         }
         let file = file::open_append(path)?;
         Ok(CoordinatorLedger {
+            _lock: lock,
             path: path.to_owned(),
             file,
             key,

@@ -27,6 +27,18 @@ pub enum FileError {
         /// 1-based number of the incomplete line.
         line: usize,
     },
+    /// Another process holds the directory's lock (one process per ledger: two writers could
+    /// both pay from one budget, or fork the chain).
+    #[error(
+        "{path} is in use by another process (pid {holder}); stop it first: one ledger, one \
+         process"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The pid the holder wrote into it (`unknown` when unreadable).
+        holder: String,
+    },
     /// The file is not UTF-8 text.
     #[error("{path}: line {line} is not UTF-8 text")]
     NotText {
@@ -42,6 +54,37 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> FileError + '_ 
         path: path.to_owned(),
         source,
     }
+}
+
+/// Takes the exclusive lock `path` (a file that then holds this process's pid) for as long as
+/// the returned file lives. The lock is the operating system's (`flock`): it ends with the
+/// process, so a crash never leaves a stale lock behind.
+pub fn lock(path: &Path) -> Result<File, FileError> {
+    let path = path.to_owned();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path)
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "unknown".into());
+            return Err(FileError::Locked { path, holder });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(io_error(&path)(e)),
+    }
+    file.set_len(0).map_err(io_error(&path))?;
+    writeln!(file, "{}", std::process::id()).map_err(io_error(&path))?;
+    file.sync_all().map_err(io_error(&path))?;
+    Ok(file)
 }
 
 /// Splits ledger text into lines: every line must end with `\n` (a missing final newline is a

@@ -148,6 +148,8 @@ impl CachedVector {
 
 /// A node's open budget ledger.
 pub struct NodeLedger {
+    /// The state directory's lock, held while the ledger is open.
+    _lock: File,
     dir: PathBuf,
     path: PathBuf,
     file: File,
@@ -174,6 +176,8 @@ impl NodeLedger {
     /// any invalid entry is refused.
     pub fn open(dir: &Path, key: SigningKey, node: PartyId) -> Result<Self, StoreError> {
         file::ensure_dir(&dir.join("vectors"))?;
+        // One process per state directory: two would both pay from one budget.
+        let lock = file::lock(&dir.join("LOCK"))?;
         let path = dir.join("ledger.jsonl");
         let mut book = NodeBook::new(Writer::new(node)).map_err(|error| StoreError::Corrupt {
             path: path.clone(),
@@ -192,6 +196,7 @@ impl NodeLedger {
         }
         let file = file::open_append(&path)?;
         Ok(NodeLedger {
+            _lock: lock,
             dir: dir.to_owned(),
             path,
             file,

@@ -296,3 +296,20 @@ fn a_lifetime_cap_is_recorded_once_kept_across_periods_and_never_raised() {
     assert_eq!(l.book().lifetime_cap(), Some(&"1".parse().unwrap()));
     assert_eq!(l.book().periods().len(), 4);
 }
+
+/// One process per state directory (restarts issue, item 4): a second open of a node ledger
+/// while the first is open is refused and names the holder's pid; once the first is closed
+/// the ledger opens again (the lock is the OS's and dies with its holder).
+#[test]
+fn a_second_opener_of_a_node_ledger_is_refused_naming_the_holder() {
+    let (tmp, l) = fresh("1/1");
+    let e = NodeLedger::open(tmp.path(), key("a"), node("a")).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("in use by another process")
+            && text.contains(&std::process::id().to_string()),
+        "{text}"
+    );
+    drop(l);
+    assert!(NodeLedger::open(tmp.path(), key("a"), node("a")).is_ok());
+}
