@@ -208,10 +208,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                 info!(jobs = config.schedule.len(), "scheduled profiling enabled");
                 tokio::spawn(schedule::run_forever(handle, config.clone(), shutdown))
             });
-            tokio::signal::ctrl_c()
-                .await
-                .context("cannot listen for Ctrl-C")?;
-            info!("interrupted; shutting down");
+            let mut server = server;
+            tokio::select! {
+                signal = interrupted() => info!(signal = signal?, "shutting down"),
+                ended = &mut server => {
+                    anyhow::bail!("the coordinator's service ended by itself ({ended:?}); see the log above");
+                }
+            }
             trigger.trigger();
             if let Some(s) = scheduler {
                 let _ = s.await;
@@ -222,11 +225,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             let node = NodeService::new(NodeConfig::load(&a.config)?)?;
             info!(node = %node.identity(), "node started");
             let (trigger, shutdown) = ShutdownSignal::new();
-            let task = tokio::spawn(node.run(shutdown));
-            tokio::signal::ctrl_c()
-                .await
-                .context("cannot listen for Ctrl-C")?;
-            info!("interrupted; shutting down");
+            let mut task = tokio::spawn(node.run(shutdown));
+            tokio::select! {
+                signal = interrupted() => info!(signal = signal?, "shutting down"),
+                ended = &mut task => {
+                    anyhow::bail!("the node's service ended by itself ({ended:?}); see the log above");
+                }
+            }
             trigger.trigger();
             task.await.context("node task failed")?;
         }
@@ -258,6 +263,17 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Label(a) => print_stdout(&label::run(&a)?),
     }
     Ok(())
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (what service managers send), whichever comes first,
+/// and names it: both shut a long-running service down the same graceful way.
+async fn interrupted() -> Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map(|()| "SIGINT").context("cannot listen for Ctrl-C"),
+        _ = term.recv() => Ok("SIGTERM"),
+    }
 }
 
 #[expect(clippy::print_stdout, reason = "command output goes to stdout")]

@@ -205,3 +205,41 @@ fn the_demo_profiles_the_bank_scenario_and_audits_the_ledgers() {
     );
     assert!(out.join("federation/ca.pem").is_file());
 }
+
+/// SIGTERM (what service managers send) shuts a node down like Ctrl-C: gracefully, exit 0,
+/// saying so in the log, instead of the default death by signal.
+#[test]
+fn sigterm_stops_a_node_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let p =
+        fedprof::demo::prepare(dir.path(), 2, 50, 3, &fedprof::progress::Progress::new()).unwrap();
+    // No coordinator runs: the node keeps reconnecting until it is told to stop.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fedprof"))
+        .args(["node", "--config"])
+        .arg(&p.node_paths[0])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("SIGTERM"), "{log}");
+}

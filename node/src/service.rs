@@ -176,9 +176,18 @@ impl NodeService {
             })?;
         let limits = self.config.connection.client_limits();
         let endpoint = client_endpoint(&self.creds, &limits, addr)?;
-        let peer = connect(&endpoint, addr, self.config.server_name()).await?;
+        // A handshake with an unreachable coordinator lasts until the idle timeout: shutdown
+        // must not wait for it.
+        let peer = tokio::select! {
+            peer = connect(&endpoint, addr, self.config.server_name()) => peer?,
+            () = shutdown.wait() => return Ok(SessionEnd::Shutdown),
+        };
         info!(coordinator = %addr, "connected");
-        let (mut writer, mut reader) = peer.open_stream(limits.max_frame).await?.split();
+        let stream = tokio::select! {
+            stream = peer.open_stream(limits.max_frame) => stream?,
+            () = shutdown.wait() => return Ok(SessionEnd::Shutdown),
+        };
+        let (mut writer, mut reader) = stream.split();
 
         // The reader runs in its own task: `recv` is not cancel-safe, a channel is.
         let (msg_tx, mut messages) = mpsc::channel(16);
