@@ -68,7 +68,7 @@ async fn a_second_process_on_the_same_state_is_refused() {
         .await
         .unwrap();
     let second = LocalFederation::start(&p.coordinator, &p.node_paths, &progress).await;
-    let e = format!("{:#}", second.err().expect("a second coordinator started"));
+    let e = format!("{:#}", second.expect_err("a second coordinator started"));
     assert!(
         e.contains("in use by another process") && e.contains(&std::process::id().to_string()),
         "{e}"
