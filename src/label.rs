@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -96,7 +95,8 @@ pub fn run(a: &LabelArgs) -> Result<String> {
         let _ = writeln!(csv, "{},{}", table.customer[row], seg.segments[*s]);
         *counts.entry(*s).or_default() += 1;
     }
-    fs::write(&a.out, csv).with_context(|| format!("cannot write {}", a.out.display()))?;
+    fedprof_ledger::file::write_atomic(&a.out, csv.as_bytes())
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
     let mut out = format!(
         "Labelled {} customers with {} segmentation {} of model {} v{} (as of {as_of}) -> {}\n",
         table.len(),

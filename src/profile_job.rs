@@ -181,7 +181,10 @@ pub fn write_outputs(
     let mut paths = Vec::new();
     for (name, text) in files {
         let path = dir.join(name);
-        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        // Atomically and durably (temporary file, fsync, rename, fsync the directory): a crash
+        // leaves the old file or the new one, never half of one.
+        fedprof_ledger::file::write_atomic(&path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
         paths.push(path);
     }
     Ok(paths)

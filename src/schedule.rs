@@ -75,10 +75,9 @@ pub async fn run_due(
         profile_job::run(run_job, spec, &policy, previous.as_ref(), &progress).await?;
     let dir = entry.out.join(&as_of);
     profile_job::write_outputs(&dir, &report, &model)?;
-    // The latest model is replaced only once the run is complete (rename is atomic).
-    let tmp = entry.out.join("model.json.tmp");
-    fs::copy(dir.join("model.json"), &tmp)?;
-    fs::rename(&tmp, &latest)?;
+    // The latest model is replaced only once the run is complete, atomically and durably.
+    let model_bytes = fs::read(dir.join("model.json"))?;
+    fedprof_ledger::file::write_atomic(&latest, &model_bytes)?;
     info!(job = %report.name, %as_of, version = model.version, dir = %dir.display(), "scheduled profiling run finished");
     Ok(Some(dir))
 }

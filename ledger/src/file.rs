@@ -170,7 +170,7 @@ pub(crate) fn append_line(file: &mut File, path: &Path, line: &str) -> Result<()
 /// Writes `bytes` to `path` atomically and durably: a temporary file (mode 0600) is written and
 /// synced, renamed over `path`, and the directory is synced. After a crash `path` holds either
 /// nothing or all of `bytes`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
     let mut f = OpenOptions::new()
