@@ -234,6 +234,25 @@ pub fn check(
     Ok(())
 }
 
+/// Opens `period` in `ledger` when it is not the ledger's current one (the month rolled while
+/// the node ran), with the period cap `cap` and the lifetime cap `lifetime`, and recounts
+/// `spending` (per-analyst spending starts again with the period). Returns whether it opened
+/// one. The caller holds the ledger lock and passes the clock's period.
+pub fn roll_period(
+    ledger: &mut fedprof_ledger::NodeLedger,
+    spending: &mut Spending,
+    period: fedprof_ledger::Period,
+    cap: &Rho,
+    lifetime: Option<Rho>,
+) -> Result<bool, fedprof_ledger::StoreError> {
+    if ledger.book().periods().last().map(|p| &p.period) == Some(&period) {
+        return Ok(false);
+    }
+    ledger.open_period_capped(period, cap.clone(), lifetime)?;
+    *spending = Spending::from_ledger(ledger.path());
+    Ok(true)
+}
+
 #[cfg(test)]
 #[path = "floor_tests.rs"]
 mod tests;

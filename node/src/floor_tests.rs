@@ -115,3 +115,36 @@ fn h3_job_and_analyst_limits_count_this_nodes_own_debits() {
         .is_ok()
     );
 }
+
+/// Budget periods roll while the node runs (restarts issue, item 6): a new month opens a new
+/// period with the configured cap (and keeps the lifetime cap), and per-analyst spending
+/// starts again; the same month opens nothing.
+#[test]
+fn a_new_month_opens_a_new_period_while_running() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|_| unreachable!());
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let node = fedprof_protocol::PartyId {
+        role: fedprof_protocol::Role::Node,
+        name: PartyName::new("a").unwrap_or_else(|_| unreachable!()),
+    };
+    let mut ledger = fedprof_ledger::NodeLedger::open(tmp.path(), key, node)
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let period = |p: &str| fedprof_ledger::Period::new(p).unwrap_or_else(|_| unreachable!());
+    let mut spending = Spending::default();
+    let cap = r("2");
+    let opened = |l: &mut fedprof_ledger::NodeLedger, s: &mut Spending, p: &str| {
+        roll_period(l, s, period(p), &cap, Some(r("24"))).unwrap_or_else(|e| unreachable!("{e}"))
+    };
+    assert!(opened(&mut ledger, &mut spending, "2026-12"));
+    assert!(!opened(&mut ledger, &mut spending, "2026-12"));
+    assert!(opened(&mut ledger, &mut spending, "2027-01"));
+    let periods: Vec<String> = ledger
+        .book()
+        .periods()
+        .iter()
+        .map(|p| p.period.as_str().to_owned())
+        .collect();
+    assert_eq!(periods, ["2026-12", "2027-01"]);
+    assert_eq!(ledger.book().lifetime_cap(), Some(&r("24")));
+    assert_eq!(spending.period.as_deref(), Some("2027-01"));
+}

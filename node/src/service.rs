@@ -386,10 +386,11 @@ impl NodeService {
             }
         };
         {
-            let books = self
+            let mut books = self
                 .books
                 .lock()
                 .map_err(|_| refuse(RefuseReason::Policy, "ledger unavailable".into()))?;
+            roll(&mut books, &self.config)?;
             if books.ledger.book().debit(&release).is_none() {
                 check_budget(
                     &books,
@@ -416,8 +417,10 @@ impl NodeService {
         let books = Arc::clone(&self.books);
         let lifetime = Duration::from_millis(u64::from(announce.timeout_ms)) * JOB_LIFETIME_PHASES;
         let (floor, announce) = (self.config.floor.clone(), announce.clone());
+        let config = Arc::clone(&self.config);
         tokio::task::spawn_blocking(move || {
             let paid = Paid {
+                config: &config,
                 floor: &floor,
                 announce: &announce,
                 release,
@@ -473,8 +476,42 @@ fn check_budget(
     .map_err(|e| e.refusal())
 }
 
+/// Opens the clock's budget period when the month rolled while the node ran (unless the config
+/// pins `privacy.period`): the period cap is a rate per month, not per process start.
+fn roll(books: &mut Books, config: &NodeConfig) -> Result<(), Refusal> {
+    if config.privacy.period.is_some() {
+        return Ok(());
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let name = format!("{:04}-{:02}", now.year(), u8::from(now.month()));
+    let failed = |detail: String| Refusal {
+        reason: RefuseReason::Policy,
+        detail,
+    };
+    let period = Period::new(&name).map_err(|e| failed(format!("budget period {name}: {e}")))?;
+    let Books { ledger, spending } = books;
+    match crate::floor::roll_period(
+        ledger,
+        spending,
+        period,
+        &config.privacy.cap_rho,
+        config.privacy.lifetime_cap_rho.clone(),
+    ) {
+        Ok(true) => {
+            info!(period = %name, "new budget period opened");
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => {
+            warn!(error = %e, "cannot open the new budget period");
+            Err(failed(format!("the node's ledger failed: {e}")))
+        }
+    }
+}
+
 /// What a debit is checked against again under the ledger lock.
 struct Paid<'a> {
+    config: &'a NodeConfig,
     floor: &'a NodeFloorConfig,
     announce: &'a JobAnnounce,
     release: ReleaseId,
@@ -498,6 +535,7 @@ fn debit(
     })?;
     let release = paid.release;
     if books.ledger.book().debit(&release).is_none() {
+        roll(&mut books, paid.config)?;
         check_budget(
             &books,
             paid.floor,
