@@ -244,11 +244,13 @@ pub fn roll_period(
     period: fedprof_ledger::Period,
     cap: &Rho,
     lifetime: Option<Rho>,
-) -> Result<bool, fedprof_ledger::StoreError> {
+) -> Result<bool, Box<fedprof_ledger::StoreError>> {
     if ledger.book().periods().last().map(|p| &p.period) == Some(&period) {
         return Ok(false);
     }
-    ledger.open_period_capped(period, cap.clone(), lifetime)?;
+    ledger
+        .open_period_capped(period, cap.clone(), lifetime)
+        .map_err(Box::new)?;
     *spending = Spending::from_ledger(ledger.path());
     Ok(true)
 }
