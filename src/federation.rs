@@ -317,9 +317,10 @@ fn node_toml(name: &PartyName, coordinator: &str, rel: &str) -> String {
          [floor]\n\
          # This node's own privacy floor: announcements below it are refused, whatever the\n\
          # coordinator's configuration says (docs/PRIVACY.md, \"The node's floor\").\n\
-         # Fewest nodes assumed to collude with the coordinator, fewest honest noise shares.\n\
+         # Fewest nodes assumed to collude with the coordinator, and most honest noise shares a\n\
+         # release may count on (n_min - colluders; each node adds sigma^2 / that many).\n\
          min_colluders = 1\n\
-         min_honest_shares = 1\n\
+         max_honest_shares = 2\n\
          # Most zCDP loss per release, per profiling job, and per analyst per period.\n\
          max_rho_per_release = \"1/2\"\n\
          max_rho_per_job = \"1/1\"\n\

@@ -117,10 +117,14 @@ fn rho(f: Fraction, field: &'static str) -> Result<Rho, BudgetRefusal> {
     Rho::from_ratio(f.numer, f.denom).map_err(|_| BudgetRefusal::Fraction(field))
 }
 
-fn fraction(r: &Rho) -> Fraction {
-    Fraction {
-        numer: u64::try_from(r.numer()).unwrap_or(u64::MAX),
-        denom: u64::try_from(r.denom()).unwrap_or(u64::MAX),
+/// `r` as a wire fraction; a total that does not fit 64 bits is refused (saturating would
+/// announce another cap than the one kept here).
+fn fraction(r: &Rho) -> Result<Fraction, BudgetRefusal> {
+    match (u64::try_from(r.numer()), u64::try_from(r.denom())) {
+        (Ok(numer), Ok(denom)) => Ok(Fraction { numer, denom }),
+        _ => Err(BudgetRefusal::Fraction(
+            "budget plus reserve (too fine a fraction)",
+        )),
     }
 }
 
@@ -147,6 +151,7 @@ impl ProfileBook {
                 cap: per_job.clone(),
             });
         }
+        let cap = fraction(&total)?;
         let key = (period.to_owned(), analyst.clone());
         let used = self.declared.get(&key).cloned().unwrap_or_else(Rho::zero);
         if &(&used + &total) > per_analyst {
@@ -173,7 +178,7 @@ impl ProfileBook {
             tag: ProfileTag {
                 id,
                 analyst: analyst.clone(),
-                cap: fraction(&total),
+                cap,
             },
             participants,
         })
@@ -208,7 +213,7 @@ impl ProfileBook {
             tag: ProfileTag {
                 id,
                 analyst: job.analyst.clone(),
-                cap: fraction(&job.cap),
+                cap: fraction(&job.cap)?,
             },
             participants: job.participants.clone(),
         })

@@ -404,6 +404,7 @@ impl Coordinator {
             profile: tag,
             nonce,
             graph_seed,
+            require_all: !opened,
         };
         let (round, effects) = Round::start(request, participants, self.policy, now);
         if effects.is_empty() {

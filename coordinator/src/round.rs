@@ -94,6 +94,11 @@ pub struct RoundRequest {
     pub nonce: [u8; 32],
     /// Public randomness for the secure-aggregation graph.
     pub graph_seed: [u8; 32],
+    /// Every participant must contribute (a later release of a profiling job: its figures
+    /// must cover the job's whole population, review finding M3). The round is then bound to
+    /// the whole roster as its fewest survivors, so it stops before any unmasking if one
+    /// drops out, and nodes refuse an unmask request without everyone.
+    pub require_all: bool,
 }
 
 /// One job's round.
@@ -113,6 +118,9 @@ pub struct Round {
     nonce: [u8; 32],
     deadline: Instant,
     outcome: Option<JobOutcome>,
+    /// Contributors required besides the policy and `n_min` (all of them, for a later
+    /// release of a profiling job).
+    required: usize,
 }
 
 /// Longest receipt (one ledger line) a node may send.
@@ -139,6 +147,7 @@ impl Round {
             profile,
             nonce,
             graph_seed,
+            require_all,
         } = request;
         let roster: Vec<PartyName> = participants.iter().map(|p| p.name.clone()).collect();
         let mut round = Round {
@@ -158,7 +167,9 @@ impl Round {
             nonce: [0; 32],
             deadline: now + policy.timeout,
             outcome: None,
+            required: 0,
         };
+        round.required = if require_all { participants.len() } else { 0 };
         let needed = round.needed();
         if participants.len() < needed {
             round.abort(format!(
@@ -208,6 +219,7 @@ impl Round {
                 })
                 .collect(),
             threshold: u32::try_from(t).unwrap_or(u32::MAX),
+            min_survivors: u32::try_from(round.needed()).unwrap_or(u32::MAX),
             graph: match graph {
                 GraphSpec::Complete => SecAggGraph::Complete,
                 GraphSpec::Sparse { neighbours, seed } => SecAggGraph::Sparse { neighbours, seed },
@@ -222,7 +234,9 @@ impl Round {
             nonce,
         };
         // C2, M4: the secure-aggregation machine knows n_min and the release it serves.
-        let min = round.release.min_contributors as usize;
+        // The secure-aggregation machines stop below n_min, or below the whole roster when
+        // every participant is required; nodes bind the same (SecAggSetup::min_survivors).
+        let min = round.needed();
         let colluders = round.release.colluders as usize;
         let config = match config.bind(min, colluders, &announce.release_binding()) {
             Ok(c) => Arc::new(c),
@@ -249,6 +263,7 @@ impl Round {
         self.policy
             .min_nodes
             .max(self.release.min_contributors as usize)
+            .max(self.required)
     }
 
     /// When the current phase ends, if the round is still open.

@@ -52,9 +52,11 @@ pub struct NodeFloorConfig {
     /// Fewest nodes assumed to collude with the coordinator (default 1: with 0, a node that
     /// receives the result and knows its own noise would face one share less than counted).
     pub min_colluders: u32,
-    /// Fewest honest noise shares (`n_min - colluders`) every release must count on
-    /// (default 1).
-    pub min_honest_shares: u32,
+    /// Most honest noise shares (`n_min - colluders`) a release may count on (default 2). Each
+    /// node adds `sigma^2 / (n_min - colluders)`: a coordinator announcing a large `n_min` with
+    /// few colluders would have every node add little noise, resting the guarantee on its word
+    /// that no more collude. Together with `min_colluders` this bounds what the node trusts.
+    pub max_honest_shares: u32,
     /// Most rho one release may cost (default 1/2).
     pub max_rho_per_release: fedprof_privacy::Rho,
     /// Most rho one profiling job may cost, over all its releases (default 1).
@@ -71,7 +73,7 @@ impl Default for NodeFloorConfig {
         };
         NodeFloorConfig {
             min_colluders: 1,
-            min_honest_shares: 1,
+            max_honest_shares: 2,
             max_rho_per_release: rho(1, 2),
             max_rho_per_job: rho(1, 1),
             max_rho_per_analyst: rho(2, 1),

@@ -5,8 +5,11 @@
 //! announced parameters cost. Left at that, the honest-noise assumption at the core of the
 //! guarantee would be set by the party it protects against. So each node holds a floor in its
 //! own config and refuses, with a typed reason, any announcement below it:
-//! - at least `min_colluders` nodes are assumed to collude with the coordinator, and at least
-//!   `min_honest_shares` honest noise shares (`n_min - colluders`) protect every release;
+//! - at least `min_colluders` nodes are assumed to collude with the coordinator, and a release
+//!   counts on at most `max_honest_shares` honest noise shares (`n_min - colluders`): each node
+//!   adds `sigma^2 / (n_min - c)`, so the more honest shares a release credits, the less noise
+//!   each node adds and the more the guarantee rests on the coordinator's word that only `c`
+//!   collude;
 //! - at most `max_rho_per_release` per release, `max_rho_per_job` per profiling job (and never
 //!   more than the job's declared total), `max_rho_per_analyst` per analyst per period, on top
 //!   of the period cap the ledger enforces.
@@ -36,15 +39,15 @@ pub enum FloorRefusal {
         /// This node's floor.
         floor: u32,
     },
-    /// Fewer honest shares than this node requires.
+    /// More honest shares credited than this node allows (it would add too little noise).
     #[error(
-        "the release counts {announced} honest noise share(s) (n_min - colluders); this node \
-         requires at least {floor}"
+        "the release counts on {announced} honest noise share(s) (n_min - colluders); this node \
+         credits at most {floor}, so it would add too little noise"
     )]
     HonestShares {
         /// Announced `n_min - colluders`.
         announced: u32,
-        /// This node's floor.
+        /// This node's limit.
         floor: u32,
     },
     /// The release costs more than this node allows one release.
@@ -194,10 +197,10 @@ pub fn check(
         });
     }
     let honest = params.min_contributors.saturating_sub(params.colluders);
-    if honest < floor.min_honest_shares {
+    if honest > floor.max_honest_shares {
         return Err(FloorRefusal::HonestShares {
             announced: honest,
-            floor: floor.min_honest_shares,
+            floor: floor.max_honest_shares,
         });
     }
     if rho > &floor.max_rho_per_release {

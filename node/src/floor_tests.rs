@@ -33,7 +33,7 @@ fn tag(id: u8, analyst: &str, cap: (u64, u64)) -> ProfileTag {
 fn h3_an_announcement_below_the_nodes_floor_is_refused_with_a_typed_reason() {
     let floor = NodeFloorConfig {
         min_colluders: 2,
-        min_honest_shares: 2,
+        max_honest_shares: 2,
         ..NodeFloorConfig::default()
     };
     let none = Spending::default();
@@ -47,14 +47,17 @@ fn h3_an_announcement_below_the_nodes_floor_is_refused_with_a_typed_reason() {
             floor: 2
         })
     );
+    // The review's counterexample with one colluder: n_min 10, c 2 credits 8 honest shares, so
+    // every node would add sigma^2 / 8; if 5 collude, the true loss is 8/5 of the debit.
     assert_eq!(
-        check(&floor, &none, &params(3, 2), &t, &r("1/10"), &zero),
+        check(&floor, &none, &params(10, 2), &t, &r("1/10"), &zero),
         Err(FloorRefusal::HonestShares {
-            announced: 1,
+            announced: 8,
             floor: 2
         })
     );
     assert!(check(&floor, &none, &params(4, 2), &t, &r("1/10"), &zero).is_ok());
+    assert!(check(&floor, &none, &params(3, 2), &t, &r("1/10"), &zero).is_ok());
     let e = check(&floor, &none, &params(4, 2), &t, &r("3/4"), &zero).unwrap_err();
     assert!(matches!(e, FloorRefusal::Release { .. }), "{e}");
     assert_eq!(e.refusal().reason, RefuseReason::PrivacyFloor);

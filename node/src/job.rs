@@ -101,7 +101,7 @@ pub fn round_config(
     // noise, colluders, job, nonce); a graph that cannot guarantee n_min is refused here.
     .and_then(|c| {
         c.bind(
-            announce.release.min_contributors as usize,
+            (announce.release.min_contributors.max(setup.min_survivors)) as usize,
             announce.release.colluders as usize,
             &announce.release_binding(),
         )

@@ -267,7 +267,10 @@ pub fn evaluate(t: &FeatureTable, q: &FeatureQuery) -> Result<Vec<i64>, QueryEva
                     // The row's own counts over the listed levels only: floor, so the listed
                     // shares sum to at most `scale` (the counts sum to at most txn_count).
                     let m = mix(t, *feature);
-                    let n = t.txn_count.get(row).copied().unwrap_or(0);
+                    // The denominator is at least the row's counts over all its levels, so the
+                    // bound holds even if a source's counts and txn_count ever disagree (e.g.
+                    // a database written between two statements).
+                    let n = t.txn_count.get(row).copied().unwrap_or(0).max(m.total(row));
                     for (i, level) in levels.iter().enumerate() {
                         if let Some(l) = level {
                             sums[at + i] += mix_share(m.count(row, *l), n, q.scale);

@@ -391,16 +391,15 @@ impl NodeService {
                 .lock()
                 .map_err(|_| refuse(RefuseReason::Policy, "ledger unavailable".into()))?;
             roll(&mut books, &self.config)?;
-            if books.ledger.book().debit(&release).is_none() {
-                check_budget(
-                    &books,
-                    &self.config.floor,
-                    announce,
-                    &release,
-                    &mechanism,
-                    &reserve,
-                )?;
-            }
+            once(&books, &release)?;
+            check_budget(
+                &books,
+                &self.config.floor,
+                announce,
+                &release,
+                &mechanism,
+                &reserve,
+            )?;
         }
         let rng = || {
             fedprof_crypto::rng::from_os().map_err(|e| refuse(RefuseReason::Policy, e.to_string()))
@@ -463,6 +462,18 @@ fn check_budget(
     let rho = book
         .check_debit(release, mechanism)
         .map_err(|e| e.refusal())?;
+    // The noise the coordinator announced must fit the budget the analyst's query asked for.
+    let JobSpec::Features(q) = &announce.spec;
+    let asked = fedprof_privacy::Rho::from_ratio(q.budget.numer, q.budget.denom)
+        .unwrap_or_else(|_| fedprof_privacy::Rho::zero());
+    if rho > asked {
+        return Err(Refusal {
+            reason: RefuseReason::PrivacyFloor,
+            detail: format!(
+                "the announced noise costs rho {rho}, more than the query's budget {asked}"
+            ),
+        });
+    }
     book.check_headroom(&rho, reserve)
         .map_err(|e| e.refusal())?;
     crate::floor::check(
@@ -474,6 +485,25 @@ fn check_budget(
         reserve,
     )
     .map_err(|e| e.refusal())
+}
+
+/// Refuses a release this node has already paid for. Its noisy vector goes into one masking
+/// round only: a coordinator replaying an announcement (same nonce, so the same release id)
+/// would otherwise get the same vector into a second round with another survivor set, and
+/// the difference of the two sums would expose one node's vector with its own noise share
+/// alone. A crash after the debit loses the release (the safe side).
+fn once(books: &Books, release: &ReleaseId) -> Result<(), Refusal> {
+    match books.ledger.book().debit(release) {
+        None => Ok(()),
+        Some(d) => Err(Refusal {
+            reason: RefuseReason::Policy,
+            detail: format!(
+                "release {release} was already paid for (ledger entry {}); a release's vector \
+                 goes into one masking round only",
+                d.seq
+            ),
+        }),
+    }
 }
 
 /// Opens the clock's budget period when the month rolled while the node ran (unless the config
@@ -534,17 +564,17 @@ fn debit(
         detail: "ledger unavailable".into(),
     })?;
     let release = paid.release;
-    if books.ledger.book().debit(&release).is_none() {
-        roll(&mut books, paid.config)?;
-        check_budget(
-            &books,
-            paid.floor,
-            paid.announce,
-            &release,
-            &mechanism,
-            &paid.reserve,
-        )?;
-    }
+    // Checked again under the lock: two copies of one announcement may both have started.
+    once(&books, &release)?;
+    roll(&mut books, paid.config)?;
+    check_budget(
+        &books,
+        paid.floor,
+        paid.announce,
+        &release,
+        &mechanism,
+        &paid.reserve,
+    )?;
     let mut salt = [0u8; 32];
     rand_core::Rng::fill_bytes(rng, &mut salt);
     match books

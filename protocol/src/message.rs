@@ -220,6 +220,10 @@ pub struct SecAggSetup {
     pub threshold: u32,
     /// Which pairs of nodes mask against each other.
     pub graph: SecAggGraph,
+    /// Fewest survivors whose sum may be unmasked: the release's `n_min`, or the whole roster
+    /// for a later release of a profiling job (every release of a job covers the same nodes).
+    /// Nodes bind the round to the larger of this and `n_min`.
+    pub min_survivors: u32,
 }
 
 /// One participant: its name and its certificate, which every node verifies against the

@@ -340,6 +340,9 @@ pub fn check_levels(field: &str, levels: &[String]) -> Result<(), QueryError> {
     if levels.is_empty() {
         return Err(invalid(field, "needs at least one level"));
     }
+    // First position of every level: linear in the list (a query may list 65,536 levels).
+    let mut seen: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(levels.len());
     for (i, l) in levels.iter().enumerate() {
         if l.is_empty() || l.trim() != l || l.chars().any(char::is_uppercase) {
             return Err(invalid(
@@ -347,7 +350,7 @@ pub fn check_levels(field: &str, levels: &[String]) -> Result<(), QueryError> {
                 format!("{l:?} is not a normalized level (trimmed, lower case, not empty)"),
             ));
         }
-        if let Some(j) = levels[..i].iter().position(|m| m == l) {
+        if let Some(j) = seen.insert(l.as_str(), i) {
             return Err(invalid(
                 format!("{field}[{i}]"),
                 format!("level {l:?} repeats {field}[{j}]"),

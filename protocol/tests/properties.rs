@@ -200,14 +200,16 @@ fn secagg_setup() -> impl Strategy<Value = SecAggSetup> {
             (any::<u32>(), any::<[u8; 32]>())
                 .prop_map(|(neighbours, seed)| SecAggGraph::Sparse { neighbours, seed }),
         ],
+        any::<u32>(),
     )
-        .prop_map(|(roster, threshold, graph)| SecAggSetup {
+        .prop_map(|(roster, threshold, graph, min_survivors)| SecAggSetup {
             roster: roster
                 .into_iter()
                 .map(|(name, certificate)| RosterEntry { name, certificate })
                 .collect(),
             threshold,
             graph,
+            min_survivors,
         })
 }
 

@@ -159,6 +159,7 @@ fn vectors() -> Vec<Vector> {
                         roster: vec![RosterEntry { name: name("a"), certificate: vec![0xde, 0xad] }],
                         threshold: 2,
                         graph: SecAggGraph::Complete,
+                        min_survivors: 2,
                     },
                     profile: tag(),
                     nonce: [0x22; 32],
@@ -189,6 +190,7 @@ fn vectors() -> Vec<Vector> {
                 0x02, 0xde, 0xad, //   certificate: 2 bytes (a byte string)
                 0x02,             // secagg.threshold 2
                 0x00,             // secagg.graph: Complete
+                0x02,             // secagg.min_survivors 2
                 // profile: tag() (id 0x11 x 16, analyst "x", cap 1/2), then the nonce: 32 raw bytes 0x22
                 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
                 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,

@@ -60,6 +60,7 @@ fn request(job: u64, min: u32, seed: u8) -> RoundRequest {
         },
         nonce: [seed; 32],
         graph_seed: [seed; 32],
+        require_all: false,
     }
 }
 
@@ -90,6 +91,11 @@ struct Fed {
 
 impl Fed {
     fn start(names: &[&str], min: u32) -> Fed {
+        Fed::start_request(names, request(7, min, 5))
+    }
+
+    fn start_request(names: &[&str], request: RoundRequest) -> Fed {
+        let min = request.release.min_contributors;
         let mut rng = ChaCha20Rng::seed_from_u64(9);
         let keys: Vec<SigningKey> = names
             .iter()
@@ -105,8 +111,7 @@ impl Fed {
             })
             .collect();
         let now = Instant::now();
-        let (round, effects) =
-            Round::start(request(7, min, 5), participants, policy(min as usize), now);
+        let (round, effects) = Round::start(request, participants, policy(min as usize), now);
         let mut nodes = Vec::new();
         let mut inbox = Vec::new();
         for (effect, key) in effects.into_iter().zip(&keys) {
@@ -144,7 +149,10 @@ impl Fed {
                 )
                 .unwrap()
                 .bind(
-                    announce.release.min_contributors as usize,
+                    announce
+                        .release
+                        .min_contributors
+                        .max(announce.secagg.min_survivors) as usize,
                     announce.release.colluders as usize,
                     &announce.release_binding(),
                 )
@@ -478,4 +486,42 @@ fn m2_two_node_federations_stay_possible_and_fully_accounted() {
     let secret = fedprof_crypto::SecretKey32::from_bytes([7; 32]);
     let shares = fedprof_crypto::shamir::split(&secret, 2, &[1, 2], &mut rng).unwrap();
     assert!(fedprof_crypto::shamir::reconstruct(&shares[..1], 2).is_err());
+}
+
+/// M3: a later release of a profiling job requires its whole population: one node of three
+/// refusing stops the round before any unmask request, although `n_min = 2` would allow a sum
+/// of the other two (which, differenced with the job's earlier releases, would expose the
+/// refusing node's aggregate).
+#[test]
+fn m3_a_later_release_of_a_job_stops_without_its_whole_population() {
+    let mut f = Fed::start_request(
+        &["a", "b", "c"],
+        RoundRequest {
+            require_all: true,
+            ..request(7, 2, 5)
+        },
+    );
+    let refusal = Refusal {
+        reason: RefuseReason::BudgetExhausted,
+        detail: "cap reached".into(),
+    };
+    let effects = f
+        .round
+        .on_message(&name("c"), Body::Refuse(refusal), f.now)
+        .unwrap();
+    f.absorb(effects);
+    for _ in 0..3 {
+        f.step(vector);
+    }
+    assert!(
+        matches!(f.round.outcome(), Some(JobOutcome::Aborted { .. })),
+        "{:?}",
+        f.round.outcome()
+    );
+    assert!(
+        !f.sent
+            .iter()
+            .any(|(_, b)| matches!(b, Body::SecAggRelay(CoordinatorMessage::Unmask(_)))),
+        "an unmask request was sent without the whole population"
+    );
 }
