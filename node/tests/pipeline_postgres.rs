@@ -165,3 +165,76 @@ async fn pushdown_features_equal_the_file_path() {
     assert!(unknown(&files).is_some_and(|n| n > 0));
     assert_eq!(unknown(&pushed), unknown(&files));
 }
+
+/// Ids the database groups apart but the node normalizes alike ("ÄB" / "äb" differ only in
+/// non-ASCII case under the C collation) and an id that is only a no-break space: their rows
+/// are quarantined (`ambiguous_id`, `missing_field`), the counts balance, and the pipeline
+/// answers. Before, either made the whole push-down fail, so whether the node could answer at
+/// all depended on one customer's rows (the review's H6 principle).
+#[tokio::test]
+async fn ambiguous_and_blank_ids_are_quarantined_not_a_failure() {
+    let Ok(conn) = std::env::var("FEDPROF_TEST_PG") else {
+        eprintln!("SKIPPED: set FEDPROF_TEST_PG to run the PostgreSQL push-down test");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("t.csv");
+    let rows = [
+        ("c1", "2026-01-05", "10.00"),
+        ("c1", "2026-01-09", "5.00"),
+        ("ÄB", "2026-01-06", "7.00"),
+        ("ÄB", "2026-01-07", "8.00"),
+        ("äb", "2026-01-08", "9.00"),
+        ("\u{a0}", "2026-01-08", "1.00"),
+    ];
+    let mut csv_out = String::from("txn_id,customer_id,date,amount,channel,category\n");
+    for (i, (id, date, amount)) in rows.iter().enumerate() {
+        let _ = writeln!(csv_out, "{i},{id},{date},{amount},web,food");
+    }
+    std::fs::write(&file, &csv_out).unwrap();
+    let table = format!("fedprof_ambiguous_{}", std::process::id());
+    let config = PostgresConfig {
+        connection: conn,
+        password_file: None,
+        table: table.clone(),
+    };
+    let client = postgres::connect(&config).await.unwrap();
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (txn_id bigint, \
+             customer_id text COLLATE \"C\", date date, amount numeric(18,2), channel text, \
+             category text)"
+        ))
+        .await
+        .unwrap();
+    for (i, (id, date, amount)) in rows.iter().enumerate() {
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {table} VALUES ($1, $2, $3::text::date, $4::text::numeric, 'web', 'food')"
+                ),
+                &[&(i as i64), id, date, amount],
+            )
+            .await
+            .unwrap();
+    }
+    let mut spec = common::transactions_spec(&file, "2026-01-31");
+    let cleaning = CleaningConfig {
+        start: Some("2026-01-01".into()),
+        max_amount: Some("1000".into()),
+    };
+    spec.apply(&cleaning, &FeaturesConfig::default()).unwrap();
+    let key = Pseudonymizer::new(SecretKey32::from_bytes([9; 32]));
+    let out = postgres::compute(&spec, &config, &key, true, None)
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+    assert_eq!(out.features.customer, ["c1"]);
+    let t = &out.quality.tables[0];
+    assert_eq!(t.by_reason.get("ambiguous_id"), Some(&3), "{t:?}");
+    assert_eq!(t.by_reason.get("missing_field"), Some(&1), "{t:?}");
+    assert!(out.quality.balanced(), "{:?}", out.quality);
+}

@@ -155,6 +155,11 @@ pub async fn compute(
         .map_err(pg)?;
     let mut behaviour: Vec<Option<Behaviour>> = vec![None; ids.len()];
     let mut unknown = 0u64;
+    // Ids the database grouped apart that normalize alike, and ids empty once normalized:
+    // quarantined, never a refusal of the whole pipeline (whether a node refuses must not
+    // depend on one customer's rows).
+    let mut ambiguous: std::collections::BTreeSet<u32> = std::collections::BTreeSet::new();
+    let (mut ambiguous_rows, mut empty_rows) = (0u64, 0u64);
     for row in &rows {
         let cid: String = row.try_get(0).map_err(pg)?;
         let txn_count: i64 = row.try_get(1).map_err(pg)?;
@@ -164,14 +169,20 @@ pub async fn compute(
                 unknown += u64::try_from(txn_count).map_err(pg)?;
                 continue;
             }
-            Err(_) => return Err(pg("a customer id is empty after normalization")),
+            Err(_) => {
+                empty_rows += u64::try_from(txn_count).map_err(pg)?;
+                continue;
+            }
         };
         behaviour.resize(ids.len(), None);
-        if behaviour[index as usize].is_some() {
-            return Err(pg(format!(
-                "two customer ids differ only in non-ASCII case or whitespace (customer #{index}); \
-                 the push-down cannot merge them exactly: normalize ids in the database or use a file source"
-            )));
+        if ambiguous.contains(&index) {
+            ambiguous_rows += u64::try_from(txn_count).map_err(pg)?;
+            continue;
+        }
+        if let Some(first) = behaviour[index as usize].take() {
+            ambiguous.insert(index);
+            ambiguous_rows += first.txn_count + u64::try_from(txn_count).map_err(pg)?;
+            continue;
         }
         let num = |i: usize| -> Result<i128, PipelineError> {
             let s: String = row.try_get(i).map_err(pg)?;
@@ -204,6 +215,9 @@ pub async fn compute(
         let Ok(Some(index)) = ids.lookup(&cid, false) else {
             continue;
         };
+        if ambiguous.contains(&index) {
+            continue;
+        }
         let (ch, cat): (String, String) =
             (row.try_get(1).map_err(pg)?, row.try_get(2).map_err(pg)?);
         let n = u32::try_from(row.try_get::<_, i64>(3).map_err(pg)?).map_err(pg)?;
@@ -249,6 +263,12 @@ pub async fn compute(
     }
     if unknown > 0 {
         by_reason.insert(Reason::UnknownCustomer.as_str(), unknown);
+    }
+    if ambiguous_rows > 0 {
+        by_reason.insert(Reason::AmbiguousId.as_str(), ambiguous_rows);
+    }
+    if empty_rows > 0 {
+        *by_reason.entry(Reason::MissingField.as_str()).or_insert(0) += empty_rows;
     }
     let names: Vec<String> = (0..n as u32)
         .map(|c| {

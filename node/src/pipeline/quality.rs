@@ -42,6 +42,10 @@ pub enum Reason {
     DuplicateCustomer,
     /// A row identical in every column to an earlier row of the same file; the first is kept.
     Duplicate,
+    /// PostgreSQL push-down: the database grouped ids apart that normalize alike (they differ
+    /// only in non-ASCII case or whitespace); every row of that customer is left out, since
+    /// the groups cannot be merged exactly.
+    AmbiguousId,
 }
 
 impl Reason {
@@ -59,6 +63,7 @@ impl Reason {
             Reason::UnknownCustomer => "unknown_customer",
             Reason::DuplicateCustomer => "duplicate_customer",
             Reason::Duplicate => "duplicate",
+            Reason::AmbiguousId => "ambiguous_id",
         }
     }
 }
