@@ -281,6 +281,7 @@ async fn core_loop(
     let mut parties: HashMap<ConnId, fedprof_protocol::PartyId> = HashMap::new();
     let mut waiting: HashMap<u64, oneshot::Sender<JobOutcome>> = HashMap::new();
     let mut next_ticket = 0u64;
+    let mut full: Vec<ConnId> = Vec::new();
     let mut rng = match fedprof_crypto::rng::from_os() {
         Ok(rng) => rng,
         Err(e) => {
@@ -333,84 +334,99 @@ async fn core_loop(
             () = sleep_until(deadline) => Input::Tick,
             () = shutdown.wait() => break,
         };
-        for output in core.handle(input, std::time::Instant::now()) {
-            match output {
-                Output::Send {
-                    conn,
-                    job,
-                    round,
-                    body,
-                } => {
-                    deliver(
-                        &mut writers,
+        // A peer whose queue filled is dropped by `deliver`; the core is told it closed (it
+        // leaves every roster and round), and what that causes is carried out in turn.
+        let mut inputs = vec![input];
+        while let Some(input) = inputs.pop() {
+            for output in core.handle(input, std::time::Instant::now()) {
+                match output {
+                    Output::Send {
                         conn,
-                        Outgoing::Send(job, round, Box::new(body)),
-                    );
-                }
-                Output::Close { conn, code, detail } => {
-                    deliver(&mut writers, conn, Outgoing::Close(code, detail));
-                    writers.remove(&conn);
-                }
-                Output::JobFinished {
-                    requester: Requester::Local(ticket),
-                    outcome,
-                    ..
-                } => {
-                    if let Some(reply) = waiting.remove(&ticket) {
-                        let _ = reply.send(outcome);
-                    }
-                }
-                Output::JobFinished { .. } => {}
-                Output::NodesChanged(list) => {
-                    nodes.send_replace(list);
-                }
-                Output::Publish {
-                    job,
-                    requester,
-                    analyst,
-                    outcome,
-                    receipts,
-                    recipients,
-                    nonce,
-                } => {
-                    // Record first; publish only what the ledger accepted.
-                    let outcome = match record(&mut ledger, job, &outcome, &receipts, nonce) {
-                        Ok(()) => {
-                            if let JobOutcome::Completed { result, .. } = &outcome {
-                                for conn in recipients {
-                                    let body = Body::Result(result.clone());
-                                    deliver(
-                                        &mut writers,
-                                        conn,
-                                        Outgoing::Send(job, RoundId(0), Box::new(body)),
-                                    );
-                                }
-                            }
-                            outcome
-                        }
-                        Err(reason) => {
-                            tracing::error!(%job, %reason, "release not recorded; nothing published");
-                            JobOutcome::Aborted {
-                                reason,
-                                failures: Vec::new(),
-                            }
-                        }
-                    };
-                    if let Some(conn) = analyst {
-                        let body = Body::Outcome(outcome.clone());
+                        job,
+                        round,
+                        body,
+                    } => {
                         deliver(
                             &mut writers,
+                            &mut full,
                             conn,
-                            Outgoing::Send(job, RoundId(0), Box::new(body)),
+                            Outgoing::Send(job, round, Box::new(body)),
                         );
                     }
-                    if let Requester::Local(ticket) = requester
-                        && let Some(reply) = waiting.remove(&ticket)
-                    {
-                        let _ = reply.send(outcome);
+                    Output::Close { conn, code, detail } => {
+                        deliver(&mut writers, &mut full, conn, Outgoing::Close(code, detail));
+                        writers.remove(&conn);
+                    }
+                    Output::JobFinished {
+                        requester: Requester::Local(ticket),
+                        outcome,
+                        ..
+                    } => {
+                        if let Some(reply) = waiting.remove(&ticket) {
+                            let _ = reply.send(outcome);
+                        }
+                    }
+                    Output::JobFinished { .. } => {}
+                    Output::NodesChanged(list) => {
+                        nodes.send_replace(list);
+                    }
+                    Output::Publish {
+                        job,
+                        requester,
+                        analyst,
+                        outcome,
+                        receipts,
+                        recipients,
+                        nonce,
+                    } => {
+                        // Record first; publish only what the ledger accepted.
+                        let outcome = match record(&mut ledger, job, &outcome, &receipts, nonce) {
+                            Ok(()) => {
+                                if let JobOutcome::Completed { result, .. } = &outcome {
+                                    for conn in recipients {
+                                        let body = Body::Result(result.clone());
+                                        deliver(
+                                            &mut writers,
+                                            &mut full,
+                                            conn,
+                                            Outgoing::Send(job, RoundId(0), Box::new(body)),
+                                        );
+                                    }
+                                }
+                                outcome
+                            }
+                            Err(reason) => {
+                                tracing::error!(%job, %reason, "release not recorded; nothing published");
+                                JobOutcome::Aborted {
+                                    reason,
+                                    failures: Vec::new(),
+                                }
+                            }
+                        };
+                        if let Some(conn) = analyst {
+                            let body = Body::Outcome(outcome.clone());
+                            deliver(
+                                &mut writers,
+                                &mut full,
+                                conn,
+                                Outgoing::Send(job, RoundId(0), Box::new(body)),
+                            );
+                        }
+                        if let Requester::Local(ticket) = requester
+                            && let Some(reply) = waiting.remove(&ticket)
+                        {
+                            let _ = reply.send(outcome);
+                        }
                     }
                 }
             }
+            inputs.extend(full.drain(..).map(|conn| {
+                parties.remove(&conn);
+                Input::Closed {
+                    conn,
+                    reason: "its outgoing queue was full (not reading its messages)".into(),
+                }
+            }));
         }
     }
     debug!("coordinator core stopped");
@@ -510,7 +526,12 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Queues a message for a connection; a connection that does not keep up is closed.
-fn deliver(writers: &mut HashMap<ConnId, mpsc::Sender<Outgoing>>, conn: ConnId, msg: Outgoing) {
+fn deliver(
+    writers: &mut HashMap<ConnId, mpsc::Sender<Outgoing>>,
+    full: &mut Vec<ConnId>,
+    conn: ConnId,
+    msg: Outgoing,
+) {
     let Some(tx) = writers.get(&conn) else { return };
     if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg) {
         warn!(
@@ -518,6 +539,7 @@ fn deliver(writers: &mut HashMap<ConnId, mpsc::Sender<Outgoing>>, conn: ConnId, 
             "peer is not reading its messages; dropping the connection"
         );
         writers.remove(&conn);
+        full.push(conn);
     }
 }
 
