@@ -185,7 +185,7 @@ impl Round {
             round.abort(format!("the released sums could overflow: {e}"));
             return (round, Vec::new());
         }
-        let graph = graph_for(participants.len(), graph_seed);
+        let graph = graph_for(participants.len(), graph_seed, needed);
         let config = RoundConfig::new(
             RoundTag {
                 job: job.0,
@@ -540,10 +540,16 @@ fn overflow_check(spec: &JobSpec, release: &ReleaseParams, nodes: usize) -> Resu
 
 /// Complete graph for small federations; SecAgg+ ring with about `2 log2 n` neighbours (even)
 /// once that is well below `n`, so per-node cost grows logarithmically.
-fn graph_for(n: usize, seed: [u8; 32]) -> GraphSpec {
+///
+/// A sparse graph's nodes see only their neighbourhood, so only its threshold can guarantee
+/// a release's fewest survivors: when `min_survivors` is above that threshold (a large
+/// `n_min`, or a later release of a profiling job needing its whole population), the graph is
+/// complete, at linear cost per node.
+fn graph_for(n: usize, seed: [u8; 32], min_survivors: usize) -> GraphSpec {
     let log = usize::BITS - n.leading_zeros();
     let neighbours = 2 * log as usize;
-    if n <= 32 || neighbours + 1 >= n {
+    let sparse_threshold = fedprof_secagg::default_threshold(neighbours + 1);
+    if n <= 32 || neighbours + 1 >= n || min_survivors > sparse_threshold {
         GraphSpec::Complete
     } else {
         GraphSpec::Sparse {

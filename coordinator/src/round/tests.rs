@@ -525,3 +525,40 @@ fn m3_a_later_release_of_a_job_stops_without_its_whole_population() {
         "an unmask request was sent without the whole population"
     );
 }
+
+/// Large federations: the sparse graph is used only where its neighbourhood threshold can
+/// guarantee the release's fewest survivors; a later release of a job (all of its 40 nodes
+/// required) falls back to the complete graph instead of failing to bind.
+#[test]
+fn the_graph_can_always_guarantee_the_fewest_survivors() {
+    assert!(matches!(
+        graph_for(40, [0; 32], 2),
+        GraphSpec::Sparse { .. }
+    ));
+    assert!(matches!(graph_for(40, [0; 32], 40), GraphSpec::Complete));
+    assert!(matches!(graph_for(10, [0; 32], 2), GraphSpec::Complete));
+    for (n, min) in [(40, 2), (40, 9), (40, 10), (40, 40), (100, 14), (100, 100)] {
+        let parties = (0..n)
+            .map(|i| {
+                let mut seed = [0u8; 32];
+                seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+                Party {
+                    name: format!("n{i}"),
+                    verifying_key: SigningKey::from_seed(&fedprof_crypto::SecretKey32::from_bytes(
+                        seed,
+                    ))
+                    .verifying_key(),
+                }
+            })
+            .collect();
+        let config = RoundConfig::new(
+            RoundTag { job: 1, round: 0 },
+            parties,
+            3,
+            graph_for(n, [1; 32], min),
+            None,
+        )
+        .unwrap();
+        assert!(config.bind(min, 1, b"r").is_ok(), "n {n}, min {min}");
+    }
+}
