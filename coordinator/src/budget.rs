@@ -111,9 +111,6 @@ pub struct ProfileBook {
 }
 
 fn rho(f: Fraction, field: &'static str) -> Result<Rho, BudgetRefusal> {
-    if f.numer == 0 && f.denom != 0 {
-        return Ok(Rho::zero());
-    }
     Rho::from_ratio(f.numer, f.denom).map_err(|_| BudgetRefusal::Fraction(field))
 }
 

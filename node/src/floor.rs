@@ -129,10 +129,7 @@ impl Spending {
     /// Takes one ledger entry into account (a period opening or a debit).
     pub fn record(&mut self, entry: &NodeEntry) {
         match entry.body() {
-            NodeBody::Budget { period, .. } => {
-                self.period = Some(period.as_str().to_owned());
-                self.per_analyst.clear();
-            }
+            NodeBody::Budget { period, .. } => self.start_period(period),
             NodeBody::Debit { mechanism, .. } => {
                 if let Some(tag) = mechanism.profile() {
                     let rho = mechanism.rho();
@@ -143,6 +140,12 @@ impl Spending {
             // The ledger itself enforces the lifetime cap.
             NodeBody::LifetimeCap { .. } => {}
         }
+    }
+
+    /// A new budget period: per-analyst spending starts again, per-job spending stays.
+    fn start_period(&mut self, period: &fedprof_ledger::Period) {
+        self.period = Some(period.as_str().to_owned());
+        self.per_analyst.clear();
     }
 
     /// Spent on job `id`.
@@ -169,9 +172,6 @@ fn add<K: Ord>(map: &mut BTreeMap<K, Rho>, key: K, rho: &Rho) {
     reason = "built at most once per announced release; boxing it would buy nothing"
 )]
 fn rho_of(f: fedprof_protocol::Fraction, field: &'static str) -> Result<Rho, FloorRefusal> {
-    if f.numer == 0 && f.denom != 0 {
-        return Ok(Rho::zero());
-    }
     Rho::from_ratio(f.numer, f.denom).map_err(|_| FloorRefusal::Fraction(field))
 }
 
@@ -238,9 +238,9 @@ pub fn check(
 }
 
 /// Opens `period` in `ledger` when it is not the ledger's current one (the month rolled while
-/// the node ran), with the period cap `cap` and the lifetime cap `lifetime`, and recounts
-/// `spending` (per-analyst spending starts again with the period). Returns whether it opened
-/// one. The caller holds the ledger lock and passes the clock's period.
+/// the node ran, or a ledger's first period), with the period cap `cap` and the lifetime cap
+/// `lifetime`, and starts the period in `spending` (per-analyst spending starts again).
+/// Returns whether it opened one. The caller holds the ledger lock and passes the period.
 pub fn roll_period(
     ledger: &mut fedprof_ledger::NodeLedger,
     spending: &mut Spending,
@@ -251,10 +251,10 @@ pub fn roll_period(
     if ledger.book().periods().last().map(|p| &p.period) == Some(&period) {
         return Ok(false);
     }
+    spending.start_period(&period);
     ledger
         .open_period_capped(period, cap.clone(), lifetime)
         .map_err(Box::new)?;
-    *spending = Spending::from_ledger(ledger.path());
     Ok(true)
 }
 

@@ -102,27 +102,26 @@ impl NodeService {
         let mut ledger =
             NodeLedger::open(&config.privacy.ledger, ledger_key, creds.identity().clone())
                 .map_err(|e| NodeError::Ledger(Box::new(e)))?;
-        let period = match &config.privacy.period {
-            Some(p) => p.clone(),
-            None => {
-                let now = time::OffsetDateTime::now_utc();
-                format!("{:04}-{:02}", now.year(), u8::from(now.month()))
-            }
-        };
+        let period = config.privacy.period.clone().unwrap_or_else(utc_month);
         let period = Period::new(&period).map_err(|_| NodeError::Period(period.clone()))?;
         let lifetime = config.privacy.lifetime_cap_rho.clone();
-        if ledger.book().periods().last().map(|p| &p.period) != Some(&period) {
-            ledger
-                .open_period_capped(period, config.privacy.cap_rho.clone(), lifetime)
-                .map_err(|e| NodeError::Ledger(Box::new(e)))?;
-        } else if let Some(cap) = lifetime
+        let mut spending = Spending::from_ledger(ledger.path());
+        let opened = crate::floor::roll_period(
+            &mut ledger,
+            &mut spending,
+            period,
+            &config.privacy.cap_rho,
+            lifetime.clone(),
+        )
+        .map_err(NodeError::Ledger)?;
+        if !opened
+            && let Some(cap) = lifetime
             && ledger.book().lifetime_cap() != Some(&cap)
         {
             ledger
                 .set_lifetime_cap(cap)
                 .map_err(|e| NodeError::Ledger(Box::new(e)))?;
         }
-        let spending = Spending::from_ledger(ledger.path());
         Ok(NodeService {
             config: Arc::new(config),
             creds,
@@ -506,14 +505,19 @@ fn once(books: &Books, release: &ReleaseId) -> Result<(), Refusal> {
     }
 }
 
+/// The current month, `YYYY-MM` (UTC): the default budget period.
+fn utc_month() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!("{:04}-{:02}", now.year(), u8::from(now.month()))
+}
+
 /// Opens the clock's budget period when the month rolled while the node ran (unless the config
 /// pins `privacy.period`): the period cap is a rate per month, not per process start.
 fn roll(books: &mut Books, config: &NodeConfig) -> Result<(), Refusal> {
     if config.privacy.period.is_some() {
         return Ok(());
     }
-    let now = time::OffsetDateTime::now_utc();
-    let name = format!("{:04}-{:02}", now.year(), u8::from(now.month()));
+    let name = utc_month();
     let failed = |detail: String| Refusal {
         reason: RefuseReason::Policy,
         detail,
