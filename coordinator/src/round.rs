@@ -560,4 +560,4 @@ fn graph_for(n: usize, seed: [u8; 32], min_survivors: usize) -> GraphSpec {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -24,32 +24,7 @@ fn env(job: u64, body: Body) -> Envelope {
     }
 }
 
-/// A small transaction-totals feature query (3 coordinates, budget 1/2, a new profiling job).
-fn totals() -> JobSpec {
-    use fedprof_protocol::query::{FeatureQuery, NumericFeature, QueryPart, Segmenter};
-    JobSpec::Features(Box::new(FeatureQuery {
-        label: "totals".into(),
-        as_of: "2026-06-30".into(),
-        scale: 1000,
-        segmenter: Segmenter::All,
-        parts: vec![
-            QueryPart::Count,
-            QueryPart::Numeric {
-                feature: NumericFeature::TxnCount,
-                lo: 0,
-                hi: 10,
-            },
-            QueryPart::Numeric {
-                feature: NumericFeature::MonetaryTotal,
-                lo: 0,
-                hi: 1000,
-            },
-        ],
-        budget: fedprof_protocol::Fraction { numer: 1, denom: 2 },
-        reserve: fedprof_protocol::Fraction { numer: 0, denom: 1 },
-        job: None,
-    }))
-}
+use crate::round::tests::totals;
 
 struct Fed {
     core: Coordinator,

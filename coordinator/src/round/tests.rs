@@ -21,8 +21,9 @@ fn release(min: u32) -> ReleaseParams {
     }
 }
 
-/// A small transaction-totals feature query (3 coordinates, budget 1/2, a new profiling job).
-fn totals() -> JobSpec {
+/// A small transaction-totals feature query (3 coordinates, budget 1/2, a new profiling job);
+/// the core's tests use it too.
+pub(crate) fn totals() -> JobSpec {
     use fedprof_protocol::query::{FeatureQuery, NumericFeature, QueryPart, Segmenter};
     JobSpec::Features(Box::new(FeatureQuery {
         label: "totals".into(),
