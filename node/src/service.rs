@@ -414,12 +414,11 @@ impl NodeService {
         );
         let books = Arc::clone(&self.books);
         let lifetime = Duration::from_millis(u64::from(announce.timeout_ms)) * JOB_LIFETIME_PHASES;
-        let (floor, announce) = (self.config.floor.clone(), announce.clone());
+        let announce = announce.clone();
         let config = Arc::clone(&self.config);
         tokio::task::spawn_blocking(move || {
             let paid = Paid {
                 config: &config,
-                floor: &floor,
                 announce: &announce,
                 release,
                 reserve,
@@ -546,7 +545,6 @@ fn roll(books: &mut Books, config: &NodeConfig) -> Result<(), Refusal> {
 /// What a debit is checked against again under the ledger lock.
 struct Paid<'a> {
     config: &'a NodeConfig,
-    floor: &'a NodeFloorConfig,
     announce: &'a JobAnnounce,
     release: ReleaseId,
     reserve: fedprof_privacy::Rho,
@@ -573,7 +571,7 @@ fn debit(
     roll(&mut books, paid.config)?;
     check_budget(
         &books,
-        paid.floor,
+        &paid.config.floor,
         paid.announce,
         &release,
         &mechanism,
