@@ -71,8 +71,8 @@ pub enum Body {
     Submit(Contribution),
     /// Coordinator -> node: the released result of a job the node contributed to.
     Result(JobResult),
-    /// Analyst -> coordinator: run this job.
-    SubmitJob(JobSpec),
+    /// Analyst -> coordinator: run this job (idempotent per request id).
+    SubmitJob(Submission),
     /// Coordinator -> analyst: how a submitted job ended.
     Outcome(JobOutcome),
     /// Either direction: a protocol error; the sender closes the stream after it.
@@ -302,6 +302,18 @@ pub struct JobResult {
     pub release: ReleaseParams,
     /// The profiling job the release belongs to (its id goes into the job's later releases).
     pub profile: crate::profile::ProfileTag,
+}
+
+/// An analyst's job, with the key that makes sending it again safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submission {
+    /// The analyst's idempotency key: the same request sent again gets the outcome of the
+    /// first (a published result is sent back, a round still running is joined), never a
+    /// second round. A request the coordinator saw announced but never published (it
+    /// restarted mid-round) runs again as a new release.
+    pub request: crate::profile::RequestId,
+    /// What to compute.
+    pub spec: JobSpec,
 }
 
 /// How one node failed a job.
