@@ -24,12 +24,18 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use fedprof_privacy::Rho;
-use fedprof_protocol::{JobId, JobOutcome, JobSpec, PartyName, ProfileTag, RequestId};
+use fedprof_protocol::{
+    Body, Envelope, Header, JobId, JobOutcome, JobSpec, PartyName, ProfileTag, RequestId, RoundId,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::budget::ProfileBook;
 
 /// One journal line.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "records are written one at a time and replayed once at start"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Record {
@@ -367,13 +373,22 @@ impl JournalFile {
     }
 
     fn result_path(&self, job: JobId) -> PathBuf {
-        self.results.join(format!("job-{}.json", job.0))
+        self.results.join(format!("job-{}.bin", job.0))
     }
 
-    /// Stores the outcome published for `job` (atomically and durably).
+    /// Stores the outcome published for `job` (atomically and durably), in the wire
+    /// encoding of the `Outcome` message that carries it.
     pub fn store_result(&self, job: JobId, outcome: &JobOutcome) -> Result<(), JournalError> {
         let path = self.result_path(job);
-        let bytes = serde_json::to_vec(outcome).map_err(|e| JournalError::Result {
+        let envelope = Envelope {
+            header: Header {
+                job,
+                round: RoundId(0),
+                seq: 0,
+            },
+            body: Body::Outcome(outcome.clone()),
+        };
+        let bytes = fedprof_protocol::encode(&envelope).map_err(|e| JournalError::Result {
             path: path.clone(),
             error: e.to_string(),
         })?;
@@ -388,10 +403,17 @@ impl JournalFile {
             path: path.clone(),
             error: e.to_string(),
         })?;
-        serde_json::from_slice(&bytes).map_err(|e| JournalError::Result {
-            path,
-            error: e.to_string(),
-        })
+        let bad = |error: String| JournalError::Result {
+            path: path.clone(),
+            error,
+        };
+        match fedprof_protocol::decode(&bytes).map_err(|e| bad(e.to_string()))? {
+            Envelope {
+                header,
+                body: Body::Outcome(outcome),
+            } if header.job == job => Ok(outcome),
+            _ => Err(bad(format!("not the outcome of {job}"))),
+        }
     }
 }
 

@@ -402,7 +402,7 @@ pub mod ring_vector {
 
     struct RingVisitor;
 
-    impl Visitor<'_> for RingVisitor {
+    impl<'de> Visitor<'de> for RingVisitor {
         type Value = Vec<u64>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -421,6 +421,16 @@ pub mod ring_vector {
                     u64::from_le_bytes(le)
                 })
                 .collect())
+        }
+
+        /// Self-describing formats without byte strings (JSON) write bytes as a sequence of
+        /// numbers; read them back the same way, so a result survives a JSON round trip.
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u64>, A::Error> {
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+            while let Some(b) = seq.next_element::<u8>()? {
+                bytes.push(b);
+            }
+            self.visit_bytes(&bytes)
         }
     }
 }

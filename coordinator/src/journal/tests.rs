@@ -94,8 +94,19 @@ fn the_file_drops_a_torn_tail_and_keeps_results() {
     let (mut j, rec) = JournalFile::open(dir.path()).unwrap();
     assert_eq!(rec.last_job, 0);
     j.append(&Record::Announced(announced(1, 1, true))).unwrap();
-    let outcome = JobOutcome::Aborted {
-        reason: "x".into(),
+    // A real published result (ring vectors and all) reads back exactly.
+    let outcome = JobOutcome::Completed {
+        result: fedprof_protocol::JobResult {
+            spec: crate::round::tests::totals(),
+            values: vec![1, u64::MAX, 0],
+            contributors: vec![name("a"), name("b")],
+            release: fedprof_protocol::ReleaseParams {
+                node_variance: vec![Fraction { numer: 4, denom: 1 }],
+                min_contributors: 2,
+                colluders: 1,
+            },
+            profile: announced(1, 1, true).profile,
+        },
         failures: vec![],
     };
     j.store_result(JobId(1), &outcome).unwrap();
@@ -111,4 +122,26 @@ fn the_file_drops_a_torn_tail_and_keeps_results() {
     assert_eq!(j.load_result(JobId(1)).unwrap(), outcome);
     assert!(j.load_result(JobId(2)).is_err());
     assert!(std::fs::read_to_string(&path).unwrap().ends_with("}\n"));
+}
+
+/// Ring vectors survive a JSON round trip too (serde_json writes bytes as numbers).
+#[test]
+fn results_round_trip_through_json() {
+    let result = fedprof_protocol::JobResult {
+        spec: crate::round::tests::totals(),
+        values: vec![1, u64::MAX, 0],
+        contributors: vec![name("a")],
+        release: fedprof_protocol::ReleaseParams {
+            node_variance: vec![Fraction { numer: 4, denom: 1 }],
+            min_contributors: 2,
+            colluders: 1,
+        },
+        profile: announced(1, 1, true).profile,
+    };
+    let text = serde_json::to_string(&result).unwrap();
+    let back: fedprof_protocol::JobResult = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, result);
+    // Not a whole number of ring elements: refused.
+    let bad = text.replace("\"values\":[1,", "\"values\":[");
+    assert!(serde_json::from_str::<fedprof_protocol::JobResult>(&bad).is_err());
 }
