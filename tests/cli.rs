@@ -213,7 +213,11 @@ fn the_demo_profiles_the_bank_scenario_and_audits_the_ledgers() {
     let mut local = vec!["local".to_owned()];
     for n in 1..=4 {
         local.push("--node".into());
-        local.push(fed.join(format!("node-branch-{n}.toml")).display().to_string());
+        local.push(
+            fed.join(format!("node-branch-{n}.toml"))
+                .display()
+                .to_string(),
+        );
     }
     let second = dir.path().join("second");
     local.extend([
@@ -244,7 +248,10 @@ fn the_demo_profiles_the_bank_scenario_and_audits_the_ledgers() {
     for cmd in ["report", "verify"] {
         let o = fedprof(&["audit", cmd, fed.to_str().unwrap()]);
         let (stdout, stderr) = text(&o);
-        assert!(o.status.success(), "fedprof audit {cmd}: {stdout}\n{stderr}");
+        assert!(
+            o.status.success(),
+            "fedprof audit {cmd}: {stdout}\n{stderr}"
+        );
     }
 }
 
