@@ -331,13 +331,15 @@ async fn core_loop(
     if let Some(timeout) = rejoin {
         core.set_rejoin_timeout(timeout);
     }
-    let mut journal = match journal {
-        Some((file, recovery)) => {
-            core.resume(recovery);
-            Journal::File(file)
-        }
-        None => Journal::Memory(HashMap::new()),
+    // Job numbers go on after the journal's last and the ledger's last release (a journal
+    // lost or moved aside must not make numbers repeat).
+    let (journal, mut recovery) = match journal {
+        Some((file, recovery)) => (Journal::File(file), recovery),
+        None => (Journal::Memory(HashMap::new()), Recovery::default()),
     };
+    recovery.last_job = recovery.last_job.max(ledger.book().last_job());
+    core.resume(recovery);
+    let mut journal = journal;
     let mut period = String::new();
     'serve: loop {
         // Analysts' quotas count per UTC month; the core is told when it rolls over.
