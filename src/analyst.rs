@@ -105,7 +105,7 @@ pub async fn submit_profile(a: &crate::cli::SubmitArgs) -> Result<String> {
     let spec = crate::profile_job::load_spec(job)?;
     // The coordinator checks the whole job's rho against its cap at the first release (budget
     // plus reserve); here the spec is checked for everything else before anything is sent.
-    let mut policy = fedprof_profile::spec::ProfilePolicy::new(spec.rho.clone());
+    let mut policy = fedprof_profile::spec::ProfilePolicy::new(&spec.rho + &spec.retry_reserve);
     policy.min_cell_size_floor = 1;
     spec.validate(&policy)
         .map_err(|e| anyhow::anyhow!("{}: {e}", job.display()))?;

@@ -75,7 +75,7 @@ async fn a_federated_profile_with_a_huge_budget_equals_the_pooled_computation() 
     raise(
         &p.coordinator,
         "rho_per_job = \"3/5\"",
-        "rho_per_job = \"20000/1\"",
+        "rho_per_job = \"20001/1\"",
     );
     raise(
         &p.coordinator,
