@@ -342,3 +342,45 @@ fn a_second_opener_of_a_node_ledger_is_refused_naming_the_holder() {
     drop(l);
     assert!(open_in(tmp.path(), key("a"), node("a")).is_ok());
 }
+
+/// M9 through the store: its clock dates every entry; with the clock moved back a month the
+/// old month is not reopened (an error naming both periods), and nothing is debited while the
+/// clock is behind the ledger; once the clock is right the node spends again.
+#[test]
+fn m9_a_clock_moved_back_is_an_error_naming_both_periods() {
+    let dir = tempfile::tempdir().unwrap();
+    let time = TestClock::in_month("2026-12");
+    let mut l = NodeLedger::open_with_clock(dir.path(), key("a"), node("a"), time.clock()).unwrap();
+    let p = |s: &str| Period::new(s).unwrap();
+    l.open_period(p("2026-12"), "1".parse().unwrap()).unwrap();
+    time.set_month("2026-11");
+    let e = l
+        .open_period(p("2026-11"), "1".parse().unwrap())
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, StoreError::Budget(BudgetError::PeriodOrder { .. }))
+            && text.contains("2026-11 cannot be opened after period 2026-12"),
+        "{text}"
+    );
+    let e = l
+        .prepare_release(release(1, 0), gaussian(4, 2, 1), SALT, never)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Budget(BudgetError::Clock(crate::EntryError::TimeBackwards { .. }))
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        line_count(&l),
+        1,
+        "nothing written while the clock is behind"
+    );
+    assert_eq!(fs::read_dir(dir.path().join("vectors")).unwrap().count(), 0);
+    time.set_month("2026-12");
+    l.prepare_release(release(1, 0), gaussian(4, 2, 1), SALT, || vec![1])
+        .unwrap();
+    assert_eq!(line_count(&l), 2);
+}
