@@ -134,9 +134,7 @@ async fn a_node_restored_from_an_older_copy_refuses_the_next_job() {
     copy(&state, &newest);
     // The operator restores the old copy.
     copy(&backup, &state);
-    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &progress)
-        .await
-        .unwrap();
+    let fed = start_when_free(&p, &progress).await;
     let outcome = fed.run_job(spec()).await.unwrap();
     let failures = match &outcome {
         JobOutcome::Completed { failures, .. } | JobOutcome::Aborted { failures, .. } => failures,
@@ -159,13 +157,28 @@ async fn a_node_restored_from_an_older_copy_refuses_the_next_job() {
     assert_eq!(lines.lines().count(), 1, "{lines}");
     // The newest ledger put back: the node takes part again.
     copy(&newest, &state);
-    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &progress)
-        .await
-        .unwrap();
+    let fed = start_when_free(&p, &progress).await;
     let outcome = fed.run_job(spec()).await.unwrap();
     assert!(
         matches!(&outcome, JobOutcome::Completed { failures, .. } if failures.is_empty()),
         "{outcome:?}"
     );
     fed.stop().await;
+}
+
+/// Starts the demo's federation, waiting (up to 10 s) while a node of the previous one still
+/// holds its state's lock: `LocalFederation::stop` returns before a node's in-flight blocking
+/// work (e.g. a vector computed for a round that aborted) has dropped its ledger.
+async fn start_when_free(p: &fedprof::demo::Prepared, progress: &Progress) -> LocalFederation {
+    let mut tries = 0;
+    loop {
+        match LocalFederation::start(&p.coordinator, &p.node_paths, progress).await {
+            Ok(fed) => return fed,
+            Err(e) if format!("{e:#}").contains("in use by another process") && tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{e:#}"),
+        }
+    }
 }
