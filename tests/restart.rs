@@ -145,7 +145,9 @@ async fn a_node_restored_from_an_older_copy_refuses_the_next_job() {
         .unwrap_or_else(|| panic!("branch-1 took part with a rolled-back ledger: {outcome:?}"));
     assert!(
         refusal.reason.contains("older copy")
-            && refusal.reason.contains("recorded this node's receipt at seq 1")
+            && refusal
+                .reason
+                .contains("recorded this node's receipt at seq 1")
             && refusal.reason.contains("ends at seq 0")
             && refusal.reason.contains("restore its newest ledger.jsonl"),
         "{}",

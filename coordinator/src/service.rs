@@ -443,7 +443,7 @@ fn tell_last_receipt(
     body: &mut Body,
 ) {
     if let (Body::JobAnnounce(announce), Some(party)) = (body, party) {
-        announce.last_receipt = ledger.last_receipt(&party.name);
+        announce.last_receipt = ledger.last_receipt(&party.name).map(Box::new);
     }
 }
 

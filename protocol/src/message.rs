@@ -171,8 +171,9 @@ pub struct JobAnnounce {
     /// (`None`: none yet). Differs per node and is not part of the release binding. A node
     /// whose own ledger does not hold that very entry was restored from an older copy, which
     /// would reset the budget it spent since: it refuses with [`RefuseReason::RolledBack`]
-    /// (review finding L9; docs/LEDGER.md, "Rollback protection").
-    pub last_receipt: Option<ReceiptHead>,
+    /// (review finding L9; docs/LEDGER.md, "Rollback protection"). Boxed to keep `Body`
+    /// small; postcard encodes a box as its content.
+    pub last_receipt: Option<Box<ReceiptHead>>,
 }
 
 /// Where a node's debit entry sits in the node's own ledger: its sequence number and the

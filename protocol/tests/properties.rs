@@ -306,7 +306,8 @@ fn body() -> impl Strategy<Value = Body> {
                         secagg,
                         profile,
                         nonce,
-                        last_receipt: last.map(|(seq, digest)| ReceiptHead { seq, digest }),
+                        last_receipt: last
+                            .map(|(seq, digest)| Box::new(ReceiptHead { seq, digest })),
                     })
                 },
             ),

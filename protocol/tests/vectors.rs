@@ -163,7 +163,7 @@ fn vectors() -> Vec<Vector> {
                     },
                     profile: tag(),
                     nonce: [0x22; 32],
-                    last_receipt: Some(ReceiptHead { seq: 5, digest: [0x33; 32] }),
+                    last_receipt: Some(Box::new(ReceiptHead { seq: 5, digest: [0x33; 32] })),
                 }),
             ),
             bytes: &[
