@@ -294,6 +294,16 @@ fn intact_ledgers_verify_with_exact_json_and_a_report() {
 
     let (ok, out, _) = audit(&s, &[]);
     assert!(ok && out.starts_with("OK: 3 node ledger(s)"), "{out}");
+    // Every entry is dated (item 6): the span of each ledger is shown, in UTC.
+    assert!(
+        out.contains("dated 2026-11-15T00:00:00Z to 2026-11-15T00:00:00Z")
+            && !out.contains("warning:"),
+        "{out}"
+    );
+    let (_, json_out, _) = audit(&s, &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(v["ledgers"][0]["first_time"], "2026-11-15T00:00:00Z");
+    assert_eq!(v["warnings"], serde_json::json!([]));
     let o = fedprof(&["audit", "report", s.fed.to_str().unwrap()]);
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{table}");

@@ -166,6 +166,19 @@ async fn a_node_restored_from_an_older_copy_refuses_the_next_job() {
         "{outcome:?}"
     );
     fed.stop().await;
+    // The real services date every entry (item 6), and the whole federation audits clean.
+    collect_ledgers(&p.fed_dir, &p.node_paths).unwrap();
+    let report = fedprof::audit::verify_dir(&p.fed_dir, time::OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(report.releases, 2);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert!(
+        report
+            .ledgers
+            .iter()
+            .all(|l| l.first_time.is_some() && l.last_time >= l.first_time),
+        "{:?}",
+        report.ledgers
+    );
 }
 
 /// Starts the demo's federation, waiting (up to 10 s) while a node of the previous one still

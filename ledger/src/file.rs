@@ -61,6 +61,11 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> FileError + '_ 
 /// process, so a crash never leaves a stale lock behind.
 pub fn lock(path: &Path) -> Result<File, FileError> {
     let path = path.to_owned();
+    // The lock file is truncated and rewritten: never through a link to some other file.
+    if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        let why = io::Error::other("is a symbolic link; a lock file is never written through one");
+        return Err(io_error(&path)(why));
+    }
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -276,6 +281,19 @@ mod tests {
         assert_eq!(fs::read(&other).unwrap(), b"x");
         // A bare relative name's directory is `.`, which is synced (was `""`, an error).
         assert_eq!(parent_of(Path::new("bare.json")), Path::new("."));
+    }
+
+    /// A lock file planted as a symbolic link is refused, and its target left untouched.
+    #[test]
+    fn a_lock_is_never_taken_through_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let lock_path = tmp.path().join("LOCK");
+        std::os::unix::fs::symlink(&victim, &lock_path).unwrap();
+        let e = lock(&lock_path).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
     }
 
     /// L6: a new state directory is created 0700 with its missing parents, and an existing one
