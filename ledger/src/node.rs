@@ -106,7 +106,7 @@ pub enum BudgetError {
     #[error(
         "budget period {requested} cannot be opened after period {latest}: periods open in \
          increasing order. Was the clock moved back? Correct it; the node spends nothing until \
-         the clock reaches a month after {latest} (docs/LEDGER.md, \"Periods\")"
+         the clock reaches a month after {latest} (docs/LEDGER.md, \"Time and periods\")"
     )]
     PeriodOrder {
         /// The latest period opened.

@@ -93,9 +93,9 @@ pub struct NodePrivacyConfig {
     pub cap_rho: fedprof_privacy::Rho,
     /// The budget period, `YYYY-MM` (default: the current month, UTC, rolled while the node
     /// runs). A new period opens a fresh budget; the ledger keeps every period. Periods are
-    /// UTC months opened during themselves and in increasing order (docs/LEDGER.md,
-    /// "Periods"), so a pinned period must be the current month, and the node spends nothing
-    /// once that month is over.
+    /// UTC months opened during themselves and in increasing order (docs/LEDGER.md, "Time
+    /// and periods"), so a pinned period must be the current month, and the node spends
+    /// nothing once that month is over.
     #[serde(default)]
     pub period: Option<String>,
     /// Most zCDP loss the node spends over all periods, ever (optional, e.g. `"24/1"`). The
