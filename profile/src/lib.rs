@@ -8,6 +8,7 @@
 //! back to the nodes ([`model`]) and the report ([`report`], [`html`]).
 
 pub mod analysis;
+pub mod driver;
 pub mod html;
 pub mod kmeans;
 pub mod model;

@@ -24,9 +24,9 @@ pub use identity::{PartyId, PartyName, PartyNameError, Role};
 pub use message::{
     Body, Contribution, Envelope, ErrorCode, ErrorFrame, Fraction, Header, JobAnnounce, JobId,
     JobOutcome, JobResult, JobSpec, NodeFailure, ReceiptHead, Refusal, RefuseReason, Register,
-    Registered, ReleaseParams, RosterEntry, RoundId, SecAggGraph, SecAggSetup,
+    Registered, ReleaseParams, RosterEntry, RoundId, SecAggGraph, SecAggSetup, Submission,
 };
-pub use profile::{ProfileId, ProfileTag};
+pub use profile::{ProfileId, ProfileTag, RequestId};
 pub use query::{FeatureQuery, QueryPart, Segmenter};
 pub use seq::{SeqCounter, SeqError, SeqTracker};
 
