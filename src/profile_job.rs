@@ -2,7 +2,6 @@
 //! release through any way of running a job (an in-process coordinator for `fedprof local`
 //! and the demo), then writes `report.json`, `report.html`, `model.json` and CSV tables.
 
-use std::fmt::Write as _;
 use std::fs;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -11,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use fedprof_privacy::Rho;
 use fedprof_profile::driver::{DriveError, Event, RETRIES, RunKey, drive};
 use fedprof_profile::model::SegmentModel;
-use fedprof_profile::report::{Cell, NodeBudget, ProfileReport};
+use fedprof_profile::report::{NodeBudget, ProfileReport};
 use fedprof_profile::spec::{ProfilePolicy, ProfileSpec};
 use fedprof_protocol::{JobOutcome, Submission};
 use rand_core::Rng as _;
@@ -235,19 +234,7 @@ pub fn write_outputs(
     model: &SegmentModel,
 ) -> Result<Vec<PathBuf>> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let html = fedprof_profile::html::render(report);
-    let external = fedprof_profile::html::external_references(&html);
-    if !external.is_empty() {
-        bail!("internal error: the report references external resources: {external:?}");
-    }
-    let files = [
-        ("report.json", serde_json::to_string_pretty(report)? + "\n"),
-        ("report.html", html),
-        ("model.json", serde_json::to_string_pretty(model)? + "\n"),
-        ("segments.csv", segments_csv(report)),
-        ("distributions.csv", distributions_csv(report)),
-        ("crosstabs.csv", crosstabs_csv(report)),
-    ];
+    let files = fedprof_profile::outputs::files(report, model)?;
     let mut paths = Vec::new();
     for (name, text) in files {
         let path = dir.join(name);
@@ -265,103 +252,4 @@ pub fn write_outputs(
         Err(e) => return Err(e).with_context(|| format!("cannot remove {}", run.display())),
     }
     Ok(paths)
-}
-
-/// A CSV field: quoted when it holds a delimiter, quote or line break.
-fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-/// `value,sd`, or `suppressed,` for a suppressed cell.
-fn cell(c: &Cell) -> String {
-    match c {
-        Cell::Value { value, sd } => format!("{value:.6},{sd:.6}"),
-        Cell::Suppressed => "suppressed,".into(),
-    }
-}
-
-fn segments_csv(r: &ProfileReport) -> String {
-    let mut out = String::from("segmentation,segment,measure,value,sd\n");
-    for s in &r.segmentations {
-        for seg in &s.segments {
-            let mut row = |measure: &str, c: &Cell| {
-                let _ = writeln!(
-                    out,
-                    "{},{},{},{}",
-                    field(&s.name),
-                    field(&seg.name),
-                    field(measure),
-                    cell(c)
-                );
-            };
-            row("size", &seg.size);
-            row("share", &seg.share);
-            for m in &seg.means {
-                row(&format!("mean_{}", m.feature), &m.mean);
-            }
-            if let Some(risk) = &seg.risk {
-                row("default_rate", &risk.default_rate);
-                row("utilization", &risk.utilization);
-            }
-        }
-    }
-    out
-}
-
-fn distributions_csv(r: &ProfileReport) -> String {
-    let mut out = String::from("feature,bin_lo,bin_hi,count,sd\n");
-    let edge = |e: Option<f64>| e.map(|x| format!("{x}")).unwrap_or_default();
-    for d in &r.distributions {
-        for b in &d.bins {
-            let _ = writeln!(
-                out,
-                "{},{},{},{}",
-                field(&d.feature),
-                edge(b.lo),
-                edge(b.hi),
-                cell(&b.count)
-            );
-        }
-    }
-    out
-}
-
-fn crosstabs_csv(r: &ProfileReport) -> String {
-    let mut out = String::from("segmentation,segment,feature,level,share,sd,lift,significant\n");
-    for s in &r.segmentations {
-        for seg in &s.segments {
-            for l in &seg.levels {
-                for (level, c) in &l.shares {
-                    let _ = writeln!(
-                        out,
-                        "{},{},{},{},{},,",
-                        field(&s.name),
-                        field(&seg.name),
-                        field(&l.feature),
-                        field(level),
-                        cell(c)
-                    );
-                }
-            }
-            for (feature, lifts) in [("channel", &seg.channels), ("category", &seg.categories)] {
-                for l in lifts {
-                    let lift = l.lift.map(|x| format!("{x:.4}")).unwrap_or_default();
-                    let _ = writeln!(
-                        out,
-                        "{},{},{feature},{},{},{lift},{}",
-                        field(&s.name),
-                        field(&seg.name),
-                        field(&l.level),
-                        cell(&l.share),
-                        l.significant
-                    );
-                }
-            }
-        }
-    }
-    out
 }

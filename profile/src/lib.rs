@@ -12,6 +12,7 @@ pub mod driver;
 pub mod html;
 pub mod kmeans;
 pub mod model;
+pub mod outputs;
 pub mod profile;
 pub mod report;
 pub mod run;
