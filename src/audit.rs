@@ -162,6 +162,10 @@ pub fn verify_dir_with(
             },
         ),
         max_holders_per_person,
+        // Entries dated after the audit's own time are reported (a writer's clock ran ahead).
+        now: u64::try_from(at.unix_timestamp())
+            .ok()
+            .map(fedprof_ledger::Timestamp),
     };
     audit::verify(&input)
 }
@@ -236,7 +240,16 @@ fn to_json(report: &AuditReport, delta: f64) -> Value {
     let ledgers: Vec<Value> = report
         .ledgers
         .iter()
-        .map(|l| json!({ "file": l.file, "entries": l.entries, "head": l.head.to_string() }))
+        .map(|l| {
+            let time = |t: Option<fedprof_ledger::Timestamp>| t.map(|t| t.to_string());
+            json!({ "file": l.file, "entries": l.entries, "head": l.head.to_string(),
+                    "first_time": time(l.first_time), "last_time": time(l.last_time) })
+        })
+        .collect();
+    let warnings: Vec<Value> = report
+        .warnings
+        .iter()
+        .map(|w| json!({ "file": w.file, "seq": w.seq, "message": w.message }))
         .collect();
     let source = if report.max_holders.declared {
         "declared"
@@ -254,6 +267,7 @@ fn to_json(report: &AuditReport, delta: f64) -> Value {
         },
         "nodes": nodes,
         "ledgers": ledgers,
+        "warnings": warnings,
     })
 }
 
@@ -264,9 +278,23 @@ fn render_ok(report: &AuditReport) -> String {
         report.releases
     );
     for l in &report.ledgers {
-        let _ = writeln!(out, "  {}: {} entries, head {}", l.file, l.entries, l.head);
+        let _ = write!(out, "  {}: {} entries, head {}", l.file, l.entries, l.head);
+        match (l.first_time, l.last_time) {
+            (Some(first), Some(last)) => {
+                let _ = writeln!(out, ", dated {first} to {last}");
+            }
+            _ => out.push_str(", undated (written before entries carried times)\n"),
+        }
     }
+    render_warnings(&mut out, report);
     out
+}
+
+/// Entries dated after the audit's time: the ledgers verify, but a clock ran ahead.
+fn render_warnings(out: &mut String, report: &AuditReport) {
+    for w in &report.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
 }
 
 fn render_table(report: &AuditReport, delta: f64) -> String {
@@ -342,5 +370,6 @@ fn render_table(report: &AuditReport, delta: f64) -> String {
          The privacy unit is a customer at one node. A person at K nodes loses min(K, n)^2 rho in a release that n nodes paid for (zCDP group privacy: their K blocks add in the sum); the person column sums that over the node's debits, the line above over every release of every node.\n\
          Epsilon: the tight Canonne-Kamath-Steinke conversion of rho, and in brackets the simple bound rho + 2*sqrt(rho*ln(1/delta)).\n",
     );
+    render_warnings(&mut out, report);
     out
 }

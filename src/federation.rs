@@ -312,7 +312,8 @@ fn node_toml(name: &PartyName, coordinator: &str, rel: &str) -> String {
          ledger = \"state/node-{name}\"\n\
          # Most zCDP loss (exact rho) this node spends per period; jobs beyond it are refused.\n\
          cap_rho = \"2/1\"\n\
-         # Budget period (YYYY-MM); default: the current month (UTC).\n\
+         # Budget period (YYYY-MM); default: the current month (UTC), rolled while running.\n\
+         # A pinned period must be the current month; the node stops spending when it ends.\n\
          # period = \"2026-11\"\n\
          # The period cap is a rate limit; this bounds the node's spending over all periods.\n\
          # It is recorded in the signed ledger and may be lowered later, never raised.\n\

@@ -15,9 +15,9 @@ use std::process::{Command, Output};
 
 use fedprof::federation::{FederationPlan, init};
 use fedprof_ledger::{
-    CoordinatorBody, CoordinatorLedger, Digest, DiscreteGaussian, Entry, KeyRing, Label,
+    Clock, CoordinatorBody, CoordinatorLedger, Digest, DiscreteGaussian, Entry, KeyRing, Label,
     MechanismRecord, NodeBody, NodeLedger, Period, Policy, ReleaseId, ReleaseRecord, Sensitivity,
-    SigningKey, signing_key_from_pem,
+    SigningKey, Timestamp, signing_key_from_pem,
 };
 use fedprof_protocol::{JobId, PartyId, PartyName, Role, RoundId};
 use fedprof_transport::pki::verify_party_cert;
@@ -96,11 +96,24 @@ fn setup_with(second_period: bool) -> Setup {
         ring.insert(p, k).unwrap();
     }
     let work = tmp.path().join("work");
+    // The ledgers' clock: 2026-11-15, then 2026-12-01T01:00Z for the second period (entries
+    // are dated, and a period is opened and spent in its own month).
+    let now = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1_794_700_800));
+    let clock = {
+        let now = now.clone();
+        Clock::from_fn(move || Timestamp(now.load(std::sync::atomic::Ordering::SeqCst)))
+    };
     let mut stores: Vec<NodeLedger> = NODES
         .iter()
         .map(|n| {
             let key = key_of(&fed, &format!("node-{n}"));
-            let mut l = NodeLedger::open(&work.join(n), key, party(Role::Node, n)).unwrap();
+            let mut l = NodeLedger::open_with_clock(
+                &work.join(n),
+                key,
+                party(Role::Node, n),
+                clock.clone(),
+            )
+            .unwrap();
             l.open_period(Period::new("2026-11").unwrap(), "1/2".parse().unwrap())
                 .unwrap();
             l
@@ -108,11 +121,12 @@ fn setup_with(second_period: bool) -> Setup {
         .collect();
     let coord_path = work.join("coordinator.jsonl");
     let coord_key = key_of(&fed, "coordinator-coordinator");
-    let mut coord = CoordinatorLedger::open(
+    let mut coord = CoordinatorLedger::open_with_clock(
         &coord_path,
         coord_key,
         party(Role::Coordinator, "coordinator"),
         ring,
+        clock.clone(),
     )
     .unwrap();
     coord
@@ -129,6 +143,7 @@ fn setup_with(second_period: bool) -> Setup {
     }
     for (job, round, who) in plan {
         if job == 0 {
+            now.store(1_796_086_800, std::sync::atomic::Ordering::SeqCst);
             for store in &mut stores {
                 store
                     .open_period(Period::new("2026-12").unwrap(), "1/2".parse().unwrap())
@@ -279,6 +294,16 @@ fn intact_ledgers_verify_with_exact_json_and_a_report() {
 
     let (ok, out, _) = audit(&s, &[]);
     assert!(ok && out.starts_with("OK: 3 node ledger(s)"), "{out}");
+    // Every entry is dated (item 6): the span of each ledger is shown, in UTC.
+    assert!(
+        out.contains("dated 2026-11-15T00:00:00Z to 2026-11-15T00:00:00Z")
+            && !out.contains("warning:"),
+        "{out}"
+    );
+    let (_, json_out, _) = audit(&s, &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(v["ledgers"][0]["first_time"], "2026-11-15T00:00:00Z");
+    assert_eq!(v["warnings"], serde_json::json!([]));
     let o = fedprof(&["audit", "report", s.fed.to_str().unwrap()]);
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{table}");
@@ -417,10 +442,11 @@ fn tampered_node_ledgers_are_caught_at_the_entry() {
     let other = key_of(&s.fed, "node-a");
     tamper(&s, f, |l| {
         let e = Entry::<NodeBody>::from_line(&l[2]).unwrap();
-        l[2] = Entry::sign(
+        l[2] = Entry::sign_at(
             e.seq(),
             *e.prev(),
             e.writer().clone(),
+            e.time(),
             e.body().clone(),
             &other,
         )
@@ -467,10 +493,11 @@ fn tampered_coordinator_ledgers_are_caught_at_the_entry() {
     let node_key = key_of(&s.fed, "node-a");
     tamper(&s, f, |l| {
         let e = Entry::<CoordinatorBody>::from_line(&l[3]).unwrap();
-        l[3] = Entry::sign(
+        l[3] = Entry::sign_at(
             e.seq(),
             *e.prev(),
             e.writer().clone(),
+            e.time(),
             e.body().clone(),
             &node_key,
         )

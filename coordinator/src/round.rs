@@ -232,6 +232,8 @@ impl Round {
             secagg: setup,
             profile: round.profile.clone(),
             nonce,
+            // Per node: the service fills in each node's last recorded receipt (L9).
+            last_receipt: None,
         };
         // C2, M4: the secure-aggregation machine knows n_min and the release it serves.
         // The secure-aggregation machines stop below n_min, or below the whole roster when

@@ -392,8 +392,9 @@ async fn core_loop(
                         conn,
                         job,
                         round,
-                        body,
+                        mut body,
                     } => {
+                        tell_last_receipt(&ledger, parties.get(&conn), &mut body);
                         deliver(
                             &mut writers,
                             &mut full,
@@ -564,6 +565,20 @@ impl Journal {
             Journal::File(f) => f.load_result(job).map_err(|e| e.to_string()),
             Journal::Memory(m) => m.get(&job).cloned().ok_or_else(|| "not kept".into()),
         }
+    }
+}
+
+/// Tells a node, in each job announcement, the latest receipt of its that the coordinator's
+/// ledger recorded, so that a node whose state was restored from an older copy refuses
+/// instead of spending its budget again (review finding L9; the node's check is
+/// `NodeBook::check_receipt_head`).
+fn tell_last_receipt(
+    ledger: &CoordinatorLedger,
+    party: Option<&fedprof_protocol::PartyId>,
+    body: &mut Body,
+) {
+    if let (Body::JobAnnounce(announce), Some(party)) = (body, party) {
+        announce.last_receipt = ledger.last_receipt(&party.name).map(Box::new);
     }
 }
 

@@ -69,6 +69,7 @@ fn build(nodes: &[&str], debits: u64, record: bool) -> (Vec<String>, String) {
                 .plan_budget(
                     Period::new("2026-11").unwrap(),
                     "1000000".parse().unwrap(),
+                    NOV,
                     &k,
                 )
                 .unwrap();
@@ -86,14 +87,16 @@ fn build(nodes: &[&str], debits: u64, record: bool) -> (Vec<String>, String) {
         min_cell_size: 10,
         max_holders_per_person: None,
     };
-    let e = coord.plan_policy(policy, &ck);
+    let e = coord.plan_policy(policy, NOV, &ck).unwrap();
     coord.commit(&e, &ring).unwrap();
     let mut coord_text = e.to_line() + "\n";
     let digest = vector_digest(&fedprof_ledger::Digest::from_bytes([9; 32]), &[1, 2, 3]);
     for i in 0..debits {
         let mut receipts = Vec::new();
         for (b, k, text) in &mut books {
-            let e = b.plan_debit(release(i), gaussian(), digest, k).unwrap();
+            let e = b
+                .plan_debit(release(i), gaussian(), digest, NOV, k)
+                .unwrap();
             b.commit(&e).unwrap();
             text.push_str(&e.to_line());
             text.push('\n');
@@ -107,7 +110,7 @@ fn build(nodes: &[&str], debits: u64, record: bool) -> (Vec<String>, String) {
                 receipts,
                 published_digest: Digest::of(b"result"),
             };
-            let e = coord.plan_release(r, &ck, &ring).unwrap();
+            let e = coord.plan_release(r, NOV, &ck, &ring).unwrap();
             coord.commit(&e, &ring).unwrap();
             coord_text.push_str(&e.to_line());
             coord_text.push('\n');
@@ -115,6 +118,9 @@ fn build(nodes: &[&str], debits: u64, record: bool) -> (Vec<String>, String) {
     }
     (books.into_iter().map(|(_, _, t)| t).collect(), coord_text)
 }
+
+/// 2026-11-15T00:00:00Z: when the bench's entries are dated (their period is 2026-11).
+const NOV: fedprof_ledger::Timestamp = fedprof_ledger::Timestamp(1_794_700_800);
 
 fn ring(nodes: &[&str]) -> KeyRing {
     let mut ring = KeyRing::new();
@@ -154,6 +160,7 @@ fn audit_once(nodes: &[&str], texts: &[String], coord: &str) {
             },
         ),
         max_holders_per_person: None,
+        now: None,
     };
     audit::verify(&input).unwrap();
 }

@@ -7,6 +7,13 @@
 //! release its rho, its node count against `n_min`, the per-job cap, and every receipt, which
 //! must be signed by its node and byte-for-byte equal to the debit in that node's own ledger.
 //!
+//! Time (see [`crate::clock`]): within each ledger no entry is dated more than the tolerance
+//! before an earlier one, an untimed entry never follows a timed one, timed periods are UTC
+//! months opened in increasing order and every timed debit falls in its period's month; these
+//! are failures. An entry dated after the auditor's own time ([`AuditInput::now`]) is a
+//! warning ([`AuditReport::warnings`]): the writer's clock ran ahead, and a period opened in
+//! the future gets a fresh cap early.
+//!
 //! Besides the per-period accounts, the report gives what a period cap does not bound: each
 //! node's spending over all periods ([`NodeSummary::cumulative`], checked against its lifetime
 //! cap when one is recorded) and the loss of a person whose records sit at several nodes
@@ -18,6 +25,7 @@ use std::fmt;
 use fedprof_privacy::Rho;
 use fedprof_protocol::{PartyId, PartyName, Role};
 
+use crate::clock::{CLOCK_TOLERANCE_SECS, Timestamp};
 use crate::coordinator::{CoordinatorBody, CoordinatorBook};
 use crate::encoding::{Digest, Writer};
 use crate::entry::KeyRing;
@@ -49,6 +57,26 @@ pub struct AuditInput<'a> {
     /// line, is passed as `Some`. `Some(0)` is read as 1 (a person counted is at one node at
     /// least).
     pub max_holders_per_person: Option<u32>,
+    /// The auditor's time: entries dated more than [`CLOCK_TOLERANCE_SECS`] after it are
+    /// reported as warnings (`None`: not checked).
+    pub now: Option<Timestamp>,
+}
+
+/// Something an auditor should look at that does not make the ledgers invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditWarning {
+    /// The file.
+    pub file: String,
+    /// The entry's `seq`.
+    pub seq: u64,
+    /// What was seen.
+    pub message: String,
+}
+
+impl fmt::Display for AuditWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: entry seq {}: {}", self.file, self.seq, self.message)
+    }
 }
 
 /// The `K` an audit used, and where it came from.
@@ -99,6 +127,10 @@ pub struct LedgerHead {
     pub entries: u64,
     /// SHA-256 of the last line (all zero when empty).
     pub head: Digest,
+    /// The time of its first timed entry (`None`: no entry is timed, an old ledger).
+    pub first_time: Option<Timestamp>,
+    /// The latest time of its entries.
+    pub last_time: Option<Timestamp>,
 }
 
 /// One node's verified account.
@@ -169,6 +201,8 @@ pub struct AuditReport {
     pub person_rho: Rho,
     /// Loss over all periods of a person at one node: the largest [`NodeSummary::cumulative`].
     pub person_rho_one_holder: Rho,
+    /// Entries dated after the auditor's time, in file order.
+    pub warnings: Vec<AuditWarning>,
 }
 
 /// zCDP group privacy for one release: a person whose records sit at `holders` nodes, of which
@@ -239,6 +273,7 @@ fn lines<'a>(text: &LedgerText<'a>) -> Result<Vec<&'a str>, AuditFailure> {
 pub fn verify(input: &AuditInput<'_>) -> Result<AuditReport, AuditFailure> {
     let mut books: HashMap<PartyName, (usize, NodeBook)> = HashMap::new();
     let mut ledgers = Vec::new();
+    let mut warnings = Vec::new();
     for (index, (name, text)) in input.nodes.iter().enumerate() {
         let writer = node_writer(name);
         let whole = |reason: String| AuditFailure {
@@ -250,20 +285,19 @@ pub fn verify(input: &AuditInput<'_>) -> Result<AuditReport, AuditFailure> {
         let key = input.keys.get(&writer).map_err(|e| whole(e.to_string()))?;
         let mut book = NodeBook::new(writer).map_err(|e| whole(e.to_string()))?;
         let lines = lines(text)?;
+        let mut first_time = None;
         for (i, line) in lines.iter().enumerate() {
-            book.apply_line(line, key)
+            let entry = book
+                .apply_line(line, key)
                 .map_err(|e| fail(&text.file, i + 1, e))?;
+            note_time(text, &entry, input.now, &mut first_time, &mut warnings);
         }
         if lines.is_empty() {
             return Err(whole(
                 "ledger is empty: a node ledger starts with a budget entry".into(),
             ));
         }
-        ledgers.push(head(
-            text,
-            &book.chain().last_digest().to_owned(),
-            lines.len(),
-        ));
+        ledgers.push(head(text, book.chain(), lines.len(), first_time));
         books.insert(name.clone(), (index, book));
     }
 
@@ -279,10 +313,12 @@ pub fn verify(input: &AuditInput<'_>) -> Result<AuditReport, AuditFailure> {
     let mut book = CoordinatorBook::new(writer).map_err(|e| whole(e.to_string()))?;
     let mut released = vec![0u64; input.nodes.len()];
     let lines = lines(text)?;
+    let mut first_time = None;
     for (i, line) in lines.iter().enumerate() {
         let entry = book
             .apply_line(line, key, &input.keys)
             .map_err(|e| fail(&text.file, i + 1, e))?;
+        note_time(text, &entry, input.now, &mut first_time, &mut warnings);
         let CoordinatorBody::Release {
             release, receipts, ..
         } = entry.body()
@@ -318,7 +354,7 @@ pub fn verify(input: &AuditInput<'_>) -> Result<AuditReport, AuditFailure> {
             "ledger is empty: a coordinator ledger starts with a policy entry".into(),
         ));
     }
-    ledgers.push(head(text, book.chain().last_digest(), lines.len()));
+    ledgers.push(head(text, book.chain(), lines.len(), first_time));
 
     // K: the auditor's own value, else the federation's as its coordinator ledger records
     // it, else (conservatively) every node.
@@ -379,14 +415,46 @@ pub fn verify(input: &AuditInput<'_>) -> Result<AuditReport, AuditFailure> {
         max_holders,
         person_rho,
         person_rho_one_holder,
+        warnings,
     })
 }
 
-fn head(text: &LedgerText<'_>, digest: &Digest, entries: usize) -> LedgerHead {
+fn head(
+    text: &LedgerText<'_>,
+    chain: &crate::entry::Chain,
+    entries: usize,
+    first_time: Option<Timestamp>,
+) -> LedgerHead {
     LedgerHead {
         file: text.file.clone(),
         entries: entries as u64,
-        head: *digest,
+        head: *chain.last_digest(),
+        first_time,
+        last_time: chain.latest_time(),
+    }
+}
+
+/// Keeps the first time of a ledger, and warns about an entry dated after the auditor's time.
+fn note_time<B>(
+    text: &LedgerText<'_>,
+    entry: &crate::entry::Entry<B>,
+    now: Option<Timestamp>,
+    first: &mut Option<Timestamp>,
+    warnings: &mut Vec<AuditWarning>,
+) {
+    let Some(t) = entry.time() else { return };
+    first.get_or_insert(t);
+    if let Some(now) = now
+        && t.secs() > now.secs().saturating_add(CLOCK_TOLERANCE_SECS)
+    {
+        warnings.push(AuditWarning {
+            file: text.file.clone(),
+            seq: entry.seq(),
+            message: format!(
+                "dated {t}, after the audit's time {now}: the writer's clock ran ahead (a \
+                 budget period opened early starts a fresh cap early)"
+            ),
+        });
     }
 }
 

@@ -8,6 +8,7 @@ use fedprof_privacy::Rho;
 use fedprof_protocol::{JobId, PartyId, PartyName, Role};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Timestamp;
 use crate::encoding::{Digest, Label, Writer};
 use crate::entry::{Chain, Entry, EntryError, KeyRing};
 use crate::mechanism::{MechanismRecord, ReleaseId};
@@ -193,6 +194,10 @@ pub struct CoordinatorBook {
     policy: Option<Policy>,
     releases: HashMap<ReleaseId, u64>,
     job_spent: HashMap<JobKey, Rho>,
+    /// Per node, the latest receipt recorded (its seq in the node's ledger and the digest of
+    /// its line): what the coordinator tells the node so that a node restored from an old
+    /// backup notices (review finding L9).
+    last_receipts: HashMap<PartyName, (u64, Digest)>,
 }
 
 impl CoordinatorBook {
@@ -206,6 +211,7 @@ impl CoordinatorBook {
             policy: None,
             releases: HashMap::new(),
             job_spent: HashMap::new(),
+            last_receipts: HashMap::new(),
         })
     }
 
@@ -230,6 +236,18 @@ impl CoordinatorBook {
         self.releases.keys().map(|r| r.job.0).max().unwrap_or(0)
     }
 
+    /// The latest receipt of `node` this ledger recorded (highest seq in the node's own
+    /// ledger): a node whose ledger does not hold that very entry was rolled back (see
+    /// [`crate::NodeBook::check_receipt_head`]).
+    pub fn last_receipt(&self, node: &PartyName) -> Option<fedprof_protocol::ReceiptHead> {
+        self.last_receipts
+            .get(node)
+            .map(|(seq, digest)| fedprof_protocol::ReceiptHead {
+                seq: *seq,
+                digest: *digest.as_bytes(),
+            })
+    }
+
     /// Checks `line` as the next entry (chain, signature by `key`, receipts against `nodes`,
     /// rules) and applies it.
     pub fn apply_line(
@@ -246,15 +264,23 @@ impl CoordinatorBook {
         Ok(entry)
     }
 
-    /// Signs a policy entry, without applying it.
-    pub fn plan_policy(&self, policy: Policy, key: &SigningKey) -> CoordinatorEntry {
-        self.chain.sign_next(CoordinatorBody::Policy(policy), key)
+    /// Signs a policy entry dated `now`, without applying it.
+    pub fn plan_policy(
+        &self,
+        policy: Policy,
+        now: Timestamp,
+        key: &SigningKey,
+    ) -> Result<CoordinatorEntry, CoordinatorRuleError> {
+        Ok(self
+            .chain
+            .sign_next(CoordinatorBody::Policy(policy), now, key)?)
     }
 
     /// Checks `record` against the rules and signs its entry, without applying it.
     pub fn plan_release(
         &self,
         record: ReleaseRecord,
+        now: Timestamp,
         key: &SigningKey,
         nodes: &KeyRing,
     ) -> Result<CoordinatorEntry, CoordinatorRuleError> {
@@ -272,7 +298,7 @@ impl CoordinatorBook {
             receipts: record.receipts,
             published_digest: record.published_digest,
         };
-        let entry = self.chain.sign_next(body, key);
+        let entry = self.chain.sign_next(body, now, key)?;
         self.check(&entry, nodes)?;
         Ok(entry)
     }
@@ -290,8 +316,9 @@ impl CoordinatorBook {
             }
             .into());
         }
+        self.chain.check_time(entry.time())?;
         self.check(entry, nodes)?;
-        self.chain.advance(entry.digest());
+        self.chain.advance(entry.digest(), entry.time());
         self.record(entry);
         Ok(())
     }
@@ -371,8 +398,17 @@ impl CoordinatorBook {
                 release,
                 rho,
                 mechanism,
+                receipts,
                 ..
             } => {
+                for r in receipts {
+                    let node = r.writer().party().name.clone();
+                    let head = (r.seq(), r.digest());
+                    let last = self.last_receipts.entry(node).or_insert(head);
+                    if head.0 > last.0 {
+                        *last = head;
+                    }
+                }
                 self.releases.insert(*release, entry.seq());
                 let key = JobKey::of(release, mechanism);
                 let spent = self.job_spent.entry(key).or_insert_with(Rho::zero);
@@ -437,16 +473,21 @@ fn check_receipt(
 mod tests {
     use super::*;
     use crate::encoding::Period;
-    use crate::testutil::{coordinator, gaussian, key, node, release, ring, writer};
+    use crate::testutil::{NOW, coordinator, gaussian, key, node, release, ring, writer};
 
     fn receipt(name: &str, r: ReleaseId, m: &MechanismRecord) -> NodeEntry {
         let k = key(name);
         let mut b = crate::node::NodeBook::new(writer(node(name))).unwrap();
         let open = b
-            .plan_budget(Period::new("p").unwrap(), "10".parse().unwrap(), &k)
+            .plan_budget(
+                Period::new("2026-12").unwrap(),
+                "10".parse().unwrap(),
+                NOW,
+                &k,
+            )
             .unwrap();
         b.commit(&open).unwrap();
-        b.plan_debit(r, m.clone(), Digest::ZERO, &k).unwrap()
+        b.plan_debit(r, m.clone(), Digest::ZERO, NOW, &k).unwrap()
     }
 
     fn record(r: ReleaseId, nodes: &[&str], m: &MechanismRecord) -> ReleaseRecord {
@@ -464,32 +505,35 @@ mod tests {
         let (ck, ring) = (key("coordinator"), ring(&["a", "b", "c"]));
         let mut book = CoordinatorBook::new(writer(coordinator())).unwrap();
         let m = gaussian(4, 2, 1); // rho 1/8
-        let no_policy = book.plan_release(record(release(1, 0), &["a", "b"], &m), &ck, &ring);
+        let no_policy = book.plan_release(record(release(1, 0), &["a", "b"], &m), NOW, &ck, &ring);
         assert!(
             matches!(no_policy, Err(CoordinatorRuleError::BadStart)),
             "{no_policy:?}"
         );
-        let p = book.plan_policy(
-            Policy {
-                per_job_cap_rho: "1/4".parse().unwrap(),
-                min_cell_size: 5,
-                max_holders_per_person: None,
-            },
-            &ck,
-        );
+        let p = book
+            .plan_policy(
+                Policy {
+                    per_job_cap_rho: "1/4".parse().unwrap(),
+                    min_cell_size: 5,
+                    max_holders_per_person: None,
+                },
+                NOW,
+                &ck,
+            )
+            .unwrap();
         book.commit(&p, &ring).unwrap();
         for round in 0..2 {
             let e = book
-                .plan_release(record(release(1, round), &["a", "b"], &m), &ck, &ring)
+                .plan_release(record(release(1, round), &["a", "b"], &m), NOW, &ck, &ring)
                 .unwrap();
             book.commit(&e, &ring).unwrap();
         }
-        let over = book.plan_release(record(release(1, 2), &["a", "b"], &m), &ck, &ring);
+        let over = book.plan_release(record(release(1, 2), &["a", "b"], &m), NOW, &ck, &ring);
         assert!(
             matches!(over, Err(CoordinatorRuleError::JobCap { .. })),
             "{over:?}"
         );
-        let again = book.plan_release(record(release(1, 0), &["a", "c"], &m), &ck, &ring);
+        let again = book.plan_release(record(release(1, 0), &["a", "c"], &m), NOW, &ck, &ring);
         assert!(
             matches!(
                 again,
@@ -497,7 +541,7 @@ mod tests {
             ),
             "{again:?}"
         );
-        let few = book.plan_release(record(release(2, 0), &["a"], &m), &ck, &ring);
+        let few = book.plan_release(record(release(2, 0), &["a"], &m), NOW, &ck, &ring);
         assert!(
             matches!(
                 few,
@@ -505,7 +549,7 @@ mod tests {
             ),
             "{few:?}"
         );
-        let twice = book.plan_release(record(release(2, 0), &["a", "a"], &m), &ck, &ring);
+        let twice = book.plan_release(record(release(2, 0), &["a", "a"], &m), NOW, &ck, &ring);
         assert!(
             matches!(twice, Err(CoordinatorRuleError::NodeList(_))),
             "{twice:?}"
@@ -513,7 +557,7 @@ mod tests {
         // A receipt for another mechanism does not pay for this release.
         let mut r = record(release(2, 0), &["a", "b"], &m);
         r.receipts[1] = receipt("b", release(2, 0), &gaussian(2, 2, 1));
-        let differs = book.plan_release(r, &ck, &ring);
+        let differs = book.plan_release(r, NOW, &ck, &ring);
         assert!(
             matches!(
                 differs,
@@ -532,14 +576,17 @@ mod tests {
         use fedprof_protocol::{Fraction, JobSpec, ProfileId, ProfileTag};
         let (ck, ring) = (key("coordinator"), ring(&["a", "b"]));
         let mut book = CoordinatorBook::new(writer(coordinator())).unwrap();
-        let p = book.plan_policy(
-            Policy {
-                per_job_cap_rho: "1".parse().unwrap(),
-                min_cell_size: 5,
-                max_holders_per_person: None,
-            },
-            &ck,
-        );
+        let p = book
+            .plan_policy(
+                Policy {
+                    per_job_cap_rho: "1".parse().unwrap(),
+                    min_cell_size: 5,
+                    max_holders_per_person: None,
+                },
+                NOW,
+                &ck,
+            )
+            .unwrap();
         book.commit(&p, &ring).unwrap();
         let query = FeatureQuery {
             label: "p/count".into(),
@@ -568,11 +615,11 @@ mod tests {
         let spec = JobSpec::Features(Box::new(query));
         let m = MechanismRecord::for_release(&spec, &params, &tag).unwrap();
         let e = book
-            .plan_release(record(release(1, 0), &["a", "b"], &m), &ck, &ring)
+            .plan_release(record(release(1, 0), &["a", "b"], &m), NOW, &ck, &ring)
             .unwrap();
         book.commit(&e, &ring).unwrap();
         // Another job number, the same profiling job: over its declared total.
-        let over = book.plan_release(record(release(2, 0), &["a", "b"], &m), &ck, &ring);
+        let over = book.plan_release(record(release(2, 0), &["a", "b"], &m), NOW, &ck, &ring);
         assert!(
             matches!(&over, Err(CoordinatorRuleError::JobCap { job, .. }) if job.contains("04040404")),
             "{over:?}"

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::SigningKey;
 use fedprof_protocol::PartyId;
 
+use crate::clock::Clock;
 use crate::coordinator::{
     CoordinatorBook, CoordinatorEntry, CoordinatorRuleError, Policy, ReleaseRecord,
 };
@@ -78,6 +79,8 @@ pub struct CoordinatorLedger {
     key: SigningKey,
     nodes: KeyRing,
     book: CoordinatorBook,
+    /// Dates every entry written.
+    clock: Clock,
     poisoned: bool,
 }
 
@@ -93,12 +96,24 @@ impl fmt::Debug for CoordinatorLedger {
 impl CoordinatorLedger {
     /// Opens (or creates) the ledger file at `path` of `coordinator`, whose certificate key is
     /// `key`; `nodes` holds the nodes' certificate keys, to check receipts. Every entry is
-    /// verified; a torn last line or an invalid entry is refused.
+    /// verified; a torn last line or an invalid entry is refused. Entries written are dated by
+    /// the system clock.
     pub fn open(
         path: &Path,
         key: SigningKey,
         coordinator: PartyId,
         nodes: KeyRing,
+    ) -> Result<Self, CoordinatorStoreError> {
+        CoordinatorLedger::open_with_clock(path, key, coordinator, nodes, Clock::system())
+    }
+
+    /// [`CoordinatorLedger::open`] with entries dated by `clock`.
+    pub fn open_with_clock(
+        path: &Path,
+        key: SigningKey,
+        coordinator: PartyId,
+        nodes: KeyRing,
+        clock: Clock,
     ) -> Result<Self, CoordinatorStoreError> {
         let corrupt = |line, error| CoordinatorStoreError::Corrupt {
             path: path.to_owned(),
@@ -127,6 +142,7 @@ impl CoordinatorLedger {
             key,
             nodes,
             book,
+            clock,
             poisoned: false,
         })
     }
@@ -142,6 +158,15 @@ impl CoordinatorLedger {
         entry.verify_signature(self.nodes.get(entry.writer())?)
     }
 
+    /// The latest receipt of `node` this ledger recorded, for the node's rollback check (see
+    /// [`CoordinatorBook::last_receipt`]).
+    pub fn last_receipt(
+        &self,
+        node: &fedprof_protocol::PartyName,
+    ) -> Option<fedprof_protocol::ReceiptHead> {
+        self.book.last_receipt(node)
+    }
+
     /// The ledger's state.
     pub fn book(&self) -> &CoordinatorBook {
         &self.book
@@ -154,7 +179,10 @@ impl CoordinatorLedger {
 
     /// Records `policy` for the releases that follow.
     pub fn set_policy(&mut self, policy: Policy) -> Result<(), CoordinatorStoreError> {
-        let entry = self.book.plan_policy(policy, &self.key);
+        let entry = self
+            .book
+            .plan_policy(policy, self.clock.now(), &self.key)
+            .map_err(CoordinatorStoreError::Refused)?;
         self.append(&entry)
     }
 
@@ -167,7 +195,7 @@ impl CoordinatorLedger {
         let (release, published_digest) = (record.release, record.published_digest);
         let entry = self
             .book
-            .plan_release(record, &self.key, &self.nodes)
+            .plan_release(record, self.clock.now(), &self.key, &self.nodes)
             .map_err(CoordinatorStoreError::Refused)?;
         self.append(&entry)?;
         Ok(RecordedRelease {

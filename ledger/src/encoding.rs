@@ -11,6 +11,8 @@ use fedprof_protocol::{PartyId, PartyName, Role};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
+use crate::clock::Month;
+
 /// A SHA-256 value, written as 64 lowercase hex digits (uppercase is refused, so the text form
 /// is unique).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -223,12 +225,26 @@ macro_rules! label_type {
 }
 
 label_type!(
-    /// A budget period chosen by the node operator, e.g. `2026-11`: 1 to 32 characters of
-    /// `a-z A-Z 0-9 - _ .`.
+    /// A budget period: a UTC month `YYYY-MM` (e.g. `2026-11`; see [`Period::month`]). The
+    /// type reads any 1 to 32 characters of `a-z A-Z 0-9 - _ .`, because ledgers written
+    /// before periods were checked may hold other names; the books accept those only in
+    /// entries without a timestamp, and every period they open now is a month.
     Period,
     "period",
     32
 );
+
+impl Period {
+    /// The period of UTC month `month`.
+    pub fn of_month(month: Month) -> Period {
+        Period(month.to_string())
+    }
+
+    /// The month this period is, if its name is one (`YYYY-MM`); `None` for a legacy name.
+    pub fn month(&self) -> Option<Month> {
+        self.0.parse().ok()
+    }
+}
 
 label_type!(
     /// A short machine label such as a job kind (`transaction-totals`): 1 to 64 characters of

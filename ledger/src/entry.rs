@@ -2,16 +2,21 @@
 //! chain rules (sequence numbers and `prev` hashes). Sans-IO: lines in, entries or errors out.
 //!
 //! An entry is one line of JSON with exactly these keys, in this order, and no whitespace:
-//! `{"seq":N,"prev":"<hex>","writer":"<role>/<name>","body":{...},"sig":"<hex>"}`.
+//! `{"seq":N,"prev":"<hex>","writer":"<role>/<name>","time":T,"body":{...},"sig":"<hex>"}`.
+//! `time` (unix seconds, UTC; see [`crate::clock`]) is absent from entries written before
+//! ledgers carried timestamps; those still verify, as their signatures never covered one.
 //!
 //! - **Canonical form.** A line must be byte-for-byte the compact JSON that this crate writes
 //!   for the entry it parses to (keys in declaration order, integers in decimal, strings drawn
 //!   from escape-free ASCII alphabets; see [`crate::encoding`]). Any other spelling of the same
 //!   content is refused, so one entry has one text and one hash.
 //! - **Signature.** Ed25519 (`verify_strict`) by the writer's certificate key over
-//!   [`SIGNING_LABEL`] followed by the canonical JSON of `{"seq","prev","writer","body"}`.
+//!   [`SIGNING_LABEL`] followed by the canonical JSON of `{"seq","prev","writer","time","body"}`
+//!   (without `time` when the entry has none).
 //! - **Chain.** `prev` is the SHA-256 of the previous line's bytes (without its newline, and
 //!   including that entry's signature); entry 0 has `prev` all zero; `seq` counts 0, 1, 2, ...
+//! - **Time.** Once an entry is timed, every later one is, and none is dated more than
+//!   [`CLOCK_TOLERANCE_SECS`] before an earlier one ([`Chain::check_time`]).
 
 use std::collections::BTreeMap;
 
@@ -20,6 +25,7 @@ use fedprof_protocol::PartyId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::{CLOCK_TOLERANCE_SECS, Timestamp};
 use crate::encoding::{Digest, SignatureHex, Writer};
 
 /// What every signature covers first: names this format and its version
@@ -34,6 +40,9 @@ pub struct Entry<B> {
     seq: u64,
     prev: Digest,
     writer: Writer,
+    /// When the writer wrote it (its clock); `None` only in entries from before timestamps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time: Option<Timestamp>,
     body: B,
     sig: SignatureHex,
 }
@@ -44,6 +53,8 @@ struct SignedPart<'a, B> {
     seq: u64,
     prev: &'a Digest,
     writer: &'a Writer,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<Timestamp>,
     body: &'a B,
 }
 
@@ -91,6 +102,24 @@ pub enum EntryError {
         /// The writer in the line.
         found: Writer,
     },
+    /// An entry without a time after a timed one: every entry after the first timed one is
+    /// timed, so a time cannot be dropped from a ledger's tail.
+    #[error("entry has no time, but an earlier entry of this ledger is dated {previous}")]
+    Untimed {
+        /// The latest earlier time.
+        previous: Timestamp,
+    },
+    /// The entry is dated more than the tolerance before an earlier entry of its ledger.
+    #[error(
+        "entry is dated {found}, before an earlier entry dated {previous} (more than the \
+         {CLOCK_TOLERANCE_SECS} s tolerated): the writer's clock was moved back"
+    )]
+    TimeBackwards {
+        /// The latest earlier time.
+        previous: Timestamp,
+        /// This entry's time.
+        found: Timestamp,
+    },
     /// No certificate key is known for the writer.
     #[error("no verified certificate for writer {0}")]
     UnknownWriter(Writer),
@@ -100,13 +129,28 @@ pub enum EntryError {
 }
 
 impl<B: Serialize + DeserializeOwned> Entry<B> {
-    /// Signs a new entry. Signing is all this does: whether `seq` and `prev` continue a chain,
-    /// and whether `key` belongs to `writer`, is what verification checks.
+    /// Signs a new entry without a time, as entries were before ledgers carried timestamps
+    /// (tests of old ledgers use it; writers use [`Chain::sign_next`]).
     pub fn sign(seq: u64, prev: Digest, writer: Writer, body: B, key: &SigningKey) -> Self {
+        Entry::sign_at(seq, prev, writer, None, body, key)
+    }
+
+    /// Signs a new entry dated `time`. Signing is all this does: whether `seq`, `prev` and
+    /// `time` continue a chain, and whether `key` belongs to `writer`, is what verification
+    /// checks.
+    pub fn sign_at(
+        seq: u64,
+        prev: Digest,
+        writer: Writer,
+        time: Option<Timestamp>,
+        body: B,
+        key: &SigningKey,
+    ) -> Self {
         let message = signing_bytes(&SignedPart {
             seq,
             prev: &prev,
             writer: &writer,
+            time,
             body: &body,
         });
         let sig = SignatureHex(key.sign(&message).to_bytes());
@@ -114,6 +158,7 @@ impl<B: Serialize + DeserializeOwned> Entry<B> {
             seq,
             prev,
             writer,
+            time,
             body,
             sig,
         }
@@ -146,6 +191,7 @@ impl<B: Serialize + DeserializeOwned> Entry<B> {
             seq: self.seq,
             prev: &self.prev,
             writer: &self.writer,
+            time: self.time,
             body: &self.body,
         };
         let sig = Signature::from_bytes(&self.sig.0);
@@ -168,6 +214,11 @@ impl<B> Entry<B> {
     /// Who wrote and signed it.
     pub fn writer(&self) -> &Writer {
         &self.writer
+    }
+
+    /// When it was written (`None`: before ledgers carried timestamps).
+    pub fn time(&self) -> Option<Timestamp> {
+        self.time
     }
 
     /// What it records.
@@ -237,6 +288,8 @@ pub struct Chain {
     writer: Writer,
     next_seq: u64,
     last: Digest,
+    /// The latest time of an entry so far.
+    latest: Option<Timestamp>,
 }
 
 impl Chain {
@@ -246,6 +299,7 @@ impl Chain {
             writer,
             next_seq: 0,
             last: Digest::ZERO,
+            latest: None,
         }
     }
 
@@ -262,6 +316,25 @@ impl Chain {
     /// Hash of the last line (all zero when empty).
     pub fn last_digest(&self) -> &Digest {
         &self.last
+    }
+
+    /// The latest time of an entry so far (`None`: no timed entry yet).
+    pub fn latest_time(&self) -> Option<Timestamp> {
+        self.latest
+    }
+
+    /// Checks that the next entry may be dated `time`: once an entry is timed, every later one
+    /// is, and none is dated more than [`CLOCK_TOLERANCE_SECS`] before the latest time so far.
+    pub fn check_time(&self, time: Option<Timestamp>) -> Result<(), EntryError> {
+        match (self.latest, time) {
+            (Some(previous), None) => Err(EntryError::Untimed { previous }),
+            (Some(previous), Some(found))
+                if found.secs().saturating_add(CLOCK_TOLERANCE_SECS) < previous.secs() =>
+            {
+                Err(EntryError::TimeBackwards { previous, found })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Checks that `line` is the canonical, correctly signed next entry of this chain, and
@@ -291,24 +364,37 @@ impl Chain {
             });
         }
         entry.verify_signature(key)?;
-        self.advance(Digest::of(line.as_bytes()));
+        self.check_time(entry.time)?;
+        self.advance(Digest::of(line.as_bytes()), entry.time);
         Ok(entry)
     }
 
-    /// Signs `body` as the next entry. The chain does not advance until [`Chain::advance`] is
-    /// called with the line's digest, i.e. after the line is durable.
+    /// Signs `body` as the next entry, dated `now`. The chain does not advance until
+    /// [`Chain::advance`] is called with the line's digest, i.e. after the line is durable.
     pub fn sign_next<B: Serialize + DeserializeOwned>(
         &self,
         body: B,
+        now: Timestamp,
         key: &SigningKey,
-    ) -> Entry<B> {
-        Entry::sign(self.next_seq, self.last, self.writer.clone(), body, key)
+    ) -> Result<Entry<B>, EntryError> {
+        self.check_time(Some(now))?;
+        Ok(Entry::sign_at(
+            self.next_seq,
+            self.last,
+            self.writer.clone(),
+            Some(now),
+            body,
+            key,
+        ))
     }
 
-    /// Moves past an entry whose line hashes to `digest`.
-    pub fn advance(&mut self, digest: Digest) {
+    /// Moves past an entry whose line hashes to `digest`, dated `time`.
+    pub fn advance(&mut self, digest: Digest, time: Option<Timestamp>) {
         self.next_seq += 1;
         self.last = digest;
+        if let Some(t) = time {
+            self.latest = Some(self.latest.map_or(t, |l| l.max(t)));
+        }
     }
 }
 
@@ -375,9 +461,11 @@ mod tests {
         let mut chain = Chain::new(w.clone());
         let mut lines = Vec::new();
         for n in 0..3 {
-            let e = chain.sign_next(TestBody::Note { n }, &key);
+            let e = chain
+                .sign_next(TestBody::Note { n }, Timestamp(1_000 + n), &key)
+                .unwrap();
             lines.push(e.to_line());
-            chain.advance(e.digest());
+            chain.advance(e.digest(), e.time());
         }
         let vk = key.verifying_key();
         let check = |ls: &[&String]| {
@@ -421,6 +509,77 @@ mod tests {
         assert!(matches!(
             check(&[&foreign.to_line()]),
             Err(EntryError::Writer { .. })
+        ));
+    }
+
+    /// Item 6: entries carry their writer's time, signed and hashed with the rest; a time
+    /// cannot be removed, changed or dropped from a ledger's tail, and one more than the
+    /// tolerance before an earlier entry is refused, while untimed (old) entries still verify.
+    #[test]
+    fn times_are_signed_and_never_go_backwards() {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let vk = key.verifying_key();
+        let w = writer("node/a");
+        let mut chain = Chain::new(w.clone());
+        // An old, untimed entry first: still accepted.
+        let old = Entry::sign(0, Digest::ZERO, w.clone(), TestBody::Note { n: 0 }, &key);
+        chain.accept::<TestBody>(&old.to_line(), &vk).unwrap();
+        let t = Timestamp(1_796_655_858);
+        let timed = chain.sign_next(TestBody::Note { n: 1 }, t, &key).unwrap();
+        let line = timed.to_line();
+        assert!(
+            line.contains(r#""writer":"node/a","time":1796655858,"body":"#),
+            "{line}"
+        );
+        // The time is signed: changing or removing it breaks the signature.
+        let mut c = chain.clone();
+        let moved = line.replacen("1796655858", "1796655859", 1);
+        assert!(matches!(
+            c.accept::<TestBody>(&moved, &vk),
+            Err(EntryError::Signature(_))
+        ));
+        let stripped = line.replacen(r#""time":1796655858,"#, "", 1);
+        assert!(matches!(
+            c.accept::<TestBody>(&stripped, &vk),
+            Err(EntryError::Signature(_))
+        ));
+        let null = line.replacen("1796655858", "null", 1);
+        assert!(c.accept::<TestBody>(&null, &vk).is_err());
+        chain.accept::<TestBody>(&line, &vk).unwrap();
+        assert_eq!(chain.latest_time(), Some(t));
+        // Once timed, always timed.
+        let untimed = Entry::sign(2, timed.digest(), w.clone(), TestBody::Note { n: 2 }, &key);
+        assert_eq!(
+            chain.clone().accept::<TestBody>(&untimed.to_line(), &vk),
+            Err(EntryError::Untimed { previous: t })
+        );
+        // Within the tolerance back: accepted (an NTP step); beyond it: refused, by the writer
+        // too, naming both times.
+        let back = Timestamp(t.secs() - CLOCK_TOLERANCE_SECS);
+        assert!(chain.sign_next(TestBody::Note { n: 2 }, back, &key).is_ok());
+        let far = Timestamp(t.secs() - CLOCK_TOLERANCE_SECS - 1);
+        let e = chain
+            .sign_next(TestBody::Note { n: 2 }, far, &key)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            EntryError::TimeBackwards {
+                previous: t,
+                found: far
+            }
+        );
+        assert!(e.to_string().contains("2026-12-07T15:04:18Z"), "{e}");
+        let forged = Entry::sign_at(
+            2,
+            timed.digest(),
+            w,
+            Some(far),
+            TestBody::Note { n: 2 },
+            &key,
+        );
+        assert!(matches!(
+            chain.accept::<TestBody>(&forged.to_line(), &vk),
+            Err(EntryError::TimeBackwards { .. })
         ));
     }
 }

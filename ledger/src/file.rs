@@ -61,6 +61,11 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> FileError + '_ 
 /// process, so a crash never leaves a stale lock behind.
 pub fn lock(path: &Path) -> Result<File, FileError> {
     let path = path.to_owned();
+    // The lock file is truncated and rewritten: never through a link to some other file.
+    if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        let why = io::Error::other("is a symbolic link; a lock file is never written through one");
+        return Err(io_error(&path)(why));
+    }
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -130,14 +135,50 @@ pub fn sync_dir(dir: &Path) -> Result<(), FileError> {
         .map_err(io_error(dir))
 }
 
-/// Creates `dir` (and parents) with mode 0700 if missing.
+/// Makes `dir` a private directory: creates it (and missing parents) with mode 0700, fsyncing
+/// each new directory's parent so the new entry survives a crash, and tightens an existing
+/// directory that group or others may read, write or enter to 0700 (review finding L6).
+///
+/// Tighten rather than refuse: state directories made by older versions, or by a umask of
+/// 022, hold only files of mode 0600, so removing the group and other bits takes nothing away
+/// from the owner and keeps an upgraded node starting; a directory of another user fails at
+/// `chmod` and is refused with that error.
 pub fn ensure_dir(dir: &Path) -> Result<(), FileError> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_error(dir))
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.as_os_str().is_empty() && fs::symlink_metadata(at).is_err() {
+        missing.push(at);
+        match at.parent() {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    for new in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(0o700).create(new) {
+            Ok(()) => sync_dir(parent_of(new))?,
+            // Made by someone else in between: it is checked below like any existing one.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_error(new)(e)),
+        }
+    }
+    let meta = fs::metadata(dir).map_err(io_error(dir))?;
+    if !meta.is_dir() {
+        return Err(io_error(dir)(io::Error::other("not a directory")));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o700 | 0o700))
+            .map_err(io_error(dir))?;
+    }
+    Ok(())
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Opens a ledger file for appending, creating it (mode 0600, directory entry synced) if it
@@ -152,7 +193,7 @@ pub fn open_append(path: &Path) -> Result<File, FileError> {
         .map_err(io_error(path))?;
     if !existed {
         file.sync_all().map_err(io_error(path))?;
-        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        sync_dir(parent_of(path))?;
     }
     Ok(file)
 }
@@ -167,16 +208,28 @@ pub fn append_line(file: &mut File, path: &Path, line: &str) -> Result<(), FileE
         .map_err(io_error(path))
 }
 
-/// Writes `bytes` to `path` atomically and durably: a temporary file (mode 0600) is written and
-/// synced, renamed over `path`, and the directory is synced. After a crash `path` holds either
-/// nothing or all of `bytes`.
+/// Writes `bytes` to `path` atomically and durably: a temporary file `<name>.tmp` (mode 0600)
+/// is created fresh, written and synced, renamed over `path`, and the directory is synced.
+/// After a crash `path` holds either its old content or all of `bytes`.
+///
+/// Symbolic links are never written through (review finding L6): the temporary file is
+/// created with `O_EXCL` (a link, even a dangling one, in its place is removed first, not
+/// followed), and `rename` replaces a link at `path` itself, leaving whatever it pointed to
+/// untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
+    let dir = parent_of(path);
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".tmp");
+    let tmp = dir.join(name);
+    // A stale temporary file (a crash mid-write) or a planted link: removed, never followed.
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(&tmp)(e)),
+    }
     let mut f = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(io_error(&tmp))?;
@@ -204,5 +257,64 @@ mod tests {
             ledger_lines(p, b"a\n\xff\n"),
             Err(FileError::NotText { line: 2, .. })
         ));
+    }
+
+    /// L6: `write_atomic` never writes through a symbolic link, whether it sits at the
+    /// destination or where its temporary file goes: the link is replaced (or removed) and
+    /// the file it pointed to keeps its content.
+    #[test]
+    fn atomic_writes_never_follow_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let out = tmp.path().join("out.json");
+        std::os::unix::fs::symlink(&victim, &out).unwrap();
+        write_atomic(&out, b"new").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(fs::read(&out).unwrap(), b"new");
+        assert!(!fs::symlink_metadata(&out).unwrap().file_type().is_symlink());
+        // A link planted as the temporary file.
+        let other = tmp.path().join("other.json");
+        std::os::unix::fs::symlink(&victim, tmp.path().join("other.json.tmp")).unwrap();
+        write_atomic(&other, b"x").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(fs::read(&other).unwrap(), b"x");
+        // A bare relative name's directory is `.`, which is synced (was `""`, an error).
+        assert_eq!(parent_of(Path::new("bare.json")), Path::new("."));
+    }
+
+    /// A lock file planted as a symbolic link is refused, and its target left untouched.
+    #[test]
+    fn a_lock_is_never_taken_through_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let lock_path = tmp.path().join("LOCK");
+        std::os::unix::fs::symlink(&victim, &lock_path).unwrap();
+        let e = lock(&lock_path).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    }
+
+    /// L6: a new state directory is created 0700 with its missing parents, and an existing one
+    /// that group or others can enter is tightened to 0700.
+    #[test]
+    fn state_dirs_are_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let deep = tmp.path().join("a/b/c");
+        ensure_dir(&deep).unwrap();
+        for p in ["a", "a/b", "a/b/c"] {
+            assert_eq!(mode(&tmp.path().join(p)), 0o700, "{p}");
+        }
+        let open = tmp.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_dir(&open).unwrap();
+        assert_eq!(mode(&open), 0o700);
+        let file = tmp.path().join("file");
+        fs::write(&file, b"").unwrap();
+        assert!(ensure_dir(&file).is_err());
     }
 }

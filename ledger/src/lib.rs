@@ -8,8 +8,9 @@
 //! mechanism records and their rho ([`mechanism`]), the sans-IO rules of each ledger
 //! ([`node`], [`coordinator`]), the crash-safe file stores ([`node_store`],
 //! [`coordinator_store`]) and the sans-IO audit ([`audit`]). It does not read certificates
-//! (the caller hands it verified public keys), open sockets or read clocks, and it never holds a
-//! float in a ledger: amounts are exact [`Rho`] values. See `docs/LEDGER.md`.
+//! (the caller hands it verified public keys) or open sockets; the books take the time as an
+//! argument and only the stores read a [`Clock`] ([`clock`]: every entry is dated). It never
+//! holds a float in a ledger: amounts are exact [`Rho`] values. See `docs/LEDGER.md`.
 
 #![expect(
     clippy::result_large_err,
@@ -18,6 +19,7 @@
 )]
 
 pub mod audit;
+pub mod clock;
 pub mod coordinator;
 pub mod coordinator_store;
 pub mod encoding;
@@ -30,9 +32,10 @@ pub mod node_store;
 mod testutil;
 
 pub use audit::{
-    AuditFailure, AuditInput, AuditReport, LedgerHead, LedgerText, MaxHolders, NodeSummary,
-    epsilon_at_delta, epsilon_simple_at_delta, person_rho_of_release,
+    AuditFailure, AuditInput, AuditReport, AuditWarning, LedgerHead, LedgerText, MaxHolders,
+    NodeSummary, epsilon_at_delta, epsilon_simple_at_delta, person_rho_of_release,
 };
+pub use clock::{CLOCK_TOLERANCE_SECS, Clock, Month, Timestamp};
 pub use coordinator::{CoordinatorBody, CoordinatorBook, CoordinatorEntry, Policy, ReleaseRecord};
 pub use coordinator_store::{CoordinatorLedger, CoordinatorStoreError, RecordedRelease};
 pub use ed25519_dalek::SigningKey;
@@ -43,7 +46,7 @@ pub use mechanism::{
     DiscreteGaussian, MechanismError, MechanismRecord, QueryRecord, ReleaseId, Sensitivity,
     TotalsRecord, legacy_vector_digest, vector_digest,
 };
-pub use node::{BudgetError, NodeBody, NodeBook, NodeEntry, PeriodAccount};
+pub use node::{BudgetError, NodeBody, NodeBook, NodeEntry, PeriodAccount, RollbackError};
 pub use node_store::{DebitReceipt, NodeLedger, StoreError};
 
 /// Version of the ledger format. It is part of the label every signature covers, so a future

@@ -8,6 +8,7 @@ use fedprof_privacy::Rho;
 use fedprof_protocol::{Refusal, RefuseReason, Role};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::{CLOCK_TOLERANCE_SECS, Timestamp};
 use crate::encoding::{Digest, Period, Writer};
 use crate::entry::{Chain, Entry, EntryError};
 use crate::mechanism::{MechanismRecord, ReleaseId};
@@ -22,9 +23,10 @@ use crate::mechanism::{MechanismRecord, ReleaseId};
 pub enum NodeBody {
     /// Opens budget period `period` with cap `cap_rho`; later debits count against it until
     /// the next `budget` entry. Entry 0 of every node ledger is one; a period name is never
-    /// reused within a ledger.
+    /// reused within a ledger. A timed entry opens a UTC month `YYYY-MM`, later than every
+    /// month opened before, and is dated within it.
     Budget {
-        /// The period's name, chosen by the node operator (e.g. `2026-11`).
+        /// The period: the UTC month (e.g. `2026-11`; other names only in untimed entries).
         period: Period,
         /// Most rho the node spends in the period.
         cap_rho: Rho,
@@ -99,6 +101,36 @@ pub enum BudgetError {
     /// A period of this name was opened before.
     #[error("period {0} was already opened in this ledger")]
     PeriodReused(Period),
+    /// A period is opened before (or at) a later one already open: periods open in strictly
+    /// increasing order, so a clock moved back cannot reopen a month or spend an old one's cap.
+    #[error(
+        "budget period {requested} cannot be opened after period {latest}: periods open in \
+         increasing order. Was the clock moved back? Correct it; the node spends nothing until \
+         the clock reaches a month after {latest} (docs/LEDGER.md, \"Time and periods\")"
+    )]
+    PeriodOrder {
+        /// The latest period opened.
+        latest: Period,
+        /// The one asked for.
+        requested: Period,
+    },
+    /// A period that is not a UTC month `YYYY-MM` (only untimed, old entries may hold one).
+    #[error("budget period {0:?} is not a UTC month YYYY-MM")]
+    PeriodNotAMonth(Period),
+    /// An entry of a period is dated outside the period's month (beyond the tolerance).
+    #[error(
+        "the clock reads {time}, outside budget period {period}: a period is opened, and \
+         spent, during its own month only (open the clock's month first)"
+    )]
+    OutsidePeriod {
+        /// The period.
+        period: Period,
+        /// The entry's time.
+        time: Timestamp,
+    },
+    /// The time is not after the ledger's latest entry (see [`EntryError::TimeBackwards`]).
+    #[error("the node's clock: {0}")]
+    Clock(EntryError),
     /// This release was already paid for, or its noise already drawn, under other parameters.
     #[error("release {0} was already prepared under a different mechanism; it is not redone")]
     ReleaseMismatch(ReleaseId),
@@ -107,8 +139,46 @@ pub enum BudgetError {
 impl BudgetError {
     /// The refusal a node sends the coordinator (no customer data, just the accounting).
     pub fn refusal(&self) -> Refusal {
+        let reason = match self {
+            BudgetError::BudgetExceeded { .. } | BudgetError::LifetimeCapExceeded { .. } => {
+                RefuseReason::BudgetExhausted
+            }
+            _ => RefuseReason::Policy,
+        };
         Refusal {
-            reason: RefuseReason::BudgetExhausted,
+            reason,
+            detail: self.to_string(),
+        }
+    }
+}
+
+/// The coordinator recorded a receipt of this node that the node's own ledger does not hold:
+/// the node's state was restored from an older copy (a backup, a snapshot), which would make
+/// it forget the budget it spent since (review finding L9). The node takes part in nothing
+/// until its operator puts the newest ledger back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this node's ledger is older than the coordinator's record of it: the coordinator recorded \
+     this node's receipt at seq {seq} (entry {digest}), but {found}. The state directory was \
+     probably restored from an older copy, which would reset the budget spent since. Stop the \
+     node and restore its newest ledger.jsonl and vectors/; if that copy is lost, ask the \
+     auditor: the coordinator's ledger holds this node's receipts (docs/LEDGER.md, \
+     \"Rollback protection\")"
+)]
+pub struct RollbackError {
+    /// The receipt's `seq` in the coordinator's record.
+    pub seq: u64,
+    /// Its entry digest in the coordinator's record.
+    pub digest: Digest,
+    /// What this node's ledger holds instead, in words (its head, or another entry there).
+    pub found: String,
+}
+
+impl RollbackError {
+    /// The refusal a node sends the coordinator (both heads, no customer data).
+    pub fn refusal(&self) -> Refusal {
+        Refusal {
+            reason: RefuseReason::RolledBack,
             detail: self.to_string(),
         }
     }
@@ -230,6 +300,43 @@ impl NodeBook {
         self.debits.len()
     }
 
+    /// Checks that this ledger holds the receipt the coordinator last recorded from this node
+    /// (`head`, from the job announcement; `None`: the coordinator recorded none): the entry
+    /// at `head.seq` must be a debit whose line hashes to `head.digest`. A ledger that ends
+    /// before it, or holds another entry there, was rolled back or replaced.
+    pub fn check_receipt_head(
+        &self,
+        head: Option<&fedprof_protocol::ReceiptHead>,
+    ) -> Result<(), RollbackError> {
+        let Some(head) = head else {
+            return Ok(());
+        };
+        let digest = Digest::from_bytes(head.digest);
+        let held = self.debits.values().find(|d| d.seq == head.seq);
+        let found = match held {
+            Some(d) if d.line_digest == digest => return Ok(()),
+            Some(d) => format!(
+                "its entry seq {} is another debit ({})",
+                head.seq, d.line_digest
+            ),
+            None if head.seq < self.chain.next_seq() => {
+                format!("its entry seq {} is not that debit", head.seq)
+            }
+            None => match self.chain.next_seq().checked_sub(1) {
+                Some(last) => format!(
+                    "this node's ledger ends at seq {last} (entry {})",
+                    self.chain.last_digest()
+                ),
+                None => "this node's ledger is empty".to_owned(),
+            },
+        };
+        Err(RollbackError {
+            seq: head.seq,
+            digest,
+            found,
+        })
+    }
+
     /// Checks `line` as the next entry (chain, signature by `key`, rules) and applies it.
     pub fn apply_line(
         &mut self,
@@ -244,34 +351,87 @@ impl NodeBook {
         Ok(entry)
     }
 
-    /// Signs the entry opening `period` with `cap`, without applying it.
+    /// Signs the entry opening `period` with `cap` at time `now`, without applying it: the
+    /// period must be the UTC month of `now` (give or take [`CLOCK_TOLERANCE_SECS`]) and later
+    /// than every month opened before.
     pub fn plan_budget(
         &self,
         period: Period,
         cap: Rho,
+        now: Timestamp,
         key: &SigningKey,
     ) -> Result<NodeEntry, BudgetError> {
-        if self.periods.iter().any(|p| p.period == period) {
-            return Err(BudgetError::PeriodReused(period));
+        self.check_period(&period, Some(now))?;
+        let body = NodeBody::Budget {
+            period,
+            cap_rho: cap,
+        };
+        self.chain
+            .sign_next(body, now, key)
+            .map_err(BudgetError::Clock)
+    }
+
+    /// The rules of a period opened at `time` (`None`: an old, untimed entry, which only must
+    /// not reuse a name).
+    fn check_period(&self, period: &Period, time: Option<Timestamp>) -> Result<(), BudgetError> {
+        if self.periods.iter().any(|p| &p.period == period) {
+            return Err(BudgetError::PeriodReused(period.clone()));
         }
-        Ok(self.chain.sign_next(
-            NodeBody::Budget {
-                period,
-                cap_rho: cap,
-            },
-            key,
-        ))
+        let Some(time) = time else {
+            return Ok(());
+        };
+        let month = period
+            .month()
+            .ok_or_else(|| BudgetError::PeriodNotAMonth(period.clone()))?;
+        if let Some(latest) = self
+            .periods
+            .iter()
+            .filter(|p| p.period.month().is_some_and(|m| m >= month))
+            .max_by_key(|p| p.period.month())
+        {
+            return Err(BudgetError::PeriodOrder {
+                latest: latest.period.clone(),
+                requested: period.clone(),
+            });
+        }
+        if !month.contains(time, CLOCK_TOLERANCE_SECS) {
+            return Err(BudgetError::OutsidePeriod {
+                period: period.clone(),
+                time,
+            });
+        }
+        Ok(())
+    }
+
+    /// A debit at `time` must fall in the current period's month (untimed, old debits are not
+    /// checked).
+    fn check_in_period(&self, time: Option<Timestamp>) -> Result<(), BudgetError> {
+        let (Some(time), Some(current)) = (time, self.periods.last()) else {
+            return Ok(());
+        };
+        match current.period.month() {
+            Some(m) if m.contains(time, CLOCK_TOLERANCE_SECS) => Ok(()),
+            _ => Err(BudgetError::OutsidePeriod {
+                period: current.period.clone(),
+                time,
+            }),
+        }
     }
 
     /// Signs an entry setting the lifetime cap (over all periods) to `cap`, without applying
     /// it. Refused if a lower cap is in force (a cap is lowered or restated, never raised) or
     /// if no period is open yet (entry 0 opens a period). A cap below what was already spent
     /// is allowed: it refuses every later debit.
-    pub fn plan_lifetime_cap(&self, cap: Rho, key: &SigningKey) -> Result<NodeEntry, BudgetError> {
+    pub fn plan_lifetime_cap(
+        &self,
+        cap: Rho,
+        now: Timestamp,
+        key: &SigningKey,
+    ) -> Result<NodeEntry, BudgetError> {
         self.check_lifetime_cap(&cap)?;
-        Ok(self
-            .chain
-            .sign_next(NodeBody::LifetimeCap { cap_rho: cap }, key))
+        self.chain
+            .sign_next(NodeBody::LifetimeCap { cap_rho: cap }, now, key)
+            .map_err(BudgetError::Clock)
     }
 
     fn check_lifetime_cap(&self, cap: &Rho) -> Result<(), BudgetError> {
@@ -327,6 +487,23 @@ impl NodeBook {
         Ok(rho)
     }
 
+    /// [`NodeBook::check_debit`] for a debit written at `now`, which must also fall in the
+    /// current period's month and not before the ledger's latest entry: the store checks this
+    /// before it generates anything.
+    pub fn check_debit_at(
+        &self,
+        release: &ReleaseId,
+        mechanism: &MechanismRecord,
+        now: Timestamp,
+    ) -> Result<Rho, BudgetError> {
+        let rho = self.check_debit(release, mechanism)?;
+        self.chain
+            .check_time(Some(now))
+            .map_err(BudgetError::Clock)?;
+        self.check_in_period(Some(now))?;
+        Ok(rho)
+    }
+
     /// Checks that the current period (and the lifetime cap, if one is set) can pay `rho` now
     /// and `reserve` later (the rest of the job the release belongs to), so that a job is
     /// refused before its first release rather than when the budget runs out half-way.
@@ -344,24 +521,25 @@ impl NodeBook {
         self.check_lifetime(&requested)
     }
 
-    /// Signs the debit of `release`, without applying it.
+    /// Signs the debit of `release` at time `now`, without applying it.
     pub fn plan_debit(
         &self,
         release: ReleaseId,
         mechanism: MechanismRecord,
         vector_digest: Digest,
+        now: Timestamp,
         key: &SigningKey,
     ) -> Result<NodeEntry, BudgetError> {
-        let rho = self.check_debit(&release, &mechanism)?;
-        Ok(self.chain.sign_next(
-            NodeBody::Debit {
-                release,
-                mechanism,
-                rho,
-                vector_digest,
-            },
-            key,
-        ))
+        let rho = self.check_debit_at(&release, &mechanism, now)?;
+        let body = NodeBody::Debit {
+            release,
+            mechanism,
+            rho,
+            vector_digest,
+        };
+        self.chain
+            .sign_next(body, now, key)
+            .map_err(BudgetError::Clock)
     }
 
     /// Applies an entry this node signed itself (from `plan_*`) once its line is durable.
@@ -373,20 +551,17 @@ impl NodeBook {
             }
             .into());
         }
+        self.chain.check_time(entry.time())?;
         self.check(entry)?;
         let digest = entry.digest();
-        self.chain.advance(digest);
+        self.chain.advance(digest, entry.time());
         self.record(entry, digest);
         Ok(())
     }
 
     fn check(&self, entry: &NodeEntry) -> Result<(), NodeRuleError> {
         match entry.body() {
-            NodeBody::Budget { period, .. } => {
-                if self.periods.iter().any(|p| &p.period == period) {
-                    return Err(BudgetError::PeriodReused(period.clone()).into());
-                }
-            }
+            NodeBody::Budget { period, .. } => self.check_period(period, entry.time())?,
             NodeBody::LifetimeCap { cap_rho } => {
                 if entry.seq() == 0 {
                     return Err(NodeRuleError::BadStart);
@@ -416,6 +591,7 @@ impl NodeBook {
                     });
                 }
                 self.check_debit(release, mechanism)?;
+                self.check_in_period(entry.time())?;
             }
         }
         Ok(())

@@ -25,6 +25,7 @@ use fedprof_privacy::Rho;
 use fedprof_protocol::PartyId;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::encoding::{Digest, Period, Writer};
 use crate::entry::Entry;
 use crate::file::{self, FileError};
@@ -155,6 +156,8 @@ pub struct NodeLedger {
     file: File,
     key: SigningKey,
     book: NodeBook,
+    /// Dates every entry written.
+    clock: Clock,
     poisoned: bool,
     #[cfg(test)]
     pub(crate) crash_after_cache: bool,
@@ -173,8 +176,19 @@ impl fmt::Debug for NodeLedger {
 impl NodeLedger {
     /// Opens (or creates) the ledger in `dir` of `node`, whose certificate key is `key`, and
     /// verifies every entry: chain, signatures with `key`, budget rules. A torn last line or
-    /// any invalid entry is refused.
+    /// any invalid entry is refused. Entries written are dated by the system clock.
     pub fn open(dir: &Path, key: SigningKey, node: PartyId) -> Result<Self, StoreError> {
+        NodeLedger::open_with_clock(dir, key, node, Clock::system())
+    }
+
+    /// [`NodeLedger::open`] with entries dated by `clock`.
+    pub fn open_with_clock(
+        dir: &Path,
+        key: SigningKey,
+        node: PartyId,
+        clock: Clock,
+    ) -> Result<Self, StoreError> {
+        file::ensure_dir(dir)?;
         file::ensure_dir(&dir.join("vectors"))?;
         // One process per state directory: two would both pay from one budget.
         let lock = file::lock(&dir.join("LOCK"))?;
@@ -202,6 +216,7 @@ impl NodeLedger {
             file,
             key,
             book,
+            clock,
             poisoned: false,
             #[cfg(test)]
             crash_after_cache: false,
@@ -221,7 +236,9 @@ impl NodeLedger {
     /// Opens budget period `period` with cap `cap`; later debits count against it. A lifetime
     /// cap in force stays in force; see [`NodeLedger::open_period_capped`].
     pub fn open_period(&mut self, period: Period, cap: Rho) -> Result<(), StoreError> {
-        let entry = self.book.plan_budget(period, cap, &self.key)?;
+        let entry = self
+            .book
+            .plan_budget(period, cap, self.clock.now(), &self.key)?;
         self.append(&entry)
     }
 
@@ -254,7 +271,9 @@ impl NodeLedger {
 
     /// Records the lifetime cap `cap` (over all periods); see [`NodeBody::LifetimeCap`].
     pub fn set_lifetime_cap(&mut self, cap: Rho) -> Result<(), StoreError> {
-        let entry = self.book.plan_lifetime_cap(cap, &self.key)?;
+        let entry = self
+            .book
+            .plan_lifetime_cap(cap, self.clock.now(), &self.key)?;
         self.append(&entry)
     }
 
@@ -296,7 +315,8 @@ impl NodeLedger {
                 retry: true,
             });
         }
-        self.book.check_debit(&release, &mechanism)?;
+        let now = self.clock.now();
+        self.book.check_debit_at(&release, &mechanism, now)?;
         let cached = match read_cache(&cache, &release)? {
             // A vector generated before a crash that came before its debit: it never left
             // (nothing leaves without a receipt), and it is the one to send.
@@ -325,9 +345,9 @@ impl NodeLedger {
             }
             .into());
         }
-        let entry = self
-            .book
-            .plan_debit(release, mechanism, cached.vector_digest, &self.key)?;
+        let entry =
+            self.book
+                .plan_debit(release, mechanism, cached.vector_digest, now, &self.key)?;
         self.append(&entry)?;
         Ok(DebitReceipt {
             entry,

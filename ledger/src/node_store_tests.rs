@@ -4,10 +4,15 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::testutil::{gaussian, key, node, release};
+use crate::testutil::{TestClock, gaussian, key, node, release};
+
+/// Opens with a clock in November 2026, the period these tests open.
+fn open_in(dir: &Path, key: SigningKey, node: PartyId) -> Result<NodeLedger, StoreError> {
+    NodeLedger::open_with_clock(dir, key, node, TestClock::in_month("2026-11").clock())
+}
 
 fn open(dir: &Path) -> NodeLedger {
-    NodeLedger::open(dir, key("a"), node("a")).unwrap()
+    open_in(dir, key("a"), node("a")).unwrap()
 }
 
 fn fresh(cap: &str) -> (tempfile::TempDir, NodeLedger) {
@@ -183,6 +188,7 @@ fn a_torn_last_line_is_refused_and_repairable() {
             release(5, 0),
             gaussian(4, 2, 1),
             vector_digest(&Digest::from_bytes(SALT), &[5]),
+            TestClock::in_month("2026-11").clock().now(),
             &key("a"),
         )
         .unwrap()
@@ -196,7 +202,7 @@ fn a_torn_last_line_is_refused_and_repairable() {
         .unwrap()
         .write_all(&line.as_bytes()[..40])
         .unwrap();
-    let err = NodeLedger::open(tmp.path(), key("a"), node("a")).unwrap_err();
+    let err = open_in(tmp.path(), key("a"), node("a")).unwrap_err();
     assert!(
         matches!(err, StoreError::File(FileError::TornTail { line: 2, .. })),
         "{err:?}"
@@ -222,14 +228,14 @@ fn tampering_and_lost_caches_are_reported() {
     assert_eq!(mode, 0o600);
     let text = fs::read_to_string(&path).unwrap();
     fs::write(&path, text.replacen("\"1/8\"", "\"1/9\"", 1)).unwrap();
-    let err = NodeLedger::open(tmp.path(), key("a"), node("a")).unwrap_err();
+    let err = open_in(tmp.path(), key("a"), node("a")).unwrap_err();
     assert!(
         matches!(err, StoreError::Corrupt { line: 2, .. }),
         "{err:?}"
     );
     fs::write(&path, &text).unwrap();
     // Another node's key cannot open this ledger.
-    assert!(NodeLedger::open(tmp.path(), key("b"), node("a")).is_err());
+    assert!(open_in(tmp.path(), key("b"), node("a")).is_err());
     let cache = fs::read_dir(tmp.path().join("vectors"))
         .unwrap()
         .next()
@@ -252,7 +258,8 @@ fn tampering_and_lost_caches_are_reported() {
 #[test]
 fn a_lifetime_cap_is_recorded_once_kept_across_periods_and_never_raised() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = NodeLedger::open(dir.path(), key("a"), node("a")).unwrap();
+    let time = TestClock::in_month("2026-11");
+    let mut l = NodeLedger::open_with_clock(dir.path(), key("a"), node("a"), time.clock()).unwrap();
     let p = |s: &str| Period::new(s).unwrap();
     l.open_period_capped(
         p("2026-11"),
@@ -261,13 +268,16 @@ fn a_lifetime_cap_is_recorded_once_kept_across_periods_and_never_raised() {
     )
     .unwrap();
     // Restating the same cap writes no entry; omitting it keeps it.
+    time.set_month("2026-12");
     l.open_period_capped(
         p("2026-12"),
         "2".parse().unwrap(),
         Some("3".parse().unwrap()),
     )
     .unwrap();
+    time.set_month("2027-01");
     l.open_period(p("2027-01"), "2".parse().unwrap()).unwrap();
+    time.set_month("2027-02");
     assert_eq!(l.book().chain().next_seq(), 4);
     assert_eq!(l.book().lifetime_cap(), Some(&"3".parse().unwrap()));
     let raised = l.open_period_capped(
@@ -294,6 +304,25 @@ fn a_lifetime_cap_is_recorded_once_kept_across_periods_and_never_raised() {
     // Reopening replays and checks every entry, the lifetime cap included.
     let l = NodeLedger::open(dir.path(), key("a"), node("a")).unwrap();
     assert_eq!(l.book().lifetime_cap(), Some(&"1".parse().unwrap()));
+    let times: Vec<String> = fs::read_to_string(l.path())
+        .unwrap()
+        .lines()
+        .map(|line| {
+            crate::NodeEntry::from_line(line)
+                .unwrap()
+                .time()
+                .unwrap()
+                .month()
+                .to_string()
+        })
+        .collect();
+    // Every entry is dated by the store's clock, in the month of its period.
+    assert_eq!(
+        times,
+        [
+            "2026-11", "2026-11", "2026-12", "2027-01", "2027-02", "2027-02"
+        ]
+    );
     assert_eq!(l.book().periods().len(), 4);
 }
 
@@ -303,7 +332,7 @@ fn a_lifetime_cap_is_recorded_once_kept_across_periods_and_never_raised() {
 #[test]
 fn a_second_opener_of_a_node_ledger_is_refused_naming_the_holder() {
     let (tmp, l) = fresh("1/1");
-    let e = NodeLedger::open(tmp.path(), key("a"), node("a")).unwrap_err();
+    let e = open_in(tmp.path(), key("a"), node("a")).unwrap_err();
     let text = e.to_string();
     assert!(
         text.contains("in use by another process")
@@ -311,5 +340,47 @@ fn a_second_opener_of_a_node_ledger_is_refused_naming_the_holder() {
         "{text}"
     );
     drop(l);
-    assert!(NodeLedger::open(tmp.path(), key("a"), node("a")).is_ok());
+    assert!(open_in(tmp.path(), key("a"), node("a")).is_ok());
+}
+
+/// M9 through the store: its clock dates every entry; with the clock moved back a month the
+/// old month is not reopened (an error naming both periods), and nothing is debited while the
+/// clock is behind the ledger; once the clock is right the node spends again.
+#[test]
+fn m9_a_clock_moved_back_is_an_error_naming_both_periods() {
+    let dir = tempfile::tempdir().unwrap();
+    let time = TestClock::in_month("2026-12");
+    let mut l = NodeLedger::open_with_clock(dir.path(), key("a"), node("a"), time.clock()).unwrap();
+    let p = |s: &str| Period::new(s).unwrap();
+    l.open_period(p("2026-12"), "1".parse().unwrap()).unwrap();
+    time.set_month("2026-11");
+    let e = l
+        .open_period(p("2026-11"), "1".parse().unwrap())
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, StoreError::Budget(BudgetError::PeriodOrder { .. }))
+            && text.contains("2026-11 cannot be opened after period 2026-12"),
+        "{text}"
+    );
+    let e = l
+        .prepare_release(release(1, 0), gaussian(4, 2, 1), SALT, never)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Budget(BudgetError::Clock(crate::EntryError::TimeBackwards { .. }))
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        line_count(&l),
+        1,
+        "nothing written while the clock is behind"
+    );
+    assert_eq!(fs::read_dir(dir.path().join("vectors")).unwrap().count(), 0);
+    time.set_month("2026-12");
+    l.prepare_release(release(1, 0), gaussian(4, 2, 1), SALT, || vec![1])
+        .unwrap();
+    assert_eq!(line_count(&l), 2);
 }

@@ -3,9 +3,39 @@
 use ed25519_dalek::SigningKey;
 use fedprof_protocol::{JobId, PartyId, PartyName, Role, RoundId};
 
+use crate::clock::Timestamp;
 use crate::encoding::{Digest, Writer};
 use crate::entry::KeyRing;
 use crate::mechanism::{DiscreteGaussian, MechanismRecord, ReleaseId, Sensitivity};
+
+/// 2026-12-07T15:04:18Z: the time of the entries unit tests write.
+pub(crate) const NOW: Timestamp = Timestamp(1_796_655_858);
+
+/// A clock tests move by hand.
+#[derive(Clone)]
+pub(crate) struct TestClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl TestClock {
+    /// A clock an hour into month `m` (`YYYY-MM`).
+    pub(crate) fn in_month(m: &str) -> TestClock {
+        let c = TestClock(std::sync::Arc::default());
+        c.set_month(m);
+        c
+    }
+
+    /// Moves the clock to an hour into month `m`.
+    pub(crate) fn set_month(&self, m: &str) {
+        let start = m.parse::<crate::clock::Month>().unwrap().start().secs();
+        self.0
+            .store(start + 3600, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The clock a store reads.
+    pub(crate) fn clock(&self) -> crate::clock::Clock {
+        let t = self.0.clone();
+        crate::clock::Clock::from_fn(move || Timestamp(t.load(std::sync::atomic::Ordering::SeqCst)))
+    }
+}
 
 pub(crate) fn party(role: Role, name: &str) -> PartyId {
     PartyId {

@@ -13,14 +13,18 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::SigningKey;
 use fedprof_ledger::audit::{self, AuditFailure, AuditInput, LedgerText};
 use fedprof_ledger::{
-    CoordinatorBody, CoordinatorLedger, Digest, DiscreteGaussian, Entry, KeyRing, Label,
+    Clock, CoordinatorBody, CoordinatorLedger, Digest, DiscreteGaussian, Entry, KeyRing, Label,
     MechanismRecord, NodeBody, NodeLedger, Period, Policy, ReleaseId, ReleaseRecord, Sensitivity,
+    Timestamp,
 };
 use fedprof_protocol::{JobId, PartyId, PartyName, Role, RoundId};
 
 const NODES: [&str; 3] = ["a", "b", "c"];
 
 const SALT: [u8; 32] = [0x5a; 32];
+
+/// 2026-11-15T00:00:00Z: when these ledgers are written (their period is 2026-11).
+const NOV: Timestamp = Timestamp(1_794_700_800);
 
 fn party(role: Role, name: &str) -> PartyId {
     PartyId {
@@ -74,19 +78,25 @@ fn federation_declaring(k: Option<u32>) -> Federation {
     let mut stores: Vec<NodeLedger> = NODES
         .iter()
         .map(|n| {
-            let mut l =
-                NodeLedger::open(&tmp.path().join(n), key(n), party(Role::Node, n)).unwrap();
+            let mut l = NodeLedger::open_with_clock(
+                &tmp.path().join(n),
+                key(n),
+                party(Role::Node, n),
+                Clock::fixed(NOV),
+            )
+            .unwrap();
             l.open_period(Period::new("2026-11").unwrap(), "1/2".parse().unwrap())
                 .unwrap();
             l
         })
         .collect();
     let coord_path = tmp.path().join("coordinator.jsonl");
-    let mut coord = CoordinatorLedger::open(
+    let mut coord = CoordinatorLedger::open_with_clock(
         &coord_path,
         key("coordinator"),
         party(Role::Coordinator, "coordinator"),
         ring(),
+        Clock::fixed(NOV),
     )
     .unwrap();
     coord
@@ -207,6 +217,7 @@ fn audit_with_holders(
             },
         ),
         max_holders_per_person,
+        now: Some(Timestamp(NOV.secs() + 86_400)),
     };
     audit::verify(&input)
 }
@@ -298,7 +309,8 @@ fn with_lifetime_cap(lines: &mut Vec<String>, cap: &str) {
     let mut prev = Digest::ZERO;
     lines.clear();
     for (seq, body) in bodies.into_iter().enumerate() {
-        let line = Entry::sign(seq as u64, prev, writer.clone(), body, &key("a")).to_line();
+        let line =
+            Entry::sign_at(seq as u64, prev, writer.clone(), Some(NOV), body, &key("a")).to_line();
         prev = Digest::of(line.as_bytes());
         lines.push(line);
     }
@@ -363,10 +375,11 @@ fn every_tampering_of_a_node_ledger_names_the_entry() {
     expect_failure(
         audit_with(&fed, 1, |l| {
             let e = Entry::<NodeBody>::from_line(&l[2]).unwrap();
-            l[2] = Entry::sign(
+            l[2] = Entry::sign_at(
                 e.seq(),
                 *e.prev(),
                 e.writer().clone(),
+                e.time(),
                 e.body().clone(),
                 &key("a"),
             )
@@ -417,10 +430,11 @@ fn every_tampering_of_the_coordinator_ledger_names_the_entry() {
     expect_failure(
         audit_with(&fed, 3, |l| {
             let e = Entry::<CoordinatorBody>::from_line(&l[1]).unwrap();
-            l[1] = Entry::sign(
+            l[1] = Entry::sign_at(
                 e.seq(),
                 *e.prev(),
                 e.writer().clone(),
+                e.time(),
                 e.body().clone(),
                 &key("b"),
             )
@@ -443,7 +457,14 @@ fn every_tampering_of_the_coordinator_ledger_names_the_entry() {
             if e.seq() as usize == at {
                 edit(&mut body);
             }
-            let signed = Entry::sign(e.seq(), prev, e.writer().clone(), body, &key("coordinator"));
+            let signed = Entry::sign_at(
+                e.seq(),
+                prev,
+                e.writer().clone(),
+                e.time(),
+                body,
+                &key("coordinator"),
+            );
             *line = signed.to_line();
             prev = signed.digest();
         }
@@ -455,10 +476,11 @@ fn every_tampering_of_the_coordinator_ledger_names_the_entry() {
                 panic!()
             };
             let r = receipts[2].clone();
-            receipts[2] = Entry::sign(
+            receipts[2] = Entry::sign_at(
                 r.seq(),
                 *r.prev(),
                 r.writer().clone(),
+                r.time(),
                 r.body().clone(),
                 &key("coordinator"),
             );
@@ -487,7 +509,14 @@ fn every_tampering_of_the_coordinator_ledger_names_the_entry() {
                 rho,
                 vector_digest: Digest::of(b"other"),
             };
-            receipts[2] = Entry::sign(r.seq(), *r.prev(), r.writer().clone(), body, &key("c"));
+            receipts[2] = Entry::sign_at(
+                r.seq(),
+                *r.prev(),
+                r.writer().clone(),
+                r.time(),
+                body,
+                &key("c"),
+            );
         })
     });
     expect_failure(
@@ -515,4 +544,57 @@ fn every_tampering_of_the_coordinator_ledger_names_the_entry() {
         2,
         "sums 1 node(s), but its mechanism assumes at least 2",
     );
+}
+
+/// Item 6: the audit checks the time of every entry: one dated before an earlier entry (more
+/// than the tolerance) fails at that entry, a debit dated outside its period fails, and an
+/// entry dated after the auditor's own time is reported as a warning (a clock run ahead).
+#[test]
+fn entry_times_are_audited() {
+    let fed = federation();
+    let report = audit_with(&fed, 0, |_| {}).unwrap();
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert!(report.ledgers.iter().all(|h| h.first_time == Some(NOV)));
+    // Node a's entries re-signed with times: entry 2 an hour before entry 1.
+    let retime = |times: &[Timestamp]| {
+        let times = times.to_vec();
+        move |lines: &mut Vec<String>| {
+            let mut prev = Digest::ZERO;
+            for (line, t) in lines
+                .iter_mut()
+                .zip(times.iter().chain(std::iter::repeat(&NOV)))
+            {
+                let e = Entry::<NodeBody>::from_line(line).unwrap();
+                let signed = Entry::sign_at(
+                    e.seq(),
+                    prev,
+                    e.writer().clone(),
+                    Some(*t),
+                    e.body().clone(),
+                    &key("a"),
+                );
+                *line = signed.to_line();
+                prev = signed.digest();
+            }
+        }
+    };
+    let hour = |h: u64| Timestamp(NOV.secs() + h * 3600);
+    let backwards = audit_with(&fed, 0, retime(&[hour(1), hour(3), hour(2), hour(3)]));
+    expect_failure(backwards, "node-a.jsonl", 2, "before an earlier entry");
+    // A debit in December, in the November period (the node did not roll its period).
+    let dec = Timestamp(NOV.secs() + 20 * 86_400);
+    let outside = audit_with(&fed, 0, retime(&[NOV, dec, dec, dec]));
+    expect_failure(outside, "node-a.jsonl", 1, "outside budget period 2026-11");
+    // The unpublished debit dated a day after the audit's time: verified, and warned about
+    // (the other entries re-signed with their own time are byte-identical: Ed25519 is
+    // deterministic, so the coordinator's receipts still match).
+    let ahead = Timestamp(NOV.secs() + 2 * 86_400);
+    let fine = audit_with(&fed, 0, retime(&[NOV, NOV, NOV, ahead])).unwrap();
+    let w: Vec<(u64, &str)> = fine
+        .warnings
+        .iter()
+        .map(|w| (w.seq, w.file.as_str()))
+        .collect();
+    assert_eq!(w, [(3, "node-a.jsonl")]);
+    assert!(fine.warnings[0].message.contains("clock ran ahead"));
 }

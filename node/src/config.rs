@@ -91,8 +91,11 @@ pub struct NodePrivacyConfig {
     /// Most zCDP loss (rho, exact, e.g. `"2/1"`) the node spends per period (default 2).
     #[serde(default = "default_cap_rho")]
     pub cap_rho: fedprof_privacy::Rho,
-    /// The budget period, `YYYY-MM` (default: the current month, UTC). A new period opens
-    /// a fresh budget; the ledger keeps every period.
+    /// The budget period, `YYYY-MM` (default: the current month, UTC, rolled while the node
+    /// runs). A new period opens a fresh budget; the ledger keeps every period. Periods are
+    /// UTC months opened during themselves and in increasing order (docs/LEDGER.md, "Time
+    /// and periods"), so a pinned period must be the current month, and the node spends
+    /// nothing once that month is over.
     #[serde(default)]
     pub period: Option<String>,
     /// Most zCDP loss the node spends over all periods, ever (optional, e.g. `"24/1"`). The

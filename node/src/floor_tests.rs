@@ -130,7 +130,20 @@ fn a_new_month_opens_a_new_period_while_running() {
         role: fedprof_protocol::Role::Node,
         name: PartyName::new("a").unwrap_or_else(|_| unreachable!()),
     };
-    let mut ledger = fedprof_ledger::NodeLedger::open(tmp.path(), key, node)
+    // The ledger's clock, moved by hand: a period is opened in its own month.
+    let now = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let clock = {
+        let now = now.clone();
+        fedprof_ledger::Clock::from_fn(move || {
+            fedprof_ledger::Timestamp(now.load(std::sync::atomic::Ordering::SeqCst))
+        })
+    };
+    let month = |m: &str| {
+        let m: fedprof_ledger::Month = m.parse().unwrap_or_else(|_| unreachable!());
+        now.store(m.start().secs() + 3600, std::sync::atomic::Ordering::SeqCst);
+    };
+    month("2026-12");
+    let mut ledger = fedprof_ledger::NodeLedger::open_with_clock(tmp.path(), key, node, clock)
         .unwrap_or_else(|e| unreachable!("{e}"));
     let period = |p: &str| fedprof_ledger::Period::new(p).unwrap_or_else(|_| unreachable!());
     let mut spending = Spending::default();
@@ -140,6 +153,7 @@ fn a_new_month_opens_a_new_period_while_running() {
     };
     assert!(opened(&mut ledger, &mut spending, "2026-12"));
     assert!(!opened(&mut ledger, &mut spending, "2026-12"));
+    month("2027-01");
     assert!(opened(&mut ledger, &mut spending, "2027-01"));
     let periods: Vec<String> = ledger
         .book()

@@ -457,6 +457,9 @@ fn check_budget(
     reserve: &fedprof_privacy::Rho,
 ) -> Result<(), Refusal> {
     let book = books.ledger.book();
+    // L9: a ledger restored from an older copy lacks the coordinator's last receipt of ours.
+    book.check_receipt_head(announce.last_receipt.as_deref())
+        .map_err(|e| e.refusal())?;
     let rho = book
         .check_debit(release, mechanism)
         .map_err(|e| e.refusal())?;

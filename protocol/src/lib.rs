@@ -23,8 +23,8 @@ pub use frame::{FrameDecoder, FrameError, FrameLimit};
 pub use identity::{PartyId, PartyName, PartyNameError, Role};
 pub use message::{
     Body, Contribution, Envelope, ErrorCode, ErrorFrame, Fraction, Header, JobAnnounce, JobId,
-    JobOutcome, JobResult, JobSpec, NodeFailure, Refusal, RefuseReason, Register, Registered,
-    ReleaseParams, RosterEntry, RoundId, SecAggGraph, SecAggSetup, Submission,
+    JobOutcome, JobResult, JobSpec, NodeFailure, ReceiptHead, Refusal, RefuseReason, Register,
+    Registered, ReleaseParams, RosterEntry, RoundId, SecAggGraph, SecAggSetup, Submission,
 };
 pub use profile::{ProfileId, ProfileTag, RequestId};
 pub use query::{FeatureQuery, QueryPart, Segmenter};

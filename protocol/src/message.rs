@@ -167,6 +167,23 @@ pub struct JobAnnounce {
     /// (which names the release in the ledgers), and nodes told different queries, noise or
     /// `n_min` refuse each other's keys.
     pub nonce: [u8; 32],
+    /// The latest debit receipt of the addressed node that the coordinator's ledger recorded
+    /// (`None`: none yet). Differs per node and is not part of the release binding. A node
+    /// whose own ledger does not hold that very entry was restored from an older copy, which
+    /// would reset the budget it spent since: it refuses with [`RefuseReason::RolledBack`]
+    /// (review finding L9; docs/LEDGER.md, "Rollback protection"). Boxed to keep `Body`
+    /// small; postcard encodes a box as its content.
+    pub last_receipt: Option<Box<ReceiptHead>>,
+}
+
+/// Where a node's debit entry sits in the node's own ledger: its sequence number and the
+/// SHA-256 of its canonical line (the ledger's entry digest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptHead {
+    /// The entry's `seq`.
+    pub seq: u64,
+    /// SHA-256 of the entry's line.
+    pub digest: [u8; 32],
 }
 
 impl JobAnnounce {
@@ -267,6 +284,9 @@ pub enum RefuseReason {
     /// The release is below the node's own privacy floor (too few assumed colluders or
     /// honest shares, or more than it spends per release, per job or per analyst).
     PrivacyFloor,
+    /// The node's ledger lacks a receipt the coordinator recorded from it: its state was
+    /// restored from an older copy (see [`JobAnnounce::last_receipt`]).
+    RolledBack,
 }
 
 /// A refusal with a human-readable detail (never customer data).

@@ -16,7 +16,7 @@ use fedprof_protocol::query::{
 use fedprof_protocol::{
     Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, Fraction, FrameDecoder,
     FrameError, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec,
-    NodeFailure, PROTOCOL_VERSION, PartyId, PartyName, ProfileId, ProfileTag, Refusal,
+    NodeFailure, PROTOCOL_VERSION, PartyId, PartyName, ProfileId, ProfileTag, ReceiptHead, Refusal,
     RefuseReason, Register, Registered, ReleaseParams, RequestId, Role, RosterEntry, RoundId,
     SecAggGraph, SecAggSetup, Submission, decode, encode, secagg,
 };
@@ -150,6 +150,7 @@ fn refuse_reason() -> impl Strategy<Value = RefuseReason> {
         RefuseReason::Policy,
         RefuseReason::Busy,
         RefuseReason::PrivacyFloor,
+        RefuseReason::RolledBack,
     ])
 }
 
@@ -293,18 +294,23 @@ fn body() -> impl Strategy<Value = Body> {
             release(),
             secagg_setup(),
             profile_tag(),
-            any::<[u8; 32]>()
+            any::<[u8; 32]>(),
+            proptest::option::of((any::<u64>(), any::<[u8; 32]>()))
         )
-            .prop_map(|(spec, timeout_ms, release, secagg, profile, nonce)| {
-                Body::JobAnnounce(JobAnnounce {
-                    spec,
-                    timeout_ms,
-                    release,
-                    secagg,
-                    profile,
-                    nonce,
-                })
-            }),
+            .prop_map(
+                |(spec, timeout_ms, release, secagg, profile, nonce, last)| {
+                    Body::JobAnnounce(JobAnnounce {
+                        spec,
+                        timeout_ms,
+                        release,
+                        secagg,
+                        profile,
+                        nonce,
+                        last_receipt: last
+                            .map(|(seq, digest)| Box::new(ReceiptHead { seq, digest })),
+                    })
+                },
+            ),
         Just(Body::Accept),
         (refuse_reason(), text())
             .prop_map(|(reason, detail)| Body::Refuse(Refusal { reason, detail })),

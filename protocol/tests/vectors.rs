@@ -18,9 +18,9 @@ use fedprof_protocol::frame::{HEADER_LEN, encode_frame};
 use fedprof_protocol::{
     Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, Fraction, FrameDecoder,
     FrameError, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec,
-    NodeFailure, PartyId, PartyName, ProfileId, ProfileTag, Refusal, RefuseReason, Register,
-    Registered, ReleaseParams, RequestId, Role, RosterEntry, RoundId, SecAggGraph, SecAggSetup,
-    Submission, decode, encode, secagg,
+    NodeFailure, PartyId, PartyName, ProfileId, ProfileTag, ReceiptHead, Refusal, RefuseReason,
+    Register, Registered, ReleaseParams, RequestId, Role, RosterEntry, RoundId, SecAggGraph,
+    SecAggSetup, Submission, decode, encode, secagg,
 };
 
 fn header(job: u64, round: u32, seq: u64) -> Header {
@@ -163,6 +163,7 @@ fn vectors() -> Vec<Vector> {
                     },
                     profile: tag(),
                     nonce: [0x22; 32],
+                    last_receipt: Some(Box::new(ReceiptHead { seq: 5, digest: [0x33; 32] })),
                 }),
             ),
             bytes: &[
@@ -199,6 +200,12 @@ fn vectors() -> Vec<Vector> {
                 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
                 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
                 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
+                // last_receipt: Some, seq 5, digest: 32 raw bytes 0x33
+                0x01, 0x05,
+                0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33,
+                0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33,
+                0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33,
+                0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33,
             ],
         },
         Vector {
@@ -493,6 +500,8 @@ fn enum_variant_indices_are_pinned() {
         RefuseReason::BudgetExhausted,
         RefuseReason::Policy,
         RefuseReason::Busy,
+        RefuseReason::PrivacyFloor,
+        RefuseReason::RolledBack,
     ];
     for (i, r) in reasons.iter().enumerate() {
         assert_eq!(usize::from(one_byte(r)), i, "{r:?}");
@@ -587,8 +596,8 @@ fn unknown_variant_indices_are_refused() {
             &[0x00, 0x02, 0x07, 0x00, 0x00, 0x02, 0x02, 0x00],
         ),
         (
-            "RefuseReason 6",
-            &[0x00, 0x02, 0x07, 0x00, 0x00, 0x04, 0x06, 0x00],
+            "RefuseReason 7",
+            &[0x00, 0x02, 0x07, 0x00, 0x00, 0x04, 0x07, 0x00],
         ),
         (
             "JobOutcome 2",
