@@ -8,7 +8,8 @@
 //! and masks), it yields per-segment counts, clipped sums, histograms and mixes.
 //!
 //! Everything the sensitivity depends on is in the query itself: one customer changes one block,
-//! and each part changes by at most `scale` in L2 and L1 (see [`FeatureQuery::block_parts`]).
+//! and each part states how much one customer can move it ([`QueryPart::bound`], summed by
+//! [`FeatureQuery::block_bound`]).
 //! Bounds of numeric features (`lo`, `hi`) only decide how a value is mapped into `[0, scale]`,
 //! never how much it can move the sum. Integers only: feature units are days, counts, minor
 //! currency units and basis points, so nodes on different platforms compute the same vector.
