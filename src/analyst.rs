@@ -114,12 +114,45 @@ pub async fn submit_profile(a: &crate::cli::SubmitArgs) -> Result<String> {
     let timeout = Duration::from_secs(a.timeout_secs);
     let progress = crate::progress::Progress::new();
     let config = &config;
-    let run_job = |s| async move { submit(config, s, timeout).await };
+    let progress_ref = &progress;
+    let run_job =
+        |s: Submission| async move { submit_retrying(config, s, timeout, progress_ref).await };
     let (report, model) =
         crate::profile_job::run(run_job, spec, &policy, previous.as_ref(), &out, &progress).await?;
     let paths = crate::profile_job::write_outputs(&out, &report, &model)?;
     progress.finish();
     Ok(crate::report::profile_summary(&report, &paths))
+}
+
+/// How many times a release is sent again after the connection to the coordinator failed.
+const CONNECTION_RETRIES: u32 = 4;
+
+/// [`submit`], sent again (same request id) with backoff when the connection fails: requests
+/// are idempotent, so a coordinator that restarted or a network that dropped the session costs
+/// nothing (a published release comes back, a running round is joined).
+async fn submit_retrying(
+    config: &AnalystConfig,
+    submission: Submission,
+    timeout: Duration,
+    progress: &crate::progress::Progress,
+) -> Result<JobOutcome> {
+    let mut wait = Duration::from_secs(1);
+    let mut attempt = 0;
+    loop {
+        match submit(config, submission.clone(), timeout).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(e) if attempt < CONNECTION_RETRIES => {
+                attempt += 1;
+                progress.done(format!(
+                    "{e:#}; sending the release again in {} s ({attempt}/{CONNECTION_RETRIES})",
+                    wait.as_secs()
+                ));
+                tokio::time::sleep(wait).await;
+                wait = wait.saturating_mul(2);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The public bounds and budget of `fedprof job submit` without a job spec: the transaction

@@ -319,3 +319,80 @@ async fn a_profiling_job_interrupted_after_a_publication_resumes_without_paying_
         "each release paid once, as without the crash"
     );
 }
+
+/// Restarts issue, item 1, over the network: an analyst runs a profiling job with `fedprof
+/// job submit` while the coordinator (with its nodes) is stopped after the job's second
+/// publication and started again on the same ledger and journal. The analyst's client sends
+/// the interrupted release again (same request id) until the coordinator is back, and the job
+/// finishes: one report, one population, every published release paid once by every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analysts_job_survives_a_coordinator_restart_in_the_middle() {
+    let dir = tempfile::tempdir().unwrap();
+    let progress = Progress::quiet();
+    let p = prepare(dir.path(), 3, 300, 13, &progress).unwrap();
+    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &progress)
+        .await
+        .unwrap();
+    let out = dir.path().join("out");
+    let analyst = p.fed_dir.join("analyst-analyst.toml");
+    let (job, out_dir) = (p.job_path.clone(), out.clone());
+    let client = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fedprof"))
+            .args(["job", "submit", "--config"])
+            .arg(&analyst)
+            .arg(&job)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap()
+    });
+    let journal = p.fed_dir.join("ledgers/coordinator.journal/journal.jsonl");
+    let published = || {
+        std::fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .matches("\"type\":\"published\"")
+            .count()
+    };
+    let started = std::time::Instant::now();
+    while published() < 2 {
+        assert!(started.elapsed().as_secs() < 120, "no second publication");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    fed.stop().await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &progress)
+        .await
+        .unwrap();
+    let o = client.await.unwrap();
+    fed.stop().await;
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("nodes: branch-1, branch-2, branch-3"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("sending the release again"),
+        "the client saw the restart: {stderr}"
+    );
+    assert!(out.join("report.html").is_file() && !out.join("run.json").exists());
+    // Every release published once; each node's debits are the job's releases, plus at most
+    // the one interrupted after the nodes paid (its re-run is covered by the retry reserve).
+    let releases = std::fs::read_to_string(p.fed_dir.join("ledgers/coordinator.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"type\":\"release\""))
+        .count() as u64;
+    let plan = fedprof_profile::run::ProfileRun::new(
+        fedprof::profile_job::load_spec(&p.job_path).unwrap(),
+        &fedprof_profile::spec::ProfilePolicy::new("3/5".parse().unwrap()),
+    )
+    .unwrap()
+    .plan()
+    .len() as u64;
+    assert_eq!(releases, plan, "each release published exactly once");
+    for d in debits(&p) {
+        assert!(d == plan || d == plan + 1, "debits {d} for {plan} releases");
+    }
+}
