@@ -19,6 +19,10 @@
     missing_debug_implementations
 )]
 
+#[allow(
+    dead_code,
+    reason = "the shared fixtures of mtls.rs; this file uses a few"
+)]
 mod common;
 
 use std::time::Duration;
