@@ -8,7 +8,8 @@
 #
 # Usage: benches/faults.sh [RUNS (default 120)] [FIRST_SEED (default 1)]
 # Env: PARALLEL (runs at a time, default 1; each run has its own ports and directory),
-#      FEDPROF_BIN (default target/release/fedprof, built with `cargo build --release`),
+#      LOSS (datagram loss of the loopback proxy, default 0; e.g. 0.05 for kills on a lossy
+#      network), FEDPROF_BIN (default target/release/fedprof, built with `cargo build --release`),
 #      OUT (default a new temporary directory).
 # Time: about 10 s per totals run and 20 s per profiling run on 2 busy cores.
 set -euo pipefail
@@ -29,7 +30,7 @@ run_one() {
   # A run is bounded: a wedged run is killed and recorded as a harness error.
   local rc=0
   timeout --kill-after=10 300 python3 tests/faults/killrun.py --bin "$bin" --seed "$seed" \
-    "${profile[@]}" --work "$out/run-$seed" > "$out/run-$seed.json" 2> "$out/run-$seed.stderr" || rc=$?
+    --loss "${LOSS:-0}" "${profile[@]}" --work "$out/run-$seed" > "$out/run-$seed.json" 2> "$out/run-$seed.stderr" || rc=$?
   if (( rc == 124 || rc == 137 )); then
     echo "{\"seed\": $seed, \"harness_error\": \"timed out\"}" > "$out/run-$seed.json"
   fi
@@ -37,7 +38,7 @@ run_one() {
   echo "  seed $seed: rc $rc" >&2
 }
 export -f run_one
-export bin out
+export bin out LOSS
 seq "$first" $((first + runs - 1)) | xargs -P "$parallel" -I{} bash -c 'run_one {}'
 for ((seed = first; seed < first + runs; seed++)); do cat "$out/run-$seed.json"; done > "$records"
 python3 tests/faults/table.py "$records"

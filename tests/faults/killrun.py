@@ -239,6 +239,11 @@ class Run:
         p.wait()
 
     def stop_all(self):
+        """SIGTERM to every process still running; notes the exit status of each fedprof
+        service (coordinator, nodes), which must be 0 after SIGTERM."""
+        self.term_status = getattr(self, "term_status", {})
+        running = {name: p for name, p in self.procs.items()
+                   if p.poll() is None and not name.startswith("analyst") and name != "proxy"}
         for p in self.all_procs:
             if p.poll() is None:
                 try:
@@ -252,6 +257,8 @@ class Run:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        for name, p in running.items():
+            self.term_status[name] = p.returncode
 
     def submit(self, label):
         """Starts an analyst job submission in the background."""
@@ -279,6 +286,12 @@ class Run:
             contributors = None
         else:
             completed = rc == 0 and m is not None
+        started_k = [int(k) for k, _ in re.findall(r"release (\d+)/(\d+)", text)]
+        total_k = [int(t) for _, t in re.findall(r"release (\d+)/(\d+)", text)]
+        if self.args.profile:
+            received = (total_k[-1] if total_k else 0) if completed else max(started_k, default=1) - 1
+        else:
+            received = 1 if completed else 0
         if completed:
             outcome = "completed"
         elif "aborted" in text:
@@ -287,7 +300,7 @@ class Run:
             outcome = "timeout"
         else:
             outcome = "lost"
-        return {"outcome": outcome, "rc": rc, "contributors": contributors,
+        return {"outcome": outcome, "rc": rc, "contributors": contributors, "received": received,
                 "detail": text.strip().splitlines()[-3:] if text.strip() else []}
 
     # ---------------------------------------------------------------- setup
@@ -443,6 +456,31 @@ class Run:
         rec["release_nodes"] = [len(r["nodes"]) for r in releases]
         if mixed:
             v["mixed_sets"] = mixed
+        # Paid twice: a node debiting one figure of a profiling job (profile id, label) more
+        # than once although that figure was published. Re-running an aborted release may
+        # cost again; a resumed job must not pay again for what it already has.
+        published = {((r["mechanism"].get("profile") or {}).get("id"), r["mechanism"].get("label"))
+                     for r in releases}
+        repaid = {}
+        for n in NODES:
+            c = Counter(((e["body"]["mechanism"].get("profile") or {}).get("id"),
+                         e["body"]["mechanism"].get("label"))
+                        for e in self.read_ledger(ledgers / f"node-{n}.jsonl")
+                        if e.get("body", {}).get("type") == "debit")
+            twice_paid = [list(k) for k, x in c.items() if x > 1 and k in published]
+            if twice_paid:
+                repaid[n] = twice_paid
+        if repaid:
+            v["paid_twice"] = repaid
+        # No process panicked, and every service exited 0 on SIGTERM at the end.
+        panics = [f"{lf.path.name}: {l[:160]}" for lfs in self.logs.values() for lf in lfs
+                  for _, l in lf.lines if "panicked" in l]
+        if panics:
+            v["panic"] = panics
+        bad_exit = {n: rc for n, rc in self.term_status.items() if rc != 0}
+        rec["sigterm_exit"] = self.term_status
+        if bad_exit:
+            v["sigterm_exit"] = bad_exit
         # Evidence of where the kill landed: job 1's releases are those recorded before job 2.
         victim = rec["party"]
         if victim in NODES:
@@ -511,6 +549,9 @@ class Run:
             if j2["outcome"] != "completed" or (j2["contributors"] not in (None, 3)):
                 violations["next_job"] = j2
         self.stop_all()
+        for lfs in self.logs.values():
+            for lf in lfs:
+                lf.poll()
         violations.update(self.analyse(rec))
         rec["violations"] = violations
         return rec

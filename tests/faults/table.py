@@ -8,14 +8,16 @@ Rows: one per (victim kind, phase), then a total. Columns:
   job1 done       the in-flight job (job 1) completed for its analyst
   resumed         a profiling job 1 completed although its victim was killed mid-job
   job1 aborted    job 1 aborted (nothing released) or lost its analyst
-  to nobody       job 1 recorded a release in the coordinator's ledger but its analyst never
-                  got an outcome (the budget is spent on a result no one received)
+  to nobody       job 1 recorded more releases in the coordinator's ledger than its analyst
+                  received (the budget is spent on a result no one received)
   next ok         job 2, after the restart, completed with all three nodes
   lost            ledger entries lost (a logged fsynced debit missing, a release an analyst
                   received missing, or a line that was on disk after job 1 gone or rewritten)
   double          double debits (a node ledger debiting one release id twice)
   twice           releases published twice (one release id twice in the coordinator ledger)
   mixed           profiling jobs whose releases cover different node sets
+  paid twice      a node debiting one published figure of a profiling job twice
+  panic/exit      runs where a process panicked or a service exited non-zero on SIGTERM
   audit fail      runs where `fedprof audit verify` failed
   clean           runs with zero invariant violations
 The last line is `RATIO faults-clean <clean runs / runs>`.
@@ -26,7 +28,7 @@ import sys
 from collections import OrderedDict
 
 COLS = ["runs", "job1 done", "resumed", "job1 aborted", "to nobody", "next ok", "lost",
-        "double", "twice", "mixed", "audit fail", "clean"]
+        "double", "twice", "mixed", "paid twice", "panic/exit", "audit fail", "clean"]
 
 
 def count(recs):
@@ -42,7 +44,7 @@ def count(recs):
                 row["resumed"] += 1
         else:
             row["job1 aborted"] += 1
-            if r.get("job1_recorded", 0) > 0:
+            if r.get("job1_recorded", 0) > jobs[0].get("received", 0):
                 row["to nobody"] += 1
         if len(jobs) > 1 and "next_job" not in v and "restart" not in v:
             row["next ok"] += 1
@@ -51,6 +53,8 @@ def count(recs):
         row["double"] += sum(len(x) for x in v.get("double_debit", {}).values())
         row["twice"] += len(v.get("published_twice", []))
         row["mixed"] += len(v.get("mixed_sets", {}))
+        row["paid twice"] += sum(len(x) for x in v.get("paid_twice", {}).values())
+        row["panic/exit"] += 1 if ("panic" in v or "sigterm_exit" in v) else 0
         row["audit fail"] += 1 if "audit" in v else 0
         row["clean"] += 0 if v else 1
     return row
