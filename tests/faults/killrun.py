@@ -521,7 +521,10 @@ class Run:
         try:
             rec["kill_late_ms"] = round(self.aim_and_kill(party, phase, k) * 1000, 1)
         except TimeoutError as e:
+            # The aimed event never came (job 1 ended first): kill now, so the restart below
+            # still restarts a dead process.
             rec["trigger_missed"] = str(e)
+            self.kill9(party)
         rec["jobs"].append(self.analyst_result("job1", 120))
         log(f"job 1: {rec['jobs'][-1]['outcome']}")
         self.after_job1(rec)
