@@ -166,8 +166,10 @@ impl Credentials {
 pub struct ServerLimits {
     /// Most simultaneous connections; further handshakes are refused. Default 1,024.
     pub max_connections: usize,
-    /// A connection silent for this long is closed. Default 30 s. Clients send keep-alives
-    /// at a third of their own idle timeout, so a healthy idle node is never cut off.
+    /// A connection silent for this long is closed. Default 30 s. Both sides send keep-alives
+    /// at a third of their own idle timeout, so a healthy idle peer is never cut off whichever
+    /// timeout is shorter (a client's keep-alives alone, at a third of a longer client timeout,
+    /// let a short server timeout close an analyst waiting for its job: tests/keepalive.rs).
     pub idle_timeout: Duration,
     /// Largest frame accepted. Default [`FrameLimit::DEFAULT`].
     pub max_frame: FrameLimit,
@@ -251,7 +253,7 @@ pub fn server_endpoint(
         detail: e.to_string(),
     })?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(Arc::new(transport_config(limits.idle_timeout, false)?));
+    config.transport_config(Arc::new(transport_config(limits.idle_timeout, true)?));
     quinn::Endpoint::server(config, addr).map_err(|source| TransportError::Bind { addr, source })
 }
 
