@@ -5,7 +5,8 @@
 //! CPU time and peak RSS can be read from `/proc`; the nodes run in this process, one
 //! `NodeService` (own endpoint, own connection, own ledger) each; the analyst's job goes over
 //! QUIC too. The job is a one-release feature query: a histogram of each customer's total
-//! amount over `D - 1` edges (`D` coordinates), under the coordinator's default policy.
+//! amount, transaction count and days since the last purchase (`ceil(cbrt(D))` bins each, so at
+//! least `D` coordinates; 103,823 for the default), under the coordinator's default policy.
 //!
 //! `cargo bench --bench load` (defaults: 200 nodes, D = 100,000); `FEDPROF_LOAD_NODES` and
 //! `FEDPROF_LOAD_D` override. Prints a table and a last `RATIO` line: the round's wall time
@@ -87,6 +88,15 @@ fn start_coordinator(config: &Path, log: &Path) -> Coordinator {
 }
 
 fn main() {
+    // Node logs (warnings and errors) go to stderr; the coordinator's to its log file, kept
+    // (with the whole run directory) when the job does not complete.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let nodes = env_usize("FEDPROF_LOAD_NODES", 200);
     let d = env_usize("FEDPROF_LOAD_D", 100_000);
     let dir = tempfile::tempdir().unwrap();
@@ -107,15 +117,22 @@ fn main() {
             tasks.push(tokio::spawn(node.run(shutdown.clone())));
         }
         let analyst = AnalystConfig::load(&p.fed_dir.join("analyst-analyst.toml")).unwrap();
-        let edges: Vec<i64> = (1..i64::try_from(d).unwrap()).map(|i| i * 10).collect();
+        // A joint histogram of three features with `k` bins each, `k^3 >= D` coordinates:
+        // as wide as asked, with edge lists short enough for every receipt to carry.
+        let k = (1..).find(|k: &usize| k.pow(3) >= d).unwrap_or(1);
+        let edges: Vec<i64> = (1..i64::try_from(k).unwrap()).map(|i| i * 10).collect();
         let spec = JobSpec::Features(Box::new(FeatureQuery {
-            label: "load/histogram".into(),
+            label: "load/grid".into(),
             as_of: fedprof::profile_job::load_spec(&p.job_path).unwrap().as_of,
             scale: 1,
             segmenter: Segmenter::All,
-            parts: vec![QueryPart::Histogram {
-                feature: NumericFeature::MonetaryTotal,
-                edges,
+            parts: vec![QueryPart::Grid {
+                features: vec![
+                    NumericFeature::MonetaryTotal,
+                    NumericFeature::TxnCount,
+                    NumericFeature::DaysSinceLast,
+                ],
+                edges: vec![edges.clone(), edges.clone(), edges],
             }],
             budget: Fraction {
                 numer: 1,
@@ -161,9 +178,15 @@ fn main() {
     let (outcome, round) = outcome;
     let (cpu, rss) = usage(pid);
     drop(coordinator);
-    let contributors = match &outcome {
-        JobOutcome::Completed { result, .. } => result.contributors.len(),
-        JobOutcome::Aborted { reason, .. } => panic!("the job aborted: {reason}"),
+    let (contributors, d) = match &outcome {
+        JobOutcome::Completed { result, .. } => (result.contributors.len(), result.values.len()),
+        JobOutcome::Aborted { reason, .. } => {
+            let kept = dir.keep();
+            panic!(
+                "the job aborted: {reason} (run directory kept: {})",
+                kept.display()
+            )
+        }
     };
     println!(
         "| nodes | D | contributors | round (s) | coordinator CPU (s) | coordinator peak RSS (MiB) | total (s) |"

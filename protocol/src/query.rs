@@ -20,6 +20,12 @@ use serde::{Deserialize, Serialize};
 /// the ring's wrap-around).
 pub const MAX_SCALE: u32 = 1 << 20;
 
+/// Most bytes a query may take written out (JSON, as every node's debit receipt and the
+/// ledgers carry it): long edge and level lists and centroids are what grow it. A receipt is
+/// at most 64 KiB, so a larger query would be paid for and then refused; it is refused before
+/// any node computes instead.
+pub const MAX_QUERY_RECORD_BYTES: usize = 48 * 1024;
+
 /// Most segments one query may address.
 pub const MAX_SEGMENTS: usize = 64;
 
@@ -428,6 +434,37 @@ impl FeatureQuery {
         )
     }
 
+    /// An upper bound on the query's JSON size: 1 KiB for its fixed fields, then 21 bytes per
+    /// edge or centroid coordinate and each level's escaped length plus 3.
+    pub fn record_bytes_bound(&self) -> usize {
+        fn text(s: &str) -> usize {
+            s.chars()
+                .map(|c| match c {
+                    '"' | '\\' => 2,
+                    c if c.is_control() => 6,
+                    c => c.len_utf8(),
+                })
+                .sum::<usize>()
+                + 3
+        }
+        let numbers = |n: usize| n.saturating_mul(21);
+        let mut total = 1024 + text(&self.label) + text(&self.as_of);
+        for part in &self.parts {
+            total = total.saturating_add(match part {
+                QueryPart::Histogram { edges, .. } => numbers(edges.len()),
+                QueryPart::Grid { edges, .. } => edges.iter().map(|e| numbers(e.len() + 1)).sum(),
+                QueryPart::Levels { levels, .. } | QueryPart::Mix { levels, .. } => {
+                    levels.iter().map(|l| text(l)).sum()
+                }
+                _ => 64,
+            });
+        }
+        if let Segmenter::Centroids { centroids, .. } = &self.segmenter {
+            total = total.saturating_add(centroids.iter().map(|c| numbers(c.len() + 1)).sum());
+        }
+        total
+    }
+
     /// Checks the structural rules a node and the coordinator both rely on.
     pub fn validate(&self) -> Result<(), QueryError> {
         if self.scale == 0 || self.scale > MAX_SCALE {
@@ -447,6 +484,17 @@ impl FeatureQuery {
             return Err(invalid(
                 "parts",
                 format!("{} coordinates; at most {MAX_QUERY_LEN}", self.vector_len()),
+            ));
+        }
+        let written = self.record_bytes_bound();
+        if written > MAX_QUERY_RECORD_BYTES {
+            return Err(invalid(
+                "parts",
+                format!(
+                    "the query takes up to {written} bytes written out (edge and level lists, \
+                     centroids); at most {MAX_QUERY_RECORD_BYTES}, as every receipt carries it \
+                     (a joint grid reaches many coordinates with short edge lists)"
+                ),
             ));
         }
         for (i, part) in self.parts.iter().enumerate() {
@@ -482,5 +530,84 @@ impl FeatureQuery {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Fraction;
+
+    fn query(parts: Vec<QueryPart>) -> FeatureQuery {
+        FeatureQuery {
+            label: "t".into(),
+            as_of: "2026-06-30".into(),
+            scale: 1,
+            segmenter: Segmenter::All,
+            parts,
+            budget: Fraction {
+                numer: 1,
+                denom: 10,
+            },
+            reserve: Fraction { numer: 0, denom: 1 },
+            job: None,
+        }
+    }
+
+    /// A query whose written form would not fit a node's debit receipt is refused before any
+    /// node computes (found by the load bench: a 100,000-bin histogram made every node pay
+    /// and then be dropped for an oversized receipt); a joint grid of as many coordinates,
+    /// with short edge lists, fits.
+    #[test]
+    fn queries_too_long_to_record_are_refused_and_wide_grids_fit() {
+        let edges = |n: i64| (1..=n).map(|i| i * 10).collect::<Vec<_>>();
+        let wide = query(vec![QueryPart::Histogram {
+            feature: NumericFeature::MonetaryTotal,
+            edges: edges(99_999),
+        }]);
+        assert_eq!(wide.vector_len(), 100_000);
+        let e = wide.validate().unwrap_err().to_string();
+        assert!(e.contains("written out"), "{e}");
+        let grid = query(vec![QueryPart::Grid {
+            features: vec![
+                NumericFeature::MonetaryTotal,
+                NumericFeature::TxnCount,
+                NumericFeature::DaysSinceLast,
+            ],
+            edges: vec![edges(46), edges(46), edges(46)],
+        }]);
+        assert_eq!(grid.vector_len(), 47 * 47 * 47);
+        assert!(grid.validate().is_ok(), "{:?}", grid.validate());
+        assert!(grid.record_bytes_bound() < 8 * 1024);
+        // The bound is an upper bound on the real JSON, escapes and extreme numbers included.
+        let levels: Vec<String> = (0..500).map(|i| format!("l\u{1}\"{i}é")).collect();
+        let extreme = vec![i64::MIN + 1, -1, i64::MAX];
+        let mut centroids = query(vec![QueryPart::Count]);
+        centroids.segmenter = Segmenter::Centroids {
+            dimensions: vec![],
+            centroids: vec![vec![u32::MAX; 8]; 64],
+        };
+        for q in [
+            query(vec![QueryPart::Levels {
+                feature: CategoricalFeature::Region,
+                levels,
+            }]),
+            query(vec![QueryPart::Histogram {
+                feature: NumericFeature::MonetaryTotal,
+                edges: extreme.clone(),
+            }]),
+            query(vec![QueryPart::Grid {
+                features: vec![NumericFeature::TxnCount; 2],
+                edges: vec![extreme.clone(), extreme],
+            }]),
+            centroids,
+        ] {
+            let json = serde_json::to_string(&q).unwrap().len();
+            assert!(
+                q.record_bytes_bound() >= json,
+                "{} < {json}",
+                q.record_bytes_bound()
+            );
+        }
     }
 }
