@@ -9,7 +9,7 @@
 //! [`ErrorCode::RoleNotPermitted`], whatever the message claims.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chacha20::ChaCha20Rng;
 use fedprof_protocol::{
@@ -140,6 +140,34 @@ struct Session {
     certificate: Vec<u8>,
     key: VerifyingKey,
     registered: bool,
+    /// When anything last arrived on this connection.
+    heard: Instant,
+    /// When the next heartbeat ping is due (registered nodes only).
+    next_ping: Instant,
+}
+
+/// The application heartbeat (see docs/PROTOCOL.md, "Heartbeat"). The coordinator pings every
+/// registered node every `interval`; a node that sends nothing at all (no answer, no other
+/// message) for `timeout` is closed with [`ErrorCode::Unresponsive`] and deregistered, so it
+/// leaves every roster and round. QUIC keep-alives only show that the peer's network stack is
+/// up; a pong comes from the node's protocol core, so it shows the node processes messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Time between pings to one node.
+    pub interval: Duration,
+    /// Longest silence of a registered node before it is closed.
+    pub timeout: Duration,
+}
+
+impl Default for Heartbeat {
+    /// A ping every 10 s, closed after 30 s of silence: two lost pings are survived, and a
+    /// stuck node leaves rosters well within a round's default 120 s phase timeout.
+    fn default() -> Self {
+        Heartbeat {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// How releases are bounded and noised (from the coordinator config's `[privacy]`).
@@ -171,6 +199,8 @@ pub struct Coordinator {
     period: String,
     /// Nonces, profiling job ids and graph seeds (seeded by the shell from the OS).
     rng: ChaCha20Rng,
+    heartbeat: Heartbeat,
+    pings: u64,
 }
 
 impl Coordinator {
@@ -188,7 +218,14 @@ impl Coordinator {
             profiles: ProfileBook::default(),
             period: String::new(),
             rng: ChaCha20Rng::from_seed(seed),
+            heartbeat: Heartbeat::default(),
+            pings: 0,
         }
+    }
+
+    /// Sets the heartbeat (the default is [`Heartbeat::default`]).
+    pub fn set_heartbeat(&mut self, heartbeat: Heartbeat) {
+        self.heartbeat = heartbeat;
     }
 
     /// The registered nodes.
@@ -196,9 +233,45 @@ impl Coordinator {
         self.nodes.keys().cloned().collect()
     }
 
-    /// The earliest round deadline, when the shell should send [`Input::Tick`].
+    /// The earliest round or heartbeat deadline, when the shell should send [`Input::Tick`].
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.rounds.values().filter_map(|(r, _)| r.deadline()).min()
+        let rounds = self.rounds.values().filter_map(|(r, _)| r.deadline());
+        let heartbeats = self
+            .sessions
+            .values()
+            .filter(|s| s.registered)
+            .map(|s| s.next_ping.min(s.heard + self.heartbeat.timeout));
+        rounds.chain(heartbeats).min()
+    }
+
+    /// Pings registered nodes that are due, and closes those silent for too long.
+    fn heartbeats(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let (interval, timeout) = (self.heartbeat.interval, self.heartbeat.timeout);
+        let mut silent = Vec::new();
+        for (&conn, s) in self.sessions.iter_mut().filter(|(_, s)| s.registered) {
+            let quiet = now.saturating_duration_since(s.heard);
+            if quiet >= timeout {
+                silent.push((conn, quiet));
+            } else if now >= s.next_ping {
+                self.pings += 1;
+                s.next_ping = now + interval;
+                out.push(Output::Send {
+                    conn,
+                    job: JobId::NONE,
+                    round: RoundId(0),
+                    body: Body::Ping(self.pings),
+                });
+            }
+        }
+        silent.sort_unstable_by_key(|(conn, _)| *conn);
+        for (conn, quiet) in silent {
+            let detail = format!(
+                "nothing received for {:.1} s (heartbeat timeout {:.1} s)",
+                quiet.as_secs_f64(),
+                timeout.as_secs_f64()
+            );
+            self.reject(conn, ErrorCode::Unresponsive, detail, now, out);
+        }
     }
 
     /// Handles one input at time `now`.
@@ -219,6 +292,8 @@ impl Coordinator {
                         certificate,
                         key,
                         registered: false,
+                        heard: now,
+                        next_ping: now + self.heartbeat.interval,
                     },
                 );
             }
@@ -229,6 +304,7 @@ impl Coordinator {
             }
             Input::Period(period) => self.period = period,
             Input::Tick => {
+                self.heartbeats(now, &mut out);
                 let jobs: Vec<JobId> = self.rounds.keys().copied().collect();
                 for job in jobs {
                     if let Some((round, _)) = self.rounds.get_mut(&job) {
@@ -252,9 +328,12 @@ impl Coordinator {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return; // Already closed; a message still in flight.
         };
+        session.heard = now;
         let Envelope { header, body } = envelope;
         let role = session.party.role;
         match (role, body) {
+            // Its arrival is the point (`heard`, above).
+            (Role::Node, Body::Pong(_)) if session.registered => {}
             (Role::Node, Body::Register(reg)) if !session.registered => {
                 session.registered = true;
                 let name = session.party.name.clone();
@@ -570,6 +649,18 @@ impl Coordinator {
                 Requester::Analyst(conn) if self.sessions.contains_key(&conn) => Some(conn),
                 _ => None,
             };
+            // M4: every participant still connected learns at once that the round is over for
+            // it (contributors to a published release get the result instead, once recorded).
+            for (node, over) in round.over_notices() {
+                if let Some(&conn) = self.nodes.get(&node) {
+                    out.push(Output::Send {
+                        conn,
+                        job,
+                        round: RoundId(0),
+                        body: Body::RoundOver(over),
+                    });
+                }
+            }
             match &outcome {
                 JobOutcome::Completed { result, failures } => {
                     self.profiles
@@ -637,14 +728,17 @@ fn permitted(role: Role, body: &Body) -> bool {
         | Body::Refuse(_)
         | Body::Submit(_)
         | Body::SecAgg(_)
-        | Body::Receipt(_) => role == Role::Node,
+        | Body::Receipt(_)
+        | Body::Pong(_) => role == Role::Node,
         Body::SubmitJob(_) => role == Role::Analyst,
         Body::Error(_) => true,
         Body::Registered(_)
         | Body::JobAnnounce(_)
         | Body::Result(_)
         | Body::Outcome(_)
-        | Body::SecAggRelay(_) => false,
+        | Body::SecAggRelay(_)
+        | Body::RoundOver(_)
+        | Body::Ping(_) => false,
     }
 }
 

@@ -31,7 +31,7 @@ use fedprof_ledger::{
     Policy, ReleaseId, ReleaseRecord,
 };
 
-use crate::core::{ConnId, Coordinator, Input, Output, ReleasePolicy, Requester};
+use crate::core::{ConnId, Coordinator, Heartbeat, Input, Output, ReleasePolicy, Requester};
 use crate::round::RoundPolicy;
 
 /// How long a connected peer has to open its message stream.
@@ -97,6 +97,7 @@ pub struct CoordinatorService {
     policy: RoundPolicy,
     release: ReleasePolicy,
     ledger: CoordinatorLedger,
+    heartbeat: Heartbeat,
 }
 
 impl CoordinatorService {
@@ -131,6 +132,13 @@ impl CoordinatorService {
             release,
             ledger,
         )
+        .map(|s| s.with_heartbeat(config.limits.heartbeat()))
+    }
+
+    /// Sets the application heartbeat (default [`Heartbeat::default`]).
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        self.heartbeat = heartbeat;
+        self
     }
 
     /// Binds `addr` (port 0 picks a free port) with explicit credentials, settings and ledger.
@@ -149,6 +157,7 @@ impl CoordinatorService {
             policy,
             release,
             ledger,
+            heartbeat: Heartbeat::default(),
         })
     }
 
@@ -163,7 +172,7 @@ impl CoordinatorService {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (nodes_tx, nodes_rx) = watch::channel(Vec::new());
         let core_task = tokio::spawn(core_loop(
-            (self.policy, self.release),
+            (self.policy, self.release, self.heartbeat),
             self.ledger,
             events_rx,
             nodes_tx,
@@ -271,7 +280,7 @@ pub fn open_ledger(
 }
 
 async fn core_loop(
-    (policy, release): (RoundPolicy, ReleasePolicy),
+    (policy, release, heartbeat): (RoundPolicy, ReleasePolicy, Heartbeat),
     mut ledger: CoordinatorLedger,
     mut events: mpsc::Receiver<Event>,
     nodes: watch::Sender<Vec<PartyName>>,
@@ -292,6 +301,7 @@ async fn core_loop(
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     let mut core = Coordinator::new(policy, release, seed);
+    core.set_heartbeat(heartbeat);
     let mut period = String::new();
     loop {
         // Analysts' quotas count per UTC month; the core is told when it rolls over.
@@ -397,6 +407,20 @@ async fn core_loop(
                             }
                             Err(reason) => {
                                 tracing::error!(%job, %reason, "release not recorded; nothing published");
+                                // The contributors were promised nothing else: their round is
+                                // over (M4), they free the job's slot now.
+                                for conn in recipients {
+                                    let body = Body::RoundOver(fedprof_protocol::RoundOver {
+                                        reason: fedprof_protocol::RoundOverReason::Aborted,
+                                        detail: "the release could not be recorded".into(),
+                                    });
+                                    deliver(
+                                        &mut writers,
+                                        &mut full,
+                                        conn,
+                                        Outgoing::Send(job, RoundId(0), Box::new(body)),
+                                    );
+                                }
                                 JobOutcome::Aborted {
                                     reason,
                                     failures: Vec::new(),

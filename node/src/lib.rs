@@ -9,7 +9,9 @@
 //! and never sends anything but the job's vector: raw rows and customer ids stay in this
 //! process.
 
+pub mod books;
 pub mod config;
+pub mod core;
 pub mod floor;
 pub mod job;
 pub mod pipeline;

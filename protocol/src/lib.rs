@@ -24,7 +24,7 @@ pub use identity::{PartyId, PartyName, PartyNameError, Role};
 pub use message::{
     Body, Contribution, Envelope, ErrorCode, ErrorFrame, Fraction, Header, JobAnnounce, JobId,
     JobOutcome, JobResult, JobSpec, NodeFailure, Refusal, RefuseReason, Register, Registered,
-    ReleaseParams, RosterEntry, RoundId, SecAggGraph, SecAggSetup,
+    ReleaseParams, RosterEntry, RoundId, RoundOver, RoundOverReason, SecAggGraph, SecAggSetup,
 };
 pub use profile::{ProfileId, ProfileTag};
 pub use query::{FeatureQuery, QueryPart, Segmenter};

@@ -19,8 +19,8 @@ use fedprof_protocol::{
     Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, Fraction, FrameDecoder,
     FrameError, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec,
     NodeFailure, PartyId, PartyName, ProfileId, ProfileTag, Refusal, RefuseReason, Register,
-    Registered, ReleaseParams, Role, RosterEntry, RoundId, SecAggGraph, SecAggSetup, decode,
-    encode, secagg,
+    Registered, ReleaseParams, Role, RosterEntry, RoundId, RoundOver, RoundOverReason, SecAggGraph,
+    SecAggSetup, decode, encode, secagg,
 };
 
 fn header(job: u64, round: u32, seq: u64) -> Header {
@@ -56,9 +56,12 @@ fn variant_index(body: &Body) -> u8 {
         Body::SecAgg(_) => 10,
         Body::SecAggRelay(_) => 11,
         Body::Receipt(_) => 12,
+        Body::RoundOver(_) => 13,
+        Body::Ping(_) => 14,
+        Body::Pong(_) => 15,
     }
 }
-const BODY_VARIANTS: u8 = 13;
+const BODY_VARIANTS: u8 = 16;
 
 /// The profiling job tag used in several vectors: id 0x11 x 16, analyst "x", cap 1/2.
 fn tag() -> ProfileTag {
@@ -393,6 +396,40 @@ fn vectors() -> Vec<Vector> {
             ],
         },
         Vector {
+            name: "round-over",
+            value: envelope(
+                header(7, 0, 9),
+                Body::RoundOver(RoundOver { reason: RoundOverReason::Aborted, detail: "x".into() }),
+            ),
+            bytes: &[
+                0x00, 0x02,       // version 2
+                0x07, 0x00, 0x09, // header: job 7, round 0, seq 9
+                0x0d,             // Body::RoundOver
+                0x01,             // RoundOverReason::Aborted
+                0x01, b'x',       // detail: 1 byte
+            ],
+        },
+        Vector {
+            name: "ping",
+            value: envelope(header(0, 0, 4), Body::Ping(300)),
+            bytes: &[
+                0x00, 0x02,       // version 2
+                0x00, 0x00, 0x04, // header: job 0 (connection-level), round 0, seq 4
+                0x0e,             // Body::Ping
+                0xac, 0x02,       // 300 as a varint
+            ],
+        },
+        Vector {
+            name: "pong",
+            value: envelope(header(0, 0, 1), Body::Pong(300)),
+            bytes: &[
+                0x00, 0x02,       // version 2
+                0x00, 0x00, 0x01, // header: job 0 (connection-level), round 0, seq 1
+                0x0f,             // Body::Pong
+                0xac, 0x02,       // 300 as a varint
+            ],
+        },
+        Vector {
             name: "outcome-aborted",
             value: envelope(
                 header(8, 0, 2),
@@ -478,6 +515,7 @@ fn enum_variant_indices_are_pinned() {
         ErrorCode::ShuttingDown,
         ErrorCode::Replaced,
         ErrorCode::Internal,
+        ErrorCode::Unresponsive,
     ];
     for (i, c) in codes.iter().enumerate() {
         assert_eq!(usize::from(one_byte(c)), i, "{c:?}");
@@ -571,7 +609,7 @@ fn trailing_bytes_are_refused() {
 fn unknown_variant_indices_are_refused() {
     let cases: [(&str, &[u8]); 7] = [
         // version, header (job 7, round 0, seq 0), then:
-        ("Body 13", &[0x00, 0x02, 0x07, 0x00, 0x00, 0x0d]),
+        ("Body 16", &[0x00, 0x02, 0x07, 0x00, 0x00, 0x10]),
         ("Body 127", &[0x00, 0x02, 0x07, 0x00, 0x00, 0x7f]),
         (
             "Role 4 in Registered",
@@ -590,8 +628,8 @@ fn unknown_variant_indices_are_refused() {
             &[0x00, 0x02, 0x07, 0x00, 0x00, 0x08, 0x02, 0x00, 0x00],
         ),
         (
-            "ErrorCode 11",
-            &[0x00, 0x02, 0x00, 0x00, 0x00, 0x09, 0x0b, 0x00],
+            "ErrorCode 12",
+            &[0x00, 0x02, 0x00, 0x00, 0x00, 0x09, 0x0c, 0x00],
         ),
     ];
     for (what, bytes) in cases {
