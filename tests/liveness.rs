@@ -170,3 +170,86 @@ async fn a_node_that_stops_answering_pings_is_closed_and_deregistered() {
             .unwrap();
     }
 }
+
+/// M11: a node's sends race its shutdown. A coordinator that floods pings and never reads
+/// fills the node's send window until the node's write blocks; Ctrl-C (the shutdown signal)
+/// must still stop the node at once, not wait for the coordinator to read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_by_a_coordinator_that_never_reads() {
+    let fed = TestFed::start(policy(2, 30), data).await;
+    // A fake coordinator with the federation's coordinator certificate.
+    let config = fedprof_coordinator::CoordinatorConfig::load(&fed.fed.coordinator_config).unwrap();
+    let creds = fedprof_transport::Credentials::load(&config.tls).unwrap();
+    let limits = fedprof_transport::ServerLimits::default();
+    let endpoint =
+        fedprof_transport::server_endpoint("127.0.0.1:0".parse().unwrap(), &creds, &limits)
+            .unwrap();
+    let fake = endpoint.local_addr().unwrap();
+    let (stalled_tx, stalled) = tokio::sync::oneshot::channel::<u64>();
+    let stalled_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(stalled_tx)));
+    let (fake_trigger, fake_shutdown) = fedprof_transport::ShutdownSignal::new();
+    let server = tokio::spawn(fedprof_transport::serve(
+        endpoint,
+        limits,
+        fake_shutdown,
+        move |peer, _signal| {
+            let stalled_tx = std::sync::Arc::clone(&stalled_tx);
+            async move {
+                let stream = peer
+                    .accept_stream(fedprof_protocol::FrameLimit::default())
+                    .await
+                    .unwrap();
+                let (mut writer, mut reader) = stream.split();
+                let first = reader.recv().await.unwrap().unwrap();
+                assert!(matches!(first.body, Body::Register(_)));
+                let party = peer.peer().clone();
+                let registered = Body::Registered(fedprof_protocol::Registered { party });
+                writer
+                    .send(JobId::NONE, RoundId(0), registered)
+                    .await
+                    .unwrap();
+                // Never read again; ping until the node stops taking messages.
+                let mut n = u64::MAX / 2;
+                loop {
+                    n += 1;
+                    let ping = writer.send(JobId::NONE, RoundId(0), Body::Ping(n));
+                    match tokio::time::timeout(Duration::from_secs(1), ping).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return,
+                        Err(_) => break,
+                    }
+                }
+                if let Some(tx) = stalled_tx.lock().unwrap().take() {
+                    let _ = tx.send(n - u64::MAX / 2);
+                }
+                // Keep the connection open (and unread) until the node leaves.
+                let _ = peer.closed().await;
+                drop(reader);
+            }
+        },
+    ));
+    let mut node_config = fed.node_config("a");
+    node_config.coordinator = fedprof_transport::DialTarget::parse(&fake.to_string()).unwrap();
+    let node = fedprof_node::NodeService::new(node_config).unwrap();
+    let (trigger, shutdown) = fedprof_transport::ShutdownSignal::new();
+    let task = tokio::spawn(node.run(shutdown));
+    let pings = tokio::time::timeout(Duration::from_secs(120), stalled)
+        .await
+        .expect("the node kept reading: its writes never blocked")
+        .unwrap();
+    assert!(pings > 1000, "stalled after {pings} pings");
+    let asked = std::time::Instant::now();
+    trigger.trigger();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("a blocked send held the node's shutdown")
+        .unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    fake_trigger.trigger();
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    fed.stop().await;
+}
