@@ -253,3 +253,94 @@ async fn shutdown_is_not_held_by_a_coordinator_that_never_reads() {
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     fed.stop().await;
 }
+
+/// M11: SIGTERM stops a `fedprof node` process whose local computation is stuck (its data
+/// file is a pipe nobody writes): the runtime does not wait for blocking work forever, and the
+/// round goes on without the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_node_whose_computation_is_stuck() {
+    let mut fed = TestFed::start(policy(2, 30), data).await;
+    let b = fed.start_node("b");
+    let c = fed.start_node("c");
+    let original = fed.fed.dir.join("node-a.toml");
+    let toml = std::fs::read_to_string(&original).unwrap();
+    let toml: String = toml
+        .lines()
+        .map(|l| {
+            if l.starts_with("coordinator") {
+                format!("coordinator = \"{}\"\n", fed.addr)
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let config = fed.fed.dir.join("node-a-live.toml");
+    std::fs::write(&config, toml).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fedprof"))
+        .args(["node", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    fed.wait_for(3).await;
+    // The config check wants a regular file at start-up; the FIFO replaces it now.
+    let fifo = fed.fed.dir.join("data/a/transactions.csv");
+    std::fs::remove_file(&fifo).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let handle = fed.handle.clone();
+    let job = tokio::spawn(async move { handle.run_job(totals_spec("1/8")).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!job.is_finished(), "the round waits for a's masked input");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            // Unblock nothing: the process is gone; report the hang.
+            panic!("the node process did not exit after SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    let outcome = tokio::time::timeout(T, job)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match &outcome {
+        JobOutcome::Completed { result, failures } => {
+            let names: Vec<&str> = result.contributors.iter().map(|n| n.as_str()).collect();
+            assert_eq!(names, ["b", "c"]);
+            assert!(
+                failures.iter().any(|f| f.node.as_str() == "a"),
+                "{failures:?}"
+            );
+        }
+        JobOutcome::Aborted { reason, .. } => panic!("aborted: {reason}"),
+    }
+    assert!(
+        !log.contains("release debited"),
+        "the stuck node paid: {log}"
+    );
+    fed.stop().await;
+    for n in [b, c] {
+        tokio::time::timeout(T, n)
+            .await
+            .expect("node did not stop")
+            .unwrap();
+    }
+}
