@@ -744,3 +744,6 @@ fn permitted(role: Role, body: &Body) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod heartbeat_tests;
