@@ -143,7 +143,7 @@ pub fn roll(books: &mut Books, config: &NodeConfig) -> Result<(), Refusal> {
 
 /// A job's local outcome: the debit receipt (the vector is paid for and may be sent), or the
 /// refusal to send instead.
-pub type Computed = Result<DebitReceipt, Refusal>;
+pub type Computed = Result<Box<DebitReceipt>, Refusal>;
 
 /// What a debit is checked against again under the ledger lock.
 pub struct Paid<'a> {

@@ -118,7 +118,7 @@ pub enum Input {
         /// The job.
         job: JobId,
         /// The receipt, or the refusal to send instead.
-        result: Result<DebitReceipt, Refusal>,
+        result: Result<Box<DebitReceipt>, Refusal>,
     },
     /// Time passed; deadlines are checked.
     Tick,
@@ -487,7 +487,7 @@ impl NodeCore {
     fn computed(
         &mut self,
         job: JobId,
-        result: Result<DebitReceipt, Refusal>,
+        result: Result<Box<DebitReceipt>, Refusal>,
         out: &mut Vec<Action>,
     ) {
         let Some(active) = self.jobs.get_mut(&job) else {
@@ -497,7 +497,7 @@ impl NodeCore {
             return;
         };
         let refusal = match result {
-            Ok(receipt) => match active.secagg.set_input(receipt) {
+            Ok(receipt) => match active.secagg.set_input(*receipt) {
                 // The receipt goes first: the coordinator refuses a masked input from a node
                 // that has not shown it paid for the release.
                 Ok((line, masked)) => {

@@ -337,6 +337,7 @@ impl NodeService {
                     &work.announce.release,
                     &mut rng,
                 )
+                .map(Box::new)
             });
             let _ = done.blocking_send((work.job, result));
         });

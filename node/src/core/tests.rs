@@ -235,6 +235,7 @@ fn pay(n: &Node, c: &Compute, cancelled: bool) -> crate::books::Computed {
         &c.announce.release,
         &mut rng,
     )
+    .map(Box::new)
 }
 
 fn sends(actions: &[Action]) -> Vec<&Body> {
