@@ -1,6 +1,8 @@
 //! The node's side of a connection, as a sans-IO state machine: registration, then the routing
 //! of each message from the coordinator to what the node must do about it. Jobs themselves run
-//! in [`crate::job::NodeJob`]; this machine only knows whether the node is registered.
+//! in [`crate::job::NodeJob`]; this machine only knows whether the node is registered. It is
+//! a part of [`crate::core::NodeCore`], which carries out what it routes; it answers the
+//! coordinator's heartbeat `Ping` itself.
 
 use fedprof_protocol::secagg::CoordinatorMessage;
 use fedprof_protocol::{
