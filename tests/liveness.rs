@@ -344,3 +344,79 @@ async fn sigterm_stops_a_node_whose_computation_is_stuck() {
             .unwrap();
     }
 }
+
+/// The node's side of the heartbeat: a coordinator that accepts the registration, then sends
+/// nothing (its core is stuck; its QUIC stack still answers keep-alives) is left after the
+/// node's `heartbeat_timeout_secs`, and the node reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_leaves_a_silent_coordinator_and_reconnects() {
+    let fed = TestFed::start(policy(2, 30), data).await;
+    let config = fedprof_coordinator::CoordinatorConfig::load(&fed.fed.coordinator_config).unwrap();
+    let creds = fedprof_transport::Credentials::load(&config.tls).unwrap();
+    let limits = fedprof_transport::ServerLimits::default();
+    let endpoint =
+        fedprof_transport::server_endpoint("127.0.0.1:0".parse().unwrap(), &creds, &limits)
+            .unwrap();
+    let fake = endpoint.local_addr().unwrap();
+    let (sessions_tx, mut sessions) = tokio::sync::mpsc::unbounded_channel::<std::time::Instant>();
+    let (fake_trigger, fake_shutdown) = fedprof_transport::ShutdownSignal::new();
+    let server = tokio::spawn(fedprof_transport::serve(
+        endpoint,
+        limits,
+        fake_shutdown,
+        move |peer, _signal| {
+            let sessions_tx = sessions_tx.clone();
+            async move {
+                let Ok(stream) = peer
+                    .accept_stream(fedprof_protocol::FrameLimit::default())
+                    .await
+                else {
+                    return;
+                };
+                let (mut writer, mut reader) = stream.split();
+                let Ok(Some(_register)) = reader.recv().await else {
+                    return;
+                };
+                let party = peer.peer().clone();
+                let registered = Body::Registered(fedprof_protocol::Registered { party });
+                if writer
+                    .send(JobId::NONE, RoundId(0), registered)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = sessions_tx.send(std::time::Instant::now());
+                // Silent from here on: read and drop whatever comes, answer nothing.
+                while let Ok(Some(_)) = reader.recv().await {}
+            }
+        },
+    ));
+    let mut node_config = fed.node_config("a");
+    node_config.coordinator = fedprof_transport::DialTarget::parse(&fake.to_string()).unwrap();
+    node_config.connection.heartbeat_timeout_secs = std::num::NonZeroU64::new(1).unwrap();
+    let node = fedprof_node::NodeService::new(node_config).unwrap();
+    let (trigger, shutdown) = fedprof_transport::ShutdownSignal::new();
+    let task = tokio::spawn(node.run(shutdown));
+    let first = tokio::time::timeout(T, sessions.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(10), sessions.recv())
+        .await
+        .expect("the node stayed with a silent coordinator")
+        .unwrap();
+    let gap = second - first;
+    assert!(
+        gap >= Duration::from_millis(900),
+        "left after {gap:?}, before the timeout"
+    );
+    trigger.trigger();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    fake_trigger.trigger();
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    fed.stop().await;
+}

@@ -493,7 +493,11 @@ impl NodeCore {
         let Some(active) = self.jobs.get_mut(&job) else {
             // The job was dropped while computing; a debit made in the meantime is lost (the
             // safe side: nothing was sent for it).
-            debug!(%job, "work finished for a job this node left");
+            if result.is_ok() {
+                warn!(%job, "a release was paid for a job this node had left; it is never sent");
+            } else {
+                debug!(%job, "work finished for a job this node left");
+            }
             return;
         };
         let refusal = match result {

@@ -300,8 +300,10 @@ impl NodeService {
 
     /// Opens the clock's budget period if the month rolled (the ledger write is the shell's;
     /// the core only reads the books). A failure is logged by `roll` and refused at the debit.
+    /// Skipped while a debit holds the lock (it rolls the period itself): the network loop
+    /// does not wait for an fsync just to compare month names.
     fn roll_period(&self) {
-        if let Ok(mut books) = self.books.lock() {
+        if let Ok(mut books) = self.books.try_lock() {
             let _ = crate::books::roll(&mut books, &self.config);
         }
     }
