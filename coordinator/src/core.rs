@@ -9,7 +9,7 @@
 //! [`ErrorCode::RoleNotPermitted`], whatever the message claims.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chacha20::ChaCha20Rng;
 use fedprof_protocol::{
@@ -24,6 +24,9 @@ use fedprof_privacy::Rho;
 
 use crate::budget::{Charge, ProfileBook};
 use crate::round::{Participant, Round, RoundEffect, RoundPolicy, RoundRequest};
+
+mod heartbeat;
+pub use heartbeat::Heartbeat;
 
 /// The shell's handle for one connection.
 pub type ConnId = u64;
@@ -146,30 +149,6 @@ struct Session {
     next_ping: Instant,
 }
 
-/// The application heartbeat (see docs/PROTOCOL.md, "Heartbeat"). The coordinator pings every
-/// registered node every `interval`; a node that sends nothing at all (no answer, no other
-/// message) for `timeout` is closed with [`ErrorCode::Unresponsive`] and deregistered, so it
-/// leaves every roster and round. QUIC keep-alives only show that the peer's network stack is
-/// up; a pong comes from the node's protocol core, so it shows the node processes messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Heartbeat {
-    /// Time between pings to one node.
-    pub interval: Duration,
-    /// Longest silence of a registered node before it is closed.
-    pub timeout: Duration,
-}
-
-impl Default for Heartbeat {
-    /// A ping every 10 s, closed after 30 s of silence: two lost pings are survived, and a
-    /// stuck node leaves rosters well within a round's default 120 s phase timeout.
-    fn default() -> Self {
-        Heartbeat {
-            interval: Duration::from_secs(10),
-            timeout: Duration::from_secs(30),
-        }
-    }
-}
-
 /// How releases are bounded and noised (from the coordinator config's `[privacy]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleasePolicy {
@@ -242,36 +221,6 @@ impl Coordinator {
             .filter(|s| s.registered)
             .map(|s| s.next_ping.min(s.heard + self.heartbeat.timeout));
         rounds.chain(heartbeats).min()
-    }
-
-    /// Pings registered nodes that are due, and closes those silent for too long.
-    fn heartbeats(&mut self, now: Instant, out: &mut Vec<Output>) {
-        let (interval, timeout) = (self.heartbeat.interval, self.heartbeat.timeout);
-        let mut silent = Vec::new();
-        for (&conn, s) in self.sessions.iter_mut().filter(|(_, s)| s.registered) {
-            let quiet = now.saturating_duration_since(s.heard);
-            if quiet >= timeout {
-                silent.push((conn, quiet));
-            } else if now >= s.next_ping {
-                self.pings += 1;
-                s.next_ping = now + interval;
-                out.push(Output::Send {
-                    conn,
-                    job: JobId::NONE,
-                    round: RoundId(0),
-                    body: Body::Ping(self.pings),
-                });
-            }
-        }
-        silent.sort_unstable_by_key(|(conn, _)| *conn);
-        for (conn, quiet) in silent {
-            let detail = format!(
-                "nothing received for {:.1} s (heartbeat timeout {:.1} s)",
-                quiet.as_secs_f64(),
-                timeout.as_secs_f64()
-            );
-            self.reject(conn, ErrorCode::Unresponsive, detail, now, out);
-        }
     }
 
     /// Handles one input at time `now`.
