@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use fedprof_config::ConfigFile;
 use fedprof_protocol::query::{FeatureQuery, MAX_SCALE, NumericFeature, QueryPart, Segmenter};
-use fedprof_protocol::{Body, Fraction, JobId, JobOutcome, JobSpec, RoundId};
+use fedprof_protocol::{Body, Fraction, JobId, JobOutcome, RoundId, Submission};
 use fedprof_transport::{
     ClientLimits, Credentials, DialTarget, TlsFiles, client_endpoint, close_code, connect,
 };
@@ -38,10 +38,20 @@ impl AnalystConfig {
     }
 }
 
-/// Submits `spec` and waits up to `timeout` for the outcome.
+/// A fresh request id (16 bytes from the OS) for a one-off submission.
+pub fn new_request() -> Result<fedprof_protocol::RequestId> {
+    use rand_core::Rng as _;
+    let mut id = [0u8; 16];
+    fedprof_crypto::rng::from_os()
+        .map_err(|e| anyhow::anyhow!("no randomness for a request id: {e}"))?
+        .fill_bytes(&mut id);
+    Ok(fedprof_protocol::RequestId(id))
+}
+
+/// Submits `submission` and waits up to `timeout` for the outcome.
 pub async fn submit(
     config: &AnalystConfig,
-    spec: JobSpec,
+    submission: Submission,
     timeout: Duration,
 ) -> Result<JobOutcome> {
     let creds = Credentials::load(&config.tls)?;
@@ -61,7 +71,7 @@ pub async fn submit(
         .with_context(|| format!("cannot connect to the coordinator at {addr}"))?;
     let (mut writer, mut reader) = peer.open_stream(limits.max_frame).await?.split();
     writer
-        .send(JobId::NONE, RoundId(0), Body::SubmitJob(spec))
+        .send(JobId::NONE, RoundId(0), Body::SubmitJob(submission))
         .await?;
     let outcome = tokio::time::timeout(timeout, async {
         loop {
@@ -106,7 +116,7 @@ pub async fn submit_profile(a: &crate::cli::SubmitArgs) -> Result<String> {
     let config = &config;
     let run_job = |s| async move { submit(config, s, timeout).await };
     let (report, model) =
-        crate::profile_job::run(run_job, spec, &policy, previous.as_ref(), &progress).await?;
+        crate::profile_job::run(run_job, spec, &policy, previous.as_ref(), &out, &progress).await?;
     let paths = crate::profile_job::write_outputs(&out, &report, &model)?;
     progress.finish();
     Ok(crate::report::profile_summary(&report, &paths))

@@ -243,8 +243,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             let spec = match a.kind {
                 JobKind::Totals => JobSpec::Features(Box::new(analyst::totals_query(&a.totals)?)),
             };
+            let submission = fedprof_protocol::Submission {
+                request: analyst::new_request()?,
+                spec,
+            };
             let outcome =
-                analyst::submit(&config, spec, Duration::from_secs(a.timeout_secs)).await?;
+                analyst::submit(&config, submission, Duration::from_secs(a.timeout_secs)).await?;
             print_stdout(&report::render_outcome(&outcome, a.totals.amount_decimals));
             if let JobOutcome::Aborted { reason, .. } = outcome {
                 anyhow::bail!("job aborted: {reason}");

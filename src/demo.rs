@@ -181,7 +181,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
     let spec = profile_job::load_spec(&job_path)?;
 
     let local = LocalFederation::start(&coordinator_config, &node_paths, &progress).await?;
-    let result = crate::local::profile(&local, spec, None, &progress).await;
+    let result = crate::local::profile(&local, spec, None, &dir.join("profile"), &progress).await;
     progress.step("shutting down");
     local.stop().await;
     let (mut report, model) = result?;

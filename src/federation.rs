@@ -214,10 +214,13 @@ fn coordinator_toml(federation: &str, listen: &str, rel: &str) -> String {
          # Fewest contributing nodes for any result to be released.\n\
          min_nodes = 2\n\
          # Seconds nodes get to contribute after a job is announced.\n\
-         contribution_timeout_secs = 120\n\n\
+         contribution_timeout_secs = 120\n\
+         # Seconds a later release of a profiling job waits for a lost node of the job.\n\
+         rejoin_timeout_secs = 300\n\n\
          [privacy]\n\
-         # Most zCDP loss (exact rho) one job may cost each node; noise is sized to fit it.\n\
-         rho_per_job = \"1/2\"\n\
+         # Most zCDP loss (exact rho) one job may cost each node, its retry reserve included;\n\
+         # noise is sized to fit it.\n\
+         rho_per_job = \"3/5\"\n\
          # Nodes assumed to collude with the coordinator: at least 1 (every node receives the\n\
          # result and knows its own noise), below rounds.min_nodes and below each round's\n\
          # secure-aggregation threshold.\n\

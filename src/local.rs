@@ -13,7 +13,7 @@ use fedprof_node::{NodeConfig, NodeService};
 use fedprof_profile::model::SegmentModel;
 use fedprof_profile::report::ProfileReport;
 use fedprof_profile::spec::{ProfilePolicy, ProfileSpec};
-use fedprof_protocol::{JobOutcome, JobSpec};
+use fedprof_protocol::{JobOutcome, JobSpec, Submission};
 use fedprof_transport::{ShutdownSignal, ShutdownTrigger};
 use tokio::task::JoinHandle;
 
@@ -114,6 +114,16 @@ impl LocalFederation {
         )
     }
 
+    /// Submits a release under its request id (sent again, it gets the first outcome) and
+    /// waits for its outcome.
+    pub async fn submit(&self, submission: Submission) -> Result<JobOutcome> {
+        Ok(
+            tokio::time::timeout(RELEASE_TIMEOUT, self.handle.submit(submission))
+                .await
+                .context("a release did not finish in time")??,
+        )
+    }
+
     /// The profile policy of the coordinator's config.
     pub fn policy(&self) -> ProfilePolicy {
         profile_job::policy(&self.config)
@@ -148,14 +158,16 @@ pub fn collect_ledgers(fed_dir: &Path, nodes: &[PathBuf]) -> Result<()> {
 }
 
 /// Runs a profiling job on a local federation and writes its outputs into `out`.
+/// Runs a profiling job on `fed`, resuming the unfinished run in `out` if there is one.
 pub async fn profile(
     fed: &LocalFederation,
     spec: ProfileSpec,
     previous: Option<&SegmentModel>,
+    out: &Path,
     progress: &Progress,
 ) -> Result<(ProfileReport, SegmentModel)> {
     let policy = fed.policy();
-    profile_job::run(|s| fed.run_job(s), spec, &policy, previous, progress).await
+    profile_job::run(|s| fed.submit(s), spec, &policy, previous, out, progress).await
 }
 
 /// Runs `fedprof local`; returns the text for stdout.
@@ -180,7 +192,7 @@ pub async fn run(a: &LocalArgs) -> Result<String> {
     };
     let progress = Progress::new();
     let fed = LocalFederation::start(&coordinator, &a.nodes, &progress).await?;
-    let result = profile(&fed, spec, previous.as_ref(), &progress).await;
+    let result = profile(&fed, spec, previous.as_ref(), &a.out, &progress).await;
     progress.step("shutting down");
     fed.stop().await;
     let (mut report, model) = result?;

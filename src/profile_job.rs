@@ -2,19 +2,18 @@
 //! release through any way of running a job (an in-process coordinator for `fedprof local`
 //! and the demo), then writes `report.json`, `report.html`, `model.json` and CSV tables.
 
-use std::fmt::Write as _;
 use std::fs;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use fedprof_privacy::Rho;
-use fedprof_profile::model::{SegmentModel, model_of};
-use fedprof_profile::report::{Cell, NodeBudget, ProfileReport};
-use fedprof_profile::run::{ProfileRun, Step};
+use fedprof_profile::driver::{DriveError, Event, RETRIES, RunKey, drive};
+use fedprof_profile::model::SegmentModel;
+use fedprof_profile::report::{NodeBudget, ProfileReport};
 use fedprof_profile::spec::{ProfilePolicy, ProfileSpec};
-use fedprof_protocol::query::Segmenter;
-use fedprof_protocol::{JobOutcome, JobSpec};
+use fedprof_protocol::{JobOutcome, Submission};
+use rand_core::Rng as _;
 
 use crate::progress::Progress;
 
@@ -56,76 +55,146 @@ pub fn load_latest_model(path: &Path) -> Result<Option<SegmentModel>> {
     }
 }
 
-/// Runs `spec` release by release through `run_job`; `previous` is the model of the job's
-/// last run, if any (the new model's version follows it and the report gets a drift table).
+/// The unfinished run in an output directory: `run.json`, written (atomically) before the
+/// run's first release and removed by [`write_outputs`] once the run's outputs are written.
+/// It holds the run's key, from which every release's request id follows, so running the same
+/// job into the same directory again resumes it (see [`fedprof_profile::driver`]).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunFile {
+    /// The job's name.
+    job: String,
+    /// SHA-256 of the parsed spec (its `Debug` form: every field, maps in key order).
+    spec: String,
+    /// The run key, hex.
+    key: String,
+    /// When the run started (UTC, RFC 3339).
+    started: String,
+}
+
+const RUN_FILE: &str = "run.json";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn spec_digest(spec: &ProfileSpec) -> Result<String> {
+    let text = format!("{spec:?}");
+    let d = fedprof_crypto::digest("fedprof/1 profile run spec", &[text.as_bytes()])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(hex(&d))
+}
+
+/// The run key for `spec` in `out`: the unfinished run's (resuming it), or a new one, kept
+/// durably before anything is submitted.
+fn run_key(out: &Path, spec: &ProfileSpec, progress: &Progress) -> Result<RunKey> {
+    let path = out.join(RUN_FILE);
+    let digest = spec_digest(spec)?;
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let run: RunFile = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{}: not a run file", path.display()))?;
+            if run.spec != digest {
+                bail!(
+                    "{} holds an unfinished run of {} (another spec, started {}); run that                      spec again to finish it, or remove the file to abandon it (its published                      releases stay paid)",
+                    path.display(),
+                    run.job,
+                    run.started
+                );
+            }
+            let mut key = [0u8; 12];
+            let bytes = run.key.as_bytes();
+            if bytes.len() != 24 {
+                bail!("{}: key: 24 hex digits expected", path.display());
+            }
+            for (i, pair) in bytes.chunks_exact(2).enumerate() {
+                let pair = std::str::from_utf8(pair).unwrap_or("zz");
+                key[i] = u8::from_str_radix(pair, 16)
+                    .with_context(|| format!("{}: key: not hex", path.display()))?;
+            }
+            progress.done(format!(
+                "resuming the unfinished run of {} started {} (published releases are fetched again, not paid again)",
+                run.job, run.started
+            ));
+            Ok(RunKey(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 12];
+            fedprof_crypto::rng::from_os()
+                .map_err(|e| anyhow::anyhow!("no randomness for the run key: {e}"))?
+                .fill_bytes(&mut key);
+            let now = time::OffsetDateTime::now_utc();
+            let started = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                now.year(),
+                u8::from(now.month()),
+                now.day(),
+                now.hour(),
+                now.minute(),
+                now.second()
+            );
+            let run = RunFile {
+                job: spec.name.clone(),
+                spec: digest,
+                key: hex(&key),
+                started,
+            };
+            fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+            fedprof_ledger::file::write_atomic(&path, &serde_json::to_vec_pretty(&run)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(RunKey(key))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Runs `spec` release by release through `submit`, resuming the unfinished run in `out` if
+/// there is one (the outputs go to `out` too: [`write_outputs`] ends the run); `previous` is
+/// the model of the job's last run, if any.
 pub async fn run<F, Fut>(
-    mut run_job: F,
+    submit: F,
     spec: ProfileSpec,
     policy: &ProfilePolicy,
     previous: Option<&SegmentModel>,
+    out: &Path,
     progress: &Progress,
 ) -> Result<(ProfileReport, SegmentModel)>
 where
-    F: FnMut(JobSpec) -> Fut,
+    F: FnMut(Submission) -> Fut,
     Fut: Future<Output = Result<JobOutcome>>,
 {
-    if let Some(p) = previous
-        && p.name != spec.name
-    {
-        bail!(
-            "the previous model is of job {:?}, not {:?}",
-            p.name,
-            spec.name
-        );
-    }
-    let mut run = ProfileRun::new(spec, policy)?;
-    let total = run.plan().len();
-    let mut segmenters: Vec<(String, Segmenter)> = Vec::new();
-    let mut done = 0;
-    while let Some(query) = run.next_query() {
-        done += 1;
-        let step = run.plan().get(done - 1).map(|s| s.0);
-        progress.step(format!(
-            "release {done}/{total}: {} (secure aggregation + noise + ledgers)",
-            query.label
-        ));
-        let outcome = run_job(JobSpec::Features(Box::new(query.clone()))).await?;
-        let result = match outcome {
-            JobOutcome::Completed { result, failures } => {
-                for f in &failures {
-                    progress.done(format!("node {} left out: {}", f.node, f.reason));
-                }
-                result
-            }
-            JobOutcome::Aborted { reason, .. } => bail!(
-                "release {} was aborted: {reason}. Releases before it were paid for in the node ledgers; fix the cause and run the job again",
-                query.label
-            ),
-        };
-        let rho = fedprof_privacy::query::query_rho(&query, &result.release)
-            .with_context(|| format!("release {}: released parameters refused", query.label))?;
-        run.on_result(&result, &rho)?;
-        progress.done(format!(
-            "{}: rho {} from {} nodes",
-            query.label,
-            rho_text(&rho),
-            result.contributors.len()
-        ));
-        let name = match step {
-            Some(Step::Rfm) => Some("rfm"),
-            Some(Step::Lifecycle) => Some("lifecycle"),
-            Some(Step::KMeansProfile) => Some("kmeans"),
-            _ => None,
-        };
-        if let Some(name) = name {
-            segmenters.push((name.to_owned(), query.segmenter.clone()));
-        }
-    }
-    let version = previous.map_or(1, |p| p.version + 1);
-    let mut report = run.report(version);
-    let model = model_of(&report, segmenters);
-    report.drift = previous.map(|p| model.drift_from(p));
-    Ok((report, model))
+    let key = run_key(out, &spec, progress)?;
+    let on = |e: Event<'_>| match e {
+        Event::Submitting {
+            index,
+            total,
+            label,
+        } => progress.step(format!(
+            "release {index}/{total}: {label} (secure aggregation + noise + ledgers)"
+        )),
+        Event::LeftOut(f) => progress.done(format!("node {} left out: {}", f.node, f.reason)),
+        Event::Retrying {
+            label,
+            reason,
+            attempt,
+        } => progress.done(format!(
+            "{label} aborted ({reason}); sending it again ({attempt}/{RETRIES})"
+        )),
+        Event::Released {
+            label,
+            rho,
+            contributors,
+        } => progress.done(format!(
+            "{label}: rho {} from {contributors} nodes",
+            rho_text(rho)
+        )),
+    };
+    drive(spec, policy, previous, key, submit, on)
+        .await
+        .map_err(|e| match e {
+            DriveError::Submit(e) => e,
+            other => anyhow::anyhow!(other),
+        })
 }
 
 fn rho_text(rho: &Rho) -> String {
@@ -165,19 +234,7 @@ pub fn write_outputs(
     model: &SegmentModel,
 ) -> Result<Vec<PathBuf>> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let html = fedprof_profile::html::render(report);
-    let external = fedprof_profile::html::external_references(&html);
-    if !external.is_empty() {
-        bail!("internal error: the report references external resources: {external:?}");
-    }
-    let files = [
-        ("report.json", serde_json::to_string_pretty(report)? + "\n"),
-        ("report.html", html),
-        ("model.json", serde_json::to_string_pretty(model)? + "\n"),
-        ("segments.csv", segments_csv(report)),
-        ("distributions.csv", distributions_csv(report)),
-        ("crosstabs.csv", crosstabs_csv(report)),
-    ];
+    let files = fedprof_profile::outputs::files(report, model)?;
     let mut paths = Vec::new();
     for (name, text) in files {
         let path = dir.join(name);
@@ -187,104 +244,12 @@ pub fn write_outputs(
             .with_context(|| format!("cannot write {}", path.display()))?;
         paths.push(path);
     }
+    // The run is finished once its outputs are on disk: the next run in `dir` is a new one.
+    let run = dir.join(RUN_FILE);
+    match fs::remove_file(&run) {
+        Ok(()) => fedprof_ledger::file::sync_dir(dir)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", run.display())),
+    }
     Ok(paths)
-}
-
-/// A CSV field: quoted when it holds a delimiter, quote or line break.
-fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-/// `value,sd`, or `suppressed,` for a suppressed cell.
-fn cell(c: &Cell) -> String {
-    match c {
-        Cell::Value { value, sd } => format!("{value:.6},{sd:.6}"),
-        Cell::Suppressed => "suppressed,".into(),
-    }
-}
-
-fn segments_csv(r: &ProfileReport) -> String {
-    let mut out = String::from("segmentation,segment,measure,value,sd\n");
-    for s in &r.segmentations {
-        for seg in &s.segments {
-            let mut row = |measure: &str, c: &Cell| {
-                let _ = writeln!(
-                    out,
-                    "{},{},{},{}",
-                    field(&s.name),
-                    field(&seg.name),
-                    field(measure),
-                    cell(c)
-                );
-            };
-            row("size", &seg.size);
-            row("share", &seg.share);
-            for m in &seg.means {
-                row(&format!("mean_{}", m.feature), &m.mean);
-            }
-            if let Some(risk) = &seg.risk {
-                row("default_rate", &risk.default_rate);
-                row("utilization", &risk.utilization);
-            }
-        }
-    }
-    out
-}
-
-fn distributions_csv(r: &ProfileReport) -> String {
-    let mut out = String::from("feature,bin_lo,bin_hi,count,sd\n");
-    let edge = |e: Option<f64>| e.map(|x| format!("{x}")).unwrap_or_default();
-    for d in &r.distributions {
-        for b in &d.bins {
-            let _ = writeln!(
-                out,
-                "{},{},{},{}",
-                field(&d.feature),
-                edge(b.lo),
-                edge(b.hi),
-                cell(&b.count)
-            );
-        }
-    }
-    out
-}
-
-fn crosstabs_csv(r: &ProfileReport) -> String {
-    let mut out = String::from("segmentation,segment,feature,level,share,sd,lift,significant\n");
-    for s in &r.segmentations {
-        for seg in &s.segments {
-            for l in &seg.levels {
-                for (level, c) in &l.shares {
-                    let _ = writeln!(
-                        out,
-                        "{},{},{},{},{},,",
-                        field(&s.name),
-                        field(&seg.name),
-                        field(&l.feature),
-                        field(level),
-                        cell(c)
-                    );
-                }
-            }
-            for (feature, lifts) in [("channel", &seg.channels), ("category", &seg.categories)] {
-                for l in lifts {
-                    let lift = l.lift.map(|x| format!("{x:.4}")).unwrap_or_default();
-                    let _ = writeln!(
-                        out,
-                        "{},{},{feature},{},{},{lift},{}",
-                        field(&s.name),
-                        field(&seg.name),
-                        field(&l.level),
-                        cell(&l.share),
-                        l.significant
-                    );
-                }
-            }
-        }
-    }
-    out
 }

@@ -67,13 +67,15 @@ pub async fn run_due(
     info!(job = %spec.name, %as_of, "scheduled profiling run is due");
     let progress = Progress::quiet();
     let run_job = |s| async move {
-        Ok(tokio::time::timeout(RELEASE_TIMEOUT, handle.run_job(s))
+        Ok(tokio::time::timeout(RELEASE_TIMEOUT, handle.submit(s))
             .await
             .context("a release did not finish in time")??)
     };
-    let (report, model) =
-        profile_job::run(run_job, spec, &policy, previous.as_ref(), &progress).await?;
+    // A run that stopped part-way (a crash, a failed release) resumes from its run file in
+    // the run's directory at the next check: published releases are not paid again.
     let dir = entry.out.join(&as_of);
+    let (report, model) =
+        profile_job::run(run_job, spec, &policy, previous.as_ref(), &dir, &progress).await?;
     profile_job::write_outputs(&dir, &report, &model)?;
     // The latest model is replaced only once the run is complete, atomically and durably.
     let model_bytes = fs::read(dir.join("model.json"))?;

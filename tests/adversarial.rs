@@ -99,7 +99,11 @@ async fn count_job(fed: &LocalFederation, p: &Prepared) -> JobOutcome {
 
 async fn analyst_submits(p: &Prepared, spec: JobSpec) -> JobOutcome {
     let config = AnalystConfig::load(&p.fed_dir.join("analyst-analyst.toml")).unwrap();
-    submit(&config, spec, Duration::from_secs(60))
+    let submission = fedprof_protocol::Submission {
+        request: fedprof::analyst::new_request().unwrap(),
+        spec,
+    };
+    submit(&config, submission, Duration::from_secs(60))
         .await
         .unwrap()
 }

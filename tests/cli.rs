@@ -204,6 +204,55 @@ fn the_demo_profiles_the_bank_scenario_and_audits_the_ledgers() {
         Vec::<String>::new()
     );
     assert!(out.join("federation/ca.pem").is_file());
+
+    // Every next step the demo prints works on the demo's federation (restarts issue: the
+    // suggested `fedprof local` used to fail at once, the coordinator unable to reopen its
+    // ledger). `fedprof local` runs a second job, restarting the coordinator on its ledger
+    // and journal; the audit then covers both jobs.
+    let fed = out.join("federation");
+    let mut local = vec!["local".to_owned()];
+    for n in 1..=4 {
+        local.push("--node".into());
+        local.push(
+            fed.join(format!("node-branch-{n}.toml"))
+                .display()
+                .to_string(),
+        );
+    }
+    let second = dir.path().join("second");
+    local.extend([
+        "--job".into(),
+        fed.join("job.toml").display().to_string(),
+        "--out".into(),
+        second.display().to_string(),
+    ]);
+    let args: Vec<&str> = local.iter().map(String::as_str).collect();
+    let o = fedprof(&args);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "fedprof local: {stdout}\n{stderr}");
+    assert!(second.join("report.html").is_file());
+    assert!(!second.join("run.json").exists(), "the run finished");
+    let labels = dir.path().join("labels.csv");
+    let o = fedprof(&[
+        "label",
+        "--config",
+        fed.join("node-branch-1.toml").to_str().unwrap(),
+        "--model",
+        out.join("profile/model.json").to_str().unwrap(),
+        "--out",
+        labels.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "fedprof label: {stdout}\n{stderr}");
+    assert!(std::fs::read_to_string(&labels).unwrap().lines().count() > 1);
+    for cmd in ["report", "verify"] {
+        let o = fedprof(&["audit", cmd, fed.to_str().unwrap()]);
+        let (stdout, stderr) = text(&o);
+        assert!(
+            o.status.success(),
+            "fedprof audit {cmd}: {stdout}\n{stderr}"
+        );
+    }
 }
 
 /// SIGTERM (what service managers send) shuts a node down like Ctrl-C: gracefully, exit 0,

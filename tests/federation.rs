@@ -103,7 +103,11 @@ async fn coordinator_and_three_nodes_release_noisy_totals_through_secure_aggrega
     // The same job submitted by the analyst over the network.
     let mut analyst = AnalystConfig::load(&fed.analyst_config()).unwrap();
     analyst.coordinator = DialTarget::parse(&fed.addr.to_string()).unwrap();
-    let outcome = submit(&analyst, totals(), T).await.unwrap();
+    let submission = fedprof_protocol::Submission {
+        request: fedprof::analyst::new_request().unwrap(),
+        spec: totals(),
+    };
+    let outcome = submit(&analyst, submission, T).await.unwrap();
     let (values, _, _, sd) = completed(&outcome);
     assert_within_noise(&values, &EXPECTED, &sd);
 

@@ -74,7 +74,7 @@ async fn a_federated_profile_with_a_huge_budget_equals_the_pooled_computation() 
     };
     raise(
         &p.coordinator,
-        "rho_per_job = \"1/2\"",
+        "rho_per_job = \"3/5\"",
         "rho_per_job = \"20000/1\"",
     );
     raise(
@@ -106,7 +106,7 @@ async fn a_federated_profile_with_a_huge_budget_equals_the_pooled_computation() 
     let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &progress)
         .await
         .unwrap();
-    let result = profile(&fed, spec, None, &progress).await;
+    let result = profile(&fed, spec, None, &dir.path().join("out"), &progress).await;
     fed.stop().await;
     let (report, model) = result.unwrap();
     assert_eq!(report.nodes, ["branch-1", "branch-2", "branch-3"]);
@@ -295,7 +295,7 @@ async fn a_node_whose_budget_cannot_pay_the_whole_job_refuses_it_at_the_start() 
     let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &progress)
         .await
         .unwrap();
-    let result = profile(&fed, spec, None, &progress).await;
+    let result = profile(&fed, spec, None, &dir.path().join("out"), &progress).await;
     fed.stop().await;
     let (report, _) = result.unwrap();
     assert_eq!(report.nodes, ["branch-1", "branch-2"]);

@@ -223,6 +223,43 @@ impl ProfileBook {
         }
     }
 
+    /// Re-opens job `id` as the journal recorded it (a restarted coordinator): no cap or quota
+    /// check, they were made when it opened; its total counts against the analyst's quota.
+    pub fn restore(
+        &mut self,
+        id: ProfileId,
+        analyst: &PartyName,
+        period: &str,
+        cap: Rho,
+        participants: Vec<PartyName>,
+    ) {
+        let key = (period.to_owned(), analyst.clone());
+        let used = self.declared.get(&key).cloned().unwrap_or_else(Rho::zero);
+        self.declared.insert(key, &used + &cap);
+        self.jobs.insert(
+            id,
+            ProfileJob {
+                analyst: analyst.clone(),
+                cap,
+                charged: Rho::zero(),
+                participants,
+                settled_population: false,
+            },
+        );
+    }
+
+    /// Gives back `rho` charged to job `id` for a release no node could have paid for (its
+    /// round ended before the nodes were asked for their inputs).
+    pub fn refund(&mut self, id: ProfileId, rho: &Rho) {
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.charged = if job.charged > *rho {
+                Rho::from_ratio_exact(job.charged.as_ratio() - rho.as_ratio())
+            } else {
+                Rho::zero()
+            };
+        }
+    }
+
     /// Drops job `id`, opened in `period` by a release nobody was asked to compute, and gives
     /// its declared total back to its analyst's quota.
     pub fn discard(&mut self, id: ProfileId, period: &str) {

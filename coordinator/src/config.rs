@@ -86,6 +86,24 @@ pub struct LedgerConfig {
     /// check the ledger's receipts when it is reopened (default: `parties/` beside the CA).
     #[serde(default)]
     pub certificates: Option<std::path::PathBuf>,
+    /// Directory of the job journal (what a restarted coordinator resumes from: job numbers,
+    /// open profiling jobs and their charges, published results; see
+    /// `coordinator::journal`). Default: `<ledger file stem>.journal/` beside the ledger.
+    #[serde(default)]
+    pub journal: Option<std::path::PathBuf>,
+}
+
+impl LedgerConfig {
+    /// The job journal's directory.
+    pub fn journal_dir(&self) -> std::path::PathBuf {
+        self.journal.clone().unwrap_or_else(|| {
+            let stem = self.path.file_stem().map_or_else(
+                || "coordinator".into(),
+                |s| s.to_string_lossy().into_owned(),
+            );
+            self.path.with_file_name(format!("{stem}.journal"))
+        })
+    }
 }
 
 fn default_min_cell_size() -> u64 {
@@ -217,6 +235,10 @@ pub struct RoundsConfig {
     pub min_nodes: NonZeroUsize,
     /// Seconds nodes get to contribute after a job is announced (default 120).
     pub contribution_timeout_secs: NonZeroU64,
+    /// Seconds a later release of a profiling job waits for a lost node of the job to
+    /// reconnect before it is refused (default 300, at most a day): every release of a job
+    /// covers the same nodes.
+    pub rejoin_timeout_secs: u64,
 }
 
 impl Default for RoundsConfig {
@@ -224,6 +246,7 @@ impl Default for RoundsConfig {
         RoundsConfig {
             min_nodes: NonZeroUsize::MIN.saturating_add(1),
             contribution_timeout_secs: NonZeroU64::MIN.saturating_add(119),
+            rejoin_timeout_secs: 300,
         }
     }
 }
@@ -254,6 +277,13 @@ impl CoordinatorConfig {
         config.tls.resolve_against(file.dir());
         config.ledger.path = file.resolve(&config.ledger.path);
         config.ledger.certificates = config.ledger.certificates.as_ref().map(|p| file.resolve(p));
+        config.ledger.journal = config.ledger.journal.as_ref().map(|p| file.resolve(p));
+        if config.rounds.rejoin_timeout_secs > 86_400 {
+            return Err(file.error(
+                "rounds.rejoin_timeout_secs",
+                "must be at most 86400 (a day)",
+            ));
+        }
         for (i, entry) in config.schedule.iter_mut().enumerate() {
             entry.job = file.resolve(&entry.job);
             entry.out = file.resolve(&entry.out);

@@ -8,13 +8,13 @@
 //! transport, and a message a role may not send closes the connection with
 //! [`ErrorCode::RoleNotPermitted`], whatever the message claims.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 use chacha20::ChaCha20Rng;
 use fedprof_protocol::{
     Body, Envelope, ErrorCode, JobId, JobOutcome, JobSpec, PartyId, PartyName, ProfileId,
-    Registered, ReleaseParams, Role, RoundId,
+    Registered, ReleaseParams, RequestId, Role, RoundId, Submission,
 };
 use rand_core::{Rng as _, SeedableRng as _};
 use tracing::{debug, info, warn};
@@ -23,10 +23,16 @@ use fedprof_crypto::VerifyingKey;
 use fedprof_privacy::Rho;
 
 use crate::budget::{Charge, ProfileBook};
+use crate::journal::{
+    Announced, KnownRequest, Opening, Record, Recovery, RequestState, SpecDigest,
+};
 use crate::round::{Participant, Round, RoundEffect, RoundPolicy, RoundRequest};
 
 mod heartbeat;
 pub use heartbeat::Heartbeat;
+
+/// How long a later release of a profiling job waits, by default, for lost nodes of the job.
+pub const DEFAULT_REJOIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The shell's handle for one connection.
 pub type ConnId = u64;
@@ -68,12 +74,18 @@ pub enum Input {
         /// Why, for logs and failure reports.
         reason: String,
     },
-    /// Run a job over the registered nodes.
+    /// Run a job over the registered nodes (idempotent per requester and request id).
     SubmitJob {
-        /// What to run.
-        spec: JobSpec,
+        /// What to run, and its idempotency key.
+        submission: Submission,
         /// Who gets the outcome.
         requester: Requester,
+    },
+    /// The release ledger refused job `job`'s release after [`Output::Publish`]: nothing
+    /// was published (nodes did pay), so its request runs again if sent again.
+    RecordFailed {
+        /// The job.
+        job: JobId,
     },
     /// The budget period (`YYYY-MM`, UTC) the shell's clock is in; sent at start and
     /// whenever it changes. Analysts' quotas count per period.
@@ -113,6 +125,18 @@ pub enum Output {
         requester: Requester,
         /// How it ended.
         outcome: JobOutcome,
+    },
+    /// Append this record to the job journal and wait until it is on disk, before carrying
+    /// out any later output (the announcements it precedes).
+    Journal(Record),
+    /// A request that was published before: send its stored outcome to the requester.
+    Resend {
+        /// The job it was published as.
+        job: JobId,
+        /// Who asked again.
+        requester: Requester,
+        /// The requesting analyst's connection.
+        analyst: Option<ConnId>,
     },
     /// The set of registered nodes changed (for progress displays and readiness checks).
     NodesChanged(Vec<PartyName>),
@@ -175,6 +199,16 @@ pub struct Coordinator {
     rounds: BTreeMap<JobId, (Round, Requester)>,
     last_job: u64,
     profiles: ProfileBook,
+    /// Every request seen, per analyst (journaled; rebuilt on restart).
+    requests: BTreeMap<(PartyName, RequestId), KnownRequest>,
+    /// The request each running round serves, and what it charged.
+    job_requests: BTreeMap<JobId, requests::Running>,
+    /// Running rounds whose nodes may have paid (journaled as `Paying`).
+    paying: BTreeSet<JobId>,
+    /// Releases of profiling jobs waiting for lost nodes to come back.
+    pending: Vec<requests::Pending>,
+    /// How long a release waits for its job's nodes to reconnect.
+    rejoin_timeout: Duration,
     period: String,
     /// Nonces, profiling job ids and graph seeds (seeded by the shell from the OS).
     rng: ChaCha20Rng,
@@ -195,6 +229,11 @@ impl Coordinator {
             rounds: BTreeMap::new(),
             last_job: 0,
             profiles: ProfileBook::default(),
+            requests: BTreeMap::new(),
+            job_requests: BTreeMap::new(),
+            paying: BTreeSet::new(),
+            pending: Vec::new(),
+            rejoin_timeout: DEFAULT_REJOIN_TIMEOUT,
             period: String::new(),
             rng: ChaCha20Rng::from_seed(seed),
             heartbeat: Heartbeat::default(),
@@ -212,7 +251,26 @@ impl Coordinator {
         self.nodes.keys().cloned().collect()
     }
 
-    /// The earliest round or heartbeat deadline, when the shell should send [`Input::Tick`].
+    /// Resumes from the job journal of a previous run (see [`crate::journal`]): job numbers
+    /// go on after the last one, open profiling jobs keep their charges and populations, and
+    /// published requests are answered from their stored results.
+    pub fn resume(&mut self, recovery: Recovery) {
+        for (job, paid) in &recovery.interrupted {
+            warn!(%job, nodes_paid = paid, "a round was running when the coordinator stopped; it is over (nothing was published)");
+        }
+        self.last_job = recovery.last_job;
+        self.profiles = recovery.profiles;
+        self.requests = recovery.requests;
+    }
+
+    /// How long a later release of a profiling job waits for a lost node of the job to
+    /// reconnect before it is refused (default five minutes).
+    pub fn set_rejoin_timeout(&mut self, timeout: Duration) {
+        self.rejoin_timeout = timeout;
+    }
+
+    /// The earliest deadline (a round phase, a release waiting for nodes, a heartbeat), when
+    /// the shell should send [`Input::Tick`].
     pub fn next_deadline(&self) -> Option<Instant> {
         let rounds = self.rounds.values().filter_map(|(r, _)| r.deadline());
         let heartbeats = self
@@ -220,7 +278,10 @@ impl Coordinator {
             .values()
             .filter(|s| s.registered)
             .map(|s| s.next_ping.min(s.heard + self.heartbeat.timeout));
-        rounds.chain(heartbeats).min()
+        rounds
+            .chain(self.pending.iter().map(|p| p.until))
+            .chain(heartbeats)
+            .min()
     }
 
     /// Handles one input at time `now`.
@@ -248,9 +309,11 @@ impl Coordinator {
             }
             Input::Message { conn, envelope } => self.on_message(conn, envelope, now, &mut out),
             Input::Closed { conn, reason } => self.on_closed(conn, &reason, now, &mut out),
-            Input::SubmitJob { spec, requester } => {
-                self.start_job(spec, requester, now, &mut out);
-            }
+            Input::SubmitJob {
+                submission,
+                requester,
+            } => self.submit(submission, requester, now, &mut out),
+            Input::RecordFailed { job } => self.record_failed(job),
             Input::Period(period) => self.period = period,
             Input::Tick => {
                 self.heartbeats(now, &mut out);
@@ -258,9 +321,10 @@ impl Coordinator {
                 for job in jobs {
                     if let Some((round, _)) = self.rounds.get_mut(&job) {
                         let effects = round.on_tick(now);
-                        self.apply(job, effects, now, &mut out);
+                        self.advance(job, effects, now, &mut out);
                     }
                 }
+                self.retry_pending(now, &mut out);
             }
         }
         self.finish_settled(&mut out);
@@ -306,6 +370,7 @@ impl Coordinator {
                     self.fail_member(&name, "replaced by a new connection", now, out);
                 }
                 out.push(Output::NodesChanged(self.nodes()));
+                self.retry_pending(now, out);
             }
             (
                 Role::Node,
@@ -324,13 +389,13 @@ impl Coordinator {
                     return;
                 };
                 match round.on_message(&name, body, now) {
-                    Ok(effects) => self.apply(header.job, effects, now, out),
+                    Ok(effects) => self.advance(header.job, effects, now, out),
                     Err(e) => self.reject(conn, ErrorCode::UnknownJob, e.to_string(), now, out),
                 }
             }
-            (Role::Analyst, Body::SubmitJob(spec)) => {
-                info!(analyst = %session.party.name, job = spec.name(), "job submitted");
-                self.start_job(spec, Requester::Analyst(conn), now, out);
+            (Role::Analyst, Body::SubmitJob(submission)) => {
+                info!(analyst = %session.party.name, job = submission.spec.name(), request = %submission.request, "job submitted");
+                self.submit(submission, Requester::Analyst(conn), now, out);
             }
             (_, Body::Error(e)) => {
                 warn!(peer = %session.party, code = ?e.code, detail = %e.detail, "peer reported an error");
@@ -355,21 +420,14 @@ impl Coordinator {
 
     fn start_job(
         &mut self,
-        spec: JobSpec,
-        requester: Requester,
+        (spec, request_id): (JobSpec, RequestId),
+        (requester, analyst): (Requester, PartyName),
         now: Instant,
         out: &mut Vec<Output>,
     ) {
         self.last_job += 1;
         let job = JobId(self.last_job);
         info!(%job, kind = spec.name(), nodes = self.nodes.len(), "starting job");
-        let analyst = match requester {
-            Requester::Analyst(conn) => self.sessions.get(&conn).map(|s| s.party.name.clone()),
-            Requester::Local(_) => Some(self.release.name.clone()),
-        };
-        let Some(analyst) = analyst else {
-            return; // The analyst's connection closed while the job was on its way.
-        };
         let min_contributors = u32::try_from(self.policy.min_nodes).unwrap_or(u32::MAX);
         let planned = self.plan(&spec, min_contributors).and_then(|release| {
             let rho = match &spec {
@@ -421,6 +479,19 @@ impl Coordinator {
             })
             .collect();
         let (id, opened) = (tag.id, !tag_is_continued(&spec));
+        let announced = Announced {
+            job,
+            analyst: analyst.clone(),
+            request: request_id,
+            spec: SpecDigest::of(&spec),
+            profile: tag.clone(),
+            rho: rho.clone(),
+            opened: opened.then(|| Opening {
+                period: self.period.clone(),
+                cap: Rho::from_ratio(tag.cap.numer, tag.cap.denom).unwrap_or_else(|_| rho.clone()),
+                participants: participants.iter().map(|p| p.name.clone()).collect(),
+            }),
+        };
         let mut nonce = [0u8; 32];
         let mut graph_seed = [0u8; 32];
         self.rng.fill_bytes(&mut nonce);
@@ -443,11 +514,29 @@ impl Coordinator {
                 self.profiles.discard(id, &self.period);
             }
         } else {
-            // Nodes pay on announcement: the job is charged now, whatever happens next.
+            // Nodes pay on announcement: the job is charged now (and journaled before any
+            // node hears of it); a round that ends before any node could pay is refunded.
             self.profiles.charge(id, &rho);
+            self.requests.insert(
+                (analyst.clone(), request_id),
+                KnownRequest {
+                    state: RequestState::Running(job),
+                    spec: announced.spec,
+                },
+            );
+            self.job_requests.insert(
+                job,
+                requests::Running {
+                    key: (analyst, request_id),
+                    profile: id,
+                    rho,
+                    opened: opened.then(|| self.period.clone()),
+                },
+            );
+            out.push(Output::Journal(Record::Announced(announced)));
         }
         self.rounds.insert(job, (round, requester));
-        self.apply(job, effects, now, out);
+        self.advance(job, effects, now, out);
     }
 
     /// The profiling job a release of `spec` belongs to: a new one (`job: None`) or the open
@@ -574,7 +663,7 @@ impl Coordinator {
         for job in jobs {
             if let Some((round, _)) = self.rounds.get_mut(&job) {
                 let effects = round.on_disconnect(node, reason, now);
-                self.apply(job, effects, now, out);
+                self.advance(job, effects, now, out);
             }
         }
     }
@@ -610,10 +699,13 @@ impl Coordinator {
                     });
                 }
             }
+            let paid = self.paying.remove(&job);
+            let request = self.job_requests.remove(&job);
             match &outcome {
                 JobOutcome::Completed { result, failures } => {
                     self.profiles
                         .completed(result.profile.id, &result.contributors);
+                    self.set_request(request.as_ref(), RequestState::Published(job));
                     info!(%job, contributors = result.contributors.len(), failed = failures.len(), "result ready; recording the release");
                     let recipients = result
                         .contributors
@@ -632,7 +724,17 @@ impl Coordinator {
                     });
                 }
                 JobOutcome::Aborted { reason, .. } => {
-                    warn!(%job, %reason, "job aborted");
+                    warn!(%job, %reason, paid, "job aborted");
+                    if request.is_some() {
+                        // Journaled: refunded when no node could have paid, else kept.
+                        if paid {
+                            out.push(Output::Journal(Record::Aborted { job }));
+                        } else {
+                            self.refund(request.as_ref());
+                            out.push(Output::Journal(Record::Refunded { job }));
+                        }
+                        self.set_request(request.as_ref(), RequestState::Interrupted(job));
+                    }
                     finish(job, requester, analyst, outcome, out);
                 }
             }
@@ -691,6 +793,7 @@ fn permitted(role: Role, body: &Body) -> bool {
     }
 }
 
+mod requests;
 #[cfg(test)]
 mod tests;
 

@@ -8,6 +8,7 @@
 pub mod budget;
 pub mod config;
 pub mod core;
+pub mod journal;
 pub mod round;
 pub mod service;
 pub mod trust;

@@ -272,6 +272,18 @@ impl Round {
         self.outcome.is_none().then_some(self.deadline)
     }
 
+    /// Whether nodes may have debited the release: the share bundles were relayed (from the
+    /// masked-input phase on, every node that got its bundle pays before it answers).
+    pub fn nodes_may_have_paid(&self) -> bool {
+        use fedprof_secagg::Phase;
+        self.secagg.as_ref().is_some_and(|s| {
+            matches!(
+                s.phase(),
+                Phase::MaskedInput | Phase::Unmask | Phase::Finished
+            )
+        })
+    }
+
     /// The outcome, once the round released a result or aborted.
     pub fn outcome(&self) -> Option<&JobOutcome> {
         self.outcome.as_ref()

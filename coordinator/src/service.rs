@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use fedprof_protocol::{
-    Body, ErrorCode, FrameLimit, JobId, JobOutcome, JobSpec, PartyName, RoundId,
+    Body, ErrorCode, FrameLimit, JobId, JobOutcome, JobSpec, PartyName, RequestId, RoundId,
+    Submission,
 };
 use fedprof_transport::{
     Credentials, PeerConnection, ServerLimits, ShutdownSignal, TransportError, close_code, serve,
@@ -32,6 +33,7 @@ use fedprof_ledger::{
 };
 
 use crate::core::{ConnId, Coordinator, Heartbeat, Input, Output, ReleasePolicy, Requester};
+use crate::journal::{JournalError, JournalFile, Record, Recovery};
 use crate::round::RoundPolicy;
 
 /// How long a connected peer has to open its message stream.
@@ -61,7 +63,7 @@ enum Event {
     },
     Input(Input),
     Local {
-        spec: JobSpec,
+        submission: Submission,
         reply: oneshot::Sender<JobOutcome>,
     },
 }
@@ -87,6 +89,9 @@ pub enum StartError {
     /// The federation's party certificates cannot be read.
     #[error("release ledger: {0}")]
     Trust(#[from] crate::trust::TrustError),
+    /// The job journal cannot be opened or replayed.
+    #[error("job journal: {0}")]
+    Journal(#[from] JournalError),
 }
 
 /// A bound coordinator, ready to start.
@@ -97,6 +102,8 @@ pub struct CoordinatorService {
     policy: RoundPolicy,
     release: ReleasePolicy,
     ledger: CoordinatorLedger,
+    journal: Option<(JournalFile, Recovery)>,
+    rejoin_timeout: Option<Duration>,
     heartbeat: Heartbeat,
 }
 
@@ -124,15 +131,20 @@ impl CoordinatorService {
             &release,
             config.ledger.min_cell_size,
         )?;
-        Self::bind_with(
+        // The journal sits beside the ledger, under the ledger's lock (one process).
+        let journal = JournalFile::open(&config.ledger.journal_dir())?;
+        let mut service = Self::bind_with(
             config.listen,
             &creds,
             config.limits.into(),
             config.rounds.into(),
             release,
             ledger,
-        )
-        .map(|s| s.with_heartbeat(config.limits.heartbeat()))
+        )?;
+        service.journal = Some(journal);
+        service.rejoin_timeout = Some(Duration::from_secs(config.rounds.rejoin_timeout_secs));
+        service.heartbeat = config.limits.heartbeat();
+        Ok(service)
     }
 
     /// Sets the application heartbeat (default [`Heartbeat::default`]).
@@ -157,8 +169,17 @@ impl CoordinatorService {
             policy,
             release,
             ledger,
+            journal: None,
+            rejoin_timeout: None,
             heartbeat: Heartbeat::default(),
         })
+    }
+
+    /// Resumes from (and keeps) the job journal in `dir` instead of the configured one; a
+    /// service bound with [`Self::bind_with`] has none and keeps its requests in memory.
+    pub fn with_journal(mut self, dir: &std::path::Path) -> Result<Self, StartError> {
+        self.journal = Some(JournalFile::open(dir)?);
+        Ok(self)
     }
 
     /// The bound address.
@@ -172,8 +193,13 @@ impl CoordinatorService {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (nodes_tx, nodes_rx) = watch::channel(Vec::new());
         let core_task = tokio::spawn(core_loop(
-            (self.policy, self.release, self.heartbeat),
-            self.ledger,
+            (
+                self.policy,
+                self.release,
+                self.rejoin_timeout,
+                self.heartbeat,
+            ),
+            (self.ledger, self.journal),
             events_rx,
             nodes_tx,
             shutdown.clone(),
@@ -218,11 +244,26 @@ impl std::fmt::Debug for Event {
 }
 
 impl CoordinatorHandle {
-    /// Runs `spec` over the nodes registered now and waits for its outcome.
+    /// Runs `spec` over the nodes registered now, as a new request, and waits for its
+    /// outcome.
     pub async fn run_job(&self, spec: JobSpec) -> Result<JobOutcome, ServiceError> {
+        let mut request = [0u8; 16];
+        fedprof_crypto::rng::from_os()
+            .map_err(|_| ServiceError::ShuttingDown)?
+            .fill_bytes(&mut request);
+        self.submit(Submission {
+            request: RequestId(request),
+            spec,
+        })
+        .await
+    }
+
+    /// Submits a job under its request id (idempotent: see [`Submission`]) and waits for its
+    /// outcome.
+    pub async fn submit(&self, submission: Submission) -> Result<JobOutcome, ServiceError> {
         let (reply, rx) = oneshot::channel();
         self.events
-            .send(Event::Local { spec, reply })
+            .send(Event::Local { submission, reply })
             .await
             .map_err(|_| ServiceError::ShuttingDown)?;
         rx.await.map_err(|_| ServiceError::ShuttingDown)
@@ -280,8 +321,8 @@ pub fn open_ledger(
 }
 
 async fn core_loop(
-    (policy, release, heartbeat): (RoundPolicy, ReleasePolicy, Heartbeat),
-    mut ledger: CoordinatorLedger,
+    (policy, release, rejoin, heartbeat): (RoundPolicy, ReleasePolicy, Option<Duration>, Heartbeat),
+    (mut ledger, journal): (CoordinatorLedger, Option<(JournalFile, Recovery)>),
     mut events: mpsc::Receiver<Event>,
     nodes: watch::Sender<Vec<PartyName>>,
     mut shutdown: ShutdownSignal,
@@ -302,8 +343,20 @@ async fn core_loop(
     rng.fill_bytes(&mut seed);
     let mut core = Coordinator::new(policy, release, seed);
     core.set_heartbeat(heartbeat);
+    if let Some(timeout) = rejoin {
+        core.set_rejoin_timeout(timeout);
+    }
+    // Job numbers go on after the journal's last and the ledger's last release (a journal
+    // lost or moved aside must not make numbers repeat).
+    let (journal, mut recovery) = match journal {
+        Some((file, recovery)) => (Journal::File(file), recovery),
+        None => (Journal::Memory(HashMap::new()), Recovery::default()),
+    };
+    recovery.last_job = recovery.last_job.max(ledger.book().last_job());
+    core.resume(recovery);
+    let mut journal = journal;
     let mut period = String::new();
-    loop {
+    'serve: loop {
         // Analysts' quotas count per UTC month; the core is told when it rolls over.
         let now_period = current_period();
         if now_period != period {
@@ -335,10 +388,10 @@ async fn core_loop(
                     }
                     other => other,
                 },
-                Some(Event::Local { spec, reply }) => {
+                Some(Event::Local { submission, reply }) => {
                     next_ticket += 1;
                     waiting.insert(next_ticket, reply);
-                    Input::SubmitJob { spec, requester: Requester::Local(next_ticket) }
+                    Input::SubmitJob { submission, requester: Requester::Local(next_ticket) }
                 }
             },
             () = sleep_until(deadline) => Input::Tick,
@@ -380,6 +433,41 @@ async fn core_loop(
                     Output::NodesChanged(list) => {
                         nodes.send_replace(list);
                     }
+                    Output::Journal(record) => {
+                        // Before any later output: an announcement reaches no node unless
+                        // the journal holds it. A coordinator that cannot write its journal
+                        // stops rather than run rounds a restart would forget.
+                        if let Err(e) = journal.append(&record) {
+                            tracing::error!(error = %e, "cannot write the job journal; stopping");
+                            break 'serve;
+                        }
+                    }
+                    Output::Resend {
+                        job,
+                        requester,
+                        analyst,
+                    } => {
+                        let outcome = journal.load(job).unwrap_or_else(|e| JobOutcome::Aborted {
+                            reason: format!(
+                                "the result published as {job} cannot be read back: {e}"
+                            ),
+                            failures: Vec::new(),
+                        });
+                        if let Some(conn) = analyst {
+                            let body = Body::Outcome(outcome.clone());
+                            deliver(
+                                &mut writers,
+                                &mut full,
+                                conn,
+                                Outgoing::Send(job, RoundId(0), Box::new(body)),
+                            );
+                        }
+                        if let Requester::Local(ticket) = requester
+                            && let Some(reply) = waiting.remove(&ticket)
+                        {
+                            let _ = reply.send(outcome);
+                        }
+                    }
                     Output::Publish {
                         job,
                         requester,
@@ -392,6 +480,12 @@ async fn core_loop(
                         // Record first; publish only what the ledger accepted.
                         let outcome = match record(&mut ledger, job, &outcome, &receipts, nonce) {
                             Ok(()) => {
+                                // Stored before anyone has it: a request sent again after a
+                                // restart is answered with this very result.
+                                if let Err(e) = journal.published(job, &outcome) {
+                                    tracing::error!(%job, error = %e, "cannot journal a recorded release; stopping");
+                                    break 'serve;
+                                }
                                 if let JobOutcome::Completed { result, .. } = &outcome {
                                     for conn in recipients {
                                         let body = Body::Result(result.clone());
@@ -421,6 +515,11 @@ async fn core_loop(
                                         Outgoing::Send(job, RoundId(0), Box::new(body)),
                                     );
                                 }
+                                if let Err(e) = journal.append(&Record::Aborted { job }) {
+                                    tracing::error!(error = %e, "cannot write the job journal; stopping");
+                                    break 'serve;
+                                }
+                                inputs.push(Input::RecordFailed { job });
                                 JobOutcome::Aborted {
                                     reason,
                                     failures: Vec::new(),
@@ -454,6 +553,47 @@ async fn core_loop(
         }
     }
     debug!("coordinator core stopped");
+}
+
+/// Where the job journal goes: a file (a configured coordinator), or memory (a service bound
+/// without one, as tests do).
+enum Journal {
+    File(JournalFile),
+    Memory(HashMap<JobId, JobOutcome>),
+}
+
+impl Journal {
+    fn append(&mut self, record: &Record) -> Result<(), JournalError> {
+        match self {
+            Journal::File(f) => f.append(record),
+            Journal::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Stores a recorded release's outcome, then journals its publication.
+    fn published(&mut self, job: JobId, outcome: &JobOutcome) -> Result<(), JournalError> {
+        let contributors = match outcome {
+            JobOutcome::Completed { result, .. } => result.contributors.clone(),
+            JobOutcome::Aborted { .. } => Vec::new(),
+        };
+        match self {
+            Journal::File(f) => {
+                f.store_result(job, outcome)?;
+                f.append(&Record::Published { job, contributors })
+            }
+            Journal::Memory(m) => {
+                m.insert(job, outcome.clone());
+                Ok(())
+            }
+        }
+    }
+
+    fn load(&self, job: JobId) -> Result<JobOutcome, String> {
+        match self {
+            Journal::File(f) => f.load_result(job).map_err(|e| e.to_string()),
+            Journal::Memory(m) => m.get(&job).cloned().ok_or_else(|| "not kept".into()),
+        }
+    }
 }
 
 /// Checks a node's debit receipt when it arrives: it must parse, be signed by the node on this

@@ -224,6 +224,12 @@ impl CoordinatorBook {
         self.releases.len()
     }
 
+    /// The highest job number of a recorded release (0 when none): a restarted coordinator
+    /// numbers its jobs after it even without its job journal.
+    pub fn last_job(&self) -> u64 {
+        self.releases.keys().map(|r| r.job.0).max().unwrap_or(0)
+    }
+
     /// Checks `line` as the next entry (chain, signature by `key`, receipts against `nodes`,
     /// rules) and applies it.
     pub fn apply_line(

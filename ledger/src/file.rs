@@ -115,7 +115,7 @@ pub fn ledger_lines<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<&'a str>, Fi
 }
 
 /// Reads a whole file; a missing file reads as `None`.
-pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -124,14 +124,14 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
 }
 
 /// Makes the directory entries of `dir` durable (after creating or renaming a file in it).
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), FileError> {
+pub fn sync_dir(dir: &Path) -> Result<(), FileError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error(dir))
 }
 
 /// Creates `dir` (and parents) with mode 0700 if missing.
-pub(crate) fn ensure_dir(dir: &Path) -> Result<(), FileError> {
+pub fn ensure_dir(dir: &Path) -> Result<(), FileError> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
         .recursive(true)
@@ -142,7 +142,7 @@ pub(crate) fn ensure_dir(dir: &Path) -> Result<(), FileError> {
 
 /// Opens a ledger file for appending, creating it (mode 0600, directory entry synced) if it
 /// does not exist.
-pub(crate) fn open_append(path: &Path) -> Result<File, FileError> {
+pub fn open_append(path: &Path) -> Result<File, FileError> {
     let existed = path.exists();
     let file = OpenOptions::new()
         .append(true)
@@ -158,7 +158,7 @@ pub(crate) fn open_append(path: &Path) -> Result<File, FileError> {
 }
 
 /// Appends one line and its newline in one write, then waits until it is on disk.
-pub(crate) fn append_line(file: &mut File, path: &Path, line: &str) -> Result<(), FileError> {
+pub fn append_line(file: &mut File, path: &Path, line: &str) -> Result<(), FileError> {
     let mut buf = Vec::with_capacity(line.len() + 1);
     buf.extend_from_slice(line.as_bytes());
     buf.push(b'\n');

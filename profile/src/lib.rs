@@ -8,9 +8,11 @@
 //! back to the nodes ([`model`]) and the report ([`report`], [`html`]).
 
 pub mod analysis;
+pub mod driver;
 pub mod html;
 pub mod kmeans;
 pub mod model;
+pub mod outputs;
 pub mod profile;
 pub mod report;
 pub mod run;

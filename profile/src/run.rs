@@ -212,6 +212,21 @@ impl ProfileRun {
         })
     }
 
+    /// The reserve the query of step `i` declares: the budgets after it, and for the first
+    /// release also the job's retry reserve (so the job's declared total, which every node
+    /// checks at the first release, covers re-running an interrupted release). Later releases
+    /// declare only what is planned after them: a re-run release's extra debit then fits the
+    /// declared total exactly when it fits the retry reserve.
+    fn reserve(&self, i: usize) -> Fraction {
+        let after = self.reserve_after(i);
+        if i > 0 || self.spec.retry_reserve.is_zero() {
+            return after;
+        }
+        let total = Ratio::new(BigUint::from(after.numer), BigUint::from(after.denom))
+            + self.spec.retry_reserve.as_ratio();
+        fraction(&total, "retry_reserve").unwrap_or(after)
+    }
+
     /// The releases planned, with their budgets.
     pub fn plan(&self) -> &[(Step, Fraction)] {
         &self.steps
@@ -268,7 +283,7 @@ impl ProfileRun {
             segmenter,
             parts: layout.parts.clone(),
             budget,
-            reserve: self.reserve_after(self.next),
+            reserve: self.reserve(self.next),
             job: self.job,
         };
         self.pending = Some((step, query.clone(), layout));

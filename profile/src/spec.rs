@@ -24,6 +24,13 @@ pub struct ProfileSpec {
     pub as_of: String,
     /// Total zCDP loss per node for the whole job, exact (e.g. `"1/2"`).
     pub rho: Rho,
+    /// Extra rho per node the job may spend re-running a release that was interrupted after
+    /// the nodes paid for it (a node or the coordinator lost in the masked-input or unmask
+    /// phase; docs/OPERATE.md). Declared with `rho` at the first release (every node checks it
+    /// can pay both); never debited unless a release is re-run. Default 0: such a release then
+    /// ends the job. `rho + retry_reserve` is at most the coordinator's per-job cap.
+    #[serde(default = "Rho::zero")]
+    pub retry_reserve: Rho,
     /// Delta for displaying the equivalent (epsilon, delta) guarantee (default 1e-6).
     #[serde(default = "default_delta")]
     pub delta: f64,
@@ -386,6 +393,15 @@ impl ProfileSpec {
                 format!(
                     "{} exceeds the coordinator's per-job cap {}",
                     self.rho, policy.rho_per_job
+                ),
+            ));
+        }
+        if &self.rho + &self.retry_reserve > policy.rho_per_job {
+            return Err(refuse(
+                "retry_reserve",
+                format!(
+                    "rho {} plus retry_reserve {} exceeds the coordinator's per-job cap {}",
+                    self.rho, self.retry_reserve, policy.rho_per_job
                 ),
             ));
         }

@@ -9,11 +9,40 @@ use num_rational::Ratio;
 
 const SAMPLE: &str = include_str!("../../docs/job.sample.toml");
 
+/// The per-job cap of `federation init`'s coordinator: the sample's rho 1/2 plus its retry
+/// reserve 1/10.
 fn policy() -> ProfilePolicy {
     ProfilePolicy::new(Rho::from_ratio_exact(Ratio::new(
-        BigUint::from(1u8),
-        BigUint::from(2u8),
+        BigUint::from(3u8),
+        BigUint::from(5u8),
     )))
+}
+
+/// The first release declares the job's rho plus its retry reserve (what every node checks
+/// it can pay); later releases declare only the budgets after them, so a re-run release's
+/// extra debit fits the declared total exactly when it fits the retry reserve. A reserve
+/// past the coordinator's cap is refused naming the field.
+#[test]
+fn the_first_release_declares_the_retry_reserve_and_later_ones_do_not() {
+    let spec = ProfileSpec::from_toml(SAMPLE).unwrap();
+    assert_eq!(spec.retry_reserve, "1/10".parse::<Rho>().unwrap());
+    let mut run = ProfileRun::new(spec.clone(), &policy()).unwrap();
+    let ratio =
+        |f: fedprof_protocol::Fraction| Ratio::new(BigUint::from(f.numer), BigUint::from(f.denom));
+    let first = run.next_query().unwrap();
+    assert_eq!(
+        ratio(first.budget) + ratio(first.reserve),
+        Ratio::new(BigUint::from(3u8), BigUint::from(5u8))
+    );
+    let plan: Vec<_> = run.plan().iter().map(|s| ratio(s.1)).collect();
+    let later: Ratio<BigUint> = plan[1..].iter().cloned().sum();
+    assert_eq!(
+        ratio(first.reserve),
+        later + Ratio::new(BigUint::from(1u8), BigUint::from(10u8))
+    );
+    let tight = ProfilePolicy::new("1/2".parse().unwrap());
+    let e = ProfileRun::new(spec, &tight).unwrap_err().to_string();
+    assert!(e.contains("retry_reserve"), "{e}");
 }
 
 #[test]

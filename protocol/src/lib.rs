@@ -25,8 +25,9 @@ pub use message::{
     Body, Contribution, Envelope, ErrorCode, ErrorFrame, Fraction, Header, JobAnnounce, JobId,
     JobOutcome, JobResult, JobSpec, NodeFailure, Refusal, RefuseReason, Register, Registered,
     ReleaseParams, RosterEntry, RoundId, RoundOver, RoundOverReason, SecAggGraph, SecAggSetup,
+    Submission,
 };
-pub use profile::{ProfileId, ProfileTag};
+pub use profile::{ProfileId, ProfileTag, RequestId};
 pub use query::{FeatureQuery, QueryPart, Segmenter};
 pub use seq::{SeqCounter, SeqError, SeqTracker};
 

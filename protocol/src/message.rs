@@ -71,8 +71,8 @@ pub enum Body {
     Submit(Contribution),
     /// Coordinator -> node: the released result of a job the node contributed to.
     Result(JobResult),
-    /// Analyst -> coordinator: run this job.
-    SubmitJob(JobSpec),
+    /// Analyst -> coordinator: run this job (idempotent per request id).
+    SubmitJob(Submission),
     /// Coordinator -> analyst: how a submitted job ended.
     Outcome(JobOutcome),
     /// Either direction: a protocol error; the sender closes the stream after it.
@@ -340,6 +340,18 @@ pub struct JobResult {
     pub profile: crate::profile::ProfileTag,
 }
 
+/// An analyst's job, with the key that makes sending it again safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submission {
+    /// The analyst's idempotency key: the same request sent again gets the outcome of the
+    /// first (a published result is sent back, a round still running is joined), never a
+    /// second round. A request the coordinator saw announced but never published (it
+    /// restarted mid-round) runs again as a new release.
+    pub request: crate::profile::RequestId,
+    /// What to compute.
+    pub spec: JobSpec,
+}
+
 /// How one node failed a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeFailure {
@@ -429,7 +441,7 @@ pub mod ring_vector {
 
     struct RingVisitor;
 
-    impl Visitor<'_> for RingVisitor {
+    impl<'de> Visitor<'de> for RingVisitor {
         type Value = Vec<u64>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -448,6 +460,16 @@ pub mod ring_vector {
                     u64::from_le_bytes(le)
                 })
                 .collect())
+        }
+
+        /// Self-describing formats without byte strings (JSON) write bytes as a sequence of
+        /// numbers; read them back the same way, so a result survives a JSON round trip.
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u64>, A::Error> {
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+            while let Some(b) = seq.next_element::<u8>()? {
+                bytes.push(b);
+            }
+            self.visit_bytes(&bytes)
         }
     }
 }

@@ -14,66 +14,95 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::identity::PartyName;
 use crate::message::Fraction;
 
-/// A profiling job's id: 16 random bytes drawn by the coordinator when the job opens, so ids
-/// never repeat across coordinator restarts. Hex in human-readable formats (ledgers, JSON).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProfileId(pub [u8; 16]);
+/// Sixteen bytes shown as 32 lowercase hex digits in human-readable formats (ledgers, JSON,
+/// journals) and as raw bytes on the wire.
+macro_rules! hex_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub [u8; 16]);
 
-impl fmt::Display for ProfileId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                for b in self.0 {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
-    }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({self})", stringify!($name))
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = &'static str;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                parse_hex16(s)
+                    .map($name)
+                    .ok_or(concat!("a ", $what, " is 32 lowercase hex digits"))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.collect_str(self)
+                } else {
+                    self.0.serialize(s)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let s = String::deserialize(d)?;
+                    s.parse().map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; 16]>::deserialize(d).map($name)
+                }
+            }
+        }
+    };
 }
 
-impl fmt::Debug for ProfileId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ProfileId({self})")
+fn parse_hex16(s: &str) -> Option<[u8; 16]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 32 {
+        return None;
     }
+    let hex = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 16];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = hex(pair[0])? << 4 | hex(pair[1])?;
+    }
+    Some(out)
 }
 
-impl std::str::FromStr for ProfileId {
-    type Err = &'static str;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = s.as_bytes();
-        if bytes.len() != 32 {
-            return Err("a profiling job id is 32 hex digits");
-        }
-        let mut out = [0u8; 16];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            let hex = |c: u8| match c {
-                b'0'..=b'9' => Ok(c - b'0'),
-                b'a'..=b'f' => Ok(c - b'a' + 10),
-                _ => Err("a profiling job id is lowercase hex"),
-            };
-            out[i] = hex(pair[0])? << 4 | hex(pair[1])?;
-        }
-        Ok(ProfileId(out))
-    }
-}
+hex_id!(
+    /// A profiling job's id: 16 random bytes drawn by the coordinator when the job opens, so
+    /// ids never repeat across coordinator restarts.
+    ProfileId,
+    "profiling job id"
+);
 
-impl Serialize for ProfileId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.collect_str(self)
-        } else {
-            self.0.serialize(s)
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for ProfileId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        if d.is_human_readable() {
-            let s = String::deserialize(d)?;
-            s.parse().map_err(serde::de::Error::custom)
-        } else {
-            <[u8; 16]>::deserialize(d).map(ProfileId)
-        }
-    }
-}
+hex_id!(
+    /// An analyst's idempotency key for one submitted release (16 bytes the analyst derives
+    /// from its own random run nonce and the release's step). The coordinator keeps, per
+    /// analyst, which requests it published and what: a request sent again (the analyst, or
+    /// the coordinator, restarted) gets the published result back instead of a second round,
+    /// so resuming a profiling job never pays twice for a release that was published. Never
+    /// shown to nodes.
+    RequestId,
+    "request id"
+);
 
 /// What every release of a profiling job carries to the nodes and into the ledgers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,8 +22,9 @@ pub const MAX_SCALE: u32 = 1 << 20;
 /// Most segments one query may address.
 pub const MAX_SEGMENTS: usize = 64;
 
-/// Most coordinates of one query's vector.
-pub const MAX_QUERY_LEN: usize = 1 << 16;
+/// Most coordinates of one query's vector (2^17: a histogram of 100,000 bins fits; a
+/// masked input is then about 1.3 MB on the wire, far below the frame limit).
+pub const MAX_QUERY_LEN: usize = 1 << 17;
 
 /// A numeric per-customer feature, in integer units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -17,8 +17,8 @@ use fedprof_protocol::{
     Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, Fraction, FrameDecoder,
     FrameError, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec,
     NodeFailure, PROTOCOL_VERSION, PartyId, PartyName, ProfileId, ProfileTag, Refusal,
-    RefuseReason, Register, Registered, ReleaseParams, Role, RosterEntry, RoundId, RoundOver,
-    RoundOverReason, SecAggGraph, SecAggSetup, decode, encode, secagg,
+    RefuseReason, Register, Registered, ReleaseParams, RequestId, Role, RosterEntry, RoundId,
+    RoundOver, RoundOverReason, SecAggGraph, SecAggSetup, Submission, decode, encode, secagg,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -319,7 +319,10 @@ fn body() -> impl Strategy<Value = Body> {
             .prop_map(|(reason, detail)| Body::Refuse(Refusal { reason, detail })),
         ring_vector().prop_map(|values| Body::Submit(Contribution { values })),
         job_result().prop_map(Body::Result),
-        job_spec().prop_map(Body::SubmitJob),
+        (any::<[u8; 16]>(), job_spec()).prop_map(|(r, spec)| Body::SubmitJob(Submission {
+            request: RequestId(r),
+            spec
+        })),
         job_outcome().prop_map(Body::Outcome),
         (error_code(), text()).prop_map(|(code, detail)| Body::Error(ErrorFrame { code, detail })),
         secagg_node_message().prop_map(Body::SecAgg),

@@ -19,8 +19,8 @@ use fedprof_protocol::{
     Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, Fraction, FrameDecoder,
     FrameError, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec,
     NodeFailure, PartyId, PartyName, ProfileId, ProfileTag, Refusal, RefuseReason, Register,
-    Registered, ReleaseParams, Role, RosterEntry, RoundId, RoundOver, RoundOverReason, SecAggGraph,
-    SecAggSetup, decode, encode, secagg,
+    Registered, ReleaseParams, RequestId, Role, RosterEntry, RoundId, RoundOver, RoundOverReason,
+    SecAggGraph, SecAggSetup, Submission, decode, encode, secagg,
 };
 
 fn header(job: u64, round: u32, seq: u64) -> Header {
@@ -294,11 +294,16 @@ fn vectors() -> Vec<Vector> {
         },
         Vector {
             name: "submit-job",
-            value: envelope(header(0, 0, 0), Body::SubmitJob(totals())),
+            value: envelope(
+                header(0, 0, 0),
+                Body::SubmitJob(Submission { request: RequestId([0x22; 16]), spec: totals() }),
+            ),
             bytes: &[
                 0x00, 0x02,       // version 2
                 0x00, 0x00, 0x00, // header: job 0 (none yet), round 0, seq 0
                 0x07,             // Body::SubmitJob
+                0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, // request: 16 raw bytes
+                0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
                 // the spec: totals(), as in "job-announce"
                 0x00, 0x01, b't', 0x0a, b'2', b'0', b'2', b'6', b'-', b'0', b'6', b'-', b'3', b'0',
                 0x08, 0x00, 0x03, 0x00, 0x01, 0x04, 0x00, 0x0a, 0x01, 0x05, 0x00, 0xc8, 0x01,

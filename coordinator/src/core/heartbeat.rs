@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use fedprof_protocol::{Body, ErrorCode, JobId, RoundId};
 
-use super::{Coordinator, Output};
+use super::{ConnId, Coordinator, Output};
 
 /// The application heartbeat (see docs/PROTOCOL.md, "Heartbeat"). The coordinator pings every
 /// registered node every `interval`; a node that sends nothing at all (no answer, no other
@@ -35,8 +35,19 @@ impl Coordinator {
     /// Pings registered nodes that are due, and closes those silent for too long.
     pub(super) fn heartbeats(&mut self, now: Instant, out: &mut Vec<Output>) {
         let (interval, timeout) = (self.heartbeat.interval, self.heartbeat.timeout);
+        // In connection order, so the same inputs give the same outputs (sessions are hashed).
+        let mut conns: Vec<ConnId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.registered)
+            .map(|(&c, _)| c)
+            .collect();
+        conns.sort_unstable();
         let mut silent = Vec::new();
-        for (&conn, s) in self.sessions.iter_mut().filter(|(_, s)| s.registered) {
+        for conn in conns {
+            let Some(s) = self.sessions.get_mut(&conn) else {
+                continue;
+            };
             let quiet = now.saturating_duration_since(s.heard);
             if quiet >= timeout {
                 silent.push((conn, quiet));
@@ -51,7 +62,6 @@ impl Coordinator {
                 });
             }
         }
-        silent.sort_unstable_by_key(|(conn, _)| *conn);
         for (conn, quiet) in silent {
             let detail = format!(
                 "nothing received for {:.1} s (heartbeat timeout {:.1} s)",

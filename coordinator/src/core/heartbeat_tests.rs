@@ -115,12 +115,27 @@ fn registered_nodes_are_pinged_and_a_silent_one_is_closed_and_leaves_the_round()
     }
     let out = c.handle(
         Input::SubmitJob {
-            spec: crate::round::tests::totals(),
+            submission: fedprof_protocol::Submission {
+                request: fedprof_protocol::RequestId([9; 16]),
+                spec: crate::round::tests::totals(),
+            },
             requester: Requester::Local(1),
         },
         at(12),
     );
-    assert_eq!(out.len(), 3, "{out:?}");
+    let announced = out
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    body: Body::JobAnnounce(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(announced, 3);
     assert_eq!(pinged(&c.handle(Input::Tick, at(20))), [1, 2, 3]);
     // At 30 s of silence c is closed as unresponsive and deregistered; a and b stay.
     let out = c.handle(Input::Tick, at(30));

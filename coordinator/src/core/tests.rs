@@ -26,6 +26,16 @@ fn env(job: u64, body: Body) -> Envelope {
 
 use crate::round::tests::totals;
 
+/// `spec` as a new request (a fresh id each call).
+fn sub(spec: JobSpec) -> Submission {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static NEXT: AtomicU8 = AtomicU8::new(1);
+    Submission {
+        request: RequestId([NEXT.fetch_add(1, Ordering::Relaxed); 16]),
+        spec,
+    }
+}
+
 struct Fed {
     core: Coordinator,
     now: Instant,
@@ -78,7 +88,7 @@ impl Fed {
         })
     }
 
-    fn register(&mut self, conn: ConnId, name: &str) {
+    fn register(&mut self, conn: ConnId, name: &str) -> Vec<Output> {
         self.connect(conn, Role::Node, name);
         let out = self.say(
             conn,
@@ -91,6 +101,7 @@ impl Fed {
             matches!(&out[0], Output::Send { conn: c, body: Body::Registered(r), .. } if *c == conn && r.party.name.as_str() == name),
             "{out:?}"
         );
+        out
     }
 }
 
@@ -118,7 +129,7 @@ fn an_analyst_certificate_cannot_register_as_a_node() {
 fn auditors_and_coordinators_cannot_submit_jobs_and_nodes_must_register_first() {
     let mut f = Fed::new(1);
     f.connect(1, Role::Auditor, "y");
-    let out = f.say(1, 0, Body::SubmitJob(totals()));
+    let out = f.say(1, 0, Body::SubmitJob(sub(totals())));
     assert!(closes_with(&out, 1, ErrorCode::RoleNotPermitted), "{out:?}");
     f.connect(2, Role::Node, "a");
     let out = f.say(2, 1, Body::Accept);
@@ -147,7 +158,7 @@ fn analyst_job_runs_over_registered_nodes_and_the_outcome_returns() {
     f.register(1, "a");
     f.register(2, "b");
     f.connect(9, Role::Analyst, "x");
-    let out = f.say(9, 0, Body::SubmitJob(totals()));
+    let out = f.say(9, 0, Body::SubmitJob(sub(totals())));
     let announced: Vec<ConnId> = out
         .iter()
         .filter_map(|o| match o {
@@ -184,10 +195,18 @@ fn a_node_lost_mid_job_leaves_the_round_and_the_next_job_runs_without_it() {
         f.register(conn, name);
     }
     let out = f.input(Input::SubmitJob {
-        spec: totals(),
+        submission: sub(totals()),
         requester: Requester::Local(1),
     });
-    assert_eq!(out.len(), 3, "one announcement per node: {out:?}");
+    assert!(
+        matches!(out[0], Output::Journal(Record::Announced(_))),
+        "journaled before any node hears of it: {out:?}"
+    );
+    assert_eq!(
+        out.len(),
+        4,
+        "the journal, then one announcement per node: {out:?}"
+    );
     let out = f.input(Input::Closed {
         conn: 2,
         reason: "connection lost: reset".into(),
@@ -198,7 +217,7 @@ fn a_node_lost_mid_job_leaves_the_round_and_the_next_job_runs_without_it() {
     ])));
     // The next job is announced to the remaining nodes only.
     let out = f.input(Input::SubmitJob {
-        spec: totals(),
+        submission: sub(totals()),
         requester: Requester::Local(2),
     });
     let announced: Vec<ConnId> = out
@@ -243,7 +262,7 @@ fn messages_about_unknown_jobs_are_refused_and_late_ones_ignored() {
     f.register(1, "a");
     f.register(2, "b");
     f.input(Input::SubmitJob {
-        spec: totals(),
+        submission: sub(totals()),
         requester: Requester::Local(1),
     });
     f.say(1, 1, Body::Accept);
@@ -292,7 +311,7 @@ fn a_feature_query_over_the_per_job_cap_is_refused_before_any_node_is_asked() {
         }))
     };
     // The policy's cap is 1/2: 1/10 now plus 5/10 later is over it.
-    let out = f.say(9, 0, Body::SubmitJob(query(1, 5)));
+    let out = f.say(9, 0, Body::SubmitJob(sub(query(1, 5))));
     let refused = out.iter().any(|o| {
         matches!(o, Output::Send { conn: 9, body: Body::Outcome(JobOutcome::Aborted { reason, .. }), .. }
             if reason.contains("exceeds the per-job cap"))
@@ -309,7 +328,7 @@ fn a_feature_query_over_the_per_job_cap_is_refused_before_any_node_is_asked() {
         "no node was asked: {out:?}"
     );
     // Within the cap it is announced to both nodes.
-    let out = f.say(9, 1, Body::SubmitJob(query(1, 4)));
+    let out = f.say(9, 1, Body::SubmitJob(sub(query(1, 4))));
     let announced = out
         .iter()
         .filter(|o| {
@@ -342,7 +361,7 @@ fn m3_a_later_release_cannot_run_over_another_population() {
     };
     let JobSpec::Features(mut first) = totals();
     (first.budget, first.reserve) = (tenth, tenth);
-    let out = f.say(9, 0, Body::SubmitJob(JobSpec::Features(first)));
+    let out = f.say(9, 0, Body::SubmitJob(sub(JobSpec::Features(first))));
     let id = out
         .iter()
         .find_map(|o| match o {
@@ -374,10 +393,167 @@ fn m3_a_later_release_cannot_run_over_another_population() {
     });
     let JobSpec::Features(mut q) = totals();
     (q.job, q.budget) = (Some(id), tenth);
-    let out = f.say(9, 0, Body::SubmitJob(JobSpec::Features(q)));
+    let out = f.say(9, 0, Body::SubmitJob(sub(JobSpec::Features(q))));
+    assert_eq!(announced(&out), 0, "{out:?}");
+    // It waits for c (restarts issue, item 3), and is refused once the wait is over.
+    assert!(f.core.next_deadline().is_some());
+    f.now += DEFAULT_REJOIN_TIMEOUT + Duration::from_secs(1);
+    let out = f.input(Input::Tick);
     assert_eq!(announced(&out), 0, "{out:?}");
     assert!(
-        out.iter().any(|o| matches!(o, Output::Send { conn: 9, body: Body::Outcome(JobOutcome::Aborted { reason, .. }), .. } if reason.contains("c") && reason.contains("same nodes"))),
+        out.iter().any(|o| matches!(o, Output::Send { conn: 9, body: Body::Outcome(JobOutcome::Aborted { reason, .. }), .. } if reason.contains("c") && reason.contains("same nodes") && reason.contains("did not reconnect"))),
+        "{out:?}"
+    );
+}
+
+fn announcements(out: &[Output]) -> usize {
+    out.iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    body: Body::JobAnnounce(_),
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+/// A request sent again gets what the first got: it joins its running round (no second
+/// announcement), a different job under the same id is refused, and an aborted round no
+/// node could pay for is journaled as refunded, so the request runs again as a new release.
+#[test]
+fn requests_are_idempotent_and_unpaid_aborts_are_refunded() {
+    let mut f = Fed::new(2);
+    f.register(1, "a");
+    f.register(2, "b");
+    f.connect(9, Role::Analyst, "x");
+    let first = sub(totals());
+    let out = f.say(9, 0, Body::SubmitJob(first.clone()));
+    assert_eq!(announcements(&out), 2);
+    // The analyst reconnects and sends the same request: it joins the running round.
+    f.connect(8, Role::Analyst, "x");
+    let out = f.say(8, 0, Body::SubmitJob(first.clone()));
+    assert!(out.is_empty(), "{out:?}");
+    // The same id for another job is refused.
+    let JobSpec::Features(mut other) = totals();
+    other.label = "other".into();
+    let out = f.say(
+        8,
+        0,
+        Body::SubmitJob(Submission {
+            request: first.request,
+            spec: JobSpec::Features(other),
+        }),
+    );
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Send { conn: 8, body: Body::Outcome(JobOutcome::Aborted { reason, .. }), .. } if reason.contains("another job"))),
+        "{out:?}"
+    );
+    // Nobody answers: the round aborts in its first phase, before anyone could pay.
+    f.now += Duration::from_secs(6);
+    let out = f.input(Input::Tick);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Journal(Record::Refunded { job: JobId(1) }))),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                conn: 8,
+                body: Body::Outcome(JobOutcome::Aborted { .. }),
+                ..
+            }
+        )),
+        "the outcome goes to the connection that asked last: {out:?}"
+    );
+    // Sent again, the interrupted request runs as a new release.
+    let out = f.say(8, 0, Body::SubmitJob(first));
+    assert_eq!(announcements(&out), 2, "{out:?}");
+}
+
+/// Restarts issue, item 3: a later release of a profiling job waits for a lost node of the
+/// job and runs over the whole population once it is back; nothing is announced meanwhile.
+#[test]
+fn a_later_release_waits_for_its_lost_node_and_runs_when_it_returns() {
+    let mut f = Fed::new(2);
+    for (conn, name) in [(1, "a"), (2, "b"), (3, "c")] {
+        f.register(conn, name);
+    }
+    f.connect(9, Role::Analyst, "x");
+    let tenth = fedprof_protocol::Fraction {
+        numer: 1,
+        denom: 10,
+    };
+    let JobSpec::Features(mut q) = totals();
+    (q.budget, q.reserve) = (tenth, tenth);
+    let out = f.say(9, 0, Body::SubmitJob(sub(JobSpec::Features(q))));
+    let Some(id) = out.iter().find_map(|o| match o {
+        Output::Send {
+            body: Body::JobAnnounce(a),
+            ..
+        } => Some(a.profile.id),
+        _ => None,
+    }) else {
+        panic!("announced: {out:?}")
+    };
+    f.input(Input::Closed {
+        conn: 3,
+        reason: "killed".into(),
+    });
+    let JobSpec::Features(mut q) = totals();
+    (q.job, q.budget) = (Some(id), tenth);
+    let out = f.say(9, 0, Body::SubmitJob(sub(JobSpec::Features(q))));
+    assert_eq!(announcements(&out), 0, "{out:?}");
+    // (Within the first round's phase timeout: an unfinished first release that aborts
+    // before anyone paid takes its job with it.)
+    f.now += Duration::from_secs(1);
+    assert_eq!(announcements(&f.input(Input::Tick)), 0);
+    // c comes back (a new connection) within the wait: the release goes to all three.
+    let out = f.register(4, "c");
+    assert_eq!(f.core.nodes().len(), 3);
+    let started = announcements(&out);
+    assert_eq!(started, 3, "{out:?}");
+}
+
+/// A restarted coordinator numbers jobs after the journal's last, keeps the charges of
+/// releases nodes may have paid for, and answers a published request from its store.
+#[test]
+fn a_resumed_core_continues_numbering_and_resends_published_requests() {
+    use crate::journal::{Recovery, RequestState};
+    let mut f = Fed::new(2);
+    let mut recovery = Recovery {
+        last_job: 41,
+        ..Recovery::default()
+    };
+    let published = sub(totals());
+    recovery.requests.insert(
+        (PartyName::new("x").unwrap(), published.request),
+        KnownRequest {
+            state: RequestState::Published(JobId(40)),
+            spec: SpecDigest::of(&published.spec),
+        },
+    );
+    f.core.resume(recovery);
+    f.register(1, "a");
+    f.register(2, "b");
+    f.connect(9, Role::Analyst, "x");
+    let out = f.say(9, 0, Body::SubmitJob(published));
+    assert_eq!(
+        out,
+        vec![Output::Resend {
+            job: JobId(40),
+            requester: Requester::Analyst(9),
+            analyst: Some(9)
+        }]
+    );
+    let out = f.say(9, 0, Body::SubmitJob(sub(totals())));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Journal(Record::Announced(a)) if a.job == JobId(42))),
         "{out:?}"
     );
 }
