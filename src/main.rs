@@ -6,6 +6,9 @@ use clap::Parser;
 use fedprof::cli::{Cli, run};
 use tracing_subscriber::EnvFilter;
 
+/// How long blocking work may run on after the command ended (review finding M11).
+const BLOCKING_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn main() -> ExitCode {
     // A dependency's panic that the pipeline catches on purpose (a reader's bug on a damaged
     // file) becomes an error naming the file, or a logged fallback: its panic message would
@@ -30,7 +33,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Blocking work still running (a node's local computation, stuck on a slow disk or a
+    // pipe) must not keep the process alive after shutdown: it is abandoned after a grace
+    // period, and it pays for nothing once shutdown began (`fedprof_node::books::debit`).
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // `{:#}` prints the whole chain of causes on one line; never a backtrace.

@@ -182,16 +182,36 @@ pub struct LimitsConfig {
     pub max_frame_bytes: FrameLimit,
     /// Seconds open connections get to finish on shutdown (default 5).
     pub shutdown_grace_secs: u64,
+    /// Seconds between application heartbeat pings to each registered node (default 10).
+    pub heartbeat_interval_secs: NonZeroU64,
+    /// Seconds a registered node may send nothing (not even a pong) before it is closed and
+    /// leaves every roster (default 30). See docs/PROTOCOL.md, "Heartbeat".
+    pub heartbeat_timeout_secs: NonZeroU64,
+}
+
+impl LimitsConfig {
+    /// The heartbeat these settings describe.
+    pub fn heartbeat(&self) -> crate::core::Heartbeat {
+        crate::core::Heartbeat {
+            interval: Duration::from_secs(self.heartbeat_interval_secs.get()),
+            timeout: Duration::from_secs(self.heartbeat_timeout_secs.get()),
+        }
+    }
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         let d = ServerLimits::default();
+        let hb = crate::core::Heartbeat::default();
         LimitsConfig {
             max_connections: NonZeroUsize::new(d.max_connections).unwrap_or(NonZeroUsize::MIN),
             idle_timeout_secs: NonZeroU64::new(d.idle_timeout.as_secs()).unwrap_or(NonZeroU64::MIN),
             max_frame_bytes: d.max_frame,
             shutdown_grace_secs: d.shutdown_grace.as_secs(),
+            heartbeat_interval_secs: NonZeroU64::new(hb.interval.as_secs())
+                .unwrap_or(NonZeroU64::MIN),
+            heartbeat_timeout_secs: NonZeroU64::new(hb.timeout.as_secs())
+                .unwrap_or(NonZeroU64::MIN),
         }
     }
 }

@@ -28,6 +28,9 @@ use crate::journal::{
 };
 use crate::round::{Participant, Round, RoundEffect, RoundPolicy, RoundRequest};
 
+mod heartbeat;
+pub use heartbeat::Heartbeat;
+
 /// How long a later release of a profiling job waits, by default, for lost nodes of the job.
 pub const DEFAULT_REJOIN_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -164,6 +167,10 @@ struct Session {
     certificate: Vec<u8>,
     key: VerifyingKey,
     registered: bool,
+    /// When anything last arrived on this connection.
+    heard: Instant,
+    /// When the next heartbeat ping is due (registered nodes only).
+    next_ping: Instant,
 }
 
 /// How releases are bounded and noised (from the coordinator config's `[privacy]`).
@@ -205,6 +212,8 @@ pub struct Coordinator {
     period: String,
     /// Nonces, profiling job ids and graph seeds (seeded by the shell from the OS).
     rng: ChaCha20Rng,
+    heartbeat: Heartbeat,
+    pings: u64,
 }
 
 impl Coordinator {
@@ -227,7 +236,14 @@ impl Coordinator {
             rejoin_timeout: DEFAULT_REJOIN_TIMEOUT,
             period: String::new(),
             rng: ChaCha20Rng::from_seed(seed),
+            heartbeat: Heartbeat::default(),
+            pings: 0,
         }
+    }
+
+    /// Sets the heartbeat (the default is [`Heartbeat::default`]).
+    pub fn set_heartbeat(&mut self, heartbeat: Heartbeat) {
+        self.heartbeat = heartbeat;
     }
 
     /// The registered nodes.
@@ -253,11 +269,19 @@ impl Coordinator {
         self.rejoin_timeout = timeout;
     }
 
-    /// The earliest deadline (a round phase, a release waiting for nodes), when the shell
-    /// should send [`Input::Tick`].
+    /// The earliest deadline (a round phase, a release waiting for nodes, a heartbeat), when
+    /// the shell should send [`Input::Tick`].
     pub fn next_deadline(&self) -> Option<Instant> {
         let rounds = self.rounds.values().filter_map(|(r, _)| r.deadline());
-        rounds.chain(self.pending.iter().map(|p| p.until)).min()
+        let heartbeats = self
+            .sessions
+            .values()
+            .filter(|s| s.registered)
+            .map(|s| s.next_ping.min(s.heard + self.heartbeat.timeout));
+        rounds
+            .chain(self.pending.iter().map(|p| p.until))
+            .chain(heartbeats)
+            .min()
     }
 
     /// Handles one input at time `now`.
@@ -278,6 +302,8 @@ impl Coordinator {
                         certificate,
                         key,
                         registered: false,
+                        heard: now,
+                        next_ping: now + self.heartbeat.interval,
                     },
                 );
             }
@@ -290,6 +316,7 @@ impl Coordinator {
             Input::RecordFailed { job } => self.record_failed(job),
             Input::Period(period) => self.period = period,
             Input::Tick => {
+                self.heartbeats(now, &mut out);
                 let jobs: Vec<JobId> = self.rounds.keys().copied().collect();
                 for job in jobs {
                     if let Some((round, _)) = self.rounds.get_mut(&job) {
@@ -314,9 +341,12 @@ impl Coordinator {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return; // Already closed; a message still in flight.
         };
+        session.heard = now;
         let Envelope { header, body } = envelope;
         let role = session.party.role;
         match (role, body) {
+            // Its arrival is the point (`heard`, above).
+            (Role::Node, Body::Pong(_)) if session.registered => {}
             (Role::Node, Body::Register(reg)) if !session.registered => {
                 session.registered = true;
                 let name = session.party.name.clone();
@@ -657,6 +687,18 @@ impl Coordinator {
                 Requester::Analyst(conn) if self.sessions.contains_key(&conn) => Some(conn),
                 _ => None,
             };
+            // M4: every participant still connected learns at once that the round is over for
+            // it (contributors to a published release get the result instead, once recorded).
+            for (node, over) in round.over_notices() {
+                if let Some(&conn) = self.nodes.get(&node) {
+                    out.push(Output::Send {
+                        conn,
+                        job,
+                        round: RoundId(0),
+                        body: Body::RoundOver(over),
+                    });
+                }
+            }
             let paid = self.paying.remove(&job);
             let request = self.job_requests.remove(&job);
             match &outcome {
@@ -737,17 +779,23 @@ fn permitted(role: Role, body: &Body) -> bool {
         | Body::Refuse(_)
         | Body::Submit(_)
         | Body::SecAgg(_)
-        | Body::Receipt(_) => role == Role::Node,
+        | Body::Receipt(_)
+        | Body::Pong(_) => role == Role::Node,
         Body::SubmitJob(_) => role == Role::Analyst,
         Body::Error(_) => true,
         Body::Registered(_)
         | Body::JobAnnounce(_)
         | Body::Result(_)
         | Body::Outcome(_)
-        | Body::SecAggRelay(_) => false,
+        | Body::SecAggRelay(_)
+        | Body::RoundOver(_)
+        | Body::Ping(_) => false,
     }
 }
 
 mod requests;
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod heartbeat_tests;

@@ -14,6 +14,6 @@ pub mod service;
 pub mod trust;
 
 pub use config::{CoordinatorConfig, Every, ScheduleConfig};
-pub use core::{Coordinator, Input, Output, ReleasePolicy, Requester};
+pub use core::{Coordinator, Heartbeat, Input, Output, ReleasePolicy, Requester};
 pub use round::{Participant, Round, RoundPolicy};
 pub use service::{CoordinatorHandle, CoordinatorService, StartError, open_ledger};

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use fedprof_crypto::VerifyingKey;
 use fedprof_protocol::{
     Body, ErrorCode, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure, PartyName,
-    ProfileTag, Refusal, ReleaseParams, RosterEntry, SecAggGraph, SecAggSetup,
+    ProfileTag, Refusal, ReleaseParams, RosterEntry, RoundOver, RoundOverReason, SecAggGraph,
+    SecAggSetup,
 };
 use fedprof_secagg::coordinator::{CoordinatorError, Step};
 use fedprof_secagg::{GraphSpec, Party, RoundConfig, RoundTag};
@@ -414,16 +415,31 @@ impl Round {
         };
         let secs = self.policy.timeout.as_secs_f64();
         let phase = secagg.phase();
-        // Nodes the phase waited for in vain are out of the round from here on.
+        // Nodes the phase waited for in vain are out of the round from here on, and told so
+        // (M4: a node that is only slow frees its job slot at once).
+        let mut notices = Vec::new();
         for i in secagg.pending() {
             let name = self.roster[i as usize].clone();
             if self.members.get(&name) == Some(&Member::Active) {
-                self.fail(
-                    &name,
-                    format!("no answer in phase {phase:?} within {secs:.1} s"),
-                );
+                let detail = format!("no answer in phase {phase:?} within {secs:.1} s");
+                self.fail(&name, detail.clone());
+                notices.push(RoundEffect::Send {
+                    node: name,
+                    body: Body::RoundOver(RoundOver {
+                        reason: RoundOverReason::Excluded,
+                        detail,
+                    }),
+                });
             }
         }
+        let mut effects = self.advance(now);
+        notices.append(&mut effects);
+        notices
+    }
+
+    /// Closes the secure aggregation's current phase: the next phase's messages, or the
+    /// round's outcome.
+    fn advance(&mut self, now: Instant) -> Vec<RoundEffect> {
         let Some(secagg) = self.secagg.as_mut() else {
             return Vec::new();
         };
@@ -506,6 +522,34 @@ impl Round {
                     reason: reason.clone(),
                 }),
                 Member::Active => None,
+            })
+            .collect()
+    }
+
+    /// Once the round is settled, the round-over notice for every roster member that gets no
+    /// result: all of them when the round aborted, the non-contributors when it released.
+    /// (A contributor whose release then fails to be recorded is told by the shell.)
+    pub fn over_notices(&self) -> Vec<(PartyName, RoundOver)> {
+        let (reason, detail, contributors): (_, String, &[PartyName]) = match &self.outcome {
+            None => return Vec::new(),
+            Some(JobOutcome::Aborted { reason, .. }) => {
+                (RoundOverReason::Aborted, reason.clone(), &[])
+            }
+            Some(JobOutcome::Completed { result, .. }) => (
+                RoundOverReason::NotInSum,
+                "the release was published without this node's vector".into(),
+                &result.contributors,
+            ),
+        };
+        self.roster
+            .iter()
+            .filter(|n| !contributors.contains(n))
+            .map(|n| {
+                let detail = match self.members.get(n) {
+                    Some(Member::Failed(why)) => format!("{detail} ({why})"),
+                    _ => detail.clone(),
+                };
+                (n.clone(), RoundOver { reason, detail })
             })
             .collect()
     }

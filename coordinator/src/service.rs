@@ -32,7 +32,7 @@ use fedprof_ledger::{
     Policy, ReleaseId, ReleaseRecord,
 };
 
-use crate::core::{ConnId, Coordinator, Input, Output, ReleasePolicy, Requester};
+use crate::core::{ConnId, Coordinator, Heartbeat, Input, Output, ReleasePolicy, Requester};
 use crate::journal::{JournalError, JournalFile, Record, Recovery};
 use crate::round::RoundPolicy;
 
@@ -104,6 +104,7 @@ pub struct CoordinatorService {
     ledger: CoordinatorLedger,
     journal: Option<(JournalFile, Recovery)>,
     rejoin_timeout: Option<Duration>,
+    heartbeat: Heartbeat,
 }
 
 impl CoordinatorService {
@@ -142,7 +143,14 @@ impl CoordinatorService {
         )?;
         service.journal = Some(journal);
         service.rejoin_timeout = Some(Duration::from_secs(config.rounds.rejoin_timeout_secs));
+        service.heartbeat = config.limits.heartbeat();
         Ok(service)
+    }
+
+    /// Sets the application heartbeat (default [`Heartbeat::default`]).
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        self.heartbeat = heartbeat;
+        self
     }
 
     /// Binds `addr` (port 0 picks a free port) with explicit credentials, settings and ledger.
@@ -163,6 +171,7 @@ impl CoordinatorService {
             ledger,
             journal: None,
             rejoin_timeout: None,
+            heartbeat: Heartbeat::default(),
         })
     }
 
@@ -184,7 +193,12 @@ impl CoordinatorService {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (nodes_tx, nodes_rx) = watch::channel(Vec::new());
         let core_task = tokio::spawn(core_loop(
-            (self.policy, self.release, self.rejoin_timeout),
+            (
+                self.policy,
+                self.release,
+                self.rejoin_timeout,
+                self.heartbeat,
+            ),
             (self.ledger, self.journal),
             events_rx,
             nodes_tx,
@@ -307,7 +321,7 @@ pub fn open_ledger(
 }
 
 async fn core_loop(
-    (policy, release, rejoin): (RoundPolicy, ReleasePolicy, Option<Duration>),
+    (policy, release, rejoin, heartbeat): (RoundPolicy, ReleasePolicy, Option<Duration>, Heartbeat),
     (mut ledger, journal): (CoordinatorLedger, Option<(JournalFile, Recovery)>),
     mut events: mpsc::Receiver<Event>,
     nodes: watch::Sender<Vec<PartyName>>,
@@ -328,6 +342,7 @@ async fn core_loop(
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     let mut core = Coordinator::new(policy, release, seed);
+    core.set_heartbeat(heartbeat);
     if let Some(timeout) = rejoin {
         core.set_rejoin_timeout(timeout);
     }
@@ -487,6 +502,20 @@ async fn core_loop(
                             }
                             Err(reason) => {
                                 tracing::error!(%job, %reason, "release not recorded; nothing published");
+                                // The contributors were promised nothing else: their round is
+                                // over (M4), they free the job's slot now.
+                                for conn in recipients {
+                                    let body = Body::RoundOver(fedprof_protocol::RoundOver {
+                                        reason: fedprof_protocol::RoundOverReason::Aborted,
+                                        detail: "the release could not be recorded".into(),
+                                    });
+                                    deliver(
+                                        &mut writers,
+                                        &mut full,
+                                        conn,
+                                        Outgoing::Send(job, RoundId(0), Box::new(body)),
+                                    );
+                                }
                                 if let Err(e) = journal.append(&Record::Aborted { job }) {
                                     tracing::error!(error = %e, "cannot write the job journal; stopping");
                                     break 'serve;

@@ -218,6 +218,11 @@ pub struct ConnectionConfig {
     pub idle_timeout_secs: NonZeroU64,
     /// Largest accepted frame in bytes (default 16 MiB).
     pub max_frame_bytes: FrameLimit,
+    /// Seconds without any message from the coordinator (which pings every registered node,
+    /// by default every 10 s) after which the node ends the session and reconnects (default
+    /// 30). Also the longest a single send may block: a coordinator that does not read for
+    /// that long is treated as gone. See docs/PROTOCOL.md, "Heartbeat".
+    pub heartbeat_timeout_secs: NonZeroU64,
 }
 
 impl Default for ConnectionConfig {
@@ -229,6 +234,10 @@ impl Default for ConnectionConfig {
             idle_timeout_secs: NonZeroU64::new(limits.idle_timeout.as_secs())
                 .unwrap_or(NonZeroU64::MIN),
             max_frame_bytes: limits.max_frame,
+            heartbeat_timeout_secs: NonZeroU64::new(
+                crate::core::DEFAULT_HEARTBEAT_TIMEOUT.as_secs(),
+            )
+            .unwrap_or(NonZeroU64::MIN),
         }
     }
 }
@@ -240,6 +249,11 @@ impl ConnectionConfig {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs.get()),
             max_frame: self.max_frame_bytes,
         }
+    }
+
+    /// How long the coordinator may stay silent (see `heartbeat_timeout_secs`).
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_timeout_secs.get())
     }
 
     /// Reconnection backoff bounds.

@@ -4,10 +4,14 @@
 //! messages to send. The vector may arrive before or after the share bundle that needs it.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use fedprof_crypto::SigningKey;
+use fedprof_crypto::{SigningKey, VerifyingKey};
+use fedprof_ledger::{DebitReceipt, Digest, NodeBody, ReleaseId};
 use fedprof_protocol::secagg::{CoordinatorMessage, NodeMessage, ShareBundle};
-use fedprof_protocol::{JobAnnounce, JobId, SecAggGraph};
+use fedprof_protocol::{
+    JobAnnounce, JobId, PartyId, PartyName, Role, RosterEntry, RoundId, SecAggGraph,
+};
 use fedprof_secagg::{
     AwaitingBundle, AwaitingDirectory, AwaitingUnmask, GraphSpec, NodeError, Party, RoundConfig,
     RoundTag,
@@ -29,6 +33,98 @@ pub enum JobError {
     /// A message arrived that this phase does not take.
     #[error("{0} is not expected in this phase")]
     OutOfPhase(&'static str),
+    /// The debit receipt handed over is not this job's release.
+    #[error("the debit receipt is not for this job's release {0}")]
+    WrongReceipt(ReleaseId),
+}
+
+/// Checks a certificate received outside a handshake (a roster entry) against the federation
+/// CA at `now`, and returns the party it names and its raw Ed25519 key. Implemented by
+/// [`fedprof_transport::Credentials`]; a trait so that [`crate::core::NodeCore`] stays free of
+/// TLS state and its tests can supply their own.
+pub trait Certificates: Send + Sync {
+    /// The party and key of certificate `der`, if it chains to the CA and is valid at `now`.
+    fn verify_party(&self, der: &[u8], now: SystemTime) -> Result<(PartyId, [u8; 32]), String>;
+}
+
+impl Certificates for fedprof_transport::Credentials {
+    fn verify_party(&self, der: &[u8], now: SystemTime) -> Result<(PartyId, [u8; 32]), String> {
+        fedprof_transport::Credentials::verify_party(self, der, now).map_err(|e| e.to_string())
+    }
+}
+
+/// A roster whose every certificate was verified against the federation CA, names the node
+/// its entry names, and carries a valid Ed25519 key; with this node's position in it. The
+/// only way to get one is [`VerifiedRoster::verify`], and [`round_config`] takes nothing
+/// else, so a round cannot be built on keys the coordinator chose (it could otherwise
+/// substitute its own and unmask one node's vector).
+#[derive(Debug, Clone)]
+pub struct VerifiedRoster {
+    names: Vec<PartyName>,
+    keys: Vec<VerifyingKey>,
+    me: u32,
+}
+
+impl VerifiedRoster {
+    /// Verifies `roster` at `now` for the node `me`.
+    pub fn verify(
+        roster: &[RosterEntry],
+        me: &PartyId,
+        certificates: &dyn Certificates,
+        now: SystemTime,
+    ) -> Result<Self, JobError> {
+        let mut keys = Vec::with_capacity(roster.len());
+        let mut mine = None;
+        for (i, entry) in roster.iter().enumerate() {
+            let (party, key) = certificates
+                .verify_party(&entry.certificate, now)
+                .map_err(|e| {
+                    JobError::Setup(format!(
+                        "roster certificate of {} is not trusted: {e}",
+                        entry.name
+                    ))
+                })?;
+            if party.role != Role::Node || party.name != entry.name {
+                return Err(JobError::Setup(format!(
+                    "roster entry {} carries the certificate of {party}",
+                    entry.name
+                )));
+            }
+            if party == *me {
+                if mine.is_some() {
+                    return Err(JobError::Setup("this node is in the roster twice".into()));
+                }
+                mine = u32::try_from(i).ok();
+            }
+            keys.push(VerifyingKey::from_bytes(&key).map_err(|_| {
+                JobError::Setup(format!(
+                    "roster key of {} is not a valid Ed25519 key",
+                    entry.name
+                ))
+            })?);
+        }
+        let me = mine.ok_or(JobError::NotInRoster)?;
+        Ok(VerifiedRoster {
+            names: roster.iter().map(|e| e.name.clone()).collect(),
+            keys,
+            me,
+        })
+    }
+
+    /// This node's index in the round.
+    pub fn me(&self) -> u32 {
+        self.me
+    }
+
+    /// How many nodes the roster has.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the roster is empty (never, for a verified roster: this node is in it).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
 }
 
 enum Phase {
@@ -38,9 +134,20 @@ enum Phase {
     Done,
 }
 
+/// The id of the release a round configuration serves in every ledger: the job, round 0 and
+/// the configuration's digest (which covers the coordinator's fresh nonce).
+pub fn release_id(job: JobId, config: &RoundConfig) -> ReleaseId {
+    ReleaseId {
+        job,
+        round: RoundId(0),
+        nonce: Digest::from_bytes(config.digest()),
+    }
+}
+
 /// One job's secure-aggregation state on the node.
 pub struct NodeJob<R> {
     job: JobId,
+    release: ReleaseId,
     phase: Phase,
     input: Option<Vec<u64>>,
     pending_bundle: Option<ShareBundle>,
@@ -62,22 +169,29 @@ impl<R> std::fmt::Debug for NodeJob<R> {
     }
 }
 
-/// Builds the round configuration every participant must agree on. `keys[i]` is the
-/// certificate key of roster entry `i`, which the caller took from that entry's certificate
-/// after verifying it against the federation CA and checking that it names that node.
+/// Builds the round configuration every participant must agree on, from the announcement and
+/// its roster as verified ([`VerifiedRoster::verify`] of the same announcement's roster).
 pub fn round_config(
     job: JobId,
     announce: &JobAnnounce,
-    keys: Vec<fedprof_crypto::VerifyingKey>,
+    roster: &VerifiedRoster,
 ) -> Result<Arc<RoundConfig>, JobError> {
     let setup = &announce.secagg;
-    if keys.len() != setup.roster.len() {
-        return Err(JobError::Setup("one key per roster entry is needed".into()));
+    let same = setup.roster.len() == roster.names.len()
+        && setup
+            .roster
+            .iter()
+            .zip(&roster.names)
+            .all(|(e, n)| e.name == *n);
+    if !same {
+        return Err(JobError::Setup(
+            "the verified roster is not this announcement's".into(),
+        ));
     }
     let parties = setup
         .roster
         .iter()
-        .zip(keys)
+        .zip(roster.keys.iter().copied())
         .map(|(entry, verifying_key)| Party {
             name: entry.name.to_string(),
             verifying_key,
@@ -119,9 +233,11 @@ impl<R: CryptoRng> NodeJob<R> {
         key: &SigningKey,
         mut rng: R,
     ) -> Result<(Self, NodeMessage), JobError> {
+        let release = release_id(job, &config);
         let (state, advert) = fedprof_secagg::node::start(config, me, key, &mut rng)?;
         let job = NodeJob {
             job,
+            release,
             phase: Phase::Directory(state),
             input: None,
             pending_bundle: None,
@@ -162,10 +278,27 @@ impl<R: CryptoRng> NodeJob<R> {
         }
     }
 
-    /// Hands over the node's vector (already bounded, noised and debited).
-    pub fn set_input(&mut self, input: Vec<u64>) -> Result<Option<NodeMessage>, JobError> {
-        self.input = Some(input);
-        self.try_mask()
+    /// The release this job pays for.
+    pub fn release(&self) -> ReleaseId {
+        self.release
+    }
+
+    /// Hands over the node's vector with the proof it was paid for: the ledger's
+    /// [`DebitReceipt`], which only [`fedprof_ledger::NodeLedger::prepare_release`] creates,
+    /// after the debit is fsynced. Nothing else sets the input, so no vector is masked (and
+    /// sent) unpaid. Returns the receipt's ledger line (for the coordinator, sent before the
+    /// masked input) and the masked input once the share bundle is here too.
+    pub fn set_input(
+        &mut self,
+        receipt: DebitReceipt,
+    ) -> Result<(String, Option<NodeMessage>), JobError> {
+        let paid = matches!(receipt.entry().body(), NodeBody::Debit { release, .. } if *release == self.release);
+        if !paid {
+            return Err(JobError::WrongReceipt(self.release));
+        }
+        let (entry, vector) = receipt.into_parts();
+        self.input = Some(vector);
+        Ok((entry.to_line(), self.try_mask()?))
     }
 
     /// Masks and sends the vector once both it and the share bundle are here.

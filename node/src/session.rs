@@ -1,9 +1,13 @@
 //! The node's side of a connection, as a sans-IO state machine: registration, then the routing
 //! of each message from the coordinator to what the node must do about it. Jobs themselves run
-//! in [`crate::job::NodeJob`]; this machine only knows whether the node is registered.
+//! in [`crate::job::NodeJob`]; this machine only knows whether the node is registered. It is
+//! a part of [`crate::core::NodeCore`], which carries out what it routes; it answers the
+//! coordinator's heartbeat `Ping` itself.
 
 use fedprof_protocol::secagg::CoordinatorMessage;
-use fedprof_protocol::{Body, Envelope, ErrorCode, JobAnnounce, JobId, JobResult, Register};
+use fedprof_protocol::{
+    Body, Envelope, ErrorCode, JobAnnounce, JobId, JobResult, Register, RoundOver,
+};
 
 /// What the node's driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +39,13 @@ pub enum NodeAction {
         job: JobId,
         /// The released result.
         result: JobResult,
+    },
+    /// The coordinator says the job's round is over for this node: drop the job.
+    RoundOver {
+        /// The job.
+        job: JobId,
+        /// Why.
+        over: RoundOver,
     },
     /// The session cannot go on; close the connection (the driver reconnects with backoff).
     End {
@@ -85,6 +96,13 @@ impl NodeSession {
             }
             (true, Body::SecAggRelay(message)) => vec![NodeAction::Relay { job, message }],
             (true, Body::Result(result)) => vec![NodeAction::Released { job, result }],
+            (true, Body::RoundOver(over)) => vec![NodeAction::RoundOver { job, over }],
+            // The heartbeat is answered here, by the protocol core, so a reply shows that
+            // the node processes messages (not only that its QUIC stack is up).
+            (true, Body::Ping(n)) => vec![NodeAction::Send {
+                job: JobId::NONE,
+                body: Body::Pong(n),
+            }],
             (_, Body::Error(e)) => {
                 vec![NodeAction::End {
                     reason: format!("coordinator error {:?}: {}", e.code, e.detail),

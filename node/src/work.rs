@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use chacha20::ChaCha20Rng;
 use fedprof_ledger::MechanismRecord;
 use fedprof_privacy::Rho;
 use fedprof_protocol::{FeatureQuery, JobSpec, Refusal, RefuseReason, ReleaseParams};
@@ -155,12 +154,10 @@ impl Work {
         }
     }
 
-    /// Computes this node's noisy vector, or the refusal to send instead.
-    pub(crate) fn run(
-        &self,
-        params: &ReleaseParams,
-        rng: &mut ChaCha20Rng,
-    ) -> Result<Vec<u64>, Refusal> {
+    /// Computes this node's exact (noise-free) answer, or the refusal to send instead. The
+    /// noise is drawn only once the release passed its budget checks under the ledger lock
+    /// ([`crate::books::debit`]).
+    pub(crate) fn exact(&self) -> Result<Vec<i64>, Refusal> {
         match self {
             Work::Features {
                 config,
@@ -168,9 +165,7 @@ impl Work {
                 query,
             } => {
                 let table = features(config, &query.as_of, cache)?;
-                let exact =
-                    crate::query::evaluate(&table, query).map_err(|e| policy(e.to_string()))?;
-                crate::query::noisy(&exact, params, rng).map_err(|e| policy(e.to_string()))
+                crate::query::evaluate(&table, query).map_err(|e| policy(e.to_string()))
             }
         }
     }

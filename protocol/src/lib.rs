@@ -24,7 +24,8 @@ pub use identity::{PartyId, PartyName, PartyNameError, Role};
 pub use message::{
     Body, Contribution, Envelope, ErrorCode, ErrorFrame, Fraction, Header, JobAnnounce, JobId,
     JobOutcome, JobResult, JobSpec, NodeFailure, ReceiptHead, Refusal, RefuseReason, Register,
-    Registered, ReleaseParams, RosterEntry, RoundId, SecAggGraph, SecAggSetup, Submission,
+    Registered, ReleaseParams, RosterEntry, RoundId, RoundOver, RoundOverReason, SecAggGraph,
+    SecAggSetup, Submission,
 };
 pub use profile::{ProfileId, ProfileTag, RequestId};
 pub use query::{FeatureQuery, QueryPart, Segmenter};
@@ -34,11 +35,11 @@ pub use seq::{SeqCounter, SeqError, SeqTracker};
 /// it is carried in the TLS ALPN identifier ([`ALPN`]) (cryptographic labels carry their own
 /// version, `fedprof_crypto::LABEL_PREFIX`), so two builds that disagree on it cannot talk at
 /// all rather than misread each other.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The ALPN protocol identifier, `fedprof/<PROTOCOL_VERSION>`. A test pins it to
 /// [`PROTOCOL_VERSION`]; a peer speaking another version fails the TLS handshake.
-pub const ALPN: &[u8] = b"fedprof/2";
+pub const ALPN: &[u8] = b"fedprof/3";
 
 #[cfg(test)]
 mod tests {

@@ -84,6 +84,17 @@ pub enum Body {
     /// Node -> coordinator: the node's signed ledger entry debiting this job's release (one
     /// JSON line, see `docs/LEDGER.md`), sent before its masked input.
     Receipt(String),
+    /// Coordinator -> node: the round of the header's job is over for this node, and why.
+    /// The node drops the job and frees its slot at once (a contributor to a published
+    /// release gets [`Body::Result`] instead). Sent for every way a round ends, so no node
+    /// holds a slot for a round that cannot use it (review finding M4).
+    RoundOver(RoundOver),
+    /// Coordinator -> node: application heartbeat; the node answers [`Body::Pong`] with the
+    /// same number from its protocol core, which shows the core (not only the QUIC stack)
+    /// is processing messages. See `docs/PROTOCOL.md`, "Heartbeat".
+    Ping(u64),
+    /// Node -> coordinator: the answer to [`Body::Ping`], carrying its number.
+    Pong(u64),
 }
 
 impl Body {
@@ -103,6 +114,9 @@ impl Body {
             Body::SecAgg(m) => m.kind(),
             Body::SecAggRelay(_) => "secagg-relay",
             Body::Receipt(_) => "receipt",
+            Body::RoundOver(_) => "round-over",
+            Body::Ping(_) => "ping",
+            Body::Pong(_) => "pong",
         }
     }
 }
@@ -289,6 +303,28 @@ pub enum RefuseReason {
     RolledBack,
 }
 
+/// Why a round is over for the node told so (see [`Body::RoundOver`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoundOverReason {
+    /// The release was published; this node is not among its contributors (it failed or
+    /// was not among the survivors whose sum was unmasked).
+    NotInSum,
+    /// The round aborted; nothing was released.
+    Aborted,
+    /// This node was excluded from the round that goes on without it (it missed a phase
+    /// deadline).
+    Excluded,
+}
+
+/// The round of a job is over for the recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundOver {
+    /// Why.
+    pub reason: RoundOverReason,
+    /// Details for the node's log (never customer data).
+    pub detail: String,
+}
+
 /// A refusal with a human-readable detail (never customer data).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
@@ -389,6 +425,9 @@ pub enum ErrorCode {
     Replaced,
     /// The receiver failed internally; the sender did nothing wrong.
     Internal,
+    /// The peer did not answer the application heartbeat in time (its connection may be up,
+    /// but nothing processes its messages).
+    Unresponsive,
 }
 
 /// A protocol error as sent on the wire.

@@ -113,14 +113,14 @@ fn decoder_takes_a_frame_of_exactly_the_limit() {
 #[test]
 fn ring_vectors_must_hold_whole_elements() {
     // Submit whose values byte string is 7 bytes long: not a whole number of 8-byte elements.
-    let bytes = [&[0x00, 0x02, 0x07, 0x00, 0x03, 0x05, 0x07][..], &[0u8; 7]].concat();
+    let bytes = [&[0x00, 0x03, 0x07, 0x00, 0x03, 0x05, 0x07][..], &[0u8; 7]].concat();
     assert!(matches!(
         fedprof_protocol::decode(&bytes),
         Err(fedprof_protocol::DecodeError::Malformed(_))
     ));
     // Eight bytes are one element.
     let bytes = [
-        &[0x00, 0x02, 0x07, 0x00, 0x03, 0x05, 0x08][..],
+        &[0x00, 0x03, 0x07, 0x00, 0x03, 0x05, 0x08][..],
         &[1, 0, 0, 0, 0, 0, 0, 0],
     ]
     .concat();

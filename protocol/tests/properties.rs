@@ -18,7 +18,7 @@ use fedprof_protocol::{
     FrameError, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec,
     NodeFailure, PROTOCOL_VERSION, PartyId, PartyName, ProfileId, ProfileTag, ReceiptHead, Refusal,
     RefuseReason, Register, Registered, ReleaseParams, RequestId, Role, RosterEntry, RoundId,
-    SecAggGraph, SecAggSetup, Submission, decode, encode, secagg,
+    RoundOver, RoundOverReason, SecAggGraph, SecAggSetup, Submission, decode, encode, secagg,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -175,6 +175,15 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         ErrorCode::ShuttingDown,
         ErrorCode::Replaced,
         ErrorCode::Internal,
+        ErrorCode::Unresponsive,
+    ])
+}
+
+fn round_over_reason() -> impl Strategy<Value = RoundOverReason> {
+    proptest::sample::select(vec![
+        RoundOverReason::NotInSum,
+        RoundOverReason::Aborted,
+        RoundOverReason::Excluded,
     ])
 }
 
@@ -325,6 +334,10 @@ fn body() -> impl Strategy<Value = Body> {
         secagg_node_message().prop_map(Body::SecAgg),
         secagg_coordinator_message().prop_map(Body::SecAggRelay),
         text().prop_map(Body::Receipt),
+        (round_over_reason(), text())
+            .prop_map(|(reason, detail)| Body::RoundOver(RoundOver { reason, detail })),
+        any::<u64>().prop_map(Body::Ping),
+        any::<u64>().prop_map(Body::Pong),
     ]
 }
 
@@ -562,9 +575,12 @@ fn variant_index(body: &Body) -> usize {
         Body::SecAgg(_) => 10,
         Body::SecAggRelay(_) => 11,
         Body::Receipt(_) => 12,
+        Body::RoundOver(_) => 13,
+        Body::Ping(_) => 14,
+        Body::Pong(_) => 15,
     }
 }
-const BODY_VARIANTS: usize = 13;
+const BODY_VARIANTS: usize = 16;
 
 #[test]
 fn body_strategy_covers_every_variant() {

@@ -19,8 +19,8 @@ use fedprof_protocol::{
     Body, Contribution, DecodeError, Envelope, ErrorCode, ErrorFrame, Fraction, FrameDecoder,
     FrameError, FrameLimit, Header, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec,
     NodeFailure, PartyId, PartyName, ProfileId, ProfileTag, ReceiptHead, Refusal, RefuseReason,
-    Register, Registered, ReleaseParams, RequestId, Role, RosterEntry, RoundId, SecAggGraph,
-    SecAggSetup, Submission, decode, encode, secagg,
+    Register, Registered, ReleaseParams, RequestId, Role, RosterEntry, RoundId, RoundOver,
+    RoundOverReason, SecAggGraph, SecAggSetup, Submission, decode, encode, secagg,
 };
 
 fn header(job: u64, round: u32, seq: u64) -> Header {
@@ -56,9 +56,12 @@ fn variant_index(body: &Body) -> u8 {
         Body::SecAgg(_) => 10,
         Body::SecAggRelay(_) => 11,
         Body::Receipt(_) => 12,
+        Body::RoundOver(_) => 13,
+        Body::Ping(_) => 14,
+        Body::Pong(_) => 15,
     }
 }
-const BODY_VARIANTS: u8 = 13;
+const BODY_VARIANTS: u8 = 16;
 
 /// The profiling job tag used in several vectors: id 0x11 x 16, analyst "x", cap 1/2.
 fn tag() -> ProfileTag {
@@ -123,7 +126,7 @@ fn vectors() -> Vec<Vector> {
                 Body::Register(Register { software: "fedprof 0.1.0".into() }),
             ),
             bytes: &[
-                0x00, 0x02,       // protocol version 2, u16 big-endian
+                0x00, 0x03,       // protocol version 3, u16 big-endian
                 0x00, 0x00, 0x00, // header: job 0 (JobId::NONE), round 0, seq 0
                 0x00,             // Body::Register
                 0x0d,             // software: 13 bytes
@@ -139,7 +142,7 @@ fn vectors() -> Vec<Vector> {
                 }),
             ),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x00, 0x00, 0x00, // header: job 0, round 0, seq 0
                 0x01,             // Body::Registered
                 0x01,             // party.role: Role::Node
@@ -167,7 +170,7 @@ fn vectors() -> Vec<Vector> {
                 }),
             ),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x07, 0x00, 0x01, // header: job 7, round 0, seq 1
                 0x02,             // Body::JobAnnounce
                 // spec: totals(), 32 bytes
@@ -212,7 +215,7 @@ fn vectors() -> Vec<Vector> {
             name: "accept",
             value: envelope(header(7, 0, 2), Body::Accept),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x07, 0x00, 0x02, // header: job 7, round 0, seq 2
                 0x03,             // Body::Accept (unit variant: index only)
             ],
@@ -221,7 +224,7 @@ fn vectors() -> Vec<Vector> {
             name: "accept-wide-header",
             value: envelope(header(1 << 35, u32::MAX, 128), Body::Accept),
             bytes: &[
-                0x00, 0x02,                         // version 2
+                0x00, 0x03,                         // version 3
                 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, // job 2^35: five empty 7-bit groups, then 1
                 0xff, 0xff, 0xff, 0xff, 0x0f,       // round u32::MAX: 5 bytes, last holds 4 bits
                 0x80, 0x01,                         // seq 128
@@ -238,7 +241,7 @@ fn vectors() -> Vec<Vector> {
                 }),
             ),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x07, 0x00, 0x02, // header: job 7, round 0, seq 2
                 0x04,             // Body::Refuse
                 0x02,             // reason: RefuseReason::BudgetExhausted
@@ -254,7 +257,7 @@ fn vectors() -> Vec<Vector> {
                 Body::Submit(Contribution { values: vec![3, 300, u64::MAX] }),
             ),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x07, 0x00, 0x03, // header: job 7, round 0, seq 3
                 0x05,             // Body::Submit
                 0x18,             // values: 24 bytes = 3 fixed-width little-endian elements
@@ -276,7 +279,7 @@ fn vectors() -> Vec<Vector> {
                 }),
             ),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x07, 0x00, 0x02, // header: job 7, round 0, seq 2
                 0x06,             // Body::Result
                 // spec: totals(), as in "job-announce"
@@ -303,7 +306,7 @@ fn vectors() -> Vec<Vector> {
                 Body::SubmitJob(Submission { request: RequestId([0x22; 16]), spec: totals() }),
             ),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x00, 0x00, 0x00, // header: job 0 (none yet), round 0, seq 0
                 0x07,             // Body::SubmitJob
                 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, // request: 16 raw bytes
@@ -330,7 +333,7 @@ fn vectors() -> Vec<Vector> {
                 }),
             ),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x07, 0x00, 0x01, // header: job 7, round 0, seq 1
                 0x08,             // Body::Outcome
                 0x00,             // JobOutcome::Completed
@@ -364,7 +367,7 @@ fn vectors() -> Vec<Vector> {
                 })),
             ),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x07, 0x00, 0x04, // header: job 7, round 0, seq 4
                 0x0a,             // Body::SecAgg
                 0x02,             // NodeMessage::Masked
@@ -385,7 +388,7 @@ fn vectors() -> Vec<Vector> {
                 })),
             ),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x07, 0x00, 0x05, // header: job 7, round 0, seq 5
                 0x0b,             // Body::SecAggRelay
                 0x02,             // CoordinatorMessage::Unmask
@@ -398,10 +401,44 @@ fn vectors() -> Vec<Vector> {
             name: "receipt",
             value: envelope(header(7, 0, 3), Body::Receipt("{}".into())),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x07, 0x00, 0x03, // header: job 7, round 0, seq 3
                 0x0c,             // Body::Receipt
                 0x02, b'{', b'}', // the ledger line: 2 bytes
+            ],
+        },
+        Vector {
+            name: "round-over",
+            value: envelope(
+                header(7, 0, 9),
+                Body::RoundOver(RoundOver { reason: RoundOverReason::Aborted, detail: "x".into() }),
+            ),
+            bytes: &[
+                0x00, 0x03,       // version 3
+                0x07, 0x00, 0x09, // header: job 7, round 0, seq 9
+                0x0d,             // Body::RoundOver
+                0x01,             // RoundOverReason::Aborted
+                0x01, b'x',       // detail: 1 byte
+            ],
+        },
+        Vector {
+            name: "ping",
+            value: envelope(header(0, 0, 4), Body::Ping(300)),
+            bytes: &[
+                0x00, 0x03,       // version 3
+                0x00, 0x00, 0x04, // header: job 0 (connection-level), round 0, seq 4
+                0x0e,             // Body::Ping
+                0xac, 0x02,       // 300 as a varint
+            ],
+        },
+        Vector {
+            name: "pong",
+            value: envelope(header(0, 0, 1), Body::Pong(300)),
+            bytes: &[
+                0x00, 0x03,       // version 3
+                0x00, 0x00, 0x01, // header: job 0 (connection-level), round 0, seq 1
+                0x0f,             // Body::Pong
+                0xac, 0x02,       // 300 as a varint
             ],
         },
         Vector {
@@ -411,7 +448,7 @@ fn vectors() -> Vec<Vector> {
                 Body::Outcome(JobOutcome::Aborted { reason: "no nodes".into(), failures: vec![] }),
             ),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x08, 0x00, 0x02, // header: job 8, round 0, seq 2
                 0x08,             // Body::Outcome
                 0x01,             // JobOutcome::Aborted
@@ -427,7 +464,7 @@ fn vectors() -> Vec<Vector> {
                 Body::Error(ErrorFrame { code: ErrorCode::OutOfSequence, detail: "want 4".into() }),
             ),
             bytes: &[
-                0x00, 0x02,       // version 2
+                0x00, 0x03,       // version 3
                 0x00, 0x00, 0x05, // header: job 0 (connection-level), round 0, seq 5
                 0x09,             // Body::Error
                 0x03,             // code: ErrorCode::OutOfSequence
@@ -490,6 +527,7 @@ fn enum_variant_indices_are_pinned() {
         ErrorCode::ShuttingDown,
         ErrorCode::Replaced,
         ErrorCode::Internal,
+        ErrorCode::Unresponsive,
     ];
     for (i, c) in codes.iter().enumerate() {
         assert_eq!(usize::from(one_byte(c)), i, "{c:?}");
@@ -528,9 +566,15 @@ fn too_short_for_a_version() {
 
 #[test]
 fn unknown_version_is_refused_before_the_body_is_read() {
-    // Version alone, version with a valid v2 body, version with garbage: all the same error.
+    // Version alone, version with a valid current body, version with garbage: all the same error.
     let accept_v1 = &vectors()[3].bytes[2..];
-    for version in [[0x00, 0x01], [0xff, 0xff], [0x00, 0x00], [0x01, 0x00]] {
+    for version in [
+        [0x00, 0x01],
+        [0x00, 0x02],
+        [0xff, 0xff],
+        [0x00, 0x00],
+        [0x01, 0x00],
+    ] {
         let got = u16::from_be_bytes(version);
         for body in [&[][..], accept_v1, &[0xff; 16]] {
             let bytes = [&version[..], body].concat();
@@ -546,7 +590,7 @@ fn unknown_version_is_refused_before_the_body_is_read() {
 #[test]
 fn version_without_envelope_is_malformed() {
     assert_eq!(
-        malformed(&[0x00, 0x02]),
+        malformed(&[0x00, 0x03]),
         postcard::Error::DeserializeUnexpectedEnd
     );
 }
@@ -585,27 +629,27 @@ fn trailing_bytes_are_refused() {
 fn unknown_variant_indices_are_refused() {
     let cases: [(&str, &[u8]); 7] = [
         // version, header (job 7, round 0, seq 0), then:
-        ("Body 13", &[0x00, 0x02, 0x07, 0x00, 0x00, 0x0d]),
-        ("Body 127", &[0x00, 0x02, 0x07, 0x00, 0x00, 0x7f]),
+        ("Body 17", &[0x00, 0x03, 0x07, 0x00, 0x00, 0x11]),
+        ("Body 127", &[0x00, 0x03, 0x07, 0x00, 0x00, 0x7f]),
         (
             "Role 4 in Registered",
-            &[0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, b'a'],
+            &[0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, b'a'],
         ),
         (
             "JobSpec 2 in JobAnnounce",
-            &[0x00, 0x02, 0x07, 0x00, 0x00, 0x02, 0x02, 0x00],
+            &[0x00, 0x03, 0x07, 0x00, 0x00, 0x02, 0x02, 0x00],
         ),
         (
             "RefuseReason 7",
-            &[0x00, 0x02, 0x07, 0x00, 0x00, 0x04, 0x07, 0x00],
+            &[0x00, 0x03, 0x07, 0x00, 0x00, 0x04, 0x07, 0x00],
         ),
         (
             "JobOutcome 2",
-            &[0x00, 0x02, 0x07, 0x00, 0x00, 0x08, 0x02, 0x00, 0x00],
+            &[0x00, 0x03, 0x07, 0x00, 0x00, 0x08, 0x02, 0x00, 0x00],
         ),
         (
-            "ErrorCode 11",
-            &[0x00, 0x02, 0x00, 0x00, 0x00, 0x09, 0x0b, 0x00],
+            "ErrorCode 12",
+            &[0x00, 0x03, 0x00, 0x00, 0x00, 0x09, 0x0c, 0x00],
         ),
     ];
     for (what, bytes) in cases {
@@ -614,7 +658,7 @@ fn unknown_variant_indices_are_refused() {
     }
     // A variant index that does not fit the u32 postcard allows: 5 bytes, last above 0x0f.
     assert_eq!(
-        malformed(&[0x00, 0x02, 0x07, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x10]),
+        malformed(&[0x00, 0x03, 0x07, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x10]),
         postcard::Error::DeserializeBadVarint
     );
 }
@@ -623,7 +667,7 @@ fn unknown_variant_indices_are_refused() {
 fn huge_length_prefixes_fail_without_allocating() {
     // 2^60 as a varint: eight empty 7-bit groups, then 0x10 (bit 4 of the ninth group).
     const LEN_2_60: [u8; 9] = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10];
-    let prefix: &[u8] = &[0x00, 0x02, 0x07, 0x00, 0x03]; // version, header job 7 seq 3
+    let prefix: &[u8] = &[0x00, 0x03, 0x07, 0x00, 0x03]; // version, header job 7 seq 3
     // Submit: a ring vector claiming 2^60 bytes, followed by three of them. A
     // decoder that reserved the declared length would abort the test process here; postcard
     // gives serde no size hint above the bytes actually left.
@@ -658,11 +702,11 @@ fn invalid_party_names_are_refused_inside_messages() {
     assert_eq!(malformed(&registered), postcard::Error::SerdeDeCustom);
     // Empty name and edge hyphen in Registered.
     assert_eq!(
-        malformed(&[0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00]),
+        malformed(&[0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00]),
         postcard::Error::SerdeDeCustom
     );
     assert_eq!(
-        malformed(&[0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, b'a', b'-']),
+        malformed(&[0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, b'a', b'-']),
         postcard::Error::SerdeDeCustom
     );
     // A contributor name with a '/' in Result (the name "b" sits before the release's 5 bytes
@@ -694,7 +738,7 @@ fn frame_vector() {
     #[rustfmt::skip]
     let expected: &[u8] = &[
         0x00, 0x00, 0x00, 0x06,             // payload length 6, u32 big-endian
-        0x00, 0x02, 0x07, 0x00, 0x02, 0x03, // the "accept" envelope
+        0x00, 0x03, 0x07, 0x00, 0x02, 0x03, // the "accept" envelope
     ];
     assert_eq!(frame, expected);
     let mut d = FrameDecoder::new(FrameLimit::DEFAULT);

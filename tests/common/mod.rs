@@ -61,6 +61,15 @@ impl TestFed {
         Self::start_inner(nodes, policy, data, false).await
     }
 
+    /// As [`TestFed::start`] with a coordinator pinging nodes on `heartbeat`.
+    pub async fn start_with_heartbeat(
+        policy: RoundPolicy,
+        data: impl Fn(&str) -> String,
+        heartbeat: fedprof_coordinator::Heartbeat,
+    ) -> TestFed {
+        Self::start_tuned(&NODES, policy, data, false, heartbeat).await
+    }
+
     /// As [`TestFed::start`], with a coordinator whose per-job and per-analyst caps are huge
     /// (start nodes with [`TestFed::start_generous_node`]): noise of a fraction of a unit.
     pub async fn start_generous(policy: RoundPolicy, data: impl Fn(&str) -> String) -> TestFed {
@@ -72,6 +81,17 @@ impl TestFed {
         policy: RoundPolicy,
         data: impl Fn(&str) -> String,
         generous: bool,
+    ) -> TestFed {
+        let heartbeat = fedprof_coordinator::Heartbeat::default();
+        Self::start_tuned(nodes, policy, data, generous, heartbeat).await
+    }
+
+    async fn start_tuned(
+        nodes: &[&str],
+        policy: RoundPolicy,
+        data: impl Fn(&str) -> String,
+        generous: bool,
+        heartbeat: fedprof_coordinator::Heartbeat,
     ) -> TestFed {
         let dir = tempfile::tempdir().unwrap();
         let names = |l: &[&str]| l.iter().map(|n| PartyName::new(*n).unwrap()).collect();
@@ -115,7 +135,8 @@ impl TestFed {
             release,
             ledger,
         )
-        .unwrap();
+        .unwrap()
+        .with_heartbeat(heartbeat);
         let addr = service.local_addr().unwrap();
         let (trigger, shutdown) = ShutdownSignal::new();
         let (handle, server) = service.start(shutdown.clone());

@@ -5,7 +5,7 @@ use super::*;
 use chacha20::ChaCha20Rng;
 use fedprof_crypto::SigningKey;
 use fedprof_protocol::secagg::{CoordinatorMessage, NodeMessage};
-use fedprof_protocol::{Fraction, RefuseReason};
+use fedprof_protocol::{Fraction, RefuseReason, RoundOverReason};
 use fedprof_secagg::node::{AwaitingBundle, AwaitingDirectory, AwaitingUnmask};
 use rand_core::SeedableRng;
 
@@ -562,4 +562,69 @@ fn the_graph_can_always_guarantee_the_fewest_survivors() {
         .unwrap();
         assert!(config.bind(min, 1, b"r").is_ok(), "n {n}, min {min}");
     }
+}
+
+/// M4: every roster member that gets no result learns the round is over for it. A node
+/// silent past a phase deadline is told at once that it is excluded (it frees its slot while
+/// the round goes on); once released, a node left out of the sum is told `NotInSum`, and the
+/// contributors (who get the result) nothing.
+#[test]
+fn m4_members_without_a_result_are_told_the_round_is_over() {
+    let mut f = Fed::start(&["a", "b", "c"], 2);
+    f.nodes.retain(|(n, _)| n.as_str() != "c"); // c goes silent, connection stays up
+    f.step(vector);
+    f.now += Duration::from_secs(10);
+    let effects = f.round.on_tick(f.now);
+    assert!(
+        effects.iter().any(
+            |e| matches!(e, RoundEffect::Send { node, body: Body::RoundOver(o) }
+            if node.as_str() == "c" && o.reason == RoundOverReason::Excluded)
+        ),
+        "{effects:?}"
+    );
+    f.absorb(effects);
+    assert!(
+        f.round.over_notices().is_empty(),
+        "nothing to tell before the round settles"
+    );
+    for _ in 0..2 {
+        f.step(vector);
+    }
+    assert!(matches!(
+        f.round.outcome(),
+        Some(JobOutcome::Completed { .. })
+    ));
+    let over = f.round.over_notices();
+    let notices: Vec<(&str, RoundOverReason)> =
+        over.iter().map(|(n, o)| (n.as_str(), o.reason)).collect();
+    assert_eq!(notices, [("c", RoundOverReason::NotInSum)]);
+}
+
+/// M4: when a round aborts, every member is told, whatever its state.
+#[test]
+fn m4_an_aborted_round_tells_every_member() {
+    let mut f = Fed::start(&["a", "b", "c"], 3);
+    f.kill("c");
+    for _ in 0..3 {
+        f.step(vector);
+    }
+    assert!(matches!(
+        f.round.outcome(),
+        Some(JobOutcome::Aborted { .. })
+    ));
+    let notices: Vec<(String, RoundOverReason)> = f
+        .round
+        .over_notices()
+        .into_iter()
+        .map(|(n, o)| (n.to_string(), o.reason))
+        .collect();
+    let aborted = RoundOverReason::Aborted;
+    assert_eq!(
+        notices,
+        [
+            ("a".into(), aborted),
+            ("b".into(), aborted),
+            ("c".into(), aborted)
+        ]
+    );
 }
