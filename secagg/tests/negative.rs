@@ -109,14 +109,14 @@ fn masked(
     (next, requests, coordinator)
 }
 
-/// The crypto labels are versioned on their own: wire version 2 added the release binding to
-/// the round announcement (a message change), and no construction of the crypto crate
-/// changed, so its labels, keys, pseudonyms and test vectors stay those of version 1. A
+/// The crypto labels are versioned on their own: wire versions 2 and 3 changed messages (the
+/// release binding, request ids, round-over notices, the heartbeat), and no construction of
+/// the crypto crate changed, so its labels, keys, pseudonyms and test vectors stay those of version 1. A
 /// change to any construction must bump the label prefix (and this test).
 #[test]
 fn label_prefix_is_the_crypto_label_version() {
     assert_eq!(fedprof_crypto::LABEL_PREFIX, "fedprof/1");
-    assert_eq!(fedprof_protocol::PROTOCOL_VERSION, 2);
+    assert_eq!(fedprof_protocol::PROTOCOL_VERSION, 3);
 }
 
 #[test]
