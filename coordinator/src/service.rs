@@ -454,20 +454,11 @@ async fn core_loop(
                             ),
                             failures: Vec::new(),
                         });
-                        if let Some(conn) = analyst {
-                            let body = Body::Outcome(outcome.clone());
-                            deliver(
-                                &mut writers,
-                                &mut full,
-                                conn,
-                                Outgoing::Send(job, RoundId(0), Box::new(body)),
-                            );
-                        }
-                        if let Requester::Local(ticket) = requester
-                            && let Some(reply) = waiting.remove(&ticket)
-                        {
-                            let _ = reply.send(outcome);
-                        }
+                        answer(
+                            (&mut writers, &mut full, &mut waiting),
+                            (job, requester, analyst),
+                            outcome,
+                        );
                     }
                     Output::Publish {
                         job,
@@ -527,20 +518,11 @@ async fn core_loop(
                                 }
                             }
                         };
-                        if let Some(conn) = analyst {
-                            let body = Body::Outcome(outcome.clone());
-                            deliver(
-                                &mut writers,
-                                &mut full,
-                                conn,
-                                Outgoing::Send(job, RoundId(0), Box::new(body)),
-                            );
-                        }
-                        if let Requester::Local(ticket) = requester
-                            && let Some(reply) = waiting.remove(&ticket)
-                        {
-                            let _ = reply.send(outcome);
-                        }
+                        answer(
+                            (&mut writers, &mut full, &mut waiting),
+                            (job, requester, analyst),
+                            outcome,
+                        );
                     }
                 }
             }
@@ -554,6 +536,33 @@ async fn core_loop(
         }
     }
     debug!("coordinator core stopped");
+}
+
+/// Sends a job's outcome to whoever asked: the analyst's connection, if still open, and a
+/// local caller waiting on its ticket.
+fn answer(
+    (writers, full, waiting): (
+        &mut HashMap<ConnId, mpsc::Sender<Outgoing>>,
+        &mut Vec<ConnId>,
+        &mut HashMap<u64, oneshot::Sender<JobOutcome>>,
+    ),
+    (job, requester, analyst): (JobId, Requester, Option<ConnId>),
+    outcome: JobOutcome,
+) {
+    if let Some(conn) = analyst {
+        let body = Body::Outcome(outcome.clone());
+        deliver(
+            writers,
+            full,
+            conn,
+            Outgoing::Send(job, RoundId(0), Box::new(body)),
+        );
+    }
+    if let Requester::Local(ticket) = requester
+        && let Some(reply) = waiting.remove(&ticket)
+    {
+        let _ = reply.send(outcome);
+    }
 }
 
 /// Where the job journal goes: a file (a configured coordinator), or memory (a service bound
