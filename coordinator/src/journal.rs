@@ -41,8 +41,9 @@ use crate::budget::ProfileBook;
 pub enum Record {
     /// A release is about to be announced; its rho is charged to its profiling job.
     Announced(Announced),
-    /// The round relayed the share bundles: from here on nodes may have debited the release,
-    /// so an interrupted round keeps its charge.
+    /// Nodes may have debited the release (written with the announcement: a node computes and
+    /// debits as soon as it accepts), so an interrupted round keeps its charge. Journals
+    /// written before this rule may lack it for early phases; their rounds were refunded.
     Paying {
         /// The job.
         job: JobId,

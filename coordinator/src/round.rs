@@ -274,16 +274,12 @@ impl Round {
         self.outcome.is_none().then_some(self.deadline)
     }
 
-    /// Whether nodes may have debited the release: the share bundles were relayed (from the
-    /// masked-input phase on, every node that got its bundle pays before it answers).
+    /// Whether nodes may have debited the release: from the announcement on (a node computes
+    /// and debits as soon as it accepts, before the share bundles; found by fedprof-sim, where
+    /// a round killed before its bundles was refunded although its nodes had paid). Only a
+    /// round settled before anyone was asked is free.
     pub fn nodes_may_have_paid(&self) -> bool {
-        use fedprof_secagg::Phase;
-        self.secagg.as_ref().is_some_and(|s| {
-            matches!(
-                s.phase(),
-                Phase::MaskedInput | Phase::Unmask | Phase::Finished
-            )
-        })
+        self.secagg.is_some()
     }
 
     /// The outcome, once the round released a result or aborted.

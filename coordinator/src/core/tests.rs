@@ -202,9 +202,10 @@ fn a_node_lost_mid_job_leaves_the_round_and_the_next_job_runs_without_it() {
         matches!(out[0], Output::Journal(Record::Announced(_))),
         "journaled before any node hears of it: {out:?}"
     );
+    assert!(matches!(out[1], Output::Journal(Record::Paying { .. })));
     assert_eq!(
         out.len(),
-        4,
+        5,
         "the journal, then one announcement per node: {out:?}"
     );
     let out = f.input(Input::Closed {
@@ -421,10 +422,11 @@ fn announcements(out: &[Output]) -> usize {
 }
 
 /// A request sent again gets what the first got: it joins its running round (no second
-/// announcement), a different job under the same id is refused, and an aborted round no
-/// node could pay for is journaled as refunded, so the request runs again as a new release.
+/// announcement), a different job under the same id is refused, and an aborted round keeps
+/// its charge (nodes debit as soon as they accept, so every announced round may be paid for);
+/// sent again, the request runs as a new release.
 #[test]
-fn requests_are_idempotent_and_unpaid_aborts_are_refunded() {
+fn requests_are_idempotent_and_aborted_rounds_keep_their_charge() {
     let mut f = Fed::new(2);
     f.register(1, "a");
     f.register(2, "b");
@@ -451,12 +453,12 @@ fn requests_are_idempotent_and_unpaid_aborts_are_refunded() {
         out.iter().any(|o| matches!(o, Output::Send { conn: 8, body: Body::Outcome(JobOutcome::Aborted { reason, .. }), .. } if reason.contains("another job"))),
         "{out:?}"
     );
-    // Nobody answers: the round aborts in its first phase, before anyone could pay.
+    // Nobody answers: the round aborts in its first phase; the charge stays.
     f.now += Duration::from_secs(6);
     let out = f.input(Input::Tick);
     assert!(
         out.iter()
-            .any(|o| matches!(o, Output::Journal(Record::Refunded { job: JobId(1) }))),
+            .any(|o| matches!(o, Output::Journal(Record::Aborted { job: JobId(1) }))),
         "{out:?}"
     );
     assert!(

@@ -145,3 +145,29 @@ fn results_round_trip_through_json() {
     let bad = text.replace("\"values\":[1,", "\"values\":[");
     assert!(serde_json::from_str::<fedprof_protocol::JobResult>(&bad).is_err());
 }
+
+/// Found by fedprof-sim (seed 50): a round interrupted by a restart, whose request then ran
+/// again and was published, must not mark the request interrupted at the next replay (the
+/// analyst's resend would run the published release a third time and nodes pay again).
+#[test]
+fn an_interrupted_round_does_not_undo_a_later_publication_of_its_request() {
+    let mut rerun = announced(2, 1, false);
+    rerun.opened = None;
+    let records = vec![
+        Record::Announced(announced(1, 1, true)),
+        Record::Paying { job: JobId(1) },
+        // The coordinator stopped; after the restart the request ran again as job 2.
+        Record::Announced(rerun),
+        Record::Paying { job: JobId(2) },
+        Record::Published {
+            job: JobId(2),
+            contributors: vec![name("a"), name("b")],
+        },
+    ];
+    let rec = Recovery::replay(&records).unwrap();
+    assert_eq!(
+        rec.requests[&(name("alice"), RequestId([1; 16]))].state,
+        RequestState::Published(JobId(2))
+    );
+    assert_eq!(rec.interrupted, vec![(JobId(1), true)]);
+}
