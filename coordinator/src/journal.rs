@@ -291,8 +291,13 @@ impl Recovery {
         Ok(r)
     }
 
+    /// Moves `a`'s request on, unless a later release of the same request took it over (a
+    /// round interrupted by a restart is never closed in the journal: it must not overwrite
+    /// what the request's next run became; found by fedprof-sim, seed 50).
     fn set_state(&mut self, a: &Announced, state: RequestState) {
-        if let Some(k) = self.requests.get_mut(&(a.analyst.clone(), a.request)) {
+        if let Some(k) = self.requests.get_mut(&(a.analyst.clone(), a.request))
+            && k.state == RequestState::Running(a.job)
+        {
             k.state = state;
         }
     }
