@@ -78,6 +78,18 @@ impl SimConfig {
     }
 }
 
+impl SimConfig {
+    /// The fault suite's federation for `seed`: 3 to 8 nodes, every kind of fault at a level
+    /// drawn from the seed (the same seed, the same run).
+    pub fn faulty(seed: u64) -> SimConfig {
+        let mut draw = Faults::new(FaultConfig::default(), seed ^ 0x5eed_f00d);
+        let mut c = SimConfig::small(seed);
+        c.nodes = 3 + draw.below(6);
+        c.faults = FaultConfig::mixed(0.5 + 2.5 * draw.unit());
+        c
+    }
+}
+
 /// Who is at the far end of a connection from the coordinator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Peer {
@@ -188,6 +200,8 @@ pub struct Federation {
     stats: Stats,
     /// Crash the coordinator after this many effects of its next input.
     crash_next: Option<usize>,
+    /// Print every event and effect to stderr (`SIM_TRACE=1` sets it).
+    pub trace: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -311,6 +325,7 @@ impl Federation {
             dirty: BTreeSet::new(),
             stats: Stats::default(),
             crash_next: None,
+            trace: std::env::var_os("SIM_TRACE").is_some(),
             config,
             _dir: dir,
         };
@@ -372,6 +387,9 @@ impl Federation {
             _ => {
                 if let Some(((at, _), event)) = self.queue.pop_first() {
                     self.now = self.now.max(at);
+                    if self.trace {
+                        eprintln!("[{:?}] event {}", self.now, brief(&event));
+                    }
                     self.handle(event);
                 }
             }
@@ -584,6 +602,9 @@ impl Federation {
         let now = self.now();
         let (effects, crashed) = self.coordinator.handle(input, now, crash);
         for effect in effects {
+            if self.trace {
+                eprintln!("    coordinator: {}", brief_effect(&effect));
+            }
             match effect {
                 Effect::Send { conn, envelope } => {
                     if let Body::JobAnnounce(a) = &envelope.body {
@@ -621,6 +642,9 @@ impl Federation {
     }
 
     fn crash_coordinator(&mut self) {
+        if self.trace {
+            eprintln!("    COORDINATOR CRASH");
+        }
         self.stats.coordinator_crashes += 1;
         self.coordinator.crash();
         let idle = self.config.idle_timeout;
@@ -843,5 +867,29 @@ impl Federation {
                 }
             }
         }
+    }
+}
+
+fn brief(event: &Event) -> String {
+    match event {
+        Event::ToCoordinator { conn, envelope } => {
+            format!("to coordinator on {conn}: {} {}", envelope.header.job, envelope.body.kind())
+        }
+        Event::ToPeer { conn, envelope } => {
+            format!("to peer on {conn}: {} {}", envelope.header.job, envelope.body.kind())
+        }
+        Event::Computed { node, .. } => format!("node {node} computed"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn brief_effect(effect: &Effect) -> String {
+    match effect {
+        Effect::Send { conn, envelope } => {
+            format!("send on {conn}: {} {}", envelope.header.job, envelope.body.kind())
+        }
+        Effect::Journaled(r) => format!("journal {r:?}"),
+        Effect::Recorded { job, .. } => format!("recorded {job}"),
+        other => format!("{other:?}"),
     }
 }

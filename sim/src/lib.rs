@@ -32,7 +32,7 @@
 //!
 //! A failing seeded run reports its seed (and the step of the first violation). Run it
 //! again alone, e.g. `SIM_SEED=1234 cargo test -p fedprof-sim --test faults replay -- --nocapture`,
-//! or build `Federation::new(faults::suite_config(seed))` in a test and step it: the run is
+//! or build `Federation::new(SimConfig::faulty(seed))` in a test and step it: the run is
 //! the same, event for event.
 
 pub mod analyst;
