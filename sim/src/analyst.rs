@@ -125,9 +125,10 @@ impl SimAnalyst {
     pub fn spec(&self, job: usize, step: usize) -> Option<JobSpec> {
         let record = self.jobs.get(job)?;
         let profile = if step == 0 { None } else { Some(record.profile?) };
-        let left = u64::try_from(self.releases.saturating_sub(step)).unwrap_or(0);
-        // One spare release in the reserve, so an aborted release the nodes paid for can be
-        // sent again within the job's declared total.
+        // The releases after this one; the first release also reserves one spare, so the
+        // job's declared total lets one aborted release the nodes paid for be sent again.
+        let after = self.releases.saturating_sub(step + 1) + usize::from(step == 0);
+        let left = u64::try_from(after).unwrap_or(0);
         let reserve = Fraction {
             numer: self.budget.numer * left,
             denom: self.budget.denom,

@@ -170,6 +170,8 @@ pub struct Report {
     pub recorded_unpublished: usize,
     /// Requests that ran more than once (interrupted, then run again).
     pub rerun_requests: usize,
+    /// Rounds refunded by the coordinator although a node had paid for them.
+    pub refunded_but_paid: usize,
     /// Broken invariants.
     pub violations: Vec<Violation>,
 }
@@ -202,6 +204,7 @@ pub struct Federation {
     crash_next: Option<usize>,
     /// Print every event and effect to stderr (`SIM_TRACE=1` sets it).
     pub trace: bool,
+    last_event: String,
     _dir: tempfile::TempDir,
 }
 
@@ -326,6 +329,7 @@ impl Federation {
             stats: Stats::default(),
             crash_next: None,
             trace: std::env::var_os("SIM_TRACE").is_some(),
+            last_event: String::new(),
             config,
             _dir: dir,
         };
@@ -358,6 +362,35 @@ impl Federation {
         &self.stats
     }
 
+    /// The last event carried out, in brief (e.g. `to coordinator on 3: job-1 masked-input`).
+    pub fn last_event(&self) -> &str {
+        &self.last_event
+    }
+
+    /// Steps until `until` holds after a step (`true`), or nothing is left (`false`).
+    pub fn step_until(&mut self, mut until: impl FnMut(&Federation) -> bool) -> Result<bool, Violation> {
+        while self.step()? {
+            if until(self) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Kills node `i` now (`kill -9`); it restarts after the fault scheduler's delay.
+    pub fn kill_node(&mut self, i: usize) {
+        if self.nodes.get(i).is_some_and(SimNode::is_up) {
+            self.crash_node(i);
+        }
+    }
+
+    /// Kills the coordinator now; it restarts after the fault scheduler's delay.
+    pub fn kill_coordinator(&mut self) {
+        if self.coordinator.is_up() {
+            self.crash_coordinator();
+        }
+    }
+
     /// The node index of `name`.
     pub fn node_index(&self, name: &PartyName) -> Option<usize> {
         self.index.get(name).copied()
@@ -387,8 +420,9 @@ impl Federation {
             _ => {
                 if let Some(((at, _), event)) = self.queue.pop_first() {
                     self.now = self.now.max(at);
+                    self.last_event = brief(&event);
                     if self.trace {
-                        eprintln!("[{:?}] event {}", self.now, brief(&event));
+                        eprintln!("[{:?}] event {}", self.now, self.last_event);
                     }
                     self.handle(event);
                 }
@@ -437,6 +471,7 @@ impl Federation {
             recorded: self.checker.recorded_count(),
             recorded_unpublished: self.checker.recorded_unpublished.len(),
             rerun_requests: self.checker.rerun_requests(),
+            refunded_but_paid: self.checker.refunded_but_paid.len(),
             violations: self.checker.violations().to_vec(),
         }
     }
@@ -872,9 +907,13 @@ impl Federation {
 
 fn brief(event: &Event) -> String {
     match event {
-        Event::ToCoordinator { conn, envelope } => {
-            format!("to coordinator on {conn}: {} {}", envelope.header.job, envelope.body.kind())
-        }
+        Event::ToCoordinator { conn, envelope } => match &envelope.body {
+            Body::Refuse(r) => format!(
+                "to coordinator on {conn}: {} refuse ({:?}: {})",
+                envelope.header.job, r.reason, r.detail
+            ),
+            body => format!("to coordinator on {conn}: {} {}", envelope.header.job, body.kind()),
+        },
         Event::ToPeer { conn, envelope } => {
             format!("to peer on {conn}: {} {}", envelope.header.job, envelope.body.kind())
         }

@@ -64,6 +64,9 @@ pub struct Checker {
     taken: BTreeMap<RequestId, JobId>,
     /// Releases recorded, then never journaled as published (the coordinator died between).
     pub recorded_unpublished: BTreeSet<JobId>,
+    /// Rounds the coordinator refunded ("no node could have paid") that a node had debited:
+    /// nodes pay right after accepting, before the share bundles (see sim/README.md, bug 2).
+    pub refunded_but_paid: BTreeSet<JobId>,
 }
 
 impl Checker {
@@ -187,7 +190,12 @@ impl Checker {
                     self.published_requests.insert(key, *job);
                 }
             }
-            Record::Paying { .. } | Record::Refunded { .. } | Record::Aborted { .. } => {}
+            Record::Refunded { job } => {
+                if self.debited.contains_key(job) {
+                    self.refunded_but_paid.insert(*job);
+                }
+            }
+            Record::Paying { .. } | Record::Aborted { .. } => {}
         }
     }
 

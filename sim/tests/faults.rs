@@ -22,6 +22,7 @@ struct Totals {
     recorded: usize,
     recorded_unpublished: usize,
     rerun_requests: usize,
+    refunded_but_paid: usize,
     node_crashes: u64,
     coordinator_crashes: u64,
     disconnects: u64,
@@ -44,6 +45,7 @@ fn suite(first: u64, count: u64) {
         t.recorded += r.recorded;
         t.recorded_unpublished += r.recorded_unpublished;
         t.rerun_requests += r.rerun_requests;
+        t.refunded_but_paid += r.refunded_but_paid;
         t.node_crashes += r.stats.node_crashes;
         t.coordinator_crashes += r.stats.coordinator_crashes;
         t.disconnects += r.stats.disconnects;
