@@ -79,7 +79,12 @@ pub struct SimAnalyst {
 impl SimAnalyst {
     /// An analyst that runs `jobs` profiling jobs of `releases` releases, each release asking
     /// `budget`.
-    pub fn new(name: PartyName, seed: u64, (jobs, releases): (usize, usize), budget: Fraction) -> Self {
+    pub fn new(
+        name: PartyName,
+        seed: u64,
+        (jobs, releases): (usize, usize),
+        budget: Fraction,
+    ) -> Self {
         SimAnalyst {
             party: PartyId {
                 role: fedprof_protocol::Role::Analyst,
@@ -124,7 +129,11 @@ impl SimAnalyst {
     /// The spec of release `step` of job `job`.
     pub fn spec(&self, job: usize, step: usize) -> Option<JobSpec> {
         let record = self.jobs.get(job)?;
-        let profile = if step == 0 { None } else { Some(record.profile?) };
+        let profile = if step == 0 {
+            None
+        } else {
+            Some(record.profile?)
+        };
         // The releases after this one; the first release also reserves one spare, so the
         // job's declared total lets one aborted release the nodes paid for be sent again.
         let after = self.releases.saturating_sub(step + 1) + usize::from(step == 0);
@@ -162,9 +171,7 @@ impl SimAnalyst {
     }
 
     fn step(&self) -> usize {
-        self.jobs
-            .get(self.current)
-            .map_or(0, |j| j.results.len())
+        self.jobs.get(self.current).map_or(0, |j| j.results.len())
     }
 
     fn submit(&mut self) -> Vec<AnalystOut> {

@@ -150,8 +150,9 @@ impl SimCoordinator {
                 .map_err(|e| CoordinatorStartError::Ledger(e.to_string()))?;
         }
         let key = fedprof_ledger::SigningKey::from_bytes(&self.seed);
-        let mut ledger = CoordinatorLedger::open(&self.ledger_path(), key, self.party.clone(), ring)
-            .map_err(|e| CoordinatorStartError::Ledger(e.to_string()))?;
+        let mut ledger =
+            CoordinatorLedger::open(&self.ledger_path(), key, self.party.clone(), ring)
+                .map_err(|e| CoordinatorStartError::Ledger(e.to_string()))?;
         let policy = Policy {
             per_job_cap_rho: self.release.rho_per_job.clone(),
             min_cell_size: 1,
@@ -193,13 +194,20 @@ impl SimCoordinator {
 
     /// The release ledger's count of recorded releases (`None` while down).
     pub fn release_count(&self) -> Option<usize> {
-        self.process.as_ref().map(|p| p.ledger.book().release_count())
+        self.process
+            .as_ref()
+            .map(|p| p.ledger.book().release_count())
     }
 
     /// Feeds `input` at `now` and carries out what follows as the shell does, stopping (the
     /// process dead) after `crash_after` effects if given. Returns the effects carried out and
     /// whether the process crashed.
-    pub fn handle(&mut self, input: Input, now: Instant, crash_after: CrashAfter) -> (Vec<Effect>, bool) {
+    pub fn handle(
+        &mut self,
+        input: Input,
+        now: Instant,
+        crash_after: CrashAfter,
+    ) -> (Vec<Effect>, bool) {
         let mut effects = Vec::new();
         let Some(p) = self.process.as_mut() else {
             return (effects, false);
@@ -288,15 +296,22 @@ fn run(
                     analyst,
                     requester,
                 } => {
-                    let outcome = p.journal.load_result(job).unwrap_or_else(|e| {
-                        JobOutcome::Aborted {
-                            reason: format!("the result published as {job} cannot be read back: {e}"),
-                            failures: Vec::new(),
-                        }
-                    });
+                    let outcome =
+                        p.journal
+                            .load_result(job)
+                            .unwrap_or_else(|e| JobOutcome::Aborted {
+                                reason: format!(
+                                    "the result published as {job} cannot be read back: {e}"
+                                ),
+                                failures: Vec::new(),
+                            });
                     let _ = requester;
                     if let Some(conn) = analyst
-                        && done(effects, send(conn, job, Body::Outcome(outcome)), crash_after)
+                        && done(
+                            effects,
+                            send(conn, job, Body::Outcome(outcome)),
+                            crash_after,
+                        )
                     {
                         return true;
                     }
@@ -364,7 +379,11 @@ fn run(
                         }
                     };
                     if let Some(conn) = analyst
-                        && done(effects, send(conn, job, Body::Outcome(outcome)), crash_after)
+                        && done(
+                            effects,
+                            send(conn, job, Body::Outcome(outcome)),
+                            crash_after,
+                        )
                     {
                         return true;
                     }

@@ -121,7 +121,11 @@ impl Faults {
     /// A duration drawn uniformly from `[lo, hi]`.
     pub fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
         let span = hi.saturating_sub(lo).as_micros() as u64;
-        lo + Duration::from_micros(if span == 0 { 0 } else { self.rng.next_u64() % (span + 1) })
+        lo + Duration::from_micros(if span == 0 {
+            0
+        } else {
+            self.rng.next_u64() % (span + 1)
+        })
     }
 
     /// What happens to the next message.

@@ -12,7 +12,9 @@ use fedprof_coordinator::{Input, ReleasePolicy, RoundPolicy};
 use fedprof_ledger::Period;
 use fedprof_privacy::Rho;
 use fedprof_protocol::secagg::NodeMessage;
-use fedprof_protocol::{Body, Envelope, Fraction, Header, JobId, PartyId, PartyName, Role, RoundId};
+use fedprof_protocol::{
+    Body, Envelope, Fraction, Header, JobId, PartyId, PartyName, Role, RoundId,
+};
 
 use crate::analyst::{AnalystOut, JobEnd, SimAnalyst};
 use crate::coordinator::{ConnId, Effect, SimCoordinator};
@@ -67,7 +69,10 @@ impl SimConfig {
             phase_timeout: Duration::from_secs(5),
             rejoin_timeout: Duration::from_secs(60),
             jobs: (2, 3),
-            budget: Fraction { numer: 1, denom: 16 },
+            budget: Fraction {
+                numer: 1,
+                denom: 16,
+            },
             node_cap: Rho::from_ratio(2, 1).unwrap_or_else(|_| Rho::zero()),
             latency: Duration::from_millis(20),
             idle_timeout: Duration::from_secs(3),
@@ -101,11 +106,25 @@ pub enum Peer {
 
 #[derive(Debug)]
 enum Event {
-    ToCoordinator { conn: ConnId, envelope: Envelope },
-    ToPeer { conn: ConnId, envelope: Envelope },
-    CoordinatorSeesClose { conn: ConnId, reason: String },
-    PeerSeesClose { conn: ConnId },
-    Computed { node: usize, computation: Box<Computation> },
+    ToCoordinator {
+        conn: ConnId,
+        envelope: Envelope,
+    },
+    ToPeer {
+        conn: ConnId,
+        envelope: Envelope,
+    },
+    CoordinatorSeesClose {
+        conn: ConnId,
+        reason: String,
+    },
+    PeerSeesClose {
+        conn: ConnId,
+    },
+    Computed {
+        node: usize,
+        computation: Box<Computation>,
+    },
     Dial(Peer),
     RestartNode(usize),
     RestartCoordinator,
@@ -260,7 +279,10 @@ impl Federation {
         for i in 0..config.nodes {
             let n = name(&format!("branch-{i:04}"))?;
             let seed = seed_bytes(config.seed, i as u64 + 1);
-            directory.insert(n.clone(), crate::node::signing_key(seed).verifying_key().to_bytes());
+            directory.insert(
+                n.clone(),
+                crate::node::signing_key(seed).verifying_key().to_bytes(),
+            );
             specs.push((n, seed));
         }
         let directory = Arc::new(directory);
@@ -368,7 +390,10 @@ impl Federation {
     }
 
     /// Steps until `until` holds after a step (`true`), or nothing is left (`false`).
-    pub fn step_until(&mut self, mut until: impl FnMut(&Federation) -> bool) -> Result<bool, Violation> {
+    pub fn step_until(
+        &mut self,
+        mut until: impl FnMut(&Federation) -> bool,
+    ) -> Result<bool, Violation> {
         while self.step()? {
             if until(self) {
                 return Ok(true);
@@ -458,11 +483,16 @@ impl Federation {
             stats: self.stats.clone(),
             elapsed: self.now,
             finished: self.analyst.finished(),
-            completed: jobs.iter().filter(|j| j.end == Some(JobEnd::Completed)).count(),
+            completed: jobs
+                .iter()
+                .filter(|j| j.end == Some(JobEnd::Completed))
+                .count(),
             aborted: jobs
                 .iter()
                 .filter_map(|j| match &j.end {
-                    Some(JobEnd::Aborted { step, reason }) => Some(format!("release {step}: {reason}")),
+                    Some(JobEnd::Aborted { step, reason }) => {
+                        Some(format!("release {step}: {reason}"))
+                    }
                     _ => None,
                 })
                 .collect(),
@@ -480,7 +510,8 @@ impl Federation {
         for i in std::mem::take(&mut self.dirty) {
             let node = &self.nodes[i];
             if let Some(book) = node.book() {
-                self.checker.check_node(&node.party().name, book, node.spent());
+                self.checker
+                    .check_node(&node.party().name, book, node.spent());
             }
         }
     }
@@ -488,7 +519,9 @@ impl Federation {
     fn handle(&mut self, event: Event) {
         match event {
             Event::ToCoordinator { conn, mut envelope } => {
-                let Some(c) = self.conns.get(&conn) else { return };
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
                 if !c.at_coordinator || c.broken || !self.coordinator.is_up() {
                     return;
                 }
@@ -498,7 +531,9 @@ impl Federation {
                 self.coordinator_input(Input::Message { conn, envelope });
             }
             Event::ToPeer { conn, envelope } => {
-                let Some(c) = self.conns.get(&conn) else { return };
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
                 if !c.at_peer || c.broken {
                     return;
                 }
@@ -518,7 +553,9 @@ impl Federation {
                 }
             }
             Event::CoordinatorSeesClose { conn, reason } => {
-                let Some(c) = self.conns.get_mut(&conn) else { return };
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
                 if c.at_coordinator && self.coordinator.is_up() {
                     c.at_coordinator = false;
                     self.coordinator_input(Input::Closed { conn, reason });
@@ -584,7 +621,9 @@ impl Federation {
         self.stats.messages += 1;
         let fate = self.faults.fate();
         let latency = self.config.latency;
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if c.broken {
             return;
         }
@@ -662,9 +701,13 @@ impl Federation {
                     outcome,
                 } => {
                     let (nodes, index) = (&self.nodes, &self.index);
-                    self.checker.on_recorded(job, nonce, &outcome, self.config.min_nodes, |n, r| {
-                        index.get(n).and_then(|&i| nodes[i].paid_vector(r))
-                    });
+                    self.checker.on_recorded(
+                        job,
+                        nonce,
+                        &outcome,
+                        self.config.min_nodes,
+                        |n, r| index.get(n).and_then(|&i| nodes[i].paid_vector(r)),
+                    );
                 }
                 Effect::RecordRefused { job, reason } => {
                     self.violation(format!("the ledger refused {job}'s release: {reason}"));
@@ -722,7 +765,10 @@ impl Federation {
             c.at_peer = false;
             c.broken = true;
             let reason = "idle timeout (the node died)".to_owned();
-            self.schedule(self.config.idle_timeout, Event::CoordinatorSeesClose { conn, reason });
+            self.schedule(
+                self.config.idle_timeout,
+                Event::CoordinatorSeesClose { conn, reason },
+            );
         }
         let delay = self.faults.restart_delay();
         self.schedule(delay, Event::RestartNode(i));
@@ -730,7 +776,9 @@ impl Federation {
 
     /// Breaks `conn`: both ends notice after the idle timeout.
     fn break_conn(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if c.broken {
             return;
         }
@@ -745,18 +793,28 @@ impl Federation {
     fn random_faults(&mut self) {
         let c = self.faults.config().clone();
         if self.faults.chance(c.crash_node) {
-            let up: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].is_up()).collect();
+            let up: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| self.nodes[i].is_up())
+                .collect();
             if !up.is_empty() {
                 let i = up[self.faults.below(up.len())];
                 self.crash_node(i);
             }
         }
-        if self.coordinator.is_up() && self.crash_next.is_none() && self.faults.chance(c.crash_coordinator) {
+        if self.coordinator.is_up()
+            && self.crash_next.is_none()
+            && self.faults.chance(c.crash_coordinator)
+        {
             // Dies during its next input, after 1 to 4 of the effects it causes (or at its end).
             self.crash_next = Some(1 + self.faults.below(4));
         }
         if self.faults.chance(c.disconnect) {
-            let open: Vec<ConnId> = self.conns.iter().filter(|(_, c)| !c.broken && c.at_peer).map(|(k, _)| *k).collect();
+            let open: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| !c.broken && c.at_peer)
+                .map(|(k, _)| *k)
+                .collect();
             if !open.is_empty() {
                 let conn = open[self.faults.below(open.len())];
                 self.break_conn(conn);
@@ -771,7 +829,9 @@ impl Federation {
     }
 
     fn peer_closed(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if !c.at_peer {
             return;
         }
@@ -796,7 +856,10 @@ impl Federation {
     }
 
     fn next_backoff(&mut self, peer: Peer) -> Duration {
-        let b = self.backoff.entry(peer).or_insert(Duration::from_millis(500));
+        let b = self
+            .backoff
+            .entry(peer)
+            .or_insert(Duration::from_millis(500));
         let wait = *b;
         *b = (*b * 2).min(Duration::from_secs(8));
         wait + self.faults.between(Duration::ZERO, wait / 2)
@@ -870,7 +933,13 @@ impl Federation {
                 }
                 NodeOut::Compute(computation) => {
                     let at = self.config.compute_time;
-                    self.schedule(at, Event::Computed { node: i, computation });
+                    self.schedule(
+                        at,
+                        Event::Computed {
+                            node: i,
+                            computation,
+                        },
+                    );
                 }
                 NodeOut::End { .. } => {
                     if let Some(conn) = self.node_conn[i].take() {
@@ -879,7 +948,10 @@ impl Federation {
                             c.at_peer = false;
                         }
                         let reason = "the node ended the session".to_owned();
-                        self.schedule(self.config.latency, Event::CoordinatorSeesClose { conn, reason });
+                        self.schedule(
+                            self.config.latency,
+                            Event::CoordinatorSeesClose { conn, reason },
+                        );
                         let wait = self.next_backoff(Peer::Node(i));
                         self.schedule(wait, Event::Dial(Peer::Node(i)));
                     }
@@ -912,10 +984,18 @@ fn brief(event: &Event) -> String {
                 "to coordinator on {conn}: {} refuse ({:?}: {})",
                 envelope.header.job, r.reason, r.detail
             ),
-            body => format!("to coordinator on {conn}: {} {}", envelope.header.job, body.kind()),
+            body => format!(
+                "to coordinator on {conn}: {} {}",
+                envelope.header.job,
+                body.kind()
+            ),
         },
         Event::ToPeer { conn, envelope } => {
-            format!("to peer on {conn}: {} {}", envelope.header.job, envelope.body.kind())
+            format!(
+                "to peer on {conn}: {} {}",
+                envelope.header.job,
+                envelope.body.kind()
+            )
         }
         Event::Computed { node, .. } => format!("node {node} computed"),
         other => format!("{other:?}"),
@@ -925,7 +1005,11 @@ fn brief(event: &Event) -> String {
 fn brief_effect(effect: &Effect) -> String {
     match effect {
         Effect::Send { conn, envelope } => {
-            format!("send on {conn}: {} {}", envelope.header.job, envelope.body.kind())
+            format!(
+                "send on {conn}: {} {}",
+                envelope.header.job,
+                envelope.body.kind()
+            )
         }
         Effect::Journaled(r) => format!("journal {r:?}"),
         Effect::Recorded { job, .. } => format!("recorded {job}"),

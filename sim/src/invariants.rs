@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use fedprof_coordinator::journal::Record;
 use fedprof_ledger::{Digest, ReleaseId};
 use fedprof_protocol::secagg::UnmaskResponse;
-use fedprof_protocol::{JobAnnounce, JobId, JobOutcome, JobResult, PartyName, ProfileId, RequestId, RoundId};
+use fedprof_protocol::{
+    JobAnnounce, JobId, JobOutcome, JobResult, PartyName, ProfileId, RequestId, RoundId,
+};
 
 /// One broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,7 +103,9 @@ impl Checker {
     pub fn on_announce(&mut self, job: JobId, announce: &JobAnnounce) {
         match self.announced.get(&job) {
             Some(n) if *n != announce.nonce => {
-                self.fail(format!("release id reused: {job} announced with two nonces"));
+                self.fail(format!(
+                    "release id reused: {job} announced with two nonces"
+                ));
             }
             Some(_) => return, // The same announcement, sent to another node.
             None => {}
@@ -117,7 +121,12 @@ impl Checker {
             job,
             RoundSeen {
                 threshold: announce.secagg.threshold as usize,
-                roster: announce.secagg.roster.iter().map(|e| e.name.clone()).collect(),
+                roster: announce
+                    .secagg
+                    .roster
+                    .iter()
+                    .map(|e| e.name.clone())
+                    .collect(),
                 ..RoundSeen::default()
             },
         );
@@ -143,10 +152,18 @@ impl Checker {
             return;
         };
         for s in &response.self_mask_shares {
-            round.self_mask.entry(s.owner).or_default().insert(response.sender);
+            round
+                .self_mask
+                .entry(s.owner)
+                .or_default()
+                .insert(response.sender);
         }
         for s in &response.mask_key_shares {
-            round.mask_key.entry(s.owner).or_default().insert(response.sender);
+            round
+                .mask_key
+                .entry(s.owner)
+                .or_default()
+                .insert(response.sender);
         }
         let t = round.threshold;
         let exposed: Vec<u32> = round
@@ -213,7 +230,11 @@ impl Checker {
             self.fail(format!("{job}: a non-result was recorded"));
             return;
         };
-        if self.recorded.insert(job, result.contributors.clone()).is_some() {
+        if self
+            .recorded
+            .insert(job, result.contributors.clone())
+            .is_some()
+        {
             self.fail(format!("{job} recorded twice"));
         }
         self.recorded_unpublished.insert(job);
@@ -266,7 +287,11 @@ impl Checker {
             }
             Some(first) if *first != result.contributors => {
                 let (first, now) = (first.len(), result.contributors.len());
-                let whose = if report { "the analyst's report" } else { "the ledger" };
+                let whose = if report {
+                    "the analyst's report"
+                } else {
+                    "the ledger"
+                };
                 self.fail(format!(
                     "{whose} mixes node sets in one profiling job: {job} covers {now} node(s), \
                      an earlier release {first}"
@@ -291,16 +316,27 @@ impl Checker {
 
     /// `node`'s ledger: what it spent in its period against its cap, and the simulator's tally
     /// of what it paid.
-    pub fn check_node(&mut self, node: &PartyName, book: &fedprof_ledger::NodeBook, tally: &fedprof_privacy::Rho) {
+    pub fn check_node(
+        &mut self,
+        node: &PartyName,
+        book: &fedprof_ledger::NodeBook,
+        tally: &fedprof_privacy::Rho,
+    ) {
         for p in book.periods() {
             if p.spent > p.cap {
-                self.fail(format!("{node} over its cap in {}: spent {} of {}", p.period, p.spent, p.cap));
+                self.fail(format!(
+                    "{node} over its cap in {}: spent {} of {}",
+                    p.period, p.spent, p.cap
+                ));
             }
         }
         if let Some(p) = book.periods().last()
             && tally > &p.cap
         {
-            self.fail(format!("{node} paid {tally} in all, over its cap {}", p.cap));
+            self.fail(format!(
+                "{node} paid {tally} in all, over its cap {}",
+                p.cap
+            ));
         }
         if book.cumulative() < tally {
             self.fail(format!(

@@ -298,14 +298,15 @@ impl SimNode {
         let mut out = Vec::new();
         for action in actions {
             match action {
-                NodeAction::StartJob { job, announce } => match self.start_job(job, announce, now)
-                {
-                    Ok(mut o) => out.append(&mut o),
-                    Err(refusal) => out.push(NodeOut::Send {
-                        job,
-                        body: Body::Refuse(refusal),
-                    }),
-                },
+                NodeAction::StartJob { job, announce } => {
+                    match self.start_job(job, announce, now) {
+                        Ok(mut o) => out.append(&mut o),
+                        Err(refusal) => out.push(NodeOut::Send {
+                            job,
+                            body: Body::Refuse(refusal),
+                        }),
+                    }
+                }
                 NodeAction::Relay { job, message } => {
                     let Some(s) = self.session_mut() else {
                         continue;
@@ -405,14 +406,9 @@ impl SimNode {
         )?;
         let mut job_seed = [0u8; 32];
         p.rng.fill_bytes(&mut job_seed);
-        let (secagg, advert) = NodeJob::start(
-            job,
-            config,
-            me,
-            &self.key,
-            ChaCha20Rng::from_seed(job_seed),
-        )
-        .map_err(|e| policy(e.to_string()))?;
+        let (secagg, advert) =
+            NodeJob::start(job, config, me, &self.key, ChaCha20Rng::from_seed(job_seed))
+                .map_err(|e| policy(e.to_string()))?;
         let lifetime = Duration::from_millis(u64::from(announce.timeout_ms)) * JOB_LIFETIME_PHASES;
         session.jobs.insert(
             job,
@@ -511,7 +507,8 @@ impl SimNode {
             Ok(receipt) => {
                 if !receipt.is_retry() {
                     p.spending.record(receipt.entry());
-                    if let fedprof_ledger::NodeBody::Debit { mechanism, .. } = receipt.entry().body()
+                    if let fedprof_ledger::NodeBody::Debit { mechanism, .. } =
+                        receipt.entry().body()
                     {
                         self.spent = &self.spent + &mechanism.rho();
                     }
@@ -562,9 +559,9 @@ fn convert(actions: Vec<NodeAction>) -> Vec<NodeOut> {
             NodeAction::Send { job, body } => Some(NodeOut::Send { job, body }),
             NodeAction::End { reason } => Some(NodeOut::End { reason }),
             // Routed by `on_message`.
-            NodeAction::StartJob { .. } | NodeAction::Relay { .. } | NodeAction::Released { .. } => {
-                None
-            }
+            NodeAction::StartJob { .. }
+            | NodeAction::Relay { .. }
+            | NodeAction::Released { .. } => None,
         })
         .collect()
 }

@@ -4,6 +4,13 @@
 //! A failing seed replays alone: `SIM_SEED=<seed> cargo test -p fedprof-sim --test faults
 //! replay -- --nocapture`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test"
+)]
+
 use fedprof_sim::{Federation, Report, SimConfig};
 
 fn run(seed: u64) -> Report {
@@ -57,9 +64,16 @@ fn suite(first: u64, count: u64) {
         }
     }
     eprintln!("{t:#?}");
-    assert!(failures.is_empty(), "{} failing seed(s): {failures:#?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} failing seed(s): {failures:#?}",
+        failures.len()
+    );
     // The suite must exercise what it claims to.
-    assert!(t.node_crashes > 0 && t.coordinator_crashes > 0 && t.duplicated > 0, "{t:#?}");
+    assert!(
+        t.node_crashes > 0 && t.coordinator_crashes > 0 && t.duplicated > 0,
+        "{t:#?}"
+    );
     assert!(t.jobs_completed > 0, "{t:#?}");
 }
 

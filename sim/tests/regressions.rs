@@ -1,6 +1,15 @@
 //! Bugs the simulator found, each as a named test (with the seed that found it).
 
-use fedprof_coordinator::journal::{Announced, KnownRequest, Opening, Record, Recovery, RequestState, SpecDigest};
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test"
+)]
+
+use fedprof_coordinator::journal::{
+    Announced, KnownRequest, Opening, Record, Recovery, RequestState, SpecDigest,
+};
 use fedprof_privacy::Rho;
 use fedprof_protocol::{Fraction, JobId, PartyName, ProfileId, ProfileTag, RequestId};
 use fedprof_sim::{Federation, SimConfig};
@@ -51,7 +60,10 @@ fn a_request_published_after_a_restart_stays_published_after_the_next_restart() 
     assert!(
         matches!(
             recovery.requests.get(&key),
-            Some(KnownRequest { state: RequestState::Published(JobId(7)), .. })
+            Some(KnownRequest {
+                state: RequestState::Published(JobId(7)),
+                ..
+            })
         ),
         "{:?}",
         recovery.requests.get(&key)
@@ -74,7 +86,9 @@ fn coordinator_killed_twice_around_one_request_publishes_it_once() {
     fed.kill_coordinator();
     // The rerun's result reaches the nodes; the outcome to the analyst is still in flight.
     let found = fed
-        .step_until(|f| f.last_event().starts_with("to peer") && f.last_event().ends_with(" result"))
+        .step_until(|f| {
+            f.last_event().starts_with("to peer") && f.last_event().ends_with(" result")
+        })
         .unwrap();
     assert!(found);
     fed.kill_coordinator();
@@ -83,5 +97,9 @@ fn coordinator_killed_twice_around_one_request_publishes_it_once() {
     assert_eq!(report.stats.coordinator_crashes, 2);
     assert!(report.finished, "{report:#?}");
     let first = &fed.analyst.jobs[0].results[0];
-    assert_ne!(first.0, JobId(1), "the first release was rerun after the first kill");
+    assert_ne!(
+        first.0,
+        JobId(1),
+        "the first release was rerun after the first kill"
+    );
 }

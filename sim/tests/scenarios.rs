@@ -1,6 +1,13 @@
 //! Hand-written scenarios: the happy path, crashes of each party at chosen points, and a
 //! network that duplicates and reorders.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test"
+)]
+
 use fedprof_sim::{Federation, SimConfig};
 
 #[test]
@@ -31,7 +38,9 @@ const PHASES: [&str; 6] = [
 fn at_phase(fed: &mut Federation, phase: &str, release: u64) {
     let wanted = format!("job-{release} {phase}");
     let found = fed
-        .step_until(|f| f.last_event().starts_with("to coordinator") && f.last_event().ends_with(&wanted))
+        .step_until(|f| {
+            f.last_event().starts_with("to coordinator") && f.last_event().ends_with(&wanted)
+        })
         .unwrap();
     assert!(found, "never reached {wanted}");
 }
@@ -44,7 +53,11 @@ fn coordinator_killed_in_each_phase_restarts_and_every_job_completes() {
             at_phase(&mut fed, phase, release);
             fed.kill_coordinator();
             let report = fed.drive();
-            assert!(report.violations.is_empty(), "{phase}: {:#?}", report.violations);
+            assert!(
+                report.violations.is_empty(),
+                "{phase}: {:#?}",
+                report.violations
+            );
             assert!(report.finished, "{phase}: {report:#?}");
             assert_eq!(report.stats.coordinator_crashes, 1);
             // Killed before the share bundles, a round is refunded at restart although the
@@ -53,11 +66,20 @@ fn coordinator_killed_in_each_phase_restarts_and_every_job_completes() {
             // every job completes.
             let paid_phase = i >= 3;
             if paid_phase || release == 1 {
-                assert_eq!(report.completed, 2, "{phase} of release {release}: {report:#?}");
+                assert_eq!(
+                    report.completed, 2,
+                    "{phase} of release {release}: {report:#?}"
+                );
             } else {
-                assert!(report.completed >= 1, "{phase} of release {release}: {report:#?}");
+                assert!(
+                    report.completed >= 1,
+                    "{phase} of release {release}: {report:#?}"
+                );
             }
-            assert!(report.resumed >= 1, "{phase}: the analyst resent its request: {report:#?}");
+            assert!(
+                report.resumed >= 1,
+                "{phase}: the analyst resent its request: {report:#?}"
+            );
         }
     }
 }
@@ -70,17 +92,28 @@ fn node_killed_mid_round_restarts_and_the_job_keeps_one_population() {
         at_phase(&mut fed, phase, 2);
         fed.kill_node(0);
         let report = fed.drive();
-        assert!(report.violations.is_empty(), "{phase}: {:#?}", report.violations);
+        assert!(
+            report.violations.is_empty(),
+            "{phase}: {:#?}",
+            report.violations
+        );
         assert!(report.finished, "{phase}: {report:#?}");
         assert_eq!(report.stats.node_crashes, 1);
         assert!(fed.nodes[0].is_up(), "{phase}: the node came back");
         for job in &fed.analyst.jobs {
-            let sets: Vec<_> = job.results.iter().map(|(_, r)| r.contributors.clone()).collect();
+            let sets: Vec<_> = job
+                .results
+                .iter()
+                .map(|(_, r)| r.contributors.clone())
+                .collect();
             assert!(sets.windows(2).all(|w| w[0] == w[1]), "{phase}: {sets:?}");
         }
         // The second profiling job, opened after the node came back, covers all five.
         let last = &fed.analyst.jobs[1];
-        assert!(last.results.iter().all(|(_, r)| r.contributors.len() == 5), "{phase}: {report:#?}");
+        assert!(
+            last.results.iter().all(|(_, r)| r.contributors.len() == 5),
+            "{phase}: {report:#?}"
+        );
     }
 }
 
@@ -97,7 +130,6 @@ fn a_network_that_duplicates_and_reorders_breaks_nothing() {
     assert!(report.stats.duplicated > 10, "{report:#?}");
 }
 
-
 /// Bug 2 (found by the scenario above, seed 100): the coordinator killed during the key
 /// phases of a later release refunds the round on restart ("no node could have paid"), but
 /// every node debited it right after accepting (the node service starts computing and pays
@@ -112,7 +144,11 @@ fn coordinator_killed_before_the_bundles_of_a_later_release_still_completes_the_
         at_phase(&mut fed, phase, 2);
         fed.kill_coordinator();
         let report = fed.drive();
-        assert!(report.violations.is_empty(), "{phase}: {:#?}", report.violations);
+        assert!(
+            report.violations.is_empty(),
+            "{phase}: {:#?}",
+            report.violations
+        );
         assert_eq!(report.completed, 2, "{phase}: {report:#?}");
     }
 }
