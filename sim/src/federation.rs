@@ -22,8 +22,11 @@ use crate::faults::{FaultConfig, Faults};
 use crate::invariants::{Checker, Violation};
 use crate::node::{Computation, NodeOut, SimNode, synthetic_table};
 
-/// The budget period every party runs in.
-pub const PERIOD: &str = "2026-11";
+/// The budget period every party runs in: the wall clock's UTC month (the real ledgers date
+/// their entries with the system clock and open a period only during its own month).
+pub fn current_period() -> String {
+    fedprof_ledger::Timestamp::now().month().to_string()
+}
 
 /// A federation's shape and timing.
 #[derive(Debug, Clone)]
@@ -273,7 +276,8 @@ impl Federation {
         } else {
             tempfile::tempdir()?
         };
-        let period = Period::new(PERIOD).map_err(|e| BuildError::Invalid(e.to_string()))?;
+        let period =
+            Period::new(current_period()).map_err(|e| BuildError::Invalid(e.to_string()))?;
         let mut directory = BTreeMap::new();
         let mut specs = Vec::new();
         for i in 0..config.nodes {
@@ -356,7 +360,7 @@ impl Federation {
             _dir: dir,
         };
         fed.coordinator
-            .start(PERIOD)
+            .start(&current_period())
             .map_err(|e| BuildError::Start(e.to_string()))?;
         for i in 0..fed.nodes.len() {
             fed.nodes[i]
@@ -589,7 +593,7 @@ impl Federation {
                 if self.coordinator.is_up() {
                     return;
                 }
-                match self.coordinator.start(PERIOD) {
+                match self.coordinator.start(&current_period()) {
                     Ok(()) => {
                         let count = self.coordinator.release_count().unwrap_or(0);
                         self.checker.check_coordinator_ledger(count);

@@ -32,11 +32,11 @@ use std::time::{Duration, Instant};
 use chacha20::ChaCha20Rng;
 use fedprof_crypto::{SecretKey32, SigningKey, VerifyingKey};
 use fedprof_ledger::{
-    Digest, MechanismRecord, NodeBook, NodeLedger, Period, ReleaseId, StoreError,
+    DebitReceipt, Digest, MechanismRecord, NodeBook, NodeLedger, Period, ReleaseId, StoreError,
 };
 use fedprof_node::config::NodeFloorConfig;
 use fedprof_node::floor::Spending;
-use fedprof_node::job::{NodeJob, round_config};
+use fedprof_node::job::{NodeJob, VerifiedRoster, round_config};
 use fedprof_node::pipeline::FeatureTable;
 use fedprof_node::session::{NodeAction, NodeSession};
 use fedprof_privacy::Rho;
@@ -329,7 +329,8 @@ impl SimNode {
                         }
                     }
                 }
-                NodeAction::Released { job, .. } => {
+                // A round over (released, aborted, or left without this node) frees its slot.
+                NodeAction::Released { job, .. } | NodeAction::RoundOver { job, .. } => {
                     if let Some(s) = self.session_mut() {
                         s.jobs.remove(&job);
                     }
@@ -388,7 +389,16 @@ impl SimNode {
         }
         let me = me.ok_or_else(|| policy("this node is not in the roster".into()))?;
         let (_rho, mechanism) = mechanism(&announce)?;
-        let config = round_config(job, &announce, keys).map_err(|e| policy(e.to_string()))?;
+        let _ = keys;
+        let certificates = Directory(&self.directory);
+        let roster = VerifiedRoster::verify(
+            &announce.secagg.roster,
+            &self.party,
+            &certificates,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|e| policy(e.to_string()))?;
+        let config = round_config(job, &announce, &roster).map_err(|e| policy(e.to_string()))?;
         let release = ReleaseId {
             job,
             round: RoundId(0),
@@ -451,9 +461,9 @@ impl SimNode {
         match result {
             // The receipt goes first: the coordinator refuses a masked input from a node that
             // has not shown it paid for the release.
-            Ok((vector, receipt)) => match active.secagg.set_input(vector) {
-                Ok(masked) => std::iter::once(Body::Receipt(receipt))
-                    .chain(masked.map(Body::SecAgg))
+            Ok(receipt) => match active.secagg.set_input(receipt) {
+                Ok((line, masked)) => std::iter::once(Body::Receipt(line))
+                    .chain(masked.into_iter().map(Body::SecAgg))
                     .map(|body| NodeOut::Send { job, body })
                     .collect(),
                 Err(e) => {
@@ -480,7 +490,7 @@ impl SimNode {
         let _ = self.pay(c);
     }
 
-    fn pay(&mut self, c: &Computation) -> Result<(Vec<u64>, String), Refusal> {
+    fn pay(&mut self, c: &Computation) -> Result<DebitReceipt, Refusal> {
         let Some(p) = self.process.as_mut() else {
             return Err(policy("node is down".into()));
         };
@@ -513,9 +523,8 @@ impl SimNode {
                         self.spent = &self.spent + &mechanism.rho();
                     }
                 }
-                let (entry, vector) = receipt.into_parts();
-                self.paid.insert(c.release, vector.clone());
-                Ok((vector, entry.to_line()))
+                self.paid.insert(c.release, receipt.noisy_vector().to_vec());
+                Ok(receipt)
             }
             Err(StoreError::Budget(e)) => Err(e.refusal()),
             Err(e) => Err(policy(format!("the node's ledger failed: {e}"))),
@@ -561,7 +570,8 @@ fn convert(actions: Vec<NodeAction>) -> Vec<NodeOut> {
             // Routed by `on_message`.
             NodeAction::StartJob { .. }
             | NodeAction::Relay { .. }
-            | NodeAction::Released { .. } => None,
+            | NodeAction::Released { .. }
+            | NodeAction::RoundOver { .. } => None,
         })
         .collect()
 }
@@ -641,4 +651,30 @@ fn check_budget(
         reserve,
     )
     .map_err(|e| e.refusal())
+}
+
+/// The simulator's stand-in for the federation CA: a roster "certificate" is the node's public
+/// key, trusted when the directory lists it under that name.
+struct Directory<'a>(&'a BTreeMap<PartyName, [u8; 32]>);
+
+impl fedprof_node::job::Certificates for Directory<'_> {
+    fn verify_party(
+        &self,
+        der: &[u8],
+        _now: std::time::SystemTime,
+    ) -> Result<(PartyId, [u8; 32]), String> {
+        self.0
+            .iter()
+            .find(|(_, k)| k.as_slice() == der)
+            .map(|(name, k)| {
+                (
+                    PartyId {
+                        role: Role::Node,
+                        name: name.clone(),
+                    },
+                    *k,
+                )
+            })
+            .ok_or_else(|| "not in the directory".to_owned())
+    }
 }

@@ -29,7 +29,7 @@ fn announced(job: u64, request: RequestId, profile: u8) -> Record {
         },
         rho,
         opened: Some(Opening {
-            period: "2026-11".into(),
+            period: fedprof_sim::federation::current_period(),
             cap: Rho::from_ratio(1, 4).unwrap(),
             participants: vec![PartyName::new("a").unwrap()],
         }),

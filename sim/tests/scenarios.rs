@@ -134,10 +134,9 @@ fn a_network_that_duplicates_and_reorders_breaks_nothing() {
 /// phases of a later release refunds the round on restart ("no node could have paid"), but
 /// every node debited it right after accepting (the node service starts computing and pays
 /// at once, before any share bundle). The profiling job's retry is then refused by the nodes'
-/// own per-job floors and the job ends aborted. Ignored until the node pays only once its
-/// share bundle is here, or the coordinator keeps announced rounds' charges.
+/// own per-job floors and the job ends aborted. Fixed: the coordinator keeps the charge of
+/// every announced round (`Round::nodes_may_have_paid`).
 #[test]
-#[ignore = "bug 2: nodes pay on acceptance, the coordinator refunds rounds killed before the bundles"]
 fn coordinator_killed_before_the_bundles_of_a_later_release_still_completes_the_job() {
     for phase in &PHASES[..3] {
         let mut fed = Federation::new(SimConfig::small(100)).unwrap();
