@@ -130,7 +130,7 @@ const CONNECTION_RETRIES: u32 = 4;
 /// [`submit`], sent again (same request id) with backoff when the connection fails: requests
 /// are idempotent, so a coordinator that restarted or a network that dropped the session costs
 /// nothing (a published release comes back, a running round is joined).
-async fn submit_retrying(
+pub async fn submit_retrying(
     config: &AnalystConfig,
     submission: Submission,
     timeout: Duration,

@@ -247,8 +247,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                 request: analyst::new_request()?,
                 spec,
             };
-            let outcome =
-                analyst::submit(&config, submission, Duration::from_secs(a.timeout_secs)).await?;
+            let progress = crate::progress::Progress::new();
+            let outcome = analyst::submit_retrying(
+                &config,
+                submission,
+                Duration::from_secs(a.timeout_secs),
+                &progress,
+            )
+            .await?;
             print_stdout(&report::render_outcome(&outcome, a.totals.amount_decimals));
             if let JobOutcome::Aborted { reason, .. } = outcome {
                 anyhow::bail!("job aborted: {reason}");
