@@ -35,7 +35,7 @@ use fedprof_ledger::{
 use crate::core::{ConnId, Coordinator, Heartbeat, Input, Output, ReleasePolicy, Requester};
 use crate::journal::{JournalError, JournalFile, Record, Recovery};
 
-mod ledgers;
+pub mod ledgers;
 use crate::round::RoundPolicy;
 use ledgers::{Journal, record, screen_receipt, tell_last_receipt};
 

@@ -13,13 +13,8 @@ use std::time::{Duration, Instant};
 
 use fedprof_coordinator::journal::{JournalFile, Record};
 use fedprof_coordinator::{Coordinator, Input, Output, ReleasePolicy, Requester, RoundPolicy};
-use fedprof_ledger::{
-    CoordinatorLedger, Digest, KeyRing, Label, MechanismRecord, NodeBody, NodeEntry, Policy,
-    ReleaseId, ReleaseRecord,
-};
-use fedprof_protocol::{
-    Body, Envelope, Header, JobId, JobOutcome, PartyId, Refusal, RefuseReason, RoundId,
-};
+use fedprof_ledger::{CoordinatorLedger, KeyRing, Policy};
+use fedprof_protocol::{Body, Envelope, Header, JobId, JobOutcome, PartyId, RoundId};
 
 /// The shell's handle for one connection (the core's type).
 pub use fedprof_coordinator::core::ConnId;
@@ -394,79 +389,13 @@ fn run(
     false
 }
 
-/// The shell's `screen_receipt` (private in `service.rs`): a receipt that does not parse, is
+/// The shell's `screen_receipt` (`coordinator::service::ledgers`), on the simulated ledger: a receipt that does not parse, is
 /// not signed by the node on this connection with its certificate key, or is not a debit of
 /// this job becomes that node's refusal.
 pub fn screen_receipt(sim: &SimCoordinator, party: &PartyId, envelope: &mut Envelope) {
-    let Some(p) = sim.process.as_ref() else {
-        return;
-    };
-    let Body::Receipt(line) = &envelope.body else {
-        return;
-    };
-    let check = || -> Result<(), String> {
-        let entry = NodeEntry::from_line(line).map_err(|e| e.to_string())?;
-        if entry.writer().party() != party {
-            return Err(format!(
-                "signed by {}, not by this connection's node",
-                entry.writer().party()
-            ));
-        }
-        p.ledger
-            .verify_node_entry(&entry)
-            .map_err(|e| e.to_string())?;
-        match entry.body() {
-            NodeBody::Debit { release, .. } if release.job == envelope.header.job => Ok(()),
-            _ => Err("not a debit of this job".into()),
-        }
-    };
-    if let Err(detail) = check() {
-        envelope.body = Body::Refuse(Refusal {
-            reason: RefuseReason::Policy,
-            detail: format!("invalid debit receipt: {detail}"),
-        });
+    if let Some(p) = sim.process.as_ref() {
+        fedprof_coordinator::service::ledgers::screen_receipt(&p.ledger, Some(party), envelope);
     }
 }
 
-/// The shell's `record` (private in `service.rs`).
-fn record(
-    ledger: &mut CoordinatorLedger,
-    job: JobId,
-    outcome: &JobOutcome,
-    receipts: &[String],
-    nonce: [u8; 32],
-) -> Result<(), String> {
-    let JobOutcome::Completed { result, .. } = outcome else {
-        return Err("nothing to record".into());
-    };
-    let receipts = receipts
-        .iter()
-        .map(|line| NodeEntry::from_line(line).map_err(|e| format!("a receipt is invalid: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mechanism = MechanismRecord::for_release(&result.spec, &result.release, &result.profile)
-        .map_err(|e| e.to_string())?;
-    let published = fedprof_protocol::encode(&Envelope {
-        header: Header {
-            job,
-            round: RoundId(0),
-            seq: 0,
-        },
-        body: Body::Result(result.clone()),
-    })
-    .map_err(|e| e.to_string())?;
-    let record = ReleaseRecord {
-        release: ReleaseId {
-            job,
-            round: RoundId(0),
-            nonce: Digest::from_bytes(nonce),
-        },
-        job_kind: Label::new(result.spec.name()).map_err(|e| e.to_string())?,
-        mechanism,
-        receipts,
-        published_digest: Digest::of(&published),
-    };
-    ledger
-        .record_release(record)
-        .map(|_| ())
-        .map_err(|e| format!("the release ledger refused it: {e}"))
-}
+use fedprof_coordinator::service::ledgers::record;

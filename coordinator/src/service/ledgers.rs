@@ -68,7 +68,7 @@ pub(super) fn tell_last_receipt(
 /// connection with its certificate key, and debit a release of this job. A bad receipt is
 /// turned into that node's refusal, so the round goes on without it instead of failing when the
 /// release is recorded.
-pub(super) fn screen_receipt(
+pub fn screen_receipt(
     ledger: &CoordinatorLedger,
     party: Option<&fedprof_protocol::PartyId>,
     envelope: &mut fedprof_protocol::Envelope,
@@ -108,7 +108,7 @@ pub(super) fn screen_receipt(
 /// Records a completed release in the coordinator's ledger: the mechanism, the contributors'
 /// receipts (each must be that node's own signed debit of this very release) and a digest of
 /// the published result.
-pub(super) fn record(
+pub fn record(
     ledger: &mut CoordinatorLedger,
     job: JobId,
     outcome: &JobOutcome,
