@@ -347,16 +347,22 @@ async fn an_analysts_job_survives_a_coordinator_restart_in_the_middle() {
             .unwrap()
     });
     let journal = p.fed_dir.join("ledgers/coordinator.journal/journal.jsonl");
-    let published = || {
+    let count = |record: &str| {
         std::fs::read_to_string(&journal)
             .unwrap_or_default()
-            .matches("\"type\":\"published\"")
+            .matches(&format!("\"type\":\"{record}\""))
             .count()
     };
+    // Stopped while the third release is in flight (announced, not yet published), so the
+    // client is waiting for its outcome: stopped between two releases, the client would
+    // simply connect afresh for the next one and never see the restart.
     let started = std::time::Instant::now();
-    while published() < 2 {
-        assert!(started.elapsed().as_secs() < 120, "no second publication");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    while !(count("announced") >= 3 && count("published") == 2) {
+        assert!(
+            started.elapsed().as_secs() < 120 && count("published") < 3,
+            "never saw the third release in flight"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     fed.stop().await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use chacha20::ChaCha20Rng;
 use fedprof_protocol::{
-    Body, Envelope, ErrorCode, JobId, JobOutcome, JobSpec, PartyId, PartyName, ProfileId,
-    Registered, ReleaseParams, RequestId, Role, RoundId, Submission,
+    Body, Envelope, ErrorCode, JobId, JobOutcome, JobResult, JobSpec, PartyId, PartyName,
+    ProfileId, ReceiptHead, Registered, ReleaseParams, RequestId, Role, RoundId, Submission,
 };
 use rand_core::{Rng as _, SeedableRng as _};
 use tracing::{debug, info, warn};
 
 use fedprof_crypto::VerifyingKey;
+use fedprof_ledger::{Digest, Label, ReleaseRecord};
 use fedprof_privacy::Rho;
 
 use crate::budget::{Charge, ProfileBook};
@@ -140,9 +141,11 @@ pub enum Output {
     },
     /// The set of registered nodes changed (for progress displays and readiness checks).
     NodesChanged(Vec<PartyName>),
-    /// A result is ready: record it in the coordinator's ledger with the contributors'
-    /// receipts, and only if that succeeds send `Result` to `recipients` and the outcome to
-    /// the requester (`analyst`, or a local caller).
+    /// A result is ready: append `record` (built and checked here: the mechanism, every
+    /// contributor's screened receipt, the digest of the published bytes) to the
+    /// coordinator's ledger, and only if that succeeds send `Result` to `recipients` and the
+    /// outcome to the requester (`analyst`, or a local caller). If the ledger refuses it, send
+    /// [`Input::RecordFailed`].
     Publish {
         /// The job.
         job: JobId,
@@ -152,12 +155,10 @@ pub enum Output {
         analyst: Option<ConnId>,
         /// The outcome (always `Completed`).
         outcome: JobOutcome,
-        /// The contributors' receipts (signed ledger lines).
-        receipts: Vec<String>,
+        /// What the release ledger records.
+        record: Box<ReleaseRecord>,
         /// The contributors' connections.
         recipients: Vec<ConnId>,
-        /// The release's nonce.
-        nonce: [u8; 32],
     },
 }
 
@@ -214,6 +215,9 @@ pub struct Coordinator {
     rng: ChaCha20Rng,
     heartbeat: Heartbeat,
     pings: u64,
+    /// Each node's latest receipt in the release ledger, told to it in every announcement so
+    /// that a node restored from an older copy of its state refuses (review finding L9).
+    last_receipts: BTreeMap<PartyName, ReceiptHead>,
 }
 
 impl Coordinator {
@@ -238,6 +242,7 @@ impl Coordinator {
             rng: ChaCha20Rng::from_seed(seed),
             heartbeat: Heartbeat::default(),
             pings: 0,
+            last_receipts: BTreeMap::new(),
         }
     }
 
@@ -261,6 +266,13 @@ impl Coordinator {
         self.last_job = recovery.last_job;
         self.profiles = recovery.profiles;
         self.requests = recovery.requests;
+    }
+
+    /// Each node's latest receipt recorded in the release ledger (from
+    /// [`fedprof_ledger::CoordinatorBook::last_receipts`] at start); the core keeps them up
+    /// to date as it records releases.
+    pub fn set_last_receipts(&mut self, heads: BTreeMap<PartyName, ReceiptHead>) {
+        self.last_receipts = heads;
     }
 
     /// How long a later release of a profiling job waits for a lost node of the job to
@@ -601,7 +613,11 @@ impl Coordinator {
     ) {
         for effect in effects {
             match effect {
-                RoundEffect::Send { node, body } => {
+                RoundEffect::Send { node, mut body } => {
+                    if let Body::JobAnnounce(announce) = &mut body {
+                        announce.last_receipt =
+                            self.last_receipts.get(&node).cloned().map(Box::new);
+                    }
                     // A node that is not connected any more has already been failed.
                     if let Some(&conn) = self.nodes.get(&node) {
                         out.push(Output::Send {
@@ -667,103 +683,6 @@ impl Coordinator {
             }
         }
     }
-
-    /// Removes settled rounds and reports their outcomes.
-    fn finish_settled(&mut self, out: &mut Vec<Output>) {
-        let settled: Vec<JobId> = self
-            .rounds
-            .iter()
-            .filter(|(_, (r, _))| r.outcome().is_some())
-            .map(|(j, _)| *j)
-            .collect();
-        for job in settled {
-            let Some((round, requester)) = self.rounds.remove(&job) else {
-                continue;
-            };
-            let Some(outcome) = round.outcome().cloned() else {
-                continue;
-            };
-            let analyst = match requester {
-                Requester::Analyst(conn) if self.sessions.contains_key(&conn) => Some(conn),
-                _ => None,
-            };
-            // M4: every participant still connected learns at once that the round is over for
-            // it (contributors to a published release get the result instead, once recorded).
-            for (node, over) in round.over_notices() {
-                if let Some(&conn) = self.nodes.get(&node) {
-                    out.push(Output::Send {
-                        conn,
-                        job,
-                        round: RoundId(0),
-                        body: Body::RoundOver(over),
-                    });
-                }
-            }
-            let paid = self.paying.remove(&job);
-            let request = self.job_requests.remove(&job);
-            match &outcome {
-                JobOutcome::Completed { result, failures } => {
-                    self.profiles
-                        .completed(result.profile.id, &result.contributors);
-                    self.set_request(request.as_ref(), RequestState::Published(job));
-                    info!(%job, contributors = result.contributors.len(), failed = failures.len(), "result ready; recording the release");
-                    let recipients = result
-                        .contributors
-                        .iter()
-                        .filter_map(|n| self.nodes.get(n).copied())
-                        .collect();
-                    let receipts = round.receipts(&result.contributors);
-                    out.push(Output::Publish {
-                        job,
-                        requester,
-                        analyst,
-                        outcome,
-                        receipts,
-                        recipients,
-                        nonce: round.nonce(),
-                    });
-                }
-                JobOutcome::Aborted { reason, .. } => {
-                    warn!(%job, %reason, paid, "job aborted");
-                    if request.is_some() {
-                        // Journaled: refunded when no node could have paid, else kept.
-                        if paid {
-                            out.push(Output::Journal(Record::Aborted { job }));
-                        } else {
-                            self.refund(request.as_ref());
-                            out.push(Output::Journal(Record::Refunded { job }));
-                        }
-                        self.set_request(request.as_ref(), RequestState::Interrupted(job));
-                    }
-                    finish(job, requester, analyst, outcome, out);
-                }
-            }
-        }
-    }
-}
-
-/// Reports how job `job` ended: its outcome to the analyst's connection, if open, and to the
-/// shell.
-fn finish(
-    job: JobId,
-    requester: Requester,
-    analyst: Option<ConnId>,
-    outcome: JobOutcome,
-    out: &mut Vec<Output>,
-) {
-    if let Some(conn) = analyst {
-        out.push(Output::Send {
-            conn,
-            job,
-            round: RoundId(0),
-            body: Body::Outcome(outcome.clone()),
-        });
-    }
-    out.push(Output::JobFinished {
-        job,
-        requester,
-        outcome,
-    });
 }
 
 /// Whether a release continues an open profiling job (rather than opening one).
@@ -794,6 +713,8 @@ fn permitted(role: Role, body: &Body) -> bool {
 }
 
 mod requests;
+mod settle;
+use settle::finish;
 #[cfg(test)]
 mod tests;
 

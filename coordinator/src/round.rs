@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fedprof_crypto::VerifyingKey;
+use fedprof_ledger::{Digest, ExpectedDebit, MechanismRecord, NodeEntry, ReleaseId};
 use fedprof_protocol::{
     Body, ErrorCode, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure, PartyName,
     ProfileTag, Refusal, ReleaseParams, RosterEntry, RoundOver, RoundOverReason, SecAggGraph,
@@ -113,8 +114,12 @@ pub struct Round {
     index: BTreeMap<PartyName, u32>,
     members: BTreeMap<PartyName, Member>,
     secagg: Option<fedprof_secagg::Coordinator>,
-    /// Each member's signed debit of this release, as received (ledger lines).
-    receipts: BTreeMap<PartyName, String>,
+    /// Each member's signed debit of this release, screened as it arrived.
+    receipts: BTreeMap<PartyName, NodeEntry>,
+    /// What every receipt must say (set once the round is announced).
+    expected: Option<ExpectedDebit>,
+    /// Each member's certificate key, which its receipt must be signed with.
+    keys: BTreeMap<PartyName, [u8; 32]>,
     /// The release's nonce in every ledger: the digest of the round's configuration.
     nonce: [u8; 32],
     deadline: Instant,
@@ -165,6 +170,11 @@ impl Round {
             release,
             secagg: None,
             receipts: BTreeMap::new(),
+            expected: None,
+            keys: participants
+                .iter()
+                .map(|p| (p.name.clone(), p.key.to_bytes()))
+                .collect(),
             nonce: [0; 32],
             deadline: now + policy.timeout,
             outcome: None,
@@ -249,6 +259,24 @@ impl Round {
             }
         };
         round.nonce = config.digest();
+        // What each node will debit, as its ledger records it: receipts are screened against
+        // it on arrival (M2).
+        let mechanism = MechanismRecord::for_release(&round.spec, &round.release, &round.profile);
+        let mechanism = match mechanism {
+            Ok(m) => m,
+            Err(e) => {
+                round.abort(format!("the release has no valid mechanism record: {e}"));
+                return (round, Vec::new());
+            }
+        };
+        round.expected = Some(ExpectedDebit::new(
+            ReleaseId {
+                job,
+                round: fedprof_protocol::RoundId(0),
+                nonce: Digest::from_bytes(round.nonce),
+            },
+            mechanism,
+        ));
         round.secagg = Some(fedprof_secagg::Coordinator::new(config));
         let effects = round
             .roster
@@ -307,11 +335,26 @@ impl Round {
             Body::Refuse(Refusal { reason, detail }) => {
                 self.fail(node, format!("refused ({reason:?}): {detail}"));
             }
-            Body::Receipt(line) if line.len() <= MAX_RECEIPT_BYTES => {
-                // The ledger checks the receipt's signature and content when the release is
-                // recorded; a node that lied about its debit is caught there.
-                self.receipts.entry(node.clone()).or_insert(line);
+            Body::Receipt(line) if !self.receipts.contains_key(node) => {
+                // Screened now, before this node's masked input can count (M2): a receipt
+                // that does not pay for exactly this release drops its sender only.
+                match self.screen(node, &line) {
+                    Ok(entry) => {
+                        self.receipts.insert(node.clone(), entry);
+                    }
+                    Err(detail) => {
+                        let detail = format!("invalid debit receipt: {detail}");
+                        self.fail(node, format!("protocol violation: {detail}"));
+                        effects.push(RoundEffect::Reject {
+                            node: node.clone(),
+                            code: ErrorCode::UnexpectedMessage,
+                            detail,
+                        });
+                    }
+                }
             }
+            // A second receipt changes nothing (the first one was screened and kept).
+            Body::Receipt(_) => {}
             Body::SecAgg(fedprof_protocol::secagg::NodeMessage::Masked(_))
                 if !self.receipts.contains_key(node) =>
             {
@@ -550,9 +593,34 @@ impl Round {
             .collect()
     }
 
-    /// The receipts (signed ledger lines) of `nodes`, in their order; a contributor always has
-    /// one (a masked input without a receipt is refused).
-    pub fn receipts(&self, nodes: &[PartyName]) -> Vec<String> {
+    /// Checks `node`'s receipt line: at most [`MAX_RECEIPT_BYTES`], a ledger entry, and the
+    /// node's own signed debit of exactly this release, mechanism and rho.
+    fn screen(&self, node: &PartyName, line: &str) -> Result<NodeEntry, String> {
+        if line.len() > MAX_RECEIPT_BYTES {
+            return Err(format!(
+                "{} bytes, more than the {MAX_RECEIPT_BYTES} a receipt may have",
+                line.len()
+            ));
+        }
+        let (Some(expected), Some(key)) = (&self.expected, self.keys.get(node)) else {
+            return Err("the round was not announced to this node".into());
+        };
+        let entry = NodeEntry::from_line(line).map_err(|e| e.to_string())?;
+        expected
+            .screen(node, &entry, key)
+            .map_err(|e| e.to_string())?;
+        Ok(entry)
+    }
+
+    /// What the release's receipts pay for (`None` for a round settled before it was
+    /// announced).
+    pub fn expected(&self) -> Option<&ExpectedDebit> {
+        self.expected.as_ref()
+    }
+
+    /// The screened receipts of `nodes`, in their order; a contributor always has one (a
+    /// masked input without a receipt is refused).
+    pub fn receipts(&self, nodes: &[PartyName]) -> Vec<NodeEntry> {
         nodes
             .iter()
             .filter_map(|n| self.receipts.get(n).cloned())

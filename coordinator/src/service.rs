@@ -27,17 +27,14 @@ use crate::config::CoordinatorConfig;
 use fedprof_crypto::VerifyingKey;
 use rand_core::Rng as _;
 
-use fedprof_ledger::{
-    CoordinatorLedger, CoordinatorStoreError, Digest, KeyRing, Label, MechanismRecord, NodeEntry,
-    Policy, ReleaseId, ReleaseRecord,
-};
+use fedprof_ledger::{CoordinatorLedger, CoordinatorStoreError, KeyRing, Policy};
 
 use crate::core::{ConnId, Coordinator, Heartbeat, Input, Output, ReleasePolicy, Requester};
 use crate::journal::{JournalError, JournalFile, Record, Recovery};
 
-pub mod ledgers;
+mod ledgers;
 use crate::round::RoundPolicy;
-use ledgers::{Journal, record, screen_receipt, tell_last_receipt};
+use ledgers::Journal;
 
 /// How long a connected peer has to open its message stream.
 const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -331,7 +328,6 @@ async fn core_loop(
     mut shutdown: ShutdownSignal,
 ) {
     let mut writers: HashMap<ConnId, mpsc::Sender<Outgoing>> = HashMap::new();
-    let mut parties: HashMap<ConnId, fedprof_protocol::PartyId> = HashMap::new();
     let mut waiting: HashMap<u64, oneshot::Sender<JobOutcome>> = HashMap::new();
     let mut next_ticket = 0u64;
     let mut full: Vec<ConnId> = Vec::new();
@@ -357,6 +353,13 @@ async fn core_loop(
     };
     recovery.last_job = recovery.last_job.max(ledger.book().last_job());
     core.resume(recovery);
+    core.set_last_receipts(
+        ledger
+            .book()
+            .last_receipts()
+            .map(|(node, head)| (node.clone(), head))
+            .collect(),
+    );
     let mut journal = journal;
     let mut period = String::new();
     'serve: loop {
@@ -372,7 +375,6 @@ async fn core_loop(
                 None => break,
                 Some(Event::Connected { conn, party, certificate, key, writer }) => {
                     writers.insert(conn, writer);
-                    parties.insert(conn, party.clone());
                     if party.role == fedprof_protocol::Role::Node {
                         // The key comes from a certificate the handshake verified.
                         let _ = ledger.trust_node(party.clone(), key.to_bytes());
@@ -382,12 +384,7 @@ async fn core_loop(
                 Some(Event::Input(input)) => match input {
                     Input::Closed { conn, reason } => {
                         writers.remove(&conn);
-                        parties.remove(&conn);
                         Input::Closed { conn, reason }
-                    }
-                    Input::Message { conn, mut envelope } => {
-                        screen_receipt(&ledger, parties.get(&conn), &mut envelope);
-                        Input::Message { conn, envelope }
                     }
                     other => other,
                 },
@@ -410,9 +407,8 @@ async fn core_loop(
                         conn,
                         job,
                         round,
-                        mut body,
+                        body,
                     } => {
-                        tell_last_receipt(&ledger, parties.get(&conn), &mut body);
                         deliver(
                             &mut writers,
                             &mut full,
@@ -468,13 +464,12 @@ async fn core_loop(
                         requester,
                         analyst,
                         outcome,
-                        receipts,
+                        record,
                         recipients,
-                        nonce,
                     } => {
                         // Record first; publish only what the ledger accepted.
-                        let outcome = match record(&mut ledger, job, &outcome, &receipts, nonce) {
-                            Ok(()) => {
+                        let outcome = match ledger.record_release(*record) {
+                            Ok(_) => {
                                 // Stored before anyone has it: a request sent again after a
                                 // restart is answered with this very result.
                                 if let Err(e) = journal.published(job, &outcome) {
@@ -494,7 +489,8 @@ async fn core_loop(
                                 }
                                 outcome
                             }
-                            Err(reason) => {
+                            Err(e) => {
+                                let reason = format!("the release ledger refused it: {e}");
                                 tracing::error!(%job, %reason, "release not recorded; nothing published");
                                 // The contributors were promised nothing else: their round is
                                 // over (M4), they free the job's slot now.
@@ -529,12 +525,9 @@ async fn core_loop(
                     }
                 }
             }
-            inputs.extend(full.drain(..).map(|conn| {
-                parties.remove(&conn);
-                Input::Closed {
-                    conn,
-                    reason: "its outgoing queue was full (not reading its messages)".into(),
-                }
+            inputs.extend(full.drain(..).map(|conn| Input::Closed {
+                conn,
+                reason: "its outgoing queue was full (not reading its messages)".into(),
             }));
         }
     }
@@ -692,96 +685,4 @@ async fn handle_connection(
     // The writer ends once the core drops its sender too; bound the wait either way.
     let _ = tokio::time::timeout(ERROR_DELIVERY_TIMEOUT * 2, writer_task).await;
     peer.close(close_code::DONE, "");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use fedprof_ledger::{NodeBody, Period, Writer};
-    use fedprof_protocol::{Envelope, Header, PartyId, Role};
-
-    fn party(role: Role, name: &str) -> PartyId {
-        PartyId {
-            role,
-            name: PartyName::new(name).unwrap(),
-        }
-    }
-
-    fn receipt(line: String) -> Envelope {
-        Envelope {
-            header: Header {
-                job: JobId(1),
-                round: RoundId(0),
-                seq: 0,
-            },
-            body: Body::Receipt(line),
-        }
-    }
-
-    fn refused(env: &Envelope) -> Option<&str> {
-        match &env.body {
-            Body::Refuse(r) => Some(r.detail.as_str()),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn bad_receipts_become_the_nodes_refusal() {
-        let dir = tempfile::tempdir().unwrap();
-        let node_key = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
-        let coordinator = party(Role::Coordinator, "coordinator");
-        let mut ledger = CoordinatorLedger::open(
-            &dir.path().join("l.jsonl"),
-            ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
-            coordinator,
-            KeyRing::new(),
-        )
-        .unwrap();
-        let a = party(Role::Node, "a");
-        ledger
-            .trust_node(a.clone(), node_key.verifying_key().to_bytes())
-            .unwrap();
-        let budget = NodeBody::Budget {
-            period: Period::new("2026-11").unwrap(),
-            cap_rho: "1/1".parse().unwrap(),
-        };
-        let line =
-            NodeEntry::sign(0, Digest::ZERO, Writer::new(a.clone()), budget, &node_key).to_line();
-
-        let mut garbage = receipt("not json".into());
-        screen_receipt(&ledger, Some(&a), &mut garbage);
-        assert!(
-            refused(&garbage).is_some_and(|d| d.starts_with("invalid debit receipt")),
-            "{garbage:?}"
-        );
-
-        let mut not_a_debit = receipt(line.clone());
-        screen_receipt(&ledger, Some(&a), &mut not_a_debit);
-        assert!(
-            refused(&not_a_debit).is_some_and(|d| d.contains("not a debit of this job")),
-            "{not_a_debit:?}"
-        );
-
-        let mut from_another = receipt(line.clone());
-        screen_receipt(&ledger, Some(&party(Role::Node, "b")), &mut from_another);
-        assert!(
-            refused(&from_another).is_some_and(|d| d.contains("not by this connection's node"))
-        );
-
-        // Signed by a key the ledger does not trust for node a.
-        let forged = NodeEntry::sign(
-            0,
-            Digest::ZERO,
-            Writer::new(a.clone()),
-            NodeBody::Budget {
-                period: Period::new("2026-11").unwrap(),
-                cap_rho: "1/1".parse().unwrap(),
-            },
-            &ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
-        )
-        .to_line();
-        let mut forged = receipt(forged);
-        screen_receipt(&ledger, Some(&a), &mut forged);
-        assert!(refused(&forged).is_some(), "{forged:?}");
-    }
 }

@@ -62,7 +62,7 @@ pub enum CoordinatorBody {
 pub type CoordinatorEntry = Entry<CoordinatorBody>;
 
 /// What the coordinator asks its ledger to record before publishing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseRecord {
     /// The release.
     pub release: ReleaseId,
@@ -242,10 +242,16 @@ impl CoordinatorBook {
     pub fn last_receipt(&self, node: &PartyName) -> Option<fedprof_protocol::ReceiptHead> {
         self.last_receipts
             .get(node)
-            .map(|(seq, digest)| fedprof_protocol::ReceiptHead {
-                seq: *seq,
-                digest: *digest.as_bytes(),
-            })
+            .map(|(seq, digest)| receipt_head(*seq, digest))
+    }
+
+    /// Every node's latest recorded receipt (see [`CoordinatorBook::last_receipt`]).
+    pub fn last_receipts(
+        &self,
+    ) -> impl Iterator<Item = (&PartyName, fedprof_protocol::ReceiptHead)> + '_ {
+        self.last_receipts
+            .iter()
+            .map(|(node, (seq, digest))| (node, receipt_head(*seq, digest)))
     }
 
     /// Checks `line` as the next entry (chain, signature by `key`, receipts against `nodes`,
@@ -418,6 +424,14 @@ impl CoordinatorBook {
     }
 }
 
+/// The wire form of a receipt's place in its node's ledger.
+pub fn receipt_head(seq: u64, digest: &Digest) -> fedprof_protocol::ReceiptHead {
+    fedprof_protocol::ReceiptHead {
+        seq,
+        digest: *digest.as_bytes(),
+    }
+}
+
 fn check_receipt(
     index: usize,
     node: &PartyName,
@@ -427,6 +441,26 @@ fn check_receipt(
     rho: &Rho,
     keys: &KeyRing,
 ) -> Result<(), ReceiptError> {
+    let expected = check_debit(index, node, receipt, release, mechanism, rho)?;
+    let entry_error = |error| ReceiptError::Entry {
+        node: node.clone(),
+        error,
+    };
+    receipt
+        .verify_signature(keys.get(&expected).map_err(entry_error)?)
+        .map_err(entry_error)
+}
+
+/// Checks that `receipt` is `node`'s debit of exactly `release`, `mechanism` and `rho` (not its
+/// signature); returns the writer it must be signed by.
+fn check_debit(
+    index: usize,
+    node: &PartyName,
+    receipt: &NodeEntry,
+    release: &ReleaseId,
+    mechanism: &MechanismRecord,
+    rho: &Rho,
+) -> Result<Writer, ReceiptError> {
     let expected = Writer::new(PartyId {
         role: Role::Node,
         name: node.clone(),
@@ -460,13 +494,59 @@ fn check_receipt(
     if p != rho {
         return Err(differs("rho"));
     }
-    let entry_error = |error| ReceiptError::Entry {
-        node: node.clone(),
-        error,
-    };
-    receipt
-        .verify_signature(keys.get(&expected).map_err(entry_error)?)
-        .map_err(entry_error)
+    Ok(expected)
+}
+
+/// What every contributor's debit receipt of one release must say: the coordinator screens
+/// each receipt with it as it arrives (before that node's masked input is accepted), so one
+/// bad receipt drops its sender from the round instead of failing the release when it is
+/// recorded, after every node paid (review finding M2). Recording checks the same rules again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedDebit {
+    release: ReleaseId,
+    mechanism: MechanismRecord,
+    rho: Rho,
+}
+
+impl ExpectedDebit {
+    /// The debit of `release` under `mechanism` (at its rho).
+    pub fn new(release: ReleaseId, mechanism: MechanismRecord) -> Self {
+        let rho = mechanism.rho();
+        ExpectedDebit {
+            release,
+            mechanism,
+            rho,
+        }
+    }
+
+    /// The release.
+    pub fn release(&self) -> &ReleaseId {
+        &self.release
+    }
+
+    /// The mechanism.
+    pub fn mechanism(&self) -> &MechanismRecord {
+        &self.mechanism
+    }
+
+    /// Checks `receipt` as `node`'s debit of this release: written by `node`, a debit of this
+    /// release, mechanism and rho, and signed with `public_key` (the Ed25519 key of the
+    /// certificate `node` authenticated with).
+    pub fn screen(
+        &self,
+        node: &PartyName,
+        receipt: &NodeEntry,
+        public_key: &[u8; 32],
+    ) -> Result<(), ReceiptError> {
+        let writer = check_debit(0, node, receipt, &self.release, &self.mechanism, &self.rho)?;
+        let entry_error = |error| ReceiptError::Entry {
+            node: node.clone(),
+            error,
+        };
+        let key = VerifyingKey::from_bytes(public_key)
+            .map_err(|_| entry_error(EntryError::UnknownWriter(writer)))?;
+        receipt.verify_signature(&key).map_err(entry_error)
+    }
 }
 
 #[cfg(test)]

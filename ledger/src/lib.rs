@@ -36,7 +36,10 @@ pub use audit::{
     NodeSummary, epsilon_at_delta, epsilon_simple_at_delta, person_rho_of_release,
 };
 pub use clock::{CLOCK_TOLERANCE_SECS, Clock, Month, Timestamp};
-pub use coordinator::{CoordinatorBody, CoordinatorBook, CoordinatorEntry, Policy, ReleaseRecord};
+pub use coordinator::{
+    CoordinatorBody, CoordinatorBook, CoordinatorEntry, ExpectedDebit, Policy, ReceiptError,
+    ReleaseRecord,
+};
 pub use coordinator_store::{CoordinatorLedger, CoordinatorStoreError, RecordedRelease};
 pub use ed25519_dalek::SigningKey;
 pub use encoding::{Digest, Label, Period, Writer};

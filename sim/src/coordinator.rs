@@ -3,10 +3,10 @@
 //! ([`CoordinatorLedger`]) and the job journal ([`JournalFile`], replayed through
 //! [`fedprof_coordinator::journal::Recovery`] on restart).
 //!
-//! The shell's `record` and `screen_receipt` are private to `service.rs`; they are re-written
-//! here from the same public ledger calls, line for line. A crash can be placed between any
-//! two effects the shell carries out (a journal append, a ledger record, a send), so "the
-//! records appended before a crash are kept, the later ones are lost" holds by construction.
+//! Receipt screening, the release record and the rollback heads are the core's; what is left
+//! here is the shell's I/O, in the shell's order. A crash can be placed between any two
+//! effects the shell carries out (a journal append, a ledger record, a send), so "the records
+//! appended before a crash are kept, the later ones are lost" holds by construction.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -168,6 +168,13 @@ impl SimCoordinator {
         let mut core = Coordinator::new(self.policy, self.release.clone(), seed);
         core.set_rejoin_timeout(self.rejoin);
         core.resume(recovery);
+        core.set_last_receipts(
+            ledger
+                .book()
+                .last_receipts()
+                .map(|(node, head)| (node.clone(), head))
+                .collect(),
+        );
         let _ = core.handle(Input::Period(period.to_owned()), Instant::now());
         self.process = Some(Process {
             core,
@@ -316,13 +323,17 @@ fn run(
                     requester,
                     analyst,
                     outcome,
-                    receipts,
+                    record,
                     recipients,
-                    nonce,
                 } => {
                     let _: Requester = requester;
-                    let outcome = match record(&mut p.ledger, job, &outcome, &receipts, nonce) {
-                        Ok(()) => {
+                    let nonce = *record.release.nonce.as_bytes();
+                    let recorded = p
+                        .ledger
+                        .record_release(*record)
+                        .map_err(|e| format!("the release ledger refused it: {e}"));
+                    let outcome = match recorded {
+                        Ok(_) => {
                             let recorded = Effect::Recorded {
                                 job,
                                 nonce,
@@ -388,14 +399,3 @@ fn run(
     }
     false
 }
-
-/// The shell's `screen_receipt` (`coordinator::service::ledgers`), on the simulated ledger: a receipt that does not parse, is
-/// not signed by the node on this connection with its certificate key, or is not a debit of
-/// this job becomes that node's refusal.
-pub fn screen_receipt(sim: &SimCoordinator, party: &PartyId, envelope: &mut Envelope) {
-    if let Some(p) = sim.process.as_ref() {
-        fedprof_coordinator::service::ledgers::screen_receipt(&p.ledger, Some(party), envelope);
-    }
-}
-
-use fedprof_coordinator::service::ledgers::record;

@@ -137,7 +137,6 @@ enum Event {
 #[derive(Debug)]
 struct Conn {
     peer: Peer,
-    party: PartyId,
     at_coordinator: bool,
     at_peer: bool,
     /// Broken: nothing more gets through.
@@ -522,15 +521,12 @@ impl Federation {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::ToCoordinator { conn, mut envelope } => {
+            Event::ToCoordinator { conn, envelope } => {
                 let Some(c) = self.conns.get(&conn) else {
                     return;
                 };
                 if !c.at_coordinator || c.broken || !self.coordinator.is_up() {
                     return;
-                }
-                if c.party.role == Role::Node {
-                    crate::coordinator::screen_receipt(&self.coordinator, &c.party, &mut envelope);
                 }
                 self.coordinator_input(Input::Message { conn, envelope });
             }
@@ -896,7 +892,6 @@ impl Federation {
             conn,
             Conn {
                 peer,
-                party: party.clone(),
                 at_coordinator: true,
                 at_peer: true,
                 broken: false,

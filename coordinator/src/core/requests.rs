@@ -169,6 +169,35 @@ impl Coordinator {
         }
     }
 
+    /// A completed round whose release cannot be recorded (found before it reaches the
+    /// ledger): its contributors paid, so it is journaled as aborted (kept), its request may run
+    /// again, and the contributors are told at once that the round is over for them (M4).
+    pub(super) fn record_failed_now(
+        &mut self,
+        job: JobId,
+        round: &Round,
+        request: Option<&Running>,
+        out: &mut Vec<Output>,
+    ) {
+        for node in round.roster() {
+            if let Some(&conn) = self.nodes.get(node) {
+                out.push(Output::Send {
+                    conn,
+                    job,
+                    round: RoundId(0),
+                    body: Body::RoundOver(fedprof_protocol::RoundOver {
+                        reason: fedprof_protocol::RoundOverReason::Aborted,
+                        detail: "the release could not be recorded".into(),
+                    }),
+                });
+            }
+        }
+        if request.is_some() {
+            out.push(Output::Journal(Record::Aborted { job }));
+            self.set_request(request, RequestState::Interrupted(job));
+        }
+    }
+
     pub(super) fn set_request(&mut self, running: Option<&Running>, state: RequestState) {
         if let Some(known) = running.and_then(|r| self.requests.get_mut(&r.key)) {
             known.state = state;

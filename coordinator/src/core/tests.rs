@@ -559,3 +559,38 @@ fn a_resumed_core_continues_numbering_and_resends_published_requests() {
         "{out:?}"
     );
 }
+
+/// Review finding L9, in the core: each announcement tells its node the latest receipt of its
+/// that the release ledger holds (seeded from the ledger at start), and only its own.
+#[test]
+fn announcements_carry_each_nodes_last_recorded_receipt() {
+    let mut f = Fed::new(2);
+    let head = ReceiptHead {
+        seq: 4,
+        digest: [9; 32],
+    };
+    f.core
+        .set_last_receipts(BTreeMap::from([(PartyName::new("a").unwrap(), head.clone())]));
+    f.register(1, "a");
+    f.register(2, "b");
+    let out = f.input(Input::SubmitJob {
+        submission: sub(totals()),
+        requester: Requester::Local(1),
+    });
+    let announced: BTreeMap<ConnId, Option<ReceiptHead>> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                conn,
+                body: Body::JobAnnounce(a),
+                ..
+            } => Some((*conn, a.last_receipt.as_deref().cloned())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        announced,
+        BTreeMap::from([(1, Some(head)), (2, None)]),
+        "{out:?}"
+    );
+}

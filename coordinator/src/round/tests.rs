@@ -4,6 +4,7 @@
 use super::*;
 use chacha20::ChaCha20Rng;
 use fedprof_crypto::SigningKey;
+use fedprof_ledger::{NodeBody, Writer};
 use fedprof_protocol::secagg::{CoordinatorMessage, NodeMessage};
 use fedprof_protocol::{Fraction, RefuseReason, RoundOverReason};
 use fedprof_secagg::node::{AwaitingBundle, AwaitingDirectory, AwaitingUnmask};
@@ -88,6 +89,10 @@ struct Fed {
     inbox: Vec<(PartyName, Body)>,
     /// Every message the round ever sent, in order.
     sent: Vec<(PartyName, Body)>,
+    /// Each node's ledger key, for its debit receipts.
+    ledger_keys: BTreeMap<PartyName, ed25519_dalek::SigningKey>,
+    /// Receipts sent instead of a node's honest debit (attacks).
+    bad_receipts: BTreeMap<PartyName, String>,
 }
 
 impl Fed {
@@ -97,11 +102,20 @@ impl Fed {
 
     fn start_request(names: &[&str], request: RoundRequest) -> Fed {
         let min = request.release.min_contributors;
-        let mut rng = ChaCha20Rng::seed_from_u64(9);
-        let keys: Vec<SigningKey> = names
+        let rng = ChaCha20Rng::seed_from_u64(9);
+        // Each node's certificate key, as the secure-aggregation machine and the node's ledger
+        // (which signs its debit receipts) both hold it.
+        let seeds: Vec<[u8; 32]> = (1..=names.len()).map(|i| [i as u8; 32]).collect();
+        let keys: Vec<SigningKey> = seeds
             .iter()
-            .map(|_| SigningKey::generate(&mut rng))
+            .map(|s| SigningKey::from_seed(&fedprof_crypto::SecretKey32::from_bytes(*s)))
             .collect();
+        let ledger_keys = names
+            .iter()
+            .zip(&seeds)
+            .map(|(n, s)| (name(n), ed25519_dalek::SigningKey::from_bytes(s)))
+            .collect();
+        let mut rng = rng;
         let participants = names
             .iter()
             .zip(&keys)
@@ -170,6 +184,8 @@ impl Fed {
             now,
             inbox: Vec::new(),
             sent: Vec::new(),
+            ledger_keys,
+            bad_receipts: BTreeMap::new(),
         };
         // Deliver the advertisements to the round.
         for (node, body) in inbox {
@@ -221,14 +237,20 @@ impl Fed {
             };
             self.nodes[i].1 = next;
             if matches!(reply, NodeMessage::Masked(_)) {
-                // A node shows its signed debit before its masked input (checked by the ledger).
-                let receipt = Body::Receipt(format!("debit of {node}"));
-                assert!(
-                    self.round
-                        .on_message(&node, receipt, self.now)
-                        .unwrap()
-                        .is_empty()
-                );
+                // A node shows its signed debit before its masked input.
+                let line = match self.bad_receipts.get(&node) {
+                    Some(bad) => bad.clone(),
+                    None => self.debit(&node, |_| {}),
+                };
+                let effects = self
+                    .round
+                    .on_message(&node, Body::Receipt(line), self.now)
+                    .unwrap();
+                if !effects.is_empty() {
+                    // Refused: the node is out of the round and sends nothing more.
+                    self.absorb(effects);
+                    continue;
+                }
             }
             let effects = self
                 .round
@@ -236,6 +258,24 @@ impl Fed {
                 .unwrap();
             self.absorb(effects);
         }
+    }
+
+    /// `node`'s signed debit of this round's release (as its ledger writes it), changed by
+    /// `edit` first (for the attacks).
+    fn debit(&self, node: &PartyName, edit: impl FnOnce(&mut NodeBody)) -> String {
+        let expected = self.round.expected().expect("announced");
+        let mut body = NodeBody::Debit {
+            release: *expected.release(),
+            mechanism: expected.mechanism().clone(),
+            rho: expected.mechanism().rho(),
+            vector_digest: Digest::ZERO,
+        };
+        edit(&mut body);
+        let writer = Writer::new(fedprof_protocol::PartyId {
+            role: fedprof_protocol::Role::Node,
+            name: node.clone(),
+        });
+        NodeEntry::sign(0, Digest::ZERO, writer, body, &self.ledger_keys[node]).to_line()
     }
 
     fn kill(&mut self, node: &str) {
@@ -270,9 +310,15 @@ fn the_round_releases_exactly_the_sum_of_the_vectors() {
         "nothing is sent before the driver records the release"
     );
     let names = [name("a"), name("b"), name("c")];
+    let writers: Vec<PartyName> = f
+        .round
+        .receipts(&names)
+        .iter()
+        .map(|r| r.writer().party().name.clone())
+        .collect();
     assert_eq!(
-        f.round.receipts(&names),
-        ["debit of a", "debit of b", "debit of c"]
+        writers, names,
+        "each contributor's own screened debit, in order"
     );
 }
 
@@ -627,4 +673,106 @@ fn m4_an_aborted_round_tells_every_member() {
             ("c".into(), aborted)
         ]
     );
+}
+
+/// Review finding M2: a node whose debit receipt does not pay for exactly this release (another
+/// rho, another release, another mechanism, another writer, a forged signature, not a debit,
+/// not a ledger line, too long) is dropped from the round when the receipt arrives, before its
+/// masked input counts; the honest nodes' release goes on without it, and every receipt the
+/// release carries is its contributor's own debit of it.
+#[test]
+fn a_bad_receipt_drops_its_sender_not_the_release() {
+    type Attack = Box<dyn Fn(&Fed) -> String>;
+    let attacks: Vec<(&str, Attack)> = vec![
+        (
+            "another rho",
+            Box::new(|f: &Fed| {
+                f.debit(&name("c"), |b| {
+                    if let NodeBody::Debit { rho, .. } = b {
+                        *rho = "1/1000".parse().unwrap();
+                    }
+                })
+            }),
+        ),
+        (
+            "another release",
+            Box::new(|f: &Fed| {
+                f.debit(&name("c"), |b| {
+                    if let NodeBody::Debit { release, .. } = b {
+                        release.nonce = Digest::from_bytes([7; 32]);
+                    }
+                })
+            }),
+        ),
+        (
+            "another job",
+            Box::new(|f: &Fed| {
+                f.debit(&name("c"), |b| {
+                    if let NodeBody::Debit { release, .. } = b {
+                        release.job = JobId(8);
+                    }
+                })
+            }),
+        ),
+        (
+            "written as another node",
+            Box::new(|f: &Fed| f.debit(&name("a"), |_| {})),
+        ),
+        (
+            "signed with another key",
+            Box::new(|f: &Fed| {
+                let honest = f.debit(&name("c"), |_| {});
+                let entry = NodeEntry::from_line(&honest).unwrap();
+                NodeEntry::sign(
+                    0,
+                    Digest::ZERO,
+                    entry.writer().clone(),
+                    entry.body().clone(),
+                    &ed25519_dalek::SigningKey::from_bytes(&[99; 32]),
+                )
+                .to_line()
+            }),
+        ),
+        (
+            "not a debit",
+            Box::new(|f: &Fed| {
+                f.debit(&name("c"), |b| {
+                    *b = NodeBody::Budget {
+                        period: fedprof_ledger::Period::new("2026-11").unwrap(),
+                        cap_rho: "1/1".parse().unwrap(),
+                    }
+                })
+            }),
+        ),
+        ("not a ledger line", Box::new(|_: &Fed| "not json".into())),
+        (
+            "too long",
+            Box::new(|_: &Fed| "x".repeat(MAX_RECEIPT_BYTES + 1)),
+        ),
+    ];
+    for (attack, receipt) in attacks {
+        let mut f = Fed::start(&["a", "b", "c"], 2);
+        let bad = receipt(&f);
+        f.bad_receipts.insert(name("c"), bad);
+        for _ in 0..4 {
+            f.step(vector);
+        }
+        let Some(JobOutcome::Completed { result, failures }) = f.round.outcome() else {
+            panic!("{attack}: {:?}", f.round.outcome())
+        };
+        assert_eq!(result.contributors, vec![name("a"), name("b")], "{attack}");
+        assert_eq!(result.values, vec![3, 30, (-100i64) as u64], "{attack}");
+        assert!(
+            failures.len() == 1
+                && failures[0].node == name("c")
+                && failures[0].reason.contains("invalid debit receipt"),
+            "{attack}: {failures:?}"
+        );
+        let receipts = f.round.receipts(&result.contributors);
+        let expected = f.round.expected().unwrap();
+        for (node, receipt) in result.contributors.iter().zip(&receipts) {
+            let key = f.ledger_keys[node].verifying_key().to_bytes();
+            expected.screen(node, receipt, &key).unwrap();
+        }
+    }
 }
