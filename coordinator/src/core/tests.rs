@@ -569,10 +569,8 @@ fn announcements_carry_each_nodes_last_recorded_receipt() {
         seq: 4,
         digest: [9; 32],
     };
-    f.core.set_last_receipts(BTreeMap::from([(
-        PartyName::new("a").unwrap(),
-        head.clone(),
-    )]));
+    f.core
+        .set_last_receipts(BTreeMap::from([(PartyName::new("a").unwrap(), head)]));
     f.register(1, "a");
     f.register(2, "b");
     let out = f.input(Input::SubmitJob {
