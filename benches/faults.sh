@@ -29,7 +29,7 @@ run_one() {
   if (( seed % 3 == 0 )); then profile=(--profile); fi
   # A run is bounded: a wedged run is killed and recorded as a harness error.
   local rc=0
-  timeout --kill-after=10 300 python3 tests/faults/killrun.py --bin "$bin" --seed "$seed" \
+  timeout --kill-after=10 900 python3 tests/faults/killrun.py --bin "$bin" --seed "$seed" \
     --loss "${LOSS:-0}" "${profile[@]}" --work "$out/run-$seed" > "$out/run-$seed.json" 2> "$out/run-$seed.stderr" || rc=$?
   if (( rc == 124 || rc == 137 )); then
     echo "{\"seed\": $seed, \"harness_error\": \"timed out\"}" > "$out/run-$seed.json"

@@ -16,9 +16,10 @@ What a run does (everything under --work DIR, which must not exist or be empty):
    short profiling job with --profile), and kills the victim with SIGKILL at the chosen phase
    of the chosen release of that job. The seed picks victim, phase, release and restart delay
    unless --party/--phase are given.
-4. Waits for job 1's analyst to end (completed, aborted or lost), restarts the victim after the
-   seeded delay, waits until all three nodes are registered again, and submits job 2, which
-   must complete with all three nodes.
+4. Restarts the victim after the seeded delay while job 1 is still in flight (as a supervisor
+   would), waits until all three nodes are registered again, then waits for job 1's analyst to
+   end (completed, aborted or lost; a profiling job re-runs a release the kill cut off, paid
+   from its retry_reserve) and submits job 2, which must complete with all three nodes.
 5. Stops everything with SIGTERM, copies the node ledgers into ledgers/, runs
    `fedprof audit verify`, and reads the JSON-lines ledgers itself.
 
@@ -93,10 +94,17 @@ PATTERNS = {
     "registered": "node registered",
 }
 
+# Longest the harness waits for job 1's analyst after the restart: a profiling job whose
+# release was cut off re-runs it (the driver resends an aborted release, and a later release
+# waits up to rejoin_timeout_secs = 60 for a lost node), so nine releases may take minutes.
+JOB1_WAIT_SECS = 400
+
 PROFILE_JOB = """\
 name = "faults-profile"
 as_of = "{as_of}"
 rho = "1/5"
+# Pays for re-running the release a kill cut off (the nodes had paid for its round).
+retry_reserve = "2/5"
 delta = 1e-6
 min_cell_size = 5
 amount_decimals = 2
@@ -230,6 +238,21 @@ class Run:
                     names.add(m.group(1))
         return names
 
+    def nodes_connected(self):
+        """Nodes registered with the current coordinator and not closed since, by its log."""
+        lf = self.current_log("coordinator")
+        names = set()
+        for _, l in lf.lines:
+            if PATTERNS["registered"] in l:
+                m = re.search(r"node=(\S+)", l)
+                if m:
+                    names.add(m.group(1))
+            elif "connection closed" in l or "closing connection" in l:
+                m = re.search(r"peer=node (\S+)", l)
+                if m:
+                    names.discard(m.group(1))
+        return names
+
     def kill9(self, name):
         p = self.procs[name]
         try:
@@ -324,8 +347,9 @@ class Run:
         c = c.replace(f'listen = "127.0.0.1:{self.proxy_port}"', f'listen = "127.0.0.1:{self.coord_port}"')
         c = c.replace("idle_timeout_secs = 30", "idle_timeout_secs = 5")
         c = c.replace("contribution_timeout_secs = 120", "contribution_timeout_secs = 20")
+        c = c.replace("rejoin_timeout_secs = 300", "rejoin_timeout_secs = 60")
         c = c.replace('rho_per_analyst_period = "2/1"', 'rho_per_analyst_period = "100/1"')
-        assert f"127.0.0.1:{self.coord_port}" in c
+        assert f"127.0.0.1:{self.coord_port}" in c and "rejoin_timeout_secs = 60" in c
         (self.fed / "coordinator.toml").write_text(c)
         for n in NODES:
             p = self.fed / f"node-{n}.toml"
@@ -525,9 +549,8 @@ class Run:
             # still restarts a dead process.
             rec["trigger_missed"] = str(e)
             self.kill9(party)
-        rec["jobs"].append(self.analyst_result("job1", 120))
-        log(f"job 1: {rec['jobs'][-1]['outcome']}")
-        self.after_job1(rec)
+        # The victim comes back while job 1 is still in flight, as a supervisor (systemd) would
+        # restart it: job 1 must then finish (resumed, or its release re-run), not just end.
         time.sleep(restart_delay)
         t1 = time.monotonic()
         violations = {}
@@ -544,6 +567,17 @@ class Run:
                 raise TimeoutError(f"{party} exited with {self.procs[party].returncode} on restart")
         except TimeoutError as e:
             violations["restart"] = str(e)
+        rec["jobs"].append(self.analyst_result("job1", JOB1_WAIT_SECS))
+        log(f"job 1: {rec['jobs'][-1]['outcome']}")
+        self.after_job1(rec)
+        if "restart" not in violations:
+            # job 2 must find all three nodes registered (a node may have re-registered again
+            # after job 1, e.g. a heartbeat that timed out during the restart).
+            try:
+                self.wait_until(lambda: self.nodes_connected() >= set(NODES), 40,
+                                "all three nodes registered before job 2")
+            except TimeoutError as e:
+                violations["restart"] = str(e)
         if "restart" not in violations:
             self.submit("job2")
             rec["jobs"].append(self.analyst_result("job2", 150))

@@ -25,10 +25,21 @@ The last line is `RATIO faults-clean <clean runs / runs>`.
 
 import json
 import sys
-from collections import OrderedDict
+import re
+from collections import Counter, OrderedDict
 
 COLS = ["runs", "job1 done", "resumed", "job1 aborted", "to nobody", "next ok", "lost",
         "double", "twice", "mixed", "paid twice", "panic/exit", "audit fail", "clean"]
+
+
+def cause(job):
+    """The analyst's last error line, with numbers, ids and addresses blanked so that runs
+    group by cause."""
+    lines = [l for l in job.get("detail", []) if l.strip()]
+    err = next((l for l in reversed(lines) if "error" in l.lower()), lines[-1] if lines else "")
+    err = re.sub(r"[0-9a-f]{8,}", "#", err)
+    err = re.sub(r"\d+(\.\d+)?", "N", err)
+    return err.strip()[:140]
 
 
 def count(recs):
@@ -84,6 +95,15 @@ def main():
         for name, row in rows:
             print(f"{name:<{w}}" + "".join(f"{row[c]:>13}" for c in COLS))
     total = count(recs)
+    causes = Counter()
+    for r in recs:
+        jobs = r.get("jobs", [])
+        if jobs and jobs[0]["outcome"] != "completed":
+            causes[f"{jobs[0]['outcome']}: {cause(jobs[0])}"] += 1
+    if causes:
+        print("job 1 not completed, by the analyst's last words:")
+        for c, n in causes.most_common():
+            print(f"  {n:>4}  {c}")
     for r in recs:
         if r.get("violations") or "harness_error" in r:
             print(f"violation: seed {r.get('seed')} {r.get('party')} {r.get('phase')} "
