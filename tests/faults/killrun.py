@@ -480,20 +480,31 @@ class Run:
         rec["release_nodes"] = [len(r["nodes"]) for r in releases]
         if mixed:
             v["mixed_sets"] = mixed
-        # Paid twice: a node debiting one figure of a profiling job (profile id, label) more
-        # than once although that figure was published. Re-running an aborted release may
-        # cost again; a resumed job must not pay again for what it already has.
-        published = {((r["mechanism"].get("profile") or {}).get("id"), r["mechanism"].get("label"))
-                     for r in releases}
-        repaid = {}
+        # Paid twice: a node paying for a figure of a profiling job (profile id, label) after
+        # that figure was published, i.e. a resumed job paying again for what it already has.
+        # Debits for the same figure BEFORE its published release are the rounds a kill cut off
+        # (the nodes had paid; the release ran again, from the job's retry_reserve): counted
+        # as "rerun" debits, not violations.
+        published = {((r["mechanism"].get("profile") or {}).get("id"), r["mechanism"].get("label")):
+                     rid(r["release"]) for r in releases}
+        repaid, rerun = {}, {}
         for n in NODES:
-            c = Counter(((e["body"]["mechanism"].get("profile") or {}).get("id"),
-                         e["body"]["mechanism"].get("label"))
-                        for e in self.read_ledger(ledgers / f"node-{n}.jsonl")
-                        if e.get("body", {}).get("type") == "debit")
-            twice_paid = [list(k) for k, x in c.items() if x > 1 and k in published]
-            if twice_paid:
-                repaid[n] = twice_paid
+            seen_published = set()
+            for e in self.read_ledger(ledgers / f"node-{n}.jsonl"):
+                body = e.get("body", {})
+                if body.get("type") != "debit":
+                    continue
+                fig = ((body["mechanism"].get("profile") or {}).get("id"),
+                       body["mechanism"].get("label"))
+                if fig not in published or fig[0] is None:
+                    continue
+                if rid(body["release"]) == published[fig]:
+                    seen_published.add(fig)
+                elif fig in seen_published:
+                    repaid.setdefault(n, []).append(list(fig))
+                else:
+                    rerun[n] = rerun.get(n, 0) + 1
+        rec["rerun_debits"] = rerun
         if repaid:
             v["paid_twice"] = repaid
         # No process panicked, and every service exited 0 on SIGTERM at the end.

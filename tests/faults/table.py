@@ -10,13 +10,15 @@ Rows: one per (victim kind, phase), then a total. Columns:
   job1 aborted    job 1 aborted (nothing released) or lost its analyst
   to nobody       job 1 recorded more releases in the coordinator's ledger than its analyst
                   received (the budget is spent on a result no one received)
+  rerun paid      runs where a release the kill cut off after nodes had paid was run again
+                  and paid again (from the job's retry_reserve; not a violation)
   next ok         job 2, after the restart, completed with all three nodes
   lost            ledger entries lost (a logged fsynced debit missing, a release an analyst
                   received missing, or a line that was on disk after job 1 gone or rewritten)
   double          double debits (a node ledger debiting one release id twice)
   twice           releases published twice (one release id twice in the coordinator ledger)
   mixed           profiling jobs whose releases cover different node sets
-  paid twice      a node debiting one published figure of a profiling job twice
+  paid twice      a node paying for a figure of a profiling job after it was published
   panic/exit      runs where a process panicked or a service exited non-zero on SIGTERM
   audit fail      runs where `fedprof audit verify` failed
   clean           runs with zero invariant violations
@@ -28,7 +30,7 @@ import sys
 import re
 from collections import Counter, OrderedDict
 
-COLS = ["runs", "job1 done", "resumed", "job1 aborted", "to nobody", "next ok", "lost",
+COLS = ["runs", "job1 done", "resumed", "job1 aborted", "to nobody", "rerun paid", "next ok", "lost",
         "double", "twice", "mixed", "paid twice", "panic/exit", "audit fail", "clean"]
 
 
@@ -57,6 +59,7 @@ def count(recs):
             row["job1 aborted"] += 1
             if r.get("job1_recorded", 0) > jobs[0].get("received", 0):
                 row["to nobody"] += 1
+        row["rerun paid"] += 1 if r.get("rerun_debits") else 0
         if len(jobs) > 1 and "next_job" not in v and "restart" not in v:
             row["next ok"] += 1
         lost = v.get("lost_entries", {})
