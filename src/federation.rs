@@ -202,12 +202,22 @@ fn coordinator_toml(federation: &str, listen: &str, rel: &str) -> String {
          # UDP address to listen on for QUIC.\n\
          listen = \"{listen}\"\n\n{tls}\n\
          [limits]\n\
-         # Most simultaneous connections; further handshakes are refused.\n\
+         # Most simultaneous authenticated connections; further handshakes are refused.\n\
          max_connections = 1024\n\
+         # Before authentication: handshakes in flight in all and per IP address, each given\n\
+         # handshake_timeout_secs; a QUIC Retry first for sources that have not proved their\n\
+         # address. After: connections per certificate identity (docs/OPERATE.md, \"Limits\").\n\
+         max_handshakes = 128\n\
+         max_handshakes_per_source = 16\n\
+         handshake_timeout_secs = 10\n\
+         validate_addresses = true\n\
+         max_connections_per_identity = 8\n\
          # Seconds of silence before a connection is closed (nodes send keep-alives).\n\
          idle_timeout_secs = 30\n\
-         # Largest accepted message frame, in bytes (1024 ..= 1073741824).\n\
+         # Largest accepted message frame, in bytes (1024 ..= 1073741824); analysts' requests\n\
+         # are small and get their own limit.\n\
          max_frame_bytes = 16777216\n\
+         max_analyst_frame_bytes = 65536\n\
          # Seconds open connections get to finish on shutdown.\n\
          shutdown_grace_secs = 5\n\n\
          [rounds]\n\

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use fedprof_config::{ConfigError, ConfigFile};
-use fedprof_protocol::{FrameLimit, PartyName};
-use fedprof_transport::{ServerLimits, TlsFiles};
+use fedprof_protocol::{FrameLimit, PartyName, Role};
+use fedprof_transport::{AdmissionLimits, ServerLimits, TlsFiles};
 use serde::Deserialize;
 
 use fedprof_privacy::Rho;
@@ -174,8 +174,26 @@ impl PrivacyConfig {
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Most simultaneous connections (default 1024).
+    /// Most simultaneous authenticated connections (default 1024).
     pub max_connections: NonZeroUsize,
+    /// Most TLS handshakes in flight, from all sources (default 128). Counted apart from
+    /// `max_connections`, so handshakes that never finish cannot take connection slots.
+    pub max_handshakes: NonZeroUsize,
+    /// Most TLS handshakes in flight from one IP address (default 16).
+    pub max_handshakes_per_source: NonZeroUsize,
+    /// Most connections one certificate identity may hold at once (default 8).
+    pub max_connections_per_identity: NonZeroUsize,
+    /// Seconds a handshake may take before it is dropped (default 10, at most 300).
+    pub handshake_timeout_secs: NonZeroU64,
+    /// Answer every source that has not proved its address with a QUIC Retry before any TLS
+    /// work (default true; a stateless round trip that spoofed addresses cannot complete).
+    pub validate_addresses: bool,
+    /// Largest frame accepted from an analyst, in bytes (default 65536: an analyst's largest
+    /// message is a job request, whose query is at most 48 KiB written as JSON and less on the
+    /// wire; nodes get `max_frame_bytes`, as their masked inputs are large). Security review
+    /// M1: a frame is decoded only once it has arrived whole, so this bounds what an analyst
+    /// certificate can make the coordinator decode.
+    pub max_analyst_frame_bytes: FrameLimit,
     /// Seconds of silence before a connection is closed (default 30).
     pub idle_timeout_secs: NonZeroU64,
     /// Largest accepted frame in bytes (default 16 MiB).
@@ -203,8 +221,17 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         let d = ServerLimits::default();
         let hb = crate::core::Heartbeat::default();
+        let a = d.admission;
+        let nonzero = |n: usize| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
         LimitsConfig {
-            max_connections: NonZeroUsize::new(d.max_connections).unwrap_or(NonZeroUsize::MIN),
+            max_connections: nonzero(a.max_connections),
+            max_handshakes: nonzero(a.max_handshakes),
+            max_handshakes_per_source: nonzero(a.max_handshakes_per_source),
+            max_connections_per_identity: nonzero(a.max_connections_per_identity),
+            handshake_timeout_secs: NonZeroU64::new(a.handshake_timeout.as_secs())
+                .unwrap_or(NonZeroU64::MIN),
+            validate_addresses: a.validate_addresses,
+            max_analyst_frame_bytes: FrameLimit::ANALYST,
             idle_timeout_secs: NonZeroU64::new(d.idle_timeout.as_secs()).unwrap_or(NonZeroU64::MIN),
             max_frame_bytes: d.max_frame,
             shutdown_grace_secs: d.shutdown_grace.as_secs(),
@@ -219,9 +246,19 @@ impl Default for LimitsConfig {
 impl From<LimitsConfig> for ServerLimits {
     fn from(l: LimitsConfig) -> Self {
         ServerLimits {
-            max_connections: l.max_connections.get(),
+            admission: AdmissionLimits {
+                max_connections: l.max_connections.get(),
+                max_handshakes: l.max_handshakes.get(),
+                max_handshakes_per_source: l.max_handshakes_per_source.get(),
+                max_connections_per_identity: l.max_connections_per_identity.get(),
+                handshake_timeout: Duration::from_secs(l.handshake_timeout_secs.get()),
+                validate_addresses: l.validate_addresses,
+                // The coordinator serves nodes and analysts; auditors read ledgers offline.
+                roles: &[Role::Node, Role::Analyst],
+            },
             idle_timeout: Duration::from_secs(l.idle_timeout_secs.get()),
             max_frame: l.max_frame_bytes,
+            max_analyst_frame: l.max_analyst_frame_bytes,
             shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
         }
     }
@@ -278,6 +315,50 @@ impl CoordinatorConfig {
         config.ledger.path = file.resolve(&config.ledger.path);
         config.ledger.certificates = config.ledger.certificates.as_ref().map(|p| file.resolve(p));
         config.ledger.journal = config.ledger.journal.as_ref().map(|p| file.resolve(p));
+        // Durations are bounded at load, so no deadline computed from them can overflow
+        // (security review L1: a huge timeout once panicked the core on `now + timeout`).
+        for (key, secs, most) in [
+            (
+                "rounds.contribution_timeout_secs",
+                config.rounds.contribution_timeout_secs.get(),
+                6 * 3600,
+            ),
+            (
+                "limits.idle_timeout_secs",
+                config.limits.idle_timeout_secs.get(),
+                3600,
+            ),
+            (
+                "limits.shutdown_grace_secs",
+                config.limits.shutdown_grace_secs,
+                3600,
+            ),
+            (
+                "limits.heartbeat_interval_secs",
+                config.limits.heartbeat_interval_secs.get(),
+                3600,
+            ),
+            (
+                "limits.heartbeat_timeout_secs",
+                config.limits.heartbeat_timeout_secs.get(),
+                3 * 3600,
+            ),
+            (
+                "limits.handshake_timeout_secs",
+                config.limits.handshake_timeout_secs.get(),
+                300,
+            ),
+        ] {
+            if secs > most {
+                return Err(file.error(key, format!("must be at most {most} seconds")));
+            }
+        }
+        if config.limits.max_analyst_frame_bytes > config.limits.max_frame_bytes {
+            return Err(file.error(
+                "limits.max_analyst_frame_bytes",
+                "must not exceed limits.max_frame_bytes",
+            ));
+        }
         if config.rounds.rejoin_timeout_secs > 86_400 {
             return Err(file.error(
                 "rounds.rejoin_timeout_secs",
@@ -378,6 +459,44 @@ mod tests {
                 Some(7),
                 "{e}"
             );
+        }
+    }
+
+    /// Security review L1: a huge timeout once overflowed `Instant` and panicked the core;
+    /// every duration is bounded at load, naming its field.
+    #[test]
+    fn durations_that_could_overflow_a_deadline_are_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coordinator.toml");
+        for (extra, field) in [
+            (
+                "[rounds]\ncontribution_timeout_secs = 18446744073709551615\n",
+                "rounds.contribution_timeout_secs",
+            ),
+            (
+                "[limits]\nidle_timeout_secs = 3601\n",
+                "limits.idle_timeout_secs",
+            ),
+            (
+                "[limits]\nheartbeat_timeout_secs = 99999999\n",
+                "limits.heartbeat_timeout_secs",
+            ),
+            (
+                "[limits]\nhandshake_timeout_secs = 301\n",
+                "limits.handshake_timeout_secs",
+            ),
+            (
+                "[limits]\nmax_analyst_frame_bytes = 33554432\n",
+                "limits.max_analyst_frame_bytes",
+            ),
+        ] {
+            let body = format!(
+                "listen = \"127.0.0.1:7300\"\n[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n\
+                 [ledger]\npath = \"l.jsonl\"\n{extra}"
+            );
+            std::fs::write(&path, body).unwrap();
+            let e = CoordinatorConfig::load(&path).unwrap_err().to_string();
+            assert!(e.contains(field), "{extra}: {e}");
         }
     }
 }

@@ -205,11 +205,13 @@ impl CoordinatorService {
             shutdown.clone(),
         ));
         let next_conn = Arc::new(AtomicU64::new(1));
-        let limit = self.limits.max_frame;
+        let limits = self.limits;
         let events = events_tx.clone();
         let server = tokio::spawn(async move {
             serve(self.endpoint, self.limits, shutdown, move |peer, signal| {
                 let conn = next_conn.fetch_add(1, Ordering::Relaxed);
+                // Per-role frame limits: an analyst's requests are small (security review M1).
+                let limit = limits.frame_limit(peer.peer().role);
                 handle_connection(peer, signal, events.clone(), conn, limit)
             })
             .await;

@@ -236,10 +236,24 @@ pub fn evaluate(t: &FeatureTable, q: &FeatureQuery) -> Result<Vec<i64>, QueryEva
             _ => Vec::new(),
         })
         .collect();
+    // Each `Levels` part's list as a map from level to position, so a row costs one lookup
+    // whatever the list's length (security review M6; levels are distinct, checked above).
+    let level_index: Vec<std::collections::HashMap<&str, usize>> = q
+        .parts
+        .iter()
+        .map(|p| match p {
+            QueryPart::Levels { levels, .. } => levels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.as_str(), i))
+                .collect(),
+            _ => std::collections::HashMap::new(),
+        })
+        .collect();
     for row in 0..t.len() {
         let seg = segment_of(t, &q.segmenter, q.scale, row);
         let mut at = seg * block;
-        for (part, levels) in q.parts.iter().zip(&mix_levels) {
+        for ((part, levels), index) in q.parts.iter().zip(&mix_levels).zip(&level_index) {
             match part {
                 QueryPart::Count => sums[at] += scale,
                 QueryPart::Numeric { feature, lo, hi } => {
@@ -259,7 +273,7 @@ pub fn evaluate(t: &FeatureTable, q: &FeatureQuery) -> Result<Vec<i64>, QueryEva
                 }
                 QueryPart::Levels { feature, levels } => {
                     let i = categorical(t, *feature, row)
-                        .and_then(|v| levels.iter().position(|l| l == v))
+                        .and_then(|v| index.get(v).copied())
                         .unwrap_or(levels.len());
                     sums[at + i] += scale;
                 }

@@ -320,6 +320,13 @@ pub struct SpecError {
     pub problem: String,
 }
 
+/// Longest job name, in bytes: every release's label is `name/step` (the longest step,
+/// `kmeans-profile`, is 14 bytes), and a label is at most
+/// [`fedprof_protocol::query::MAX_LABEL_BYTES`].
+pub const MAX_NAME_BYTES: usize = 64;
+
+const _: () = assert!(MAX_NAME_BYTES + 1 + 14 <= fedprof_protocol::query::MAX_LABEL_BYTES);
+
 fn refuse(field: impl Into<String>, problem: impl Into<String>) -> SpecError {
     SpecError {
         field: field.into(),
@@ -365,6 +372,12 @@ impl ProfileSpec {
 
     /// Checks the spec against `policy`; every refusal names its field.
     pub fn validate(&self, policy: &ProfilePolicy) -> Result<(), SpecError> {
+        if self.name.len() > MAX_NAME_BYTES {
+            return Err(refuse(
+                "name",
+                format!("{} bytes; at most {MAX_NAME_BYTES}", self.name.len()),
+            ));
+        }
         if self.name.is_empty()
             || !self
                 .name

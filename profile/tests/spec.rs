@@ -106,6 +106,12 @@ fn bad_specs_name_the_field() {
             "budget",
         ),
         ("name = \"bank-profile\"", "name = \"bank profile\"", "name"),
+        // Security review H5: every release label is `name/step`, copied into every ledger.
+        (
+            "name = \"bank-profile\"",
+            format!("name = \"{}\"", "x".repeat(65)).as_str(),
+            "name: 65 bytes; at most 64",
+        ),
     ] {
         assert!(SAMPLE.contains(from), "{from}");
         let text = SAMPLE.replace(from, to);

@@ -25,6 +25,8 @@ impl FrameLimit {
     pub const MAX: u32 = 1 << 30;
     /// The default limit, 16 MiB.
     pub const DEFAULT: FrameLimit = FrameLimit(16 << 20);
+    /// An analyst's messages (job requests) are small: 64 KiB.
+    pub const ANALYST: FrameLimit = FrameLimit(64 << 10);
 
     /// Validates a limit in bytes.
     pub fn new(bytes: u64) -> Result<Self, FrameError> {

@@ -33,6 +33,41 @@ pub const MAX_SEGMENTS: usize = 64;
 /// masked input is then about 1.3 MB on the wire, far below the frame limit).
 pub const MAX_QUERY_LEN: usize = 1 << 17;
 
+/// Longest release label, in bytes. The label is copied into every node's debit, the
+/// coordinator's release record and the logs of every party, so an analyst must not be able
+/// to make it large (security review H5: a megabyte label filled nodes' disks).
+pub const MAX_LABEL_BYTES: usize = 96;
+
+/// Most dimensions of a centroid segmenter: each customer costs `centroids x dimensions`
+/// operations on every node, so the analyst's query must not choose that freely (security
+/// review M6). fedprof's own k-means uses one dimension per numeric feature.
+pub const MAX_DIMENSIONS: usize = 64;
+
+/// Most levels of one `Levels` or `Mix` part (a category list, say).
+pub const MAX_LEVELS: usize = 4096;
+
+/// Checks a release label: 1 to [`MAX_LABEL_BYTES`] bytes of ASCII letters, digits and
+/// `. _ / -` (what `job-name/step` labels use), so it is short and safe to write into a
+/// ledger line or a log line as it is.
+pub fn check_label(label: &str) -> Result<(), QueryError> {
+    if label.is_empty() || label.len() > MAX_LABEL_BYTES {
+        return Err(invalid(
+            "label",
+            format!("{} bytes; must be 1..={MAX_LABEL_BYTES}", label.len()),
+        ));
+    }
+    if let Some(c) = label
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-')))
+    {
+        return Err(invalid(
+            "label",
+            format!("{c:?} is not allowed; use ASCII letters, digits and . _ / -"),
+        ));
+    }
+    Ok(())
+}
+
 /// A numeric per-customer feature, in integer units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum NumericFeature {
@@ -239,8 +274,14 @@ impl Segmenter {
                 dimensions,
                 centroids,
             } => {
-                if dimensions.is_empty() {
-                    return Err(invalid("segmenter.dimensions", "needs at least one"));
+                if dimensions.is_empty() || dimensions.len() > MAX_DIMENSIONS {
+                    return Err(invalid(
+                        "segmenter.dimensions",
+                        format!(
+                            "{} dimensions; must be 1..={MAX_DIMENSIONS}",
+                            dimensions.len()
+                        ),
+                    ));
                 }
                 if let Some(d) = dimensions.iter().position(|d| d.lo >= d.hi) {
                     return Err(invalid(
@@ -345,10 +386,13 @@ fn invalid(field: impl Into<String>, problem: impl Into<String>) -> QueryError {
 /// one-hot) twice, and two spellings of one level ("Web", "web") would match the same rows:
 /// either multiplies what one customer adds beyond the part's bound.
 pub fn check_levels(field: &str, levels: &[String]) -> Result<(), QueryError> {
-    if levels.is_empty() {
-        return Err(invalid(field, "needs at least one level"));
+    if levels.is_empty() || levels.len() > MAX_LEVELS {
+        return Err(invalid(
+            field,
+            format!("{} levels; must be 1..={MAX_LEVELS}", levels.len()),
+        ));
     }
-    // First position of every level: linear in the list (a query may list 65,536 levels).
+    // First position of every level: linear in the list.
     let mut seen: std::collections::HashMap<&str, usize> =
         std::collections::HashMap::with_capacity(levels.len());
     for (i, l) in levels.iter().enumerate() {
@@ -467,6 +511,7 @@ impl FeatureQuery {
 
     /// Checks the structural rules a node and the coordinator both rely on.
     pub fn validate(&self) -> Result<(), QueryError> {
+        check_label(&self.label)?;
         if self.scale == 0 || self.scale > MAX_SCALE {
             return Err(invalid("scale", format!("must be in 1..={MAX_SCALE}")));
         }
@@ -609,5 +654,69 @@ mod tests {
                 q.record_bytes_bound()
             );
         }
+    }
+
+    /// Security review H5 and M6: what an analyst controls is bounded before any node computes
+    /// or pays: the label (copied into every ledger and log), centroid dimensions (CPU per
+    /// customer) and levels per part.
+    #[test]
+    fn labels_dimensions_and_levels_are_bounded() {
+        let mut q = query(vec![QueryPart::Count]);
+        for ok in [
+            "t",
+            "bank-profile/kmeans-3",
+            "a.b_c",
+            &"x".repeat(MAX_LABEL_BYTES),
+        ] {
+            q.label = ok.into();
+            assert!(q.validate().is_ok(), "{ok}: {:?}", q.validate());
+        }
+        for bad in [
+            String::new(),
+            "x".repeat(MAX_LABEL_BYTES + 1),
+            "x".repeat(1 << 20),
+            "two words".into(),
+            "line\nbreak".into(),
+            "ansi\u{1b}[31m".into(),
+            "naïve".into(),
+            "quote\"".into(),
+        ] {
+            q.label = bad.clone();
+            let e = q.validate().unwrap_err();
+            assert!(e.to_string().starts_with("label: "), "{bad:?}: {e}");
+        }
+        let mut q = query(vec![QueryPart::Count]);
+        let dims = |n: usize| {
+            vec![
+                Dimension {
+                    feature: NumericFeature::MonetaryTotal,
+                    lo: 0,
+                    hi: 10,
+                };
+                n
+            ]
+        };
+        q.segmenter = Segmenter::Centroids {
+            dimensions: dims(MAX_DIMENSIONS),
+            centroids: vec![vec![0; MAX_DIMENSIONS]; 2],
+        };
+        assert!(q.validate().is_ok(), "{:?}", q.validate());
+        q.segmenter = Segmenter::Centroids {
+            dimensions: dims(MAX_DIMENSIONS + 1),
+            centroids: vec![vec![0; MAX_DIMENSIONS + 1]; 2],
+        };
+        let e = q.validate().unwrap_err().to_string();
+        assert!(e.starts_with("segmenter.dimensions: 65 dimensions"), "{e}");
+        let levels = |n: usize| (0..n).map(|i| format!("l{i}")).collect::<Vec<_>>();
+        let part = |n| QueryPart::Levels {
+            feature: CategoricalFeature::Region,
+            levels: levels(n),
+        };
+        assert!(query(vec![part(MAX_LEVELS)]).validate().is_ok());
+        let e = query(vec![part(MAX_LEVELS + 1)])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("4097 levels"), "{e}");
     }
 }

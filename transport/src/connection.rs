@@ -25,6 +25,9 @@ pub mod close_code {
     pub const SHUTTING_DOWN: u32 = 2;
     /// Another connection took over this party's session.
     pub const REPLACED: u32 = 3;
+    /// The server refused the authenticated peer (its role, or its identity's share of
+    /// connections; the reason says which).
+    pub const REFUSED: u32 = 4;
 }
 
 /// A connection whose peer has been authenticated by mutual TLS. The peer's identity comes

@@ -8,6 +8,7 @@
 //! crate hands them. That identity comes only from the peer's verified certificate.
 
 pub mod address;
+pub mod admission;
 pub mod connection;
 pub mod pki;
 pub mod server;
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use address::{DialTarget, DialTargetError};
+pub use admission::{Admission, AdmissionLimits, OnIncoming, Refused};
 pub use connection::{
     MessageReader, MessageStream, MessageWriter, PeerConnection, StreamError, close_code, connect,
 };

@@ -1,13 +1,17 @@
 //! The accept loop: a function of a bound endpoint and a shutdown signal (as in mini-redis).
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fedprof_protocol::PartyId;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::admission::{Admission, OnIncoming};
 use crate::connection::{PeerConnection, close_code};
 use crate::tls::ServerLimits;
 
@@ -48,8 +52,11 @@ impl ShutdownTrigger {
 /// Accepts connections on `endpoint` until `shutdown` fires, running `handler` for each
 /// authenticated peer in its own task.
 ///
-/// - At most `limits.max_connections` connections at once; beyond that, new handshakes are
-///   refused at the QUIC level before any TLS work.
+/// - Admission ([`crate::admission`]): a source that has not validated its address gets a
+///   QUIC Retry; handshakes in flight are capped in all and per source and each must finish
+///   within `limits.admission.handshake_timeout`; authenticated connections are capped in all
+///   and per identity; roles the server does not serve are refused. A refusal before the
+///   handshake happens at the QUIC level, before any TLS work.
 /// - A peer whose certificate does not verify against the federation CA, or names no fedprof
 ///   party, never reaches `handler`.
 /// - On shutdown: stop accepting, let handlers see the signal and finish for up to
@@ -64,7 +71,8 @@ pub async fn serve<H, F>(
     F: Future<Output = ()> + Send + 'static,
 {
     let handler = Arc::new(handler);
-    let active = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Mutex::new(Admission::new(limits.admission)));
+    let mut refusals = Throttle::default();
     let mut tasks = JoinSet::new();
     loop {
         let incoming = tokio::select! {
@@ -77,22 +85,41 @@ pub async fn serve<H, F>(
             // Reap finished handlers so the set does not grow without bound.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
-        if active.load(Ordering::Acquire) >= limits.max_connections {
-            warn!(remote = %incoming.remote_address(), limit = limits.max_connections, "connection limit reached; refusing");
-            incoming.refuse();
-            continue;
+        let remote = incoming.remote_address();
+        let decision = lock(&gate).on_incoming(remote.ip(), incoming.remote_address_validated());
+        match decision {
+            OnIncoming::Accept => {}
+            OnIncoming::Retry => {
+                // `retry` fails only for a source that may not be retried (already validated,
+                // which `on_incoming` rules out); refuse it then.
+                if let Err(e) = incoming.retry() {
+                    e.into_incoming().refuse();
+                }
+                continue;
+            }
+            OnIncoming::Refuse(why) => {
+                refusals.note(|suppressed| {
+                    warn!(%remote, reason = %why, suppressed, "refusing a connection");
+                });
+                incoming.refuse();
+                continue;
+            }
         }
-        active.fetch_add(1, Ordering::AcqRel);
-        let guard = ActiveGuard(active.clone());
+        let handshake = Held::Handshake(gate.clone(), remote.ip());
         let (handler, signal) = (handler.clone(), shutdown.clone());
+        let timeout = limits.admission.handshake_timeout;
+        let gate = gate.clone();
         tasks.spawn(async move {
-            let _guard = guard;
-            let remote = incoming.remote_address();
             let conn = match incoming.accept() {
-                Ok(connecting) => match connecting.await {
-                    Ok(c) => c,
-                    Err(e) => {
+                Ok(connecting) => match tokio::time::timeout(timeout, connecting).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => {
                         info!(%remote, error = %e, "handshake failed");
+                        return;
+                    }
+                    // Dropping the handshake closes it.
+                    Err(_) => {
+                        info!(%remote, ?timeout, "handshake not finished in time; dropped");
                         return;
                     }
                 },
@@ -101,22 +128,30 @@ pub async fn serve<H, F>(
                     return;
                 }
             };
-            match PeerConnection::from_connection(conn.clone()) {
-                Ok(peer) => {
-                    debug!(%remote, peer = %peer.peer(), "peer authenticated");
-                    let on_abort = CloseOnAbort(Some(conn.clone()));
-                    handler(peer, signal).await;
-                    on_abort.disarm();
-                }
+            drop(handshake);
+            let peer = match PeerConnection::from_connection(conn.clone()) {
+                Ok(peer) => peer,
                 Err(e) => {
                     warn!(%remote, error = %e, "refusing peer without a fedprof identity");
                     conn.close(close_code::PROTOCOL_ERROR.into(), b"no fedprof identity");
+                    return;
                 }
+            };
+            let admitted = lock(&gate).on_authenticated(peer.peer());
+            if let Err(why) = admitted {
+                warn!(%remote, peer = %peer.peer(), reason = %why, "refusing an authenticated peer");
+                conn.close(close_code::REFUSED.into(), why.to_string().as_bytes());
+                return;
             }
+            let _slot = Held::Connection(gate, peer.peer().clone());
+            debug!(%remote, peer = %peer.peer(), "peer authenticated");
+            let on_abort = CloseOnAbort(Some(conn.clone()));
+            handler(peer, signal).await;
+            on_abort.disarm();
         });
     }
     info!(
-        connections = active.load(Ordering::Acquire),
+        connections = lock(&gate).counts().1,
         "shutting down: no new connections"
     );
     let drain = async { while tasks.join_next().await.is_some() {} };
@@ -131,6 +166,53 @@ pub async fn serve<H, F>(
     }
     endpoint.close(close_code::SHUTTING_DOWN.into(), b"shutting down");
     endpoint.wait_idle().await;
+}
+
+/// The admission gate's lock; a handler that panicked while holding it leaves counts that
+/// are still consistent (every update is one statement), so a poisoned lock is used as is.
+fn lock(gate: &Mutex<Admission>) -> std::sync::MutexGuard<'_, Admission> {
+    gate.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A handshake or connection slot, given back to the gate when dropped (however the task
+/// ends: finished, failed, timed out or aborted at shutdown).
+enum Held {
+    Handshake(Arc<Mutex<Admission>>, IpAddr),
+    Connection(Arc<Mutex<Admission>>, PartyId),
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        match self {
+            Held::Handshake(gate, source) => lock(gate).handshake_over(*source),
+            Held::Connection(gate, peer) => lock(gate).connection_over(peer),
+        }
+    }
+}
+
+/// At most one log line a second for refused connections, with the number left out since
+/// the last one: a flood of handshakes must not become a flood of log lines.
+#[derive(Default)]
+struct Throttle {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    fn note(&mut self, log: impl FnOnce(u64)) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return;
+        }
+        log(self.suppressed);
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
 }
 
 /// Closes a handler's connection with `SHUTTING_DOWN` if the handler is dropped before it
@@ -150,13 +232,5 @@ impl Drop for CloseOnAbort {
         if let Some(conn) = self.0.take() {
             conn.close(close_code::SHUTTING_DOWN.into(), b"shutting down");
         }
-    }
-}
-
-struct ActiveGuard(Arc<AtomicUsize>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

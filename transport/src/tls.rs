@@ -15,6 +15,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
 use crate::TransportError;
+use crate::admission::AdmissionLimits;
 use crate::pki::identity_from_cert;
 
 /// Where a party's TLS material lives. Relative paths are resolved against the directory of
@@ -164,15 +165,21 @@ impl Credentials {
 /// limit; [`ServerLimits::default`] states the defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
-    /// Most simultaneous connections; further handshakes are refused. Default 1,024.
-    pub max_connections: usize,
+    /// Who may take a handshake or a connection slot (address validation, handshakes in
+    /// flight in all and per source, connections in all and per identity, roles).
+    pub admission: AdmissionLimits,
     /// A connection silent for this long is closed. Default 30 s. Both sides send keep-alives
     /// at a third of their own idle timeout, so a healthy idle peer is never cut off whichever
     /// timeout is shorter (a client's keep-alives alone, at a third of a longer client timeout,
     /// let a short server timeout close an analyst waiting for its job: tests/keepalive.rs).
     pub idle_timeout: Duration,
-    /// Largest frame accepted. Default [`FrameLimit::DEFAULT`].
+    /// Largest frame accepted from nodes (and any role without its own limit). Default
+    /// [`FrameLimit::DEFAULT`].
     pub max_frame: FrameLimit,
+    /// Largest frame accepted from an analyst. Default [`FrameLimit::ANALYST`] (64 KiB): an
+    /// analyst only sends job requests, and a frame is read whole before it is decoded, so
+    /// this bounds what one analyst certificate can make the server hold and decode.
+    pub max_analyst_frame: FrameLimit,
     /// On shutdown, how long open connections get to finish before they are closed.
     /// Default 5 s.
     pub shutdown_grace: Duration,
@@ -181,10 +188,21 @@ pub struct ServerLimits {
 impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
-            max_connections: 1024,
+            admission: AdmissionLimits::default(),
             idle_timeout: Duration::from_secs(30),
             max_frame: FrameLimit::DEFAULT,
+            max_analyst_frame: FrameLimit::ANALYST,
             shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ServerLimits {
+    /// The largest frame accepted from a peer of `role`.
+    pub fn frame_limit(&self, role: fedprof_protocol::Role) -> FrameLimit {
+        match role {
+            fedprof_protocol::Role::Analyst => self.max_analyst_frame.min(self.max_frame),
+            _ => self.max_frame,
         }
     }
 }

@@ -423,7 +423,10 @@ async fn connection_limit_refuses_the_second_client() {
     bounded(async {
         let fed = Federation::new("acme");
         let limits = ServerLimits {
-            max_connections: 1,
+            admission: fedprof_transport::AdmissionLimits {
+                max_connections: 1,
+                ..Default::default()
+            },
             ..ServerLimits::default()
         };
         let (server, mut echo) = spawn_echo_server(&fed.coordinator(), limits);
