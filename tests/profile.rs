@@ -18,7 +18,7 @@ use std::fs;
 use fedprof::demo::prepare;
 use fedprof::label::{labels, node_features};
 use fedprof::local::{LocalFederation, profile};
-use fedprof::profile_job::load_spec;
+use fedprof_profile::rundir::load_spec;
 use fedprof::progress::Progress;
 use fedprof_node::NodeConfig;
 use fedprof_node::pipeline::FeatureTable;
