@@ -40,7 +40,11 @@ pub async fn run_due(
 ) -> Result<Option<PathBuf>> {
     let latest = entry.out.join("model.json");
     let previous = rundir::load_latest_model(&latest)?;
-    let Some(as_of) = due(entry.every, today, previous.as_ref().map(|m| m.as_of.as_str())) else {
+    let Some(as_of) = due(
+        entry.every,
+        today,
+        previous.as_ref().map(|m| m.as_of.as_str()),
+    ) else {
         return Ok(None);
     };
     let as_of = iso(as_of);

@@ -18,7 +18,9 @@ async fn a_restarted_coordinator_reopens_its_ledger_and_runs_the_next_job() {
     let dir = tempfile::tempdir().unwrap();
     let progress = Progress::new();
     let p = prepare(dir.path(), 2, 300, 5, &progress).unwrap();
-    let as_of = fedprof_profile::rundir::load_spec(&p.job_path).unwrap().as_of;
+    let as_of = fedprof_profile::rundir::load_spec(&p.job_path)
+        .unwrap()
+        .as_of;
     let spec = || {
         JobSpec::Features(Box::new(FeatureQuery {
             label: "restart/count".into(),
@@ -102,7 +104,9 @@ async fn a_node_restored_from_an_older_copy_refuses_the_next_job() {
     let dir = tempfile::tempdir().unwrap();
     let progress = Progress::new();
     let p = prepare(dir.path(), 2, 200, 7, &progress).unwrap();
-    let as_of = fedprof_profile::rundir::load_spec(&p.job_path).unwrap().as_of;
+    let as_of = fedprof_profile::rundir::load_spec(&p.job_path)
+        .unwrap()
+        .as_of;
     let spec = || {
         JobSpec::Features(Box::new(FeatureQuery {
             label: "rollback/count".into(),

@@ -55,8 +55,14 @@ fn another_spec_over_an_unfinished_run_is_refused_naming_the_file() {
         "{e:?}"
     );
     let text = e.to_string();
-    assert!(text.contains(&dir.path().join(RUN_FILE).display().to_string()), "{text}");
-    assert!(text.contains("holds an unfinished run of bank (another spec"), "{text}");
+    assert!(
+        text.contains(&dir.path().join(RUN_FILE).display().to_string()),
+        "{text}"
+    );
+    assert!(
+        text.contains("holds an unfinished run of bank (another spec"),
+        "{text}"
+    );
     // The refusal leaves the unfinished run as it was.
     assert_eq!(run_file(dir.path()).key, hex::encode(key.0));
 }
@@ -133,11 +139,19 @@ fn job_and_model_files_are_read_with_errors_that_name_them() {
     assert_eq!(e.to_string(), missing.display().to_string());
 
     let job = dir.path().join("job.toml");
-    fs::write(&job, "name = \"bank\"\nas_of = \"2026-06-30\"\nrho = \"1/2\"\nbogus = 1\n").unwrap();
+    fs::write(
+        &job,
+        "name = \"bank\"\nas_of = \"2026-06-30\"\nrho = \"1/2\"\nbogus = 1\n",
+    )
+    .unwrap();
     let e = load_spec(&job).unwrap_err();
     let text = e.to_string();
     assert!(text.starts_with(&format!("{}: ", job.display())), "{text}");
     assert!(text.contains("bogus"), "{text}");
-    fs::write(&job, "name = \"bank\"\nas_of = \"2026-06-30\"\nrho = \"1/2\"\n").unwrap();
+    fs::write(
+        &job,
+        "name = \"bank\"\nas_of = \"2026-06-30\"\nrho = \"1/2\"\n",
+    )
+    .unwrap();
     assert_eq!(load_spec(&job).unwrap().name, "bank");
 }
