@@ -102,7 +102,7 @@ pub async fn submit_profile(a: &crate::cli::SubmitArgs) -> Result<String> {
         bail!("no job spec given");
     };
     let config = AnalystConfig::load(&a.config)?;
-    let spec = crate::profile_job::load_spec(job)?;
+    let spec = fedprof_profile::rundir::load_spec(job)?;
     // The coordinator checks the whole job's rho against its cap at the first release (budget
     // plus reserve); here the spec is checked for everything else before anything is sent.
     let mut policy = fedprof_profile::spec::ProfilePolicy::new(&spec.rho + &spec.retry_reserve);
@@ -110,7 +110,7 @@ pub async fn submit_profile(a: &crate::cli::SubmitArgs) -> Result<String> {
     spec.validate(&policy)
         .map_err(|e| anyhow::anyhow!("{}: {e}", job.display()))?;
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(&spec.name));
-    let previous = crate::profile_job::load_latest_model(&out.join("model.json"))?;
+    let previous = fedprof_profile::rundir::load_latest_model(&out.join("model.json"))?;
     let timeout = Duration::from_secs(a.timeout_secs);
     let progress = crate::progress::Progress::new();
     let config = &config;
@@ -119,7 +119,7 @@ pub async fn submit_profile(a: &crate::cli::SubmitArgs) -> Result<String> {
         |s: Submission| async move { submit_retrying(config, s, timeout, progress_ref).await };
     let (report, model) =
         crate::profile_job::run(run_job, spec, &policy, previous.as_ref(), &out, &progress).await?;
-    let paths = crate::profile_job::write_outputs(&out, &report, &model)?;
+    let paths = fedprof_profile::rundir::finish(&out, &report, &model)?;
     progress.finish();
     Ok(crate::report::profile_summary(&report, &paths))
 }

@@ -178,7 +178,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
         job_path,
         coordinator: coordinator_config,
     } = prepare(&dir, opts.nodes, opts.customers, opts.seed, &progress)?;
-    let spec = profile_job::load_spec(&job_path)?;
+    let spec = fedprof_profile::rundir::load_spec(&job_path)?;
 
     let local = LocalFederation::start(&coordinator_config, &node_paths, &progress).await?;
     let result = crate::local::profile(&local, spec, None, &dir.join("profile"), &progress).await;
@@ -200,7 +200,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
             max_holders: None,
         },
     ));
-    let paths = profile_job::write_outputs(&dir.join("profile"), &report, &model)?;
+    let paths = fedprof_profile::rundir::finish(&dir.join("profile"), &report, &model)?;
     progress.finish();
 
     let mut out = crate::report::profile_summary(&report, &paths);

@@ -84,7 +84,7 @@ pub fn labels(t: &FeatureTable, s: &ModelSegmentation, scale: u32) -> Vec<usize>
 /// Runs `fedprof label`; returns the text for stdout.
 pub fn run(a: &LabelArgs) -> Result<String> {
     let config = NodeConfig::load(&a.config)?;
-    let model = crate::profile_job::load_model(&a.model)?;
+    let model = fedprof_profile::rundir::load_model(&a.model)?;
     let seg = pick(&model, a.segmentation.as_deref(), &a.model)?;
     let as_of = a.as_of.clone().unwrap_or_else(|| model.as_of.clone());
     let table = node_features(&config, &as_of, a.reveal_ids)?;
@@ -110,7 +110,7 @@ pub fn run(a: &LabelArgs) -> Result<String> {
         let _ = writeln!(out, "  {:<20} {n}", seg.segments[*s]);
     }
     if let Some(prev_path) = &a.previous_model {
-        let prev = crate::profile_job::load_model(prev_path)?;
+        let prev = fedprof_profile::rundir::load_model(prev_path)?;
         let before_seg = pick(&prev, Some(&seg.name), prev_path)?;
         let before = labels(&table, before_seg, prev.scale);
         let moved = before.iter().zip(&now).filter(|(b, n)| b != n).count();

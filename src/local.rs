@@ -12,6 +12,7 @@ use fedprof_coordinator::{CoordinatorConfig, CoordinatorHandle, CoordinatorServi
 use fedprof_node::{NodeConfig, NodeService};
 use fedprof_profile::model::SegmentModel;
 use fedprof_profile::report::ProfileReport;
+use fedprof_profile::rundir;
 use fedprof_profile::spec::{ProfilePolicy, ProfileSpec};
 use fedprof_protocol::{JobOutcome, JobSpec, Submission};
 use fedprof_transport::{ShutdownSignal, ShutdownTrigger};
@@ -172,7 +173,7 @@ pub async fn profile(
 
 /// Runs `fedprof local`; returns the text for stdout.
 pub async fn run(a: &LocalArgs) -> Result<String> {
-    let spec = profile_job::load_spec(&a.job)?;
+    let spec = rundir::load_spec(&a.job)?;
     let coordinator = match &a.coordinator {
         Some(c) => c.clone(),
         None => a.nodes[0]
@@ -187,8 +188,8 @@ pub async fn run(a: &LocalArgs) -> Result<String> {
     spec.validate(&policy)
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.job.display()))?;
     let previous = match &a.previous_model {
-        Some(path) => Some(profile_job::load_model(path)?),
-        None => profile_job::load_latest_model(&a.out.join("model.json"))?,
+        Some(path) => Some(rundir::load_model(path)?),
+        None => rundir::load_latest_model(&a.out.join("model.json"))?,
     };
     let progress = Progress::new();
     let fed = LocalFederation::start(&coordinator, &a.nodes, &progress).await?;
@@ -198,7 +199,7 @@ pub async fn run(a: &LocalArgs) -> Result<String> {
     let (mut report, model) = result?;
     collect_ledgers(&fed_dir, &a.nodes)?;
     profile_job::add_budgets(&mut report, &fed_dir)?;
-    let paths = profile_job::write_outputs(&a.out, &report, &model)?;
+    let paths = rundir::finish(&a.out, &report, &model)?;
     progress.finish();
     Ok(crate::report::profile_summary(&report, &paths))
 }

@@ -63,7 +63,9 @@ fn debits(p: &Prepared) -> usize {
 }
 
 fn as_of(p: &Prepared) -> String {
-    fedprof::profile_job::load_spec(&p.job_path).unwrap().as_of
+    fedprof_profile::rundir::load_spec(&p.job_path)
+        .unwrap()
+        .as_of
 }
 
 /// A one-part query over everyone, opening a new profiling job unless `job` names one.

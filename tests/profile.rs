@@ -18,11 +18,11 @@ use std::fs;
 use fedprof::demo::prepare;
 use fedprof::label::{labels, node_features};
 use fedprof::local::{LocalFederation, profile};
-use fedprof::profile_job::load_spec;
 use fedprof::progress::Progress;
 use fedprof_node::NodeConfig;
 use fedprof_node::pipeline::FeatureTable;
 use fedprof_profile::report::{Cell, ProfileReport, Segmentation};
+use fedprof_profile::rundir::load_spec;
 
 /// Released figures against their truth, in units of their recorded noise sd. Each must be
 /// within 5 sd, and at most two of the (about 26) within 3 sd may fail: with honest noise a

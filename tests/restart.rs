@@ -18,7 +18,9 @@ async fn a_restarted_coordinator_reopens_its_ledger_and_runs_the_next_job() {
     let dir = tempfile::tempdir().unwrap();
     let progress = Progress::new();
     let p = prepare(dir.path(), 2, 300, 5, &progress).unwrap();
-    let as_of = fedprof::profile_job::load_spec(&p.job_path).unwrap().as_of;
+    let as_of = fedprof_profile::rundir::load_spec(&p.job_path)
+        .unwrap()
+        .as_of;
     let spec = || {
         JobSpec::Features(Box::new(FeatureQuery {
             label: "restart/count".into(),
@@ -102,7 +104,9 @@ async fn a_node_restored_from_an_older_copy_refuses_the_next_job() {
     let dir = tempfile::tempdir().unwrap();
     let progress = Progress::new();
     let p = prepare(dir.path(), 2, 200, 7, &progress).unwrap();
-    let as_of = fedprof::profile_job::load_spec(&p.job_path).unwrap().as_of;
+    let as_of = fedprof_profile::rundir::load_spec(&p.job_path)
+        .unwrap()
+        .as_of;
     let spec = || {
         JobSpec::Features(Box::new(FeatureQuery {
             label: "rollback/count".into(),
@@ -255,7 +259,7 @@ async fn a_profiling_job_interrupted_after_a_publication_resumes_without_paying_
     // An uninterrupted run, for reference.
     let ref_dir = tempfile::tempdir().unwrap();
     let r = prepare(ref_dir.path(), 3, 300, 7, &progress).unwrap();
-    let spec = fedprof::profile_job::load_spec(&r.job_path).unwrap();
+    let spec = fedprof_profile::rundir::load_spec(&r.job_path).unwrap();
     let fed = LocalFederation::start(&r.coordinator, &r.node_paths, &progress)
         .await
         .unwrap();
@@ -269,7 +273,7 @@ async fn a_profiling_job_interrupted_after_a_publication_resumes_without_paying_
     let dir = tempfile::tempdir().unwrap();
     let p = prepare(dir.path(), 3, 300, 7, &progress).unwrap();
     let out = dir.path().join("out");
-    let spec = fedprof::profile_job::load_spec(&p.job_path).unwrap();
+    let spec = fedprof_profile::rundir::load_spec(&p.job_path).unwrap();
     let fed = LocalFederation::start(&p.coordinator, &p.node_paths, &progress)
         .await
         .unwrap();
@@ -307,7 +311,7 @@ async fn a_profiling_job_interrupted_after_a_publication_resumes_without_paying_
         .await
         .unwrap();
     fed.stop().await;
-    fedprof::profile_job::write_outputs(&out, &resumed, &model).unwrap();
+    fedprof_profile::rundir::finish(&out, &resumed, &model).unwrap();
     assert!(
         !out.join("run.json").exists(),
         "written outputs end the run"
@@ -391,7 +395,7 @@ async fn an_analysts_job_survives_a_coordinator_restart_in_the_middle() {
         .filter(|l| l.contains("\"type\":\"release\""))
         .count() as u64;
     let plan = fedprof_profile::run::ProfileRun::new(
-        fedprof::profile_job::load_spec(&p.job_path).unwrap(),
+        fedprof_profile::rundir::load_spec(&p.job_path).unwrap(),
         &fedprof_profile::spec::ProfilePolicy::new("3/5".parse().unwrap()),
     )
     .unwrap()

@@ -69,7 +69,7 @@ pub enum Every {
 }
 
 fn default_check_secs() -> NonZeroU64 {
-    NonZeroU64::MIN.saturating_add(3599)
+    crate::schedule::DEFAULT_CHECK_SECS
 }
 
 /// `[ledger]`: where releases are recorded before they are published.

@@ -8,7 +8,8 @@
 //! coordinator or a node stopped) is resumed by driving the same spec with the same key
 //! again: the releases already published come back as they were, the job's query sequence is
 //! the same (a [`ProfileRun`] is deterministic given its results), and only what is missing
-//! runs and is paid for. The caller keeps the key durably before the first release.
+//! runs and is paid for. The caller keeps the key durably before the first release
+//! ([`crate::rundir::begin`]).
 //!
 //! A release that aborts (a node lost mid-round, for example) is sent again under the same
 //! request a few times: the coordinator makes a later release wait for the job's lost nodes,

@@ -6,6 +6,9 @@
 //! secure aggregation, noise and ledgers like any other; this crate only decides what to ask
 //! next and what the noisy answers mean ([`analysis`]), and writes the segment model that goes
 //! back to the nodes ([`model`]) and the report ([`report`], [`html`]).
+//!
+//! The one exception to sans-IO is [`rundir`], the run directory: the run file that makes a
+//! run resumable, the atomic writes of its outputs, and reading job and model files.
 
 pub mod analysis;
 pub mod driver;
@@ -16,4 +19,5 @@ pub mod outputs;
 pub mod profile;
 pub mod report;
 pub mod run;
+pub mod rundir;
 pub mod spec;

@@ -1,6 +1,6 @@
 //! The files a profiling job writes, sans-IO: the report (JSON and self-contained HTML), the
-//! segment model and the CSV tables, as `(file name, contents)`. The caller writes them (the
-//! CLI atomically and durably).
+//! segment model and the CSV tables, as `(file name, contents)`. [`crate::rundir::finish`]
+//! writes them, atomically and durably.
 
 use std::fmt::Write as _;
 
