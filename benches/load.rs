@@ -123,7 +123,9 @@ fn main() {
         let edges: Vec<i64> = (1..i64::try_from(k).unwrap()).map(|i| i * 10).collect();
         let spec = JobSpec::Features(Box::new(FeatureQuery {
             label: "load/grid".into(),
-            as_of: fedprof_profile::rundir::load_spec(&p.job_path).unwrap().as_of,
+            as_of: fedprof_profile::rundir::load_spec(&p.job_path)
+                .unwrap()
+                .as_of,
             scale: 1,
             segmenter: Segmenter::All,
             parts: vec![QueryPart::Grid {

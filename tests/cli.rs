@@ -162,6 +162,22 @@ fn a_broken_config_is_reported_with_file_line_and_field() {
         err.contains("field `data.transactions`") && err.contains("transactions.csv"),
         "{err}"
     );
+
+    // Security review M12: a TLS key others can read is refused, naming the file and the fix.
+    std::fs::write(&path, &config).unwrap();
+    let key = fed.join("parties/coordinator-coordinator/key.pem");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let o = fedprof(&["coordinator", "--config", path.to_str().unwrap()]);
+        assert!(!o.status.success());
+        let (_, err) = text(&o);
+        assert!(
+            err.contains("key.pem: mode 644") && err.contains("chmod 600"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -49,7 +49,9 @@ fn ledger_bytes(p: &Prepared) -> u64 {
 fn count_query(p: &Prepared, label: String) -> JobSpec {
     JobSpec::Features(Box::new(FeatureQuery {
         label,
-        as_of: fedprof_profile::rundir::load_spec(&p.job_path).unwrap().as_of,
+        as_of: fedprof_profile::rundir::load_spec(&p.job_path)
+            .unwrap()
+            .as_of,
         scale: 1000,
         segmenter: Segmenter::All,
         parts: vec![QueryPart::Count],

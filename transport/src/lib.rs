@@ -11,6 +11,7 @@ pub mod address;
 pub mod admission;
 pub mod connection;
 pub mod pki;
+pub mod secret_file;
 pub mod server;
 pub mod tls;
 
@@ -33,6 +34,9 @@ pub use tls::{
 /// Failures setting up endpoints and connections.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// The private key file is not private (or not a file, or unreadable).
+    #[error(transparent)]
+    SecretFile(#[from] secret_file::SecretFileError),
     /// A TLS file could not be read.
     #[error("cannot read {path}: {source}")]
     ReadFile {

@@ -65,8 +65,9 @@ impl Validity {
 pub struct IssuedParty {
     /// The certificate (PEM).
     pub cert_pem: String,
-    /// The private key (PKCS#8 PEM). Write it with mode 0600; never log it.
-    pub key_pem: String,
+    /// The private key (PKCS#8 PEM), wiped when dropped. Write it with mode 0600; never log
+    /// it.
+    pub key_pem: zeroize::Zeroizing<String>,
 }
 
 impl std::fmt::Debug for IssuedParty {
@@ -116,8 +117,8 @@ impl FederationCa {
     }
 
     /// The CA private key (PKCS#8 PEM). Only needed to issue more certificates: keep offline.
-    pub fn key_pem(&self) -> String {
-        self.issuer.key().serialize_pem()
+    pub fn key_pem(&self) -> zeroize::Zeroizing<String> {
+        zeroize::Zeroizing::new(self.issuer.key().serialize_pem())
     }
 
     /// Issues a certificate for `party`. `server_names` (DNS names or IP addresses) are only
@@ -167,7 +168,7 @@ impl FederationCa {
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(IssuedParty {
             cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
+            key_pem: zeroize::Zeroizing::new(key.serialize_pem()),
         })
     }
 }

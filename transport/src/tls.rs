@@ -51,6 +51,15 @@ pub struct Credentials {
     identity: PartyId,
 }
 
+/// The key's DER bytes are wiped when the credentials are dropped (rustls keeps its own
+/// parsed copy inside the endpoint's configuration for as long as the endpoint lives).
+impl Drop for Credentials {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.key.zeroize();
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
@@ -69,7 +78,10 @@ impl Credentials {
                 source,
             })
         };
-        Self::from_pem(&read(&files.ca)?, &read(&files.cert)?, &read(&files.key)?).map_err(|e| {
+        // The key is read only if only its owner may read it (security review M12), into
+        // memory wiped on drop.
+        let key = crate::secret_file::read(&files.key)?;
+        Self::from_pem(&read(&files.ca)?, &read(&files.cert)?, &key).map_err(|e| {
             match e {
                 // Say which file was wrong.
                 TransportError::Pem { what, detail, .. } => {

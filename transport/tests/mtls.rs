@@ -260,7 +260,7 @@ fn forge_serving_node(fed: &Federation, name: &str) -> IssuedParty {
     let cert = params.signed_by(&key, &issuer).unwrap();
     IssuedParty {
         cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+        key_pem: key.serialize_pem().into(),
     }
 }
 

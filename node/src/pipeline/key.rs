@@ -17,25 +17,23 @@ fn key_error(path: &Path, problem: impl Into<String>) -> PipelineError {
     }
 }
 
-/// Reads the key at `path`: a regular file, not readable or writable by group or others.
+/// Reads the key at `path`: a regular file, not readable or writable by group or others
+/// (the same rule as every TLS key: `fedprof_transport::secret_file`).
 pub fn load_key(path: &Path) -> Result<SecretKey32, PipelineError> {
-    let meta = std::fs::metadata(path).map_err(|e| key_error(path, e.to_string()))?;
-    if !meta.is_file() {
-        return Err(key_error(path, "not a regular file"));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(key_error(
-                path,
-                format!("mode {mode:03o} lets others read it; run `chmod 600` on it"),
-            ));
-        }
-    }
-    let text =
-        Zeroizing::new(std::fs::read_to_string(path).map_err(|e| key_error(path, e.to_string()))?);
+    use fedprof_transport::secret_file::{self, SecretFileError};
+    let bytes = secret_file::read(path).map_err(|e| match e {
+        SecretFileError::Permissions { mode, .. } => key_error(
+            path,
+            format!("mode {mode:03o} lets others read it; run `chmod 600` on it"),
+        ),
+        SecretFileError::NotAFile { .. } => key_error(path, "not a regular file"),
+        SecretFileError::Read { source, .. } => key_error(path, source.to_string()),
+    })?;
+    let text = Zeroizing::new(
+        std::str::from_utf8(&bytes)
+            .map_err(|_| key_error(path, "not text"))?
+            .to_owned(),
+    );
     SecretKey32::from_hex(&text).map_err(|e| key_error(path, e.to_string()))
 }
 
