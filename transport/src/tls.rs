@@ -254,9 +254,15 @@ fn transport_config(
     if keep_alive {
         t.keep_alive_interval(Some(idle / 3));
     }
-    // One long-lived bidirectional stream per connection carries the protocol; a few spare.
-    t.max_concurrent_bidi_streams(4u8.into());
+    // The protocol uses exactly one long-lived bidirectional stream per connection. Credit for
+    // more would let a peer open streams nobody accepts, each buffered up to the stream window
+    // (security review L2); with a credit of one, a second `open_bi` waits until the first
+    // stream is gone.
+    t.max_concurrent_bidi_streams(1u8.into());
     t.max_concurrent_uni_streams(0u8.into());
+    // Nothing is sent as a datagram: receiving none means not advertising the extension, so a
+    // peer cannot fill a datagram buffer either.
+    t.datagram_receive_buffer_size(None);
     Ok(t)
 }
 
