@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use fedprof_config::ConfigFile;
 use fedprof_protocol::query::{FeatureQuery, MAX_SCALE, NumericFeature, QueryPart, Segmenter};
-use fedprof_protocol::{Body, Fraction, JobId, JobOutcome, RoundId, Submission};
+use fedprof_protocol::{Body, Escaped, Fraction, JobId, JobOutcome, RoundId, Submission};
 use fedprof_transport::{
     ClientLimits, Credentials, DialTarget, TlsFiles, client_endpoint, close_code, connect,
 };
@@ -78,7 +78,11 @@ pub async fn submit(
             match reader.recv().await? {
                 Some(env) => match env.body {
                     Body::Outcome(o) => return Ok(o),
-                    Body::Error(e) => bail!("the coordinator refused: {:?}: {}", e.code, e.detail),
+                    Body::Error(e) => bail!(
+                        "the coordinator refused: {:?}: {}",
+                        e.code,
+                        Escaped(&e.detail)
+                    ),
                     other => tracing::debug!(kind = other.kind(), "ignoring message"),
                 },
                 None => bail!("the coordinator closed the session before the job ended"),

@@ -14,7 +14,7 @@ use fedprof_profile::model::SegmentModel;
 use fedprof_profile::report::{NodeBudget, ProfileReport};
 use fedprof_profile::rundir::{self, Begun};
 use fedprof_profile::spec::{ProfilePolicy, ProfileSpec};
-use fedprof_protocol::{JobOutcome, Submission};
+use fedprof_protocol::{Escaped, JobOutcome, Submission};
 
 use crate::progress::Progress;
 
@@ -56,7 +56,9 @@ where
         } => progress.step(format!(
             "release {index}/{total}: {label} (secure aggregation + noise + ledgers)"
         )),
-        Event::LeftOut(f) => progress.done(format!("node {} left out: {}", f.node, f.reason)),
+        Event::LeftOut(f) => {
+            progress.done(format!("node {} left out: {}", f.node, Escaped(&f.reason)))
+        }
         Event::Retrying {
             label,
             reason,

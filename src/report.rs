@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use fedprof_protocol::query::{NumericFeature, QueryPart, Segmenter};
-use fedprof_protocol::{JobOutcome, JobResult, JobSpec, NodeFailure};
+use fedprof_protocol::{Escaped, JobOutcome, JobResult, JobSpec, NodeFailure};
 
 /// Formats minor units with `decimals` places: `-123` with 2 gives `-1.23`.
 pub fn format_minor(amount: i64, decimals: u8) -> String {
@@ -79,7 +79,7 @@ pub fn render_outcome(outcome: &JobOutcome, amount_decimals: u8) -> String {
             render_failures(&mut out, failures);
         }
         JobOutcome::Aborted { reason, failures } => {
-            let _ = writeln!(out, "Job aborted, nothing released: {reason}");
+            let _ = writeln!(out, "Job aborted, nothing released: {}", Escaped(reason));
             render_failures(&mut out, failures);
         }
     }
@@ -186,7 +186,7 @@ fn render_failures(out: &mut String, failures: &[NodeFailure]) {
     }
     let _ = writeln!(out, "Nodes that did not contribute:");
     for f in failures {
-        let _ = writeln!(out, "  {}: {}", f.node, f.reason);
+        let _ = writeln!(out, "  {}: {}", f.node, Escaped(&f.reason));
     }
 }
 

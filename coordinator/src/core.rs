@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chacha20::ChaCha20Rng;
 use fedprof_protocol::{
-    Body, Envelope, ErrorCode, JobId, JobOutcome, JobResult, JobSpec, PartyId, PartyName,
+    Body, Envelope, ErrorCode, Escaped, JobId, JobOutcome, JobResult, JobSpec, PartyId, PartyName,
     ProfileId, ReceiptHead, Registered, ReleaseParams, RequestId, Role, RoundId, Submission,
 };
 use rand_core::{Rng as _, SeedableRng as _};
@@ -362,7 +362,7 @@ impl Coordinator {
             (Role::Node, Body::Register(reg)) if !session.registered => {
                 session.registered = true;
                 let name = session.party.name.clone();
-                info!(node = %name, software = %reg.software, "node registered");
+                info!(node = %name, software = %Escaped(&reg.software), "node registered");
                 out.push(Output::Send {
                     conn,
                     job: JobId::NONE,
@@ -400,6 +400,11 @@ impl Coordinator {
                     }
                     return;
                 };
+                if let Body::Refuse(refusal) = &body {
+                    // The exact budget position stays here and in the node's log; the
+                    // analyst's outcome gets the reason only (L8).
+                    info!(job = %header.job, node = %name, reason = ?refusal.reason, detail = %Escaped(&refusal.detail), "node refused the job");
+                }
                 match round.on_message(&name, body, now) {
                     Ok(effects) => self.advance(header.job, effects, now, out),
                     Err(e) => self.reject(conn, ErrorCode::UnknownJob, e.to_string(), now, out),
@@ -410,10 +415,10 @@ impl Coordinator {
                 self.submit(submission, Requester::Analyst(conn), now, out);
             }
             (_, Body::Error(e)) => {
-                warn!(peer = %session.party, code = ?e.code, detail = %e.detail, "peer reported an error");
+                warn!(peer = %session.party, code = ?e.code, detail = %Escaped(&e.detail), "peer reported an error");
                 self.forget(
                     conn,
-                    &format!("peer error {:?}: {}", e.code, e.detail),
+                    &format!("peer error {:?}: {}", e.code, Escaped(&e.detail)),
                     now,
                     out,
                 );
@@ -647,7 +652,7 @@ impl Coordinator {
         out: &mut Vec<Output>,
     ) {
         if let Some(s) = self.sessions.get(&conn) {
-            warn!(peer = %s.party, ?code, %detail, "closing connection after protocol error");
+            warn!(peer = %s.party, ?code, detail = %Escaped(&detail), "closing connection after protocol error");
         }
         let reason = format!("protocol error {code:?}: {detail}");
         out.push(Output::Close { conn, code, detail });
@@ -655,10 +660,13 @@ impl Coordinator {
     }
 
     fn on_closed(&mut self, conn: ConnId, reason: &str, now: Instant, out: &mut Vec<Output>) {
+        // The reason can quote the peer (its QUIC close reason, a decoder's error message),
+        // and it goes on into the log, the round's failures and the analyst's outcome.
+        let reason = Escaped(reason).to_string();
         if let Some(s) = self.sessions.get(&conn) {
             info!(peer = %s.party, %reason, "connection closed");
         }
-        self.forget(conn, reason, now, out);
+        self.forget(conn, &reason, now, out);
     }
 
     /// Drops a connection's session; a node on it leaves every open round as failed.

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use fedprof_crypto::VerifyingKey;
 use fedprof_ledger::{Digest, ExpectedDebit, MechanismRecord, NodeEntry, ReleaseId};
 use fedprof_protocol::{
-    Body, ErrorCode, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure, PartyName,
-    ProfileTag, Refusal, ReleaseParams, RosterEntry, RoundOver, RoundOverReason, SecAggGraph,
-    SecAggSetup,
+    Body, ErrorCode, Escaped, JobAnnounce, JobId, JobOutcome, JobResult, JobSpec, NodeFailure,
+    PartyName, ProfileTag, Refusal, RefuseReason, ReleaseParams, RosterEntry, RoundOver,
+    RoundOverReason, SecAggGraph, SecAggSetup,
 };
 use fedprof_secagg::coordinator::{CoordinatorError, Step};
 use fedprof_secagg::{GraphSpec, Party, RoundConfig, RoundTag};
@@ -101,6 +101,24 @@ pub struct RoundRequest {
     /// the whole roster as its fewest survivors, so it stops before any unmasking if one
     /// drops out, and nodes refuse an unmask request without everyone.
     pub require_all: bool,
+}
+
+/// What an analyst is told about a node's refusal. A refusal's detail states the node's
+/// exact budget position (spent, cap, per-job and per-analyst headroom), and an analyst who
+/// read it could track every node's remaining budget across jobs (security review L8); the
+/// reason alone says what the analyst can act on.
+fn for_analyst(reason: RefuseReason) -> &'static str {
+    match reason {
+        RefuseReason::UnsupportedJob => "the node does not run this kind of job",
+        RefuseReason::DataUnavailable => "the node's data is unavailable",
+        RefuseReason::BudgetExhausted => "the node's privacy budget is exhausted",
+        RefuseReason::Policy => "the node's policy refuses this job",
+        RefuseReason::Busy => "the node is busy with other jobs",
+        RefuseReason::PrivacyFloor => {
+            "below the node's privacy floor, or past its headroom for this job or analyst"
+        }
+        RefuseReason::RolledBack => "the node's ledger is older than the coordinator's record",
+    }
 }
 
 /// One job's round.
@@ -332,8 +350,13 @@ impl Round {
         let mut effects = Vec::new();
         match body {
             Body::Accept => {}
-            Body::Refuse(Refusal { reason, detail }) => {
-                self.fail(node, format!("refused ({reason:?}): {detail}"));
+            // The detail stays in the node's log and the coordinator's (`Coordinator`
+            // logs it on arrival): the failure reaches the analyst (L8).
+            Body::Refuse(Refusal { reason, .. }) => {
+                self.fail(
+                    node,
+                    format!("refused ({reason:?}): {}", for_analyst(reason)),
+                );
             }
             Body::Receipt(line) if !self.receipts.contains_key(node) => {
                 // Screened now, before this node's masked input can count (M2): a receipt
@@ -343,7 +366,8 @@ impl Round {
                         self.receipts.insert(node.clone(), entry);
                     }
                     Err(detail) => {
-                        let detail = format!("invalid debit receipt: {detail}");
+                        // The ledger's parse error can quote the line, which the node wrote.
+                        let detail = format!("invalid debit receipt: {}", Escaped(&detail));
                         self.fail(node, format!("protocol violation: {detail}"));
                         effects.push(RoundEffect::Reject {
                             node: node.clone(),

@@ -43,7 +43,7 @@ use chacha20::ChaCha20Rng;
 use fedprof_crypto::SigningKey;
 use fedprof_ledger::{DebitReceipt, MechanismRecord, ReleaseId};
 use fedprof_protocol::{
-    Body, Envelope, JobAnnounce, JobId, JobResult, PartyId, Refusal, RefuseReason,
+    Body, Envelope, Escaped, JobAnnounce, JobId, JobResult, PartyId, Refusal, RefuseReason,
 };
 use rand_core::{Rng as _, SeedableRng as _};
 use tracing::{debug, info, warn};
@@ -322,7 +322,7 @@ impl NodeCore {
             }
             NodeAction::RoundOver { job, over } => {
                 if self.jobs.contains_key(&job) {
-                    info!(%job, reason = ?over.reason, detail = %over.detail, "round over; job slot freed");
+                    info!(%job, reason = ?over.reason, detail = %Escaped(&over.detail), "round over; job slot freed");
                     self.drop_job(job, out);
                 }
             }
@@ -413,7 +413,8 @@ impl NodeCore {
                 out.push(Action::Compute(Box::new(compute)));
             }
             Err(refusal) => {
-                warn!(%job, reason = ?refusal.reason, detail = %refusal.detail, "refusing job");
+                // The detail can quote the announcement (a roster error names what it got).
+                warn!(%job, reason = ?refusal.reason, detail = %Escaped(&refusal.detail), "refusing job");
                 out.push(Action::Send {
                     job,
                     body: Body::Refuse(refusal),

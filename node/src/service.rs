@@ -17,7 +17,7 @@ use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use fedprof_ledger::{NodeLedger, Period, StoreError};
 
 use fedprof_crypto::SigningKey;
-use fedprof_protocol::{Body, JobId, PartyId, Role, RoundId};
+use fedprof_protocol::{Body, Escaped, JobId, PartyId, Role, RoundId};
 use fedprof_transport::{
     Credentials, MessageWriter, ShutdownSignal, StreamError, TransportError, client_endpoint,
     close_code, connect,
@@ -153,7 +153,8 @@ impl NodeService {
             match self.session(&mut shutdown).await {
                 Ok(SessionEnd::Shutdown) => return,
                 Ok(SessionEnd::Lost { reason, registered }) => {
-                    warn!(%reason, "connection to the coordinator lost");
+                    // The reason can quote the coordinator (its QUIC close reason).
+                    warn!(reason = %Escaped(&reason), "connection to the coordinator lost");
                     if registered {
                         delay = initial;
                         attempt = 0;
@@ -250,8 +251,9 @@ impl NodeService {
                         let values: Vec<i64> =
                             result.values.iter().map(|v| from_ring(*v)).collect();
                         info!(%job, contributors = result.contributors.len(), "noisy result released");
-                        // Released values are the analyst's business: never at INFO.
-                        tracing::debug!(%job, ?values, "released values");
+                        // Released values are the analyst's business: never at INFO or
+                        // DEBUG (security review L3), only for a developer tracing a run.
+                        tracing::trace!(%job, ?values, "released values");
                     }
                     Action::End { reason } => break 'session lost(reason, &core),
                 }

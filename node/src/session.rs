@@ -6,7 +6,7 @@
 
 use fedprof_protocol::secagg::CoordinatorMessage;
 use fedprof_protocol::{
-    Body, Envelope, ErrorCode, JobAnnounce, JobId, JobResult, Register, RoundOver,
+    Body, Envelope, ErrorCode, Escaped, JobAnnounce, JobId, JobResult, Register, RoundOver,
 };
 
 /// What the node's driver must do.
@@ -105,7 +105,7 @@ impl NodeSession {
             }],
             (_, Body::Error(e)) => {
                 vec![NodeAction::End {
-                    reason: format!("coordinator error {:?}: {}", e.code, e.detail),
+                    reason: format!("coordinator error {:?}: {}", e.code, Escaped(&e.detail)),
                 }]
             }
             (_, other) => vec![
@@ -196,5 +196,22 @@ mod tests {
         assert!(
             matches!(&s.on_message(env(0, err))[..], [NodeAction::End { reason }] if reason.contains("ShuttingDown"))
         );
+    }
+
+    #[test]
+    fn l3_a_coordinator_error_detail_ends_the_session_escaped() {
+        let mut s = registered();
+        let err = Body::Error(fedprof_protocol::ErrorFrame {
+            code: ErrorCode::Malformed,
+            detail: format!("bye\n\u{1b}[2Jforged{}", "x".repeat(10_000)),
+        });
+        let actions = s.on_message(env(0, err));
+        let [NodeAction::End { reason }] = &actions[..] else {
+            panic!("{actions:?}")
+        };
+        // The reason goes to the node's log as it is: one bounded, printable line.
+        assert!(reason.contains("bye\\n\\u{1b}[2Jforged"), "{reason}");
+        assert!(!reason.chars().any(char::is_control), "{reason}");
+        assert!(reason.len() < 400, "{reason}");
     }
 }

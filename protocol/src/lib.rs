@@ -2,7 +2,8 @@
 //!
 //! This crate owns the message types ([`message`]), the versioned envelope and its strict codec
 //! ([`codec`]), length-prefixed framing with a hard size limit ([`frame`]), per-sender sequence
-//! numbers ([`seq`]) and the party identities that certificates carry ([`identity`]).
+//! numbers ([`seq`]), the party identities that certificates carry ([`identity`]) and how a
+//! peer's text is shown in a log ([`escape`]).
 //!
 //! It does no I/O and no cryptography, and must never depend on tokio or quinn: the transport
 //! crate moves the bytes, the node and coordinator crates decide what the messages mean. Every
@@ -10,6 +11,7 @@
 //! never an allocation larger than the configured frame limit. See `docs/PROTOCOL.md`.
 
 pub mod codec;
+pub mod escape;
 pub mod frame;
 pub mod identity;
 pub mod message;
@@ -19,6 +21,7 @@ pub mod secagg;
 pub mod seq;
 
 pub use codec::{DecodeError, EncodeError, decode, encode, encode_framed};
+pub use escape::Escaped;
 pub use frame::{FrameDecoder, FrameError, FrameLimit};
 pub use identity::{PartyId, PartyName, PartyNameError, Role};
 pub use message::{

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use fedprof_protocol::{Header, Register};
+use fedprof_protocol::{ErrorFrame, Header, Refusal, RefuseReason, Register};
 
 use super::*;
 use fedprof_privacy::Rho;
@@ -593,4 +593,112 @@ fn announcements_carry_each_nodes_last_recorded_receipt() {
         BTreeMap::from([(1, Some(head)), (2, None)]),
         "{out:?}"
     );
+}
+
+/// Runs `f` with every `tracing` event written, without colours, to a buffer: the log an
+/// operator would read.
+fn log_of(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buffer.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn l3_peer_strings_reach_the_log_escaped_and_bounded() {
+    const FORGED: &str = "2026-12-08T00:00:00Z  INFO fedprof: forged";
+    let log = log_of(|| {
+        let mut f = Fed::new(1);
+        f.connect(1, Role::Node, "a");
+        let out = f.say(
+            1,
+            0,
+            Body::Register(Register {
+                software: format!("evil\n{FORGED}\u{1b}[2J"),
+            }),
+        );
+        assert!(matches!(
+            &out[0],
+            Output::Send {
+                body: Body::Registered(_),
+                ..
+            }
+        ));
+        f.say(
+            1,
+            0,
+            Body::Error(ErrorFrame {
+                code: ErrorCode::Malformed,
+                detail: format!("\r\n{FORGED}{}", "x".repeat(100_000)),
+            }),
+        );
+    });
+    // One line per event: no peer newline starts a line of its own.
+    assert!(!log.lines().any(|l| l.starts_with(FORGED)), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log}");
+    assert!(
+        log.contains(&format!("software=evil\\n{FORGED}\\u{{1b}}[2J")),
+        "{log}"
+    );
+    assert!(log.contains(&format!("detail=\\r\\n{FORGED}")), "{log}");
+    // The 100,000-byte detail is cut (in the warning, and in the close reason logged after it).
+    assert!(log.contains("more bytes]"), "{log}");
+    assert!(log.len() < 5_000, "{} bytes of log", log.len());
+}
+
+#[test]
+fn l8_refusal_details_stay_out_of_the_analysts_outcome() {
+    const DETAIL: &str = "spent rho 3/4 of the cap 1/1 this period";
+    let mut outcome = None;
+    let log = log_of(|| {
+        let mut f = Fed::new(2);
+        f.register(1, "a");
+        f.register(2, "b");
+        f.connect(9, Role::Analyst, "x");
+        f.say(9, 0, Body::SubmitJob(sub(totals())));
+        let refusal = Refusal {
+            reason: RefuseReason::BudgetExhausted,
+            detail: DETAIL.into(),
+        };
+        let mut out = f.say(2, 1, Body::Refuse(refusal));
+        f.now += Duration::from_secs(6);
+        out.extend(f.input(Input::Tick));
+        outcome = out.into_iter().find_map(|o| match o {
+            Output::Send {
+                conn: 9,
+                body: Body::Outcome(outcome),
+                ..
+            } => Some(outcome),
+            _ => None,
+        });
+    });
+    let Some(JobOutcome::Aborted { failures, .. }) = outcome else {
+        panic!("no abort told to the analyst: {outcome:?}")
+    };
+    let b = failures.iter().find(|x| x.node.as_str() == "b").unwrap();
+    assert!(b.reason.contains("BudgetExhausted"), "{b:?}");
+    assert!(b.reason.contains("budget is exhausted"), "{b:?}");
+    assert!(
+        !b.reason.contains("3/4") && !b.reason.contains("1/1"),
+        "{b:?}"
+    );
+    // The coordinator's operator still reads the node's exact position.
+    assert!(log.contains(DETAIL), "{log}");
 }
