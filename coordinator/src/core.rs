@@ -455,10 +455,11 @@ impl Coordinator {
             Ok((release, rho))
         });
         let charge = planned.and_then(|(release, rho)| {
+            let digest = SpecDigest::of(&spec).map_err(|e| e.to_string())?;
             let charge = self.profile_of(&spec, &analyst)?;
-            Ok((release, rho, charge))
+            Ok((release, rho, digest, charge))
         });
-        let (release, rho, charge) = match charge {
+        let (release, rho, spec_digest, charge) = match charge {
             Ok(c) => c,
             Err(e) => {
                 warn!(%job, %analyst, error = %e, "job refused before any node computes");
@@ -500,7 +501,7 @@ impl Coordinator {
             job,
             analyst: analyst.clone(),
             request: request_id,
-            spec: SpecDigest::of(&spec),
+            spec: spec_digest,
             profile: tag.clone(),
             rho: rho.clone(),
             opened: opened.then(|| Opening {

@@ -111,13 +111,25 @@ pub struct SpecDigest(#[serde(with = "hex32")] pub [u8; 32]);
 impl SpecDigest {
     /// The digest of `spec` (of its JSON form: field order is the type's, so equal specs
     /// give equal bytes).
-    pub fn of(spec: &JobSpec) -> SpecDigest {
-        // A spec is plain data: serializing it cannot fail, and the label is a constant
-        // below the length limit; either failing would make every spec compare unequal.
-        let bytes = serde_json::to_vec(spec).unwrap_or_default();
-        SpecDigest(fedprof_crypto::digest("fedprof/1 journal spec", &[&bytes]).unwrap_or([0; 32]))
+    ///
+    /// # Errors
+    ///
+    /// [`SpecDigestError`] if the spec does not serialize. A spec is plain data, so this does
+    /// not happen; it is an error rather than a fallback because a fallback digest would be
+    /// the same for every spec, and a request id could then name two jobs (review L5).
+    pub fn of(spec: &JobSpec) -> Result<SpecDigest, SpecDigestError> {
+        let bytes = serde_json::to_vec(spec).map_err(|e| SpecDigestError(e.to_string()))?;
+        Ok(SpecDigest(fedprof_crypto::digest(
+            fedprof_crypto::label!("fedprof/1 journal spec"),
+            &[&bytes],
+        )))
     }
 }
+
+/// A job spec that could not be serialized for its digest (see [`SpecDigest::of`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the job spec cannot be serialized for its journal digest: {0}")]
+pub struct SpecDigestError(String);
 
 mod hex32 {
     use serde::{Deserialize, Deserializer, Serializer};

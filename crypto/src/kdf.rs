@@ -5,48 +5,35 @@ use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crate::SecretKey32;
-use crate::label::{MAX_LABEL_LEN, framed};
-
-/// A purpose label was longer than 255 bytes (a programming error: labels are constants).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("key-derivation label is longer than 255 bytes")]
-pub struct LabelTooLong;
+use crate::label::{Label, framed};
 
 /// `HKDF-SHA256(salt = none, ikm, info = framed(label, context))`, 32 bytes of output.
 ///
 /// `info` starts with [`crate::LABEL_PREFIX`] (the protocol version) and the purpose `label`;
 /// `context` holds the identifiers the key is bound to (job, round, parties), in fixed-width
-/// encodings chosen by the caller.
-///
-/// # Errors
-///
-/// [`LabelTooLong`] for a label over 255 bytes.
-pub fn derive_key(ikm: &[u8], label: &str, context: &[&[u8]]) -> Result<SecretKey32, LabelTooLong> {
-    if label.len() > MAX_LABEL_LEN {
-        return Err(LabelTooLong);
-    }
-    let info = framed(label, context);
+/// encodings chosen by the caller. Infallible: a [`Label`] fits the framing, and 32 bytes is
+/// far below HKDF-SHA256's 8160-byte output limit.
+#[must_use]
+pub fn derive_key(ikm: &[u8], label: Label, context: &[&[u8]]) -> SecretKey32 {
+    let info = framed(label.as_str(), context);
     let mut okm = Zeroizing::new([0u8; 32]);
+    #[expect(
+        clippy::expect_used,
+        reason = "HKDF-SHA256 expands to at most 255 * 32 bytes (RFC 5869 section 2.3); 32 always fit"
+    )]
     hkdf::Hkdf::<Sha256>::new(None, ikm)
         .expand(&info, okm.as_mut())
-        // 32 bytes is far below HKDF-SHA256's 8160-byte output limit.
-        .map_err(|_| LabelTooLong)?;
-    Ok(SecretKey32::from_bytes(*okm))
+        .expect("32 bytes are within HKDF-SHA256's output limit");
+    SecretKey32::from_bytes(*okm)
 }
 
 /// `SHA-256(framed(label, parts))`: a binding commitment to a high-entropy secret (hiding
 /// because the secret is a uniformly random 256-bit value) or a digest of public data.
-///
-/// # Errors
-///
-/// [`LabelTooLong`] for a label over 255 bytes.
-pub fn digest(label: &str, parts: &[&[u8]]) -> Result<[u8; 32], LabelTooLong> {
-    if label.len() > MAX_LABEL_LEN {
-        return Err(LabelTooLong);
-    }
+#[must_use]
+pub fn digest(label: Label, parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = Sha256::new();
-    hasher.update(framed(label, parts));
-    Ok(hasher.finalize().into())
+    hasher.update(framed(label.as_str(), parts));
+    hasher.finalize().into()
 }
 
 #[cfg(test)]
@@ -73,20 +60,20 @@ mod tests {
     /// `HKDF(SHA256, 32, salt=None, info=b"fedprof/1\0" + bytes([len(label)]) + label + ctx)`.
     #[test]
     fn labelled_derivation_known_answers() {
-        let key = derive_key(&[0x42; 32], "secagg/pairwise-mask", &[&7u64.to_be_bytes()]).unwrap();
+        let pairwise = crate::label!("secagg/pairwise-mask");
+        let key = derive_key(&[0x42; 32], pairwise, &[&7u64.to_be_bytes()]);
         assert_eq!(hex::encode(key.expose_secret()), KAT_PAIRWISE);
-        let other = derive_key(&[0x42; 32], "secagg/self-mask", &[&7u64.to_be_bytes()]).unwrap();
-        assert_ne!(other, key);
-        let other =
-            derive_key(&[0x42; 32], "secagg/pairwise-mask", &[&8u64.to_be_bytes()]).unwrap();
-        assert_ne!(other, key);
-        assert_eq!(
-            hex::encode(digest("secagg/test", &[b"abc"]).unwrap()),
-            KAT_DIGEST
+        let other = derive_key(
+            &[0x42; 32],
+            crate::label!("secagg/self-mask"),
+            &[&7u64.to_be_bytes()],
         );
+        assert_ne!(other, key);
+        let other = derive_key(&[0x42; 32], pairwise, &[&8u64.to_be_bytes()]);
+        assert_ne!(other, key);
         assert_eq!(
-            derive_key(b"", &"l".repeat(256), &[]).unwrap_err(),
-            LabelTooLong
+            hex::encode(digest(crate::label!("secagg/test"), &[b"abc"])),
+            KAT_DIGEST
         );
     }
 

@@ -12,6 +12,45 @@ pub const LABEL_PREFIX: &str = "fedprof/1";
 /// Longest purpose label accepted by [`framed`] (labels are compile-time constants in practice).
 pub(crate) const MAX_LABEL_LEN: usize = 255;
 
+/// A purpose label known to fit [`framed`]'s one-byte length: at most 255 bytes. Made by
+/// [`label!`](crate::label!) in a constant, so a longer label fails the build instead of
+/// reaching a fallback at run time: the derivation and digest functions that take one
+/// cannot fail (security review L5: their old fallbacks were a zero key and a zero digest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Label(&'static str);
+
+impl Label {
+    /// `label`, checked against the length limit. Call it through [`label!`](crate::label!),
+    /// which evaluates it in a constant.
+    ///
+    /// # Panics
+    ///
+    /// When `label` is over 255 bytes: at compile time through [`label!`](crate::label!).
+    #[must_use]
+    pub const fn new(label: &'static str) -> Self {
+        assert!(
+            label.len() <= MAX_LABEL_LEN,
+            "a purpose label is at most 255 bytes"
+        );
+        Label(label)
+    }
+
+    /// The label's text.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+/// A [`Label`] checked at compile time: `label!("secagg/self-mask")`.
+#[macro_export]
+macro_rules! label {
+    ($text:expr) => {{
+        const LABEL: $crate::Label = $crate::Label::new($text);
+        LABEL
+    }};
+}
+
 /// `LABEL_PREFIX || 0x00 || len(label) as u8 || label || parts...`.
 ///
 /// The prefix is NUL-terminated and the label is length-prefixed, so no two distinct
@@ -40,6 +79,26 @@ pub fn framed(label: &str, parts: &[&[u8]]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_up_to_255_bytes_are_accepted() {
+        const LONGEST: &str = concat!(
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",
+        );
+        assert_eq!(crate::label!(LONGEST).as_str().len(), MAX_LABEL_LEN);
+        assert_eq!(crate::label!("ab").as_str(), "ab");
+    }
+
+    #[test]
+    #[should_panic(expected = "at most 255 bytes")]
+    fn a_longer_label_is_refused() {
+        // At run time here only to observe it; `label!` makes this a compile error.
+        let long: &'static str = Box::leak("l".repeat(MAX_LABEL_LEN + 1).into_boxed_str());
+        let _ = Label::new(long);
+    }
 
     #[test]
     fn framing_is_unambiguous() {

@@ -31,9 +31,9 @@ pub mod sign;
 
 pub use aead::AeadError;
 pub use blind::{BlindError, BlindedId, BlindingKey, HashedId, hash_id};
-pub use kdf::{LabelTooLong, derive_key, digest};
+pub use kdf::{derive_key, digest};
 pub use kex::{KexError, KexPublic, KexSecret, SharedSecret};
-pub use label::{LABEL_PREFIX, framed};
+pub use label::{LABEL_PREFIX, Label, framed};
 pub use prg::{MaskOp, MaskStreams, PrgTooLong, expand_into};
 pub use pseudonym::{PSEUDONYM_LABEL, Pseudonym, PseudonymError, Pseudonymizer};
 pub use secret::{KeyError, RawCustomerId, SecretKey32};

@@ -31,7 +31,8 @@ use crate::spec::{ProfileSpec, SpecError};
 pub const RUN_FILE: &str = "run.json";
 
 /// Domain-separation label of the spec digest a run file holds.
-const SPEC_DIGEST_LABEL: &str = "fedprof/1 profile run spec";
+const SPEC_DIGEST_LABEL: fedprof_crypto::Label =
+    fedprof_crypto::label!("fedprof/1 profile run spec");
 
 /// Why a run directory, a job file or a model cannot be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -287,9 +288,7 @@ fn write_error(path: &Path) -> impl FnOnce(FileError) -> RunDirError + '_ {
 /// same digest, any change to a field gives another.
 fn spec_digest(spec: &ProfileSpec) -> String {
     let text = format!("{spec:?}");
-    // Cannot fail: the label is a constant well under the digest's 255-byte label limit (as
-    // `coordinator::journal`'s spec digest).
-    let d = fedprof_crypto::digest(SPEC_DIGEST_LABEL, &[text.as_bytes()]).unwrap_or_default();
+    let d = fedprof_crypto::digest(SPEC_DIGEST_LABEL, &[text.as_bytes()]);
     hex::encode(d)
 }
 

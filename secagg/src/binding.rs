@@ -5,7 +5,7 @@
 
 use fedprof_crypto::{
     AeadError, KexError, KexPublic, KexSecret, SecretKey32, ShamirError, Share, derive_key, digest,
-    framed,
+    framed, label,
 };
 use zeroize::Zeroizing;
 
@@ -49,17 +49,16 @@ pub(crate) fn advert_message(
 /// Commitment to a node's self-mask seed.
 pub(crate) fn self_mask_commitment(seed: &SecretKey32, tag: RoundTag, owner: u32) -> [u8; 32] {
     digest(
-        "secagg/self-mask-commitment",
+        label!("secagg/self-mask-commitment"),
         &[&tag_bytes(tag), &owner.to_be_bytes(), seed.expose_secret()],
     )
-    .unwrap_or_default()
 }
 
 /// The PRG key of a node's self mask.
 pub(crate) fn self_mask_key(seed: &SecretKey32, tag: RoundTag, owner: u32) -> SecretKey32 {
-    derive(
+    derive_key(
         seed.expose_secret(),
-        "secagg/self-mask",
+        label!("secagg/self-mask"),
         &[&tag_bytes(tag), &owner.to_be_bytes()],
     )
 }
@@ -75,9 +74,9 @@ pub(crate) fn pairwise_mask_key(
 ) -> Result<SecretKey32, KexError> {
     let shared = secret.agree(peer)?;
     let (lo, hi) = (u.min(v), u.max(v));
-    Ok(derive(
+    Ok(derive_key(
         shared.expose_secret(),
-        "secagg/pairwise-mask",
+        label!("secagg/pairwise-mask"),
         &[&tag_bytes(tag), &lo.to_be_bytes(), &hi.to_be_bytes()],
     ))
 }
@@ -92,9 +91,9 @@ pub(crate) fn envelope_keys(
 ) -> Result<(SecretKey32, SecretKey32), KexError> {
     let shared = secret.agree(peer_public)?;
     let key = |from: u32, to: u32| {
-        derive(
+        derive_key(
             shared.expose_secret(),
-            "secagg/share-envelope-key",
+            label!("secagg/share-envelope-key"),
             &[&tag_bytes(tag), &from.to_be_bytes(), &to.to_be_bytes()],
         )
     };
@@ -178,12 +177,6 @@ pub(crate) fn open_shares(
 /// The Shamir point of the share held by node `holder`.
 pub(crate) fn share_point(holder: u32) -> u64 {
     u64::from(holder) + 1
-}
-
-fn derive(ikm: &[u8], label: &str, context: &[&[u8]]) -> SecretKey32 {
-    // Labels here are short constants, so derivation cannot fail; the fallback is unreachable
-    // and would only ever make masks not cancel (an exact-sum test would catch it).
-    derive_key(ikm, label, context).unwrap_or_else(|_| SecretKey32::from_bytes([0; 32]))
 }
 
 /// Masked vector to its wire bytes.

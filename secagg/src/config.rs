@@ -177,7 +177,7 @@ impl RoundConfig {
                 if neighbours < 2 || neighbours % 2 == 1 || neighbours as usize >= n {
                     return Err(ConfigError::Neighbours(neighbours));
                 }
-                ring(tag, n, neighbours / 2, &seed)
+                ring(tag, n, neighbours / 2, &seed)?
             }
         };
         let size = match spec {
@@ -255,8 +255,7 @@ impl RoundConfig {
             }
         }
         self.min_survivors = min_survivors;
-        // The label is a short constant.
-        self.release = digest("secagg/release", &[release]).unwrap_or_default();
+        self.release = digest(fedprof_crypto::label!("secagg/release"), &[release]);
         self.digest = self.compute_digest();
         Ok(self)
     }
@@ -382,8 +381,7 @@ impl RoundConfig {
             parts.push(p.verifying_key.to_bytes().to_vec());
         }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        // The label is a short constant.
-        digest("secagg/config", &refs).unwrap_or_default()
+        digest(fedprof_crypto::label!("secagg/config"), &refs)
     }
 }
 
@@ -409,17 +407,21 @@ pub(crate) fn index(i: usize) -> u32 {
 /// The ring over a Fisher-Yates permutation drawn from the PRG keyed by
 /// `HKDF(seed, "secagg/graph", tag)`. The modulo bias of `u64 % (i + 1)` is below
 /// `n / 2^64`, far below anything observable.
-fn ring(tag: RoundTag, n: usize, half: u32, seed: &[u8; 32]) -> Graph {
+///
+/// # Errors
+///
+/// [`ConfigError::PartyCount`] when `n` is past the PRG's stream limit (callers check
+/// `n <= MAX_PARTIES`, far below it): never a graph from an all-zero stream (review L5).
+fn ring(tag: RoundTag, n: usize, half: u32, seed: &[u8; 32]) -> Result<Graph, ConfigError> {
     let mut order: Vec<u32> = (0..n).map(index).collect();
     let mut random = vec![0u64; n];
-    if let Ok(key) = fedprof_crypto::derive_key(
+    let key = fedprof_crypto::derive_key(
         seed,
-        "secagg/graph",
+        fedprof_crypto::label!("secagg/graph"),
         &[&tag.job.to_be_bytes(), &tag.round.to_be_bytes()],
-    ) {
-        // n <= MAX_PARTIES, far below the PRG's limit.
-        let _ = fedprof_crypto::expand_into(&key, fedprof_crypto::MaskOp::Add, &mut random);
-    }
+    );
+    fedprof_crypto::expand_into(&key, fedprof_crypto::MaskOp::Add, &mut random)
+        .map_err(|_| ConfigError::PartyCount(n))?;
     for i in (1..n).rev() {
         let j = (random[i] % (i as u64 + 1)) as usize;
         order.swap(i, j);
@@ -428,11 +430,11 @@ fn ring(tag: RoundTag, n: usize, half: u32, seed: &[u8; 32]) -> Graph {
     for (p, &u) in order.iter().enumerate() {
         position[u as usize] = index(p);
     }
-    Graph::Ring {
+    Ok(Graph::Ring {
         order,
         position,
         half,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -52,11 +52,15 @@ impl Coordinator {
         };
         let request = submission.request;
         if let Some(known) = self.requests.get(&(analyst.clone(), request)) {
-            if known.spec != SpecDigest::of(&submission.spec) {
-                let reason = format!(
+            let reason = match SpecDigest::of(&submission.spec) {
+                Ok(digest) if digest == known.spec => None,
+                Ok(_) => Some(format!(
                     "refused: request {request} was sent before with another job; a request id \
                      names one job"
-                );
+                )),
+                Err(e) => Some(format!("refused: {e}")),
+            };
+            if let Some(reason) = reason {
                 self.refuse_job(JobId::NONE, requester, reason, out);
                 return;
             }

@@ -536,7 +536,7 @@ fn a_resumed_core_continues_numbering_and_resends_published_requests() {
         (PartyName::new("x").unwrap(), published.request),
         KnownRequest {
             state: RequestState::Published(JobId(40)),
-            spec: SpecDigest::of(&published.spec),
+            spec: SpecDigest::of(&published.spec).unwrap(),
         },
     );
     f.core.resume(recovery);
