@@ -301,7 +301,12 @@ impl CoordinatorConfig {
     /// Reads and checks `path`; TLS paths are resolved against the file's directory and must
     /// exist.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let file = ConfigFile::read(path)?;
+        Self::from_file(&ConfigFile::read(path)?)
+    }
+
+    /// Checks a config already read (or held in memory, as the fuzz harness in
+    /// `fedprof_sim::fuzz` does): everything [`CoordinatorConfig::load`] does but reading the file.
+    pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
         let mut config: CoordinatorConfig = file.parse()?;
         for (key, set) in [
             ("max_rows_per_customer", &config.privacy.removed_max_rows),

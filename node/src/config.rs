@@ -270,7 +270,12 @@ impl NodeConfig {
     /// Reads and checks `path`; relative paths are resolved against the file's directory, and
     /// the TLS files and the transactions file must exist.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let file = ConfigFile::read(path)?;
+        Self::from_file(&ConfigFile::read(path)?)
+    }
+
+    /// Checks a config already read (or held in memory, as the fuzz harness in
+    /// `fedprof_sim::fuzz` does): everything [`NodeConfig::load`] does but reading the file.
+    pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
         let mut config: NodeConfig = file.parse()?;
         config.tls.resolve_against(file.dir());
         config.data.transactions = file.resolve(&config.data.transactions);

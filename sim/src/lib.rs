@@ -39,6 +39,7 @@ pub mod analyst;
 pub mod coordinator;
 pub mod faults;
 pub mod federation;
+pub mod fuzz;
 pub mod invariants;
 pub mod node;
 
