@@ -303,6 +303,19 @@ pub enum RefuseReason {
     RolledBack,
 }
 
+impl RefuseReason {
+    /// Every reason, in wire order (for generators and exhaustive checks).
+    pub const ALL: [RefuseReason; 7] = [
+        RefuseReason::UnsupportedJob,
+        RefuseReason::DataUnavailable,
+        RefuseReason::BudgetExhausted,
+        RefuseReason::Policy,
+        RefuseReason::Busy,
+        RefuseReason::PrivacyFloor,
+        RefuseReason::RolledBack,
+    ];
+}
+
 /// Why a round is over for the node told so (see [`Body::RoundOver`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RoundOverReason {

@@ -143,15 +143,7 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
 }
 
 fn refuse_reason() -> impl Strategy<Value = RefuseReason> {
-    proptest::sample::select(vec![
-        RefuseReason::UnsupportedJob,
-        RefuseReason::DataUnavailable,
-        RefuseReason::BudgetExhausted,
-        RefuseReason::Policy,
-        RefuseReason::Busy,
-        RefuseReason::PrivacyFloor,
-        RefuseReason::RolledBack,
-    ])
+    proptest::sample::select(RefuseReason::ALL.to_vec())
 }
 
 fn profile_tag() -> impl Strategy<Value = ProfileTag> {

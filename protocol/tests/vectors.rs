@@ -541,6 +541,11 @@ fn enum_variant_indices_are_pinned() {
         RefuseReason::PrivacyFloor,
         RefuseReason::RolledBack,
     ];
+    assert_eq!(
+        reasons,
+        RefuseReason::ALL,
+        "ALL lists every reason in wire order"
+    );
     for (i, r) in reasons.iter().enumerate() {
         assert_eq!(usize::from(one_byte(r)), i, "{r:?}");
     }

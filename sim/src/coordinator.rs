@@ -231,14 +231,19 @@ fn done(effects: &mut Vec<Effect>, effect: Effect, crash_after: CrashAfter) -> b
 fn send(conn: ConnId, job: JobId, body: Body) -> Effect {
     Effect::Send {
         conn,
-        envelope: Envelope {
-            header: Header {
-                job,
-                round: RoundId(0),
-                seq: 0,
-            },
-            body,
+        envelope: envelope(job, body),
+    }
+}
+
+/// `body` about `job` as the core sees it: sequence numbers are the transport's business.
+pub(crate) fn envelope(job: JobId, body: Body) -> Envelope {
+    Envelope {
+        header: Header {
+            job,
+            round: RoundId(0),
+            seq: 0,
         },
+        body,
     }
 }
 

@@ -28,8 +28,8 @@ use fedprof_node::NodeConfig;
 use fedprof_privacy::Rho;
 use fedprof_protocol::query::{FeatureQuery, NumericFeature, QueryPart, Segmenter};
 use fedprof_protocol::{
-    Body, Envelope, ErrorCode, ErrorFrame, Fraction, Header, JobId, JobOutcome, JobSpec, PartyId,
-    PartyName, Refusal, RefuseReason, Register, RequestId, Role, RoundId, Submission,
+    Body, ErrorCode, ErrorFrame, Fraction, JobId, JobOutcome, JobSpec, PartyId, PartyName, Refusal,
+    RefuseReason, Register, RequestId, Role, Submission,
 };
 use rand_core::Rng;
 
@@ -147,22 +147,16 @@ pub fn coordinator_core(data: &[u8]) {
     let mut next_conn: ConnId = 1;
     // A federation to start from (nodes a, b and c registered, analyst d connected), so that
     // most inputs reach a round rather than the registration checks.
-    let prelude = [
+    let input = [
         &[0, 0, 0, 1, 0, 0, 0, 1, b't'][..],
         &[0, 0, 1, 1, 1, 0, 0, 1, b't'],
         &[0, 0, 2, 1, 2, 0, 0, 1, b't'],
         &[0, 2, 3],
+        data,
     ]
     .concat();
-    let mut bytes = Bytes(&prelude);
-    let mut rest = Some(data);
-    loop {
-        let Some(op) = bytes.byte().or_else(|| {
-            bytes = Bytes(rest.take()?);
-            bytes.byte()
-        }) else {
-            break;
-        };
+    let mut bytes = Bytes(&input);
+    while let Some(op) = bytes.byte() {
         let pick = |b: u8, open: &BTreeMap<ConnId, PartyId>| {
             open.keys().nth(usize::from(b) % open.len().max(1)).copied()
         };
@@ -191,14 +185,7 @@ pub fn coordinator_core(data: &[u8]) {
                 };
                 Input::Message {
                     conn,
-                    envelope: Envelope {
-                        header: Header {
-                            job,
-                            round: RoundId(0),
-                            seq: 0,
-                        },
-                        body,
-                    },
+                    envelope: crate::coordinator::envelope(job, body),
                 }
             }
             5 => {
@@ -302,15 +289,7 @@ fn body(bytes: &mut Bytes<'_>) -> Option<Body> {
         }),
         1 => Body::Accept,
         2 => Body::Refuse(Refusal {
-            reason: [
-                RefuseReason::UnsupportedJob,
-                RefuseReason::DataUnavailable,
-                RefuseReason::BudgetExhausted,
-                RefuseReason::Policy,
-                RefuseReason::Busy,
-                RefuseReason::PrivacyFloor,
-                RefuseReason::RolledBack,
-            ][usize::from(bytes.byte()? % 7)],
+            reason: RefuseReason::ALL[usize::from(bytes.byte()?) % RefuseReason::ALL.len()],
             detail: bytes.text(),
         }),
         3 => Body::Receipt(bytes.text()),

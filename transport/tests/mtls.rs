@@ -346,19 +346,7 @@ async fn oversize_frame_is_refused_and_other_clients_keep_working() {
         assert_eq!(*code, ErrorCode::FrameTooLarge);
 
         // The well-behaved client is unaffected.
-        good_stream
-            .writer
-            .send(JobId::NONE, RoundId(0), register())
-            .await
-            .unwrap();
-        let reply = good_stream.reader.recv().await.unwrap().unwrap();
-        assert_eq!(reply.header.seq, 1);
-        assert_eq!(
-            reply.body,
-            Body::Registered(Registered {
-                party: good.identity().clone()
-            })
-        );
+        common::exchange(&mut good_stream, 1, good.identity()).await;
         assert!(matches!(echo.next().await, Event::Received(who, _) if who == *good.identity()));
         assert_eq!(echo.calls(), 2);
         bad_peer.close(close_code::DONE, "done");

@@ -20,9 +20,9 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Event, Federation, SERVER_NAME, bounded, custom_client, party, register, spawn_echo_server,
+    Event, Federation, SERVER_NAME, bounded, custom_client, exchange, party, spawn_echo_server,
 };
-use fedprof_protocol::{ALPN, Body, FrameLimit, JobId, Registered, Role, RoundId};
+use fedprof_protocol::{ALPN, FrameLimit, Role};
 use fedprof_transport::{ClientLimits, ServerLimits, client_endpoint, connect};
 
 /// Long enough for a stream credit to arrive on loopback many times over.
@@ -37,13 +37,9 @@ async fn second_stream_gets_no_credit_and_the_first_keeps_working() {
         let client = client_endpoint(&node, &ClientLimits::default(), server.addr).unwrap();
         let peer = connect(&client, server.addr, SERVER_NAME).await.unwrap();
         let mut stream = peer.open_stream(FrameLimit::DEFAULT).await.unwrap();
-        stream
-            .writer
-            .send(JobId::NONE, RoundId(0), register())
-            .await
-            .unwrap();
+        let me = party(Role::Node, "branch-a");
+        exchange(&mut stream, 0, &me).await;
         assert!(matches!(echo.next().await, Event::Received(..)));
-        assert!(stream.reader.recv().await.unwrap().is_some());
 
         // The server grants one bidirectional stream: a second one cannot even be opened, so
         // no byte of it is ever sent, let alone buffered by the server.
@@ -55,19 +51,7 @@ async fn second_stream_gets_no_credit_and_the_first_keeps_working() {
         );
 
         // The first stream is untouched by the attempt.
-        stream
-            .writer
-            .send(JobId::NONE, RoundId(0), register())
-            .await
-            .unwrap();
-        let reply = stream.reader.recv().await.unwrap().unwrap();
-        assert_eq!(reply.header.seq, 1);
-        assert_eq!(
-            reply.body,
-            Body::Registered(Registered {
-                party: party(Role::Node, "branch-a")
-            })
-        );
+        exchange(&mut stream, 1, &me).await;
         peer.close(0, "done");
         server.stop().await;
     })

@@ -15,9 +15,9 @@ use fedprof_protocol::{
     Registered, Role, RoundId,
 };
 use fedprof_transport::{
-    Credentials, FederationCa, IssuedParty, PeerConnection, ServerLimits, ShutdownSignal,
-    ShutdownTrigger, StreamError, TransportError, Validity, close_code, connect, serve,
-    server_endpoint,
+    Credentials, FederationCa, IssuedParty, MessageStream, PeerConnection, ServerLimits,
+    ShutdownSignal, ShutdownTrigger, StreamError, TransportError, Validity, close_code, connect,
+    serve, server_endpoint,
 };
 use quinn::crypto::rustls::QuicClientConfig;
 use rustls_pki_types::pem::PemObject;
@@ -217,6 +217,22 @@ async fn echo(peer: PeerConnection, limit: FrameLimit, tx: mpsc::UnboundedSender
     }
     // Dropping the connection would abort the reply in flight: wait for the client to close.
     peer.closed().await;
+}
+
+/// Sends `register()` on `stream` and checks the echo server's reply: numbered `seq` and
+/// naming `who` (the party the server authenticated).
+pub async fn exchange(stream: &mut MessageStream, seq: u64, who: &PartyId) {
+    stream
+        .writer
+        .send(JobId::NONE, RoundId(0), register())
+        .await
+        .unwrap();
+    let reply = stream.reader.recv().await.unwrap().unwrap();
+    assert_eq!(reply.header.seq, seq);
+    assert_eq!(
+        reply.body,
+        Body::Registered(Registered { party: who.clone() })
+    );
 }
 
 pub fn register() -> Body {
