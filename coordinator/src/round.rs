@@ -499,6 +499,7 @@ impl Round {
                     .collect()
             }
             Ok(Step::Finished(sum)) => {
+                let misbehaving = secagg.misbehaving();
                 let contributors: Vec<PartyName> = sum
                     .contributors()
                     .iter()
@@ -521,6 +522,21 @@ impl Round {
                             .insert(name.clone(), Member::Failed("not in the sum".into()));
                     }
                 }
+                // Holders that revealed a share their owner's commitment refutes: the sum is
+                // right without them (secagg rebuilt from other holders), and each is told it
+                // broke the protocol and leaves the federation's connections (security review
+                // M3: the blame goes to the liar, not to the share's owner).
+                let liars: Vec<RoundEffect> = misbehaving
+                    .into_iter()
+                    .filter_map(|i| self.roster.get(i as usize).cloned())
+                    .map(|node| RoundEffect::Reject {
+                        node,
+                        code: ErrorCode::UnexpectedMessage,
+                        detail: "revealed a secret share that does not match its owner's \
+                                 commitment"
+                            .into(),
+                    })
+                    .collect();
                 let mut sorted = contributors;
                 sorted.sort();
                 let result = JobResult {
@@ -536,7 +552,7 @@ impl Round {
                     result,
                     failures: self.failures(),
                 });
-                Vec::new()
+                liars
             }
             Err(e) => {
                 self.abort(format!("secure aggregation ended without a result: {e}"));
