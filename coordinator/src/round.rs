@@ -315,6 +315,12 @@ impl Round {
         self.outcome.as_ref()
     }
 
+    /// Whether `node` is still an active member of a round that has not settled: a message
+    /// from anyone else for this round changes nothing (and counts as stray in the core).
+    pub fn is_active(&self, node: &PartyName) -> bool {
+        self.outcome.is_none() && self.members.get(node) == Some(&Member::Active)
+    }
+
     /// Handles a message from `node` about this round's job.
     pub fn on_message(
         &mut self,
