@@ -278,3 +278,50 @@ pub fn debit(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fedprof_privacy::Rho;
+    use fedprof_protocol::{PartyName, Role};
+
+    use super::*;
+
+    fn privacy(dir: &std::path::Path, period: Option<&str>) -> NodePrivacyConfig {
+        NodePrivacyConfig {
+            ledger: dir.join("ledger"),
+            cap_rho: Rho::from_ratio(2, 1).unwrap_or_else(|e| unreachable!("{e}")),
+            period: period.map(str::to_owned),
+            lifetime_cap_rho: Some(Rho::from_ratio(24, 1).unwrap_or_else(|e| unreachable!("{e}"))),
+        }
+    }
+
+    fn me() -> PartyId {
+        PartyId {
+            role: Role::Node,
+            name: PartyName::new("a").unwrap_or_else(|e| unreachable!("{e}")),
+        }
+    }
+
+    #[test]
+    fn books_open_the_period_and_lifetime_cap_once_and_refuse_a_bad_period() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let key = || SigningKey::from_bytes(&[7; 32]);
+        let bad = Books::open(&privacy(dir.path(), Some("2026/13")), key(), me());
+        assert!(
+            matches!(&bad, Err(OpenError::Period(p)) if p == "2026/13"),
+            "{bad:?}"
+        );
+        // A restart opens the same books again: one period, the cap recorded once.
+        for _ in 0..2 {
+            let books = Books::open(&privacy(dir.path(), None), key(), me())
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            let book = books.ledger.book();
+            let periods: Vec<&str> = book.periods().iter().map(|p| p.period.as_str()).collect();
+            assert_eq!(periods, [utc_month().as_str()]);
+            assert_eq!(
+                book.lifetime_cap(),
+                privacy(dir.path(), None).lifetime_cap_rho.as_ref()
+            );
+        }
+    }
+}
