@@ -21,7 +21,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use fedprof_coordinator::{Input, ReleasePolicy, RoundPolicy};
 use fedprof_ledger::Period;
-use fedprof_node::core::Now;
 use fedprof_privacy::Rho;
 use fedprof_protocol::{Envelope, PartyId, PartyName, Role};
 
@@ -33,7 +32,7 @@ use crate::analyst::{JobEnd, SimAnalyst};
 use crate::coordinator::{ConnId, SimCoordinator};
 use crate::faults::Faults;
 use crate::invariants::{Checker, Violation};
-use crate::node::{Computation, Directory, SimNode, synthetic_table};
+use crate::node::{Computation, Directory, Now, SimNode, synthetic_table};
 
 /// Where the nodes' virtual wall clock starts (2027-01-15), after the epoch.
 const WALL_START: Duration = Duration::from_secs(1_800_000_000);

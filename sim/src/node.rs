@@ -36,12 +36,16 @@ use fedprof_crypto::{SecretKey32, SigningKey, VerifyingKey};
 use fedprof_ledger::{NodeBody, NodeBook, ReleaseId};
 use fedprof_node::books::{self, Books, OpenError, Paid};
 use fedprof_node::config::{ConnectionConfig, NodeFloorConfig, NodePrivacyConfig};
-use fedprof_node::core::{Action, Compute, CoreParams, Input, MAX_CONCURRENT_JOBS, NodeCore, Now};
+use fedprof_node::core::{Action, Compute, CoreParams, Input, MAX_CONCURRENT_JOBS, NodeCore};
 use fedprof_node::job::Certificates;
 use fedprof_node::pipeline::FeatureTable;
 use fedprof_privacy::Rho;
 use fedprof_protocol::{Body, Envelope, JobId, PartyId, PartyName, Refusal, RefuseReason, Role};
 use rand_core::{Rng as _, SeedableRng as _};
+
+/// The time a node's core is handed (its monotonic and wall clocks), re-exported so that the
+/// rest of the simulator does not reach into the node crate.
+pub use fedprof_node::core::Now;
 
 /// What the node tells the coordinator it runs.
 const SOFTWARE: &str = "fedprof-sim";
