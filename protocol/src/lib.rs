@@ -10,6 +10,7 @@
 //! decoder here is total: any byte string yields a value or a typed error, never a panic, and
 //! never an allocation larger than the configured frame limit. See `docs/PROTOCOL.md`.
 
+pub mod bounded;
 pub mod codec;
 pub mod escape;
 pub mod frame;

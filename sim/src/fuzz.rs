@@ -24,7 +24,6 @@ use fedprof_coordinator::{
 };
 use fedprof_crypto::{SecretKey32, SigningKey};
 use fedprof_ledger::{CoordinatorEntry, Entry, NodeBook, NodeEntry, Writer};
-use fedprof_node::NodeConfig;
 use fedprof_privacy::Rho;
 use fedprof_protocol::query::{FeatureQuery, NumericFeature, QueryPart, Segmenter};
 use fedprof_protocol::{
@@ -32,6 +31,8 @@ use fedprof_protocol::{
     RefuseReason, Register, RequestId, Role, Submission,
 };
 use rand_core::Rng;
+
+use crate::node::NodeConfig;
 
 /// Ledger text (`ledger.jsonl`) through the line splitter, both entry parsers and a node
 /// book. Checks: a line that parses is canonical (it re-serializes to itself); the book's
