@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use fedprof_coordinator::Input;
-use fedprof_protocol::{Body, Envelope, Header, JobId, RoundId};
+use fedprof_protocol::Envelope;
 
 use super::{Event, Federation, Peer, seed_bytes};
 use crate::coordinator::ConnId;
@@ -68,17 +68,6 @@ impl Federation {
             };
             let delay = (at + Duration::from_micros(k)).saturating_sub(self.now);
             self.schedule(delay, event);
-        }
-    }
-
-    pub(super) fn envelope(job: JobId, body: Body) -> Envelope {
-        Envelope {
-            header: Header {
-                job,
-                round: RoundId(0),
-                seq: 0,
-            },
-            body,
         }
     }
 

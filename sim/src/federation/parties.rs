@@ -81,7 +81,7 @@ impl Federation {
                         self.checker.on_unmask(job, r);
                     }
                     if let Some(conn) = self.node_conn[i] {
-                        self.transmit(conn, true, Self::envelope(job, body));
+                        self.transmit(conn, true, crate::coordinator::envelope(job, body));
                     }
                 }
                 NodeOut::Compute(computation) => {
@@ -132,7 +132,7 @@ impl Federation {
             match out {
                 AnalystOut::Send(body) => {
                     if let Some(conn) = self.analyst_conn {
-                        self.transmit(conn, true, Self::envelope(JobId::NONE, body));
+                        self.transmit(conn, true, crate::coordinator::envelope(JobId::NONE, body));
                     }
                 }
                 AnalystOut::Timer(after) => {
