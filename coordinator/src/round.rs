@@ -269,7 +269,15 @@ impl Round {
         // every participant is required; nodes bind the same (SecAggSetup::min_survivors).
         let min = round.needed();
         let colluders = round.release.colluders as usize;
-        let config = match config.bind(min, colluders, &announce.release_binding()) {
+        let bound = announce
+            .release_binding()
+            .map_err(|e| e.to_string())
+            .and_then(|binding| {
+                config
+                    .bind(min, colluders, &binding)
+                    .map_err(|e| e.to_string())
+            });
+        let config = match bound {
             Ok(c) => Arc::new(c),
             Err(e) => {
                 round.abort(format!("cannot set up secure aggregation: {e}"));

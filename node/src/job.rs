@@ -197,6 +197,9 @@ pub fn round_config(
             verifying_key,
         })
         .collect();
+    let binding = announce
+        .release_binding()
+        .map_err(|e| JobError::Setup(e.to_string()))?;
     let graph = match setup.graph {
         SecAggGraph::Complete => GraphSpec::Complete,
         SecAggGraph::Sparse { neighbours, seed } => GraphSpec::Sparse { neighbours, seed },
@@ -217,7 +220,7 @@ pub fn round_config(
         c.bind(
             (announce.release.min_contributors.max(setup.min_survivors)) as usize,
             announce.release.colluders as usize,
-            &announce.release_binding(),
+            &binding,
         )
     })
     .map(Arc::new)

@@ -204,17 +204,21 @@ impl JobAnnounce {
     /// The canonical bytes of what a node's signature on the round must cover besides the
     /// roster and the graph: the protocol version, the spec (the whole query), the release
     /// parameters (variances, `n_min`, colluders) and the nonce, in the wire encoding.
-    pub fn release_binding(&self) -> Vec<u8> {
-        // Serializing plain data into a Vec cannot fail; an empty binding would still differ
-        // from every real one, and both sides compute it the same way.
-        postcard::to_stdvec(&(
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::Postcard`](crate::EncodeError::Postcard) if postcard fails, which it
+    /// does not for plain data in memory. An error, not an empty fallback: an empty binding
+    /// would be the same for every release, so rounds would no longer be bound to their
+    /// nonce (security review L5).
+    pub fn release_binding(&self) -> Result<Vec<u8>, crate::EncodeError> {
+        Ok(postcard::to_stdvec(&(
             crate::PROTOCOL_VERSION,
             &self.spec,
             &self.release,
             &self.profile,
             &self.nonce,
-        ))
-        .unwrap_or_default()
+        ))?)
     }
 }
 

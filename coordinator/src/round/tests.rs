@@ -173,7 +173,7 @@ impl Fed {
                         .min_contributors
                         .max(announce.secagg.min_survivors) as usize,
                     announce.release.colluders as usize,
-                    &announce.release_binding(),
+                    &announce.release_binding().unwrap(),
                 )
                 .unwrap(),
             );
