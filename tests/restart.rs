@@ -160,13 +160,15 @@ async fn a_node_restored_from_an_older_copy_refuses_the_next_job() {
         .iter()
         .find(|f| f.node.as_str() == "branch-1")
         .unwrap_or_else(|| panic!("branch-1 took part with a rolled-back ledger: {outcome:?}"));
+    // The outcome gives the reason; the detail (which seq the coordinator recorded, where the
+    // node's ledger ends, what to restore) is for the operators' logs, not the requester's
+    // outcome (review L8; its text is tested in ledger/src/node/tests.rs).
     assert!(
-        refusal.reason.contains("older copy")
+        refusal.reason.contains("RolledBack")
             && refusal
                 .reason
-                .contains("recorded this node's receipt at seq 1")
-            && refusal.reason.contains("ends at seq 0")
-            && refusal.reason.contains("restore its newest ledger.jsonl"),
+                .contains("older than the coordinator's record")
+            && !refusal.reason.contains("seq 1"),
         "{}",
         refusal.reason
     );
