@@ -30,7 +30,9 @@ use crate::journal::{
 use crate::round::{Participant, Round, RoundEffect, RoundPolicy, RoundRequest};
 
 mod heartbeat;
+mod revocation;
 pub use heartbeat::Heartbeat;
+pub use revocation::REVOKED;
 
 /// How long a later release of a profiling job waits, by default, for lost nodes of the job.
 pub const DEFAULT_REJOIN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -91,6 +93,10 @@ pub enum Input {
     /// The budget period (`YYYY-MM`, UTC) the shell's clock is in; sent at start and
     /// whenever it changes. Analysts' quotas count per period.
     Period(String),
+    /// The certificates revoked now (the whole list in force, from
+    /// `fedprof_transport::RevocationWatch`): their connections are closed and refused from
+    /// now on. Sent at start and after every reload of the list.
+    Revoked(BTreeSet<fedprof_transport::Fingerprint>),
     /// Time passed; deadlines are checked.
     Tick,
 }
@@ -218,6 +224,8 @@ pub struct Coordinator {
     /// Each node's latest receipt in the release ledger, told to it in every announcement so
     /// that a node restored from an older copy of its state refuses (review finding L9).
     last_receipts: BTreeMap<PartyName, ReceiptHead>,
+    /// Fingerprints of revoked certificates ([`Input::Revoked`]).
+    revoked: BTreeSet<fedprof_transport::Fingerprint>,
 }
 
 impl Coordinator {
@@ -243,6 +251,7 @@ impl Coordinator {
             heartbeat: Heartbeat::default(),
             pings: 0,
             last_receipts: BTreeMap::new(),
+            revoked: BTreeSet::new(),
         }
     }
 
@@ -307,6 +316,9 @@ impl Coordinator {
                 key,
             } => {
                 debug!(conn, %party, "connected");
+                if self.refuse_revoked(conn, &party, &certificate, &mut out) {
+                    return out;
+                }
                 self.sessions.insert(
                     conn,
                     Session {
@@ -327,6 +339,7 @@ impl Coordinator {
             } => self.submit(submission, requester, now, &mut out),
             Input::RecordFailed { job } => self.record_failed(job),
             Input::Period(period) => self.period = period,
+            Input::Revoked(revoked) => self.on_revoked(revoked, now, &mut out),
             Input::Tick => {
                 self.heartbeats(now, &mut out);
                 let jobs: Vec<JobId> = self.rounds.keys().copied().collect();

@@ -193,6 +193,7 @@ impl TestFed {
             ca: self.fed.dir.join("ca.pem"),
             cert: party.join("cert.pem"),
             key: party.join("key.pem"),
+            revoked: None,
         }
     }
 
