@@ -54,6 +54,9 @@ pub enum NodeError {
     /// The configured budget period is not `YYYY-MM`.
     #[error("privacy.period {0:?} is not a YYYY-MM month")]
     Period(String),
+    /// The revocation list (`[tls] revoked`) is unreadable, unsigned or malformed.
+    #[error(transparent)]
+    Revocation(#[from] fedprof_transport::RevocationError),
 }
 
 /// Why one connection's session ended.
@@ -82,6 +85,7 @@ pub struct NodeService {
     params: Arc<CoreParams>,
     books: Arc<Mutex<Books>>,
     features: Arc<FeatureCache>,
+    revocations: fedprof_transport::RevocationWatch,
 }
 
 impl NodeService {
@@ -122,10 +126,15 @@ impl NodeService {
                 .set_lifetime_cap(cap)
                 .map_err(|e| NodeError::Ledger(Box::new(e)))?;
         }
+        let revocations = config.tls.revocations()?;
+        let certificates = crate::job::Unrevoked {
+            inner: Arc::clone(&creds),
+            revocations: revocations.clone(),
+        };
         let params = Arc::new(CoreParams {
             identity: creds.identity().clone(),
             key,
-            certificates: Arc::clone(&creds) as Arc<dyn crate::job::Certificates>,
+            certificates: Arc::new(certificates) as Arc<dyn crate::job::Certificates>,
             floor: config.floor.clone(),
             max_jobs: MAX_CONCURRENT_JOBS,
             heartbeat_timeout: config.connection.heartbeat_timeout(),
@@ -136,7 +145,14 @@ impl NodeService {
             params,
             books: Arc::new(Mutex::new(Books { ledger, spending })),
             features: Arc::default(),
+            revocations,
         })
+    }
+
+    /// The revocation list this node enforces on roster certificates; `reload` it on SIGHUP
+    /// (the next announcement is checked against the list then in force).
+    pub fn revocations(&self) -> &fedprof_transport::RevocationWatch {
+        &self.revocations
     }
 
     /// Who this node is, from its certificate.
