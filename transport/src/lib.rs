@@ -26,9 +26,9 @@ pub use connection::{
     MessageReader, MessageStream, MessageWriter, PeerConnection, StreamError, close_code, connect,
 };
 pub use pki::{FederationCa, IssuedParty, PkiError, Validity, identity_from_cert};
-pub use revocation::{Fingerprint, RevocationError, RevocationList, RevocationWatch};
 /// The QUIC endpoint type, re-exported so callers need not depend on quinn.
 pub use quinn::Endpoint;
+pub use revocation::{Fingerprint, RevocationError, RevocationList, RevocationWatch};
 pub use server::{ShutdownSignal, ShutdownTrigger, serve};
 pub use tls::{
     ClientLimits, Credentials, ServerLimits, TlsFiles, client_endpoint, server_endpoint,

@@ -264,7 +264,9 @@ pub fn server_names(der: &CertificateDer<'_>) -> Result<Vec<String>, PkiError> {
             GeneralName::IPAddress(bytes) => {
                 let ip = match bytes.len() {
                     4 => <[u8; 4]>::try_from(*bytes).map(std::net::IpAddr::from).ok(),
-                    16 => <[u8; 16]>::try_from(*bytes).map(std::net::IpAddr::from).ok(),
+                    16 => <[u8; 16]>::try_from(*bytes)
+                        .map(std::net::IpAddr::from)
+                        .ok(),
                     _ => None,
                 };
                 names.push(
@@ -453,7 +455,9 @@ mod tests {
         let ca = FederationCa::generate("test", validity()).unwrap();
         let coord = party(Role::Coordinator, "c");
         let names = vec!["127.0.0.1".to_owned(), "coord.example".to_owned()];
-        let old = ca.issue(&coord, &names, Validity::days_from(now, 1)).unwrap();
+        let old = ca
+            .issue(&coord, &names, Validity::days_from(now, 1))
+            .unwrap();
         let renewed = ca
             .renew(&old.cert_pem, &old.key_pem, Validity::days_from(now, 30))
             .unwrap();

@@ -192,10 +192,15 @@ impl RevocationList {
         let key = ed25519_public_key(&crate::pki::pem_certificate(ca_cert_pem)?)?;
         let key = VerifyingKey::from_bytes(&key).map_err(|_| RevocationError::BadSignature)?;
         let mut sig = [0u8; 64];
-        hex::decode_to_slice(&file.signature, &mut sig)
-            .map_err(|_| RevocationError::Malformed("the signature is not 128 hex digits".into()))?;
-        key.verify(SIGNATURE_LABEL, &canonical(&file.list)?, &Signature::from_bytes(sig))
-            .map_err(|_| RevocationError::BadSignature)?;
+        hex::decode_to_slice(&file.signature, &mut sig).map_err(|_| {
+            RevocationError::Malformed("the signature is not 128 hex digits".into())
+        })?;
+        key.verify(
+            SIGNATURE_LABEL,
+            &canonical(&file.list)?,
+            &Signature::from_bytes(sig),
+        )
+        .map_err(|_| RevocationError::BadSignature)?;
         Self::from_wire(file.list)
     }
 
@@ -214,7 +219,8 @@ impl RevocationList {
                     .ok_or_else(|| bad(format!("revoked[{i}].party")))?,
                 revoked_at: parse_time(&e.revoked_at)
                     .ok_or_else(|| bad(format!("revoked[{i}].revoked_at")))?,
-                reason: check_reason(e.reason).ok_or_else(|| bad(format!("revoked[{i}].reason")))?,
+                reason: check_reason(e.reason)
+                    .ok_or_else(|| bad(format!("revoked[{i}].reason")))?,
             };
             list.push(entry);
         }

@@ -55,12 +55,11 @@ impl TlsFiles {
 
     /// The revocation list this party enforces, read now (see [`TlsFiles::revoked`]).
     pub fn revocations(&self) -> Result<crate::RevocationWatch, crate::RevocationError> {
-        let ca = std::fs::read_to_string(&self.ca).map_err(|source| {
-            crate::RevocationError::Read {
+        let ca =
+            std::fs::read_to_string(&self.ca).map_err(|source| crate::RevocationError::Read {
                 path: self.ca.clone(),
                 source,
-            }
-        })?;
+            })?;
         let path = match &self.revoked {
             Some(path) if !path.exists() => {
                 return Err(crate::RevocationError::Read {

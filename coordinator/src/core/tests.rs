@@ -276,22 +276,41 @@ fn h6_revoked_certificates_are_refused_and_live_ones_closed() {
         key: key(9),
     };
     assert!(f.input(connect_a(1)).is_empty());
-    f.say(1, 0, Body::Register(Register { software: "t".into() }));
+    f.say(
+        1,
+        0,
+        Body::Register(Register {
+            software: "t".into(),
+        }),
+    );
     f.register(2, "b");
     assert_eq!(f.core.nodes().len(), 2);
     let list: BTreeSet<Fingerprint> = [Fingerprint::of(&revoked_cert)].into();
     let out = f.input(Input::Revoked(list.clone()));
     assert!(closes_with(&out, 1, ErrorCode::RoleNotPermitted), "{out:?}");
-    assert!(!closes_with(&out, 2, ErrorCode::RoleNotPermitted), "{out:?}");
+    assert!(
+        !closes_with(&out, 2, ErrorCode::RoleNotPermitted),
+        "{out:?}"
+    );
     assert_eq!(f.core.nodes(), vec![PartyName::new("b").unwrap()]);
     // Reconnecting with the revoked certificate is refused at once, and nothing it sends
     // registers it.
     let out = f.input(connect_a(3));
     assert!(closes_with(&out, 3, ErrorCode::RoleNotPermitted), "{out:?}");
-    f.say(3, 0, Body::Register(Register { software: "t".into() }));
+    f.say(
+        3,
+        0,
+        Body::Register(Register {
+            software: "t".into(),
+        }),
+    );
     assert_eq!(f.core.nodes(), vec![PartyName::new("b").unwrap()]);
     // The same list again closes nothing more; an empty one lets the certificate back in.
-    assert!(!closes_with(&f.input(Input::Revoked(list)), 2, ErrorCode::RoleNotPermitted));
+    assert!(!closes_with(
+        &f.input(Input::Revoked(list)),
+        2,
+        ErrorCode::RoleNotPermitted
+    ));
     f.input(Input::Revoked(BTreeSet::new()));
     assert!(f.input(connect_a(4)).is_empty());
 }

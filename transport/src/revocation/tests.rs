@@ -26,7 +26,10 @@ fn signed(ca: &FederationCa, list: &RevocationList) -> String {
 fn a_signed_list_reads_back_and_names_its_certificates() {
     let ca = ca("t");
     let list = RevocationList::empty()
-        .extended([entry(b"cert-a", "a", "key leaked")], OffsetDateTime::now_utc())
+        .extended(
+            [entry(b"cert-a", "a", "key leaked")],
+            OffsetDateTime::now_utc(),
+        )
         .unwrap();
     let text = signed(&ca, &list);
     let back = RevocationList::parse_verified(text.as_bytes(), &ca.cert_pem()).unwrap();
@@ -76,10 +79,19 @@ fn unknown_fields_versions_and_bad_entries_are_refused() {
         .unwrap();
     let text = signed(&ca, &list);
     let cases = [
-        (text.replacen("{\"list\":", "{\"extra\":1,\"list\":", 1), "malformed"),
-        (text.replace("\"reason\":\"r\"", "\"reason\":\"r\",\"x\":1"), "malformed"),
+        (
+            text.replacen("{\"list\":", "{\"extra\":1,\"list\":", 1),
+            "malformed",
+        ),
+        (
+            text.replace("\"reason\":\"r\"", "\"reason\":\"r\",\"x\":1"),
+            "malformed",
+        ),
         (text.replace("\"version\":1", "\"version\":2"), "version"),
-        (text.replace("\"party\":\"node-a\"", "\"party\":\"admin-a\""), "signature"),
+        (
+            text.replace("\"party\":\"node-a\"", "\"party\":\"admin-a\""),
+            "signature",
+        ),
         ("not json".to_owned(), "malformed"),
     ];
     for (bad, kind) in cases {
