@@ -51,6 +51,16 @@ pub struct AuditArgs {
     /// Default: the number of node ledgers (every node may hold the same person).
     #[arg(long = "max-holders", value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_holders: Option<u32>,
+    /// Check the certificates as valid at TIME (RFC 3339, e.g. `2026-11-30T00:00:00Z`)
+    /// instead of now: ledgers written while their certificates were valid still verify
+    /// after the certificates expired. Entries dated after now are still reported.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<OffsetDateTime>,
+}
+
+fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-30T00:00:00Z: {e}"))
 }
 
 fn parse_delta(s: &str) -> Result<f64, String> {
@@ -66,7 +76,8 @@ pub fn run(cmd: &AuditCommand) -> Result<String, (String, AuditFailure)> {
         AuditCommand::Verify(a) => (a, false),
         AuditCommand::Report(a) => (a, true),
     };
-    match verify_dir_with(&args.dir, OffsetDateTime::now_utc(), args.max_holders) {
+    let now = OffsetDateTime::now_utc();
+    match verify_dir_at(&args.dir, args.at.unwrap_or(now), now, args.max_holders) {
         Ok(report) if args.json => Ok(format!("{:#}\n", to_json(&report, args.delta))),
         Ok(report) if table => Ok(render_table(&report, args.delta)),
         Ok(report) => Ok(render_ok(&report)),
@@ -93,6 +104,19 @@ pub fn verify_dir_with(
     at: OffsetDateTime,
     max_holders_per_person: Option<u32>,
 ) -> Result<AuditReport, AuditFailure> {
+    verify_dir_at(dir, at, at, max_holders_per_person)
+}
+
+/// [`verify_dir_with`] with the certificates checked as valid at `certs_at` (`--at`) and
+/// entries dated after `now` reported. A party's certificate is any of `cert.pem` and the
+/// `cert.<n>.pem` a renewal kept (`fedprof federation renew`: the same key) that is valid
+/// at `certs_at`.
+pub fn verify_dir_at(
+    dir: &Path,
+    certs_at: OffsetDateTime,
+    now: OffsetDateTime,
+    max_holders_per_person: Option<u32>,
+) -> Result<AuditReport, AuditFailure> {
     let whole = |file: &str, reason: String| AuditFailure {
         file: file.to_owned(),
         line: 0,
@@ -105,8 +129,14 @@ pub fn verify_dir_with(
     for (rel, path) in list(dir, "parties", |name| Some(name.to_owned()))? {
         let rel = format!("parties/{rel}/cert.pem");
         let pem = fs::read(path.join("cert.pem")).map_err(|e| whole(&rel, e.to_string()))?;
-        let (party, key) =
-            verify_party_cert(&ca, &pem, at).map_err(|e| whole(&rel, e.to_string()))?;
+        let current = verify_party_cert(&ca, &pem, certs_at);
+        let (party, key) = match current {
+            Ok(verified) => verified,
+            // A renewed party's earlier certificate may be the one valid at `certs_at`.
+            Err(e) => {
+                renewed_away(&path, &ca, certs_at).ok_or_else(|| whole(&rel, e.to_string()))?
+            }
+        };
         if party.role == Role::Coordinator {
             coordinators.push(party.clone());
         }
@@ -163,11 +193,22 @@ pub fn verify_dir_with(
         ),
         max_holders_per_person,
         // Entries dated after the audit's own time are reported (a writer's clock ran ahead).
-        now: u64::try_from(at.unix_timestamp())
+        now: u64::try_from(now.unix_timestamp())
             .ok()
             .map(fedprof_ledger::Timestamp),
     };
     audit::verify(&input)
+}
+
+/// The party and key of the first `cert.<n>.pem` in `party_dir` valid at `at`.
+fn renewed_away(party_dir: &Path, ca: &[u8], at: OffsetDateTime) -> Option<(PartyId, [u8; 32])> {
+    let kept = list(party_dir, ".", |f| {
+        let n = f.strip_prefix("cert.")?.strip_suffix(".pem")?;
+        n.parse::<u32>().ok().map(|n| format!("{n:010}"))
+    })
+    .ok()?;
+    kept.iter()
+        .find_map(|(_, path)| verify_party_cert(ca, &fs::read(path).ok()?, at).ok())
 }
 
 /// Entries of `dir/sub` whose file name `select` maps to a key, sorted by that key.

@@ -532,3 +532,88 @@ fn certificates_must_come_from_the_federation_ca() {
         "{err}"
     );
 }
+
+/// Every party's certificate replaced by one for the same key valid from `from` to `until`
+/// (relative to now), as `FederationCa::renew` makes them.
+fn reissue_all(s: &Setup, from: time::Duration, until: time::Duration) {
+    let ca = fedprof::certs::load_ca(&s.fed).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let validity = fedprof_transport::Validity {
+        not_before: now + from,
+        not_after: now + until,
+    };
+    for entry in fs::read_dir(s.fed.join("parties")).unwrap() {
+        let dir = entry.unwrap().path();
+        let cert = fs::read_to_string(dir.join("cert.pem")).unwrap();
+        let key = fs::read_to_string(dir.join("key.pem")).unwrap();
+        fs::write(
+            dir.join("cert.pem"),
+            ca.renew(&cert, &key, validity).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+/// H7: ledgers written while the certificates were valid verify `--at` such a time after
+/// every certificate expired, and not at a time no certificate covers.
+#[test]
+fn audit_at_a_past_time_verifies_ledgers_whose_certificates_expired() {
+    let s = setup();
+    let day = time::Duration::days(1);
+    reissue_all(&s, day * -10, -day);
+    let (ok, _, err) = audit(&s, &[]);
+    assert!(!ok, "expired certificates pass at now");
+    assert!(err.contains("not trusted by the federation CA"), "{err}");
+    let two_days_ago: time::OffsetDateTime = time::OffsetDateTime::now_utc() - day * 2;
+    let at = two_days_ago
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (ok, out, err) = audit(&s, &["--at", &at]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("OK"), "{out}");
+    let (ok, _, err) = audit(&s, &["--at", "2000-01-01T00:00:00Z"]);
+    assert!(!ok && err.contains("not trusted"), "{err}");
+    let (ok, _, err) = audit(&s, &["--at", "yesterday"]);
+    assert!(!ok && err.contains("RFC 3339"), "{err}");
+}
+
+/// H7: `fedprof federation renew` keeps each party's key, so every old ledger still verifies,
+/// and the renewed-away certificate still covers the times before the new one.
+#[test]
+fn renewed_certificates_keep_every_ledger_verifiable() {
+    let s = setup();
+    let dir = s.fed.to_str().unwrap();
+    for entry in fs::read_dir(s.fed.join("parties")).unwrap() {
+        let party = entry.unwrap().file_name().into_string().unwrap();
+        let party = party.as_str();
+        let o = fedprof(&[
+            "federation",
+            "renew",
+            "--dir",
+            dir,
+            "--party",
+            party,
+            "--days",
+            "30",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            s.fed
+                .join("parties")
+                .join(party)
+                .join("cert.1.pem")
+                .is_file()
+        );
+    }
+    let (ok, out, err) = audit(&s, &[]);
+    assert!(ok, "{out}{err}");
+    // A current certificate that is not valid yet: the kept one (cert.1.pem) covers now.
+    let day = time::Duration::days(1);
+    reissue_all(&s, day, day * 30);
+    let (ok, out, err) = audit(&s, &[]);
+    assert!(ok, "{out}{err}");
+    // A party that does not exist is refused.
+    let o = fedprof(&["federation", "renew", "--dir", dir, "--party", "node-zz"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a party"));
+}
