@@ -253,6 +253,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let config = CoordinatorConfig::load(&a.config)?;
             let service = CoordinatorService::bind(&config)?;
             info!(listen = %service.local_addr()?, "coordinator started");
+            tokio::spawn(warn_own_expiry(config.tls.cert.clone()));
             let (trigger, shutdown) = ShutdownSignal::new();
             let (handle, server) = service.start(shutdown.clone());
             let scheduler = (!config.schedule.is_empty()).then(|| {
@@ -286,8 +287,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Node(a) => {
             let mut hangups = hangups()?;
-            let node = NodeService::new(NodeConfig::load(&a.config)?)?;
+            let config = NodeConfig::load(&a.config)?;
+            let cert = config.tls.cert.clone();
+            let node = NodeService::new(config)?;
             info!(node = %node.identity(), "node started");
+            tokio::spawn(warn_own_expiry(cert));
             let revocations = node.revocations().clone();
             let (trigger, shutdown) = ShutdownSignal::new();
             let mut task = tokio::spawn(node.run(shutdown));
@@ -425,6 +429,30 @@ fn federation_command(cmd: FederationCommand) -> Result<String> {
 fn hangups() -> Result<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{SignalKind, signal};
     signal(SignalKind::hangup()).context("cannot listen for SIGHUP")
+}
+
+/// Warns at start and then once a day while this party's own certificate `cert` expires
+/// within 30, 7 or 1 days, or has expired (security review H7: a whole federation once
+/// stopped on the same day without a word). Runs until the process ends.
+async fn warn_own_expiry(cert: PathBuf) {
+    use fedprof_transport::pki;
+    loop {
+        let now = time::OffsetDateTime::now_utc();
+        let warning = std::fs::read_to_string(&cert)
+            .ok()
+            .and_then(|pem| pki::pem_certificate(&pem).ok())
+            .and_then(|der| pki::not_after(&der).ok())
+            .and_then(|not_after| pki::expiry_warning(not_after, now));
+        if let Some(w) = warning {
+            tracing::warn!(
+                cert = %cert.display(),
+                hours_left = w.left.whole_hours(),
+                within_days = w.within_days,
+                "this party's certificate expires soon: renew it (fedprof federation renew) and restart"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+    }
 }
 
 /// Logs the outcome of a SIGHUP reload; a refused list leaves the one in force.

@@ -95,13 +95,21 @@ async fn h6_a_revoked_node_is_cut_off_at_the_reload_and_cannot_register_again() 
 }
 
 /// A SIGHUP reloads the revocation list of a running `fedprof coordinator` and never stops it,
-/// also when the new file is refused.
+/// also when the new file is refused; a certificate about to expire is warned about at start.
 #[test]
 fn sighup_reloads_the_list_and_the_coordinator_keeps_running() {
     let dir = tempfile::tempdir().unwrap();
     let p =
         fedprof::demo::prepare(dir.path(), 2, 50, 3, &fedprof::progress::Progress::new()).unwrap();
     let fed = p.fed_dir.clone();
+    // A coordinator certificate valid for one more day: the start is warned about.
+    let renew = Command::new(env!("CARGO_BIN_EXE_fedprof"))
+        .args(["federation", "renew", "--dir"])
+        .arg(&fed)
+        .args(["--party", "coordinator-coordinator", "--days", "1"])
+        .output()
+        .unwrap();
+    assert!(renew.status.success(), "{renew:?}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_fedprof"))
         .args(["coordinator", "--config"])
         .arg(&p.coordinator)
@@ -148,6 +156,8 @@ fn sighup_reloads_the_list_and_the_coordinator_keeps_running() {
     assert!(log.contains("revocation list in force"), "{log}");
     assert!(log.contains("sequence=1"), "{log}");
     assert!(log.contains("not reloaded"), "{log}");
+    assert!(log.contains("certificate expires soon"), "{log}");
+    assert!(log.contains("within_days=1"), "{log}");
 }
 
 /// The log text without ANSI colour sequences (`ESC [ ... m`).

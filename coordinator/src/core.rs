@@ -29,10 +29,10 @@ use crate::journal::{
 };
 use crate::round::{Participant, Round, RoundEffect, RoundPolicy, RoundRequest};
 
+mod certificates;
 mod heartbeat;
-mod revocation;
+pub use certificates::{EXPIRED, REVOKED};
 pub use heartbeat::Heartbeat;
-pub use revocation::REVOKED;
 
 /// How long a later release of a profiling job waits, by default, for lost nodes of the job.
 pub const DEFAULT_REJOIN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -62,6 +62,9 @@ pub enum Input {
         certificate: Vec<u8>,
         /// The Ed25519 key in that certificate.
         key: VerifyingKey,
+        /// When that certificate expires, on the core's clock (the shell converts its
+        /// `notAfter`); `None` if not known. The connection is closed then.
+        valid_until: Option<Instant>,
     },
     /// A message arrived (already decoded and sequence-checked by the transport).
     Message {
@@ -173,6 +176,7 @@ struct Session {
     party: PartyId,
     certificate: Vec<u8>,
     key: VerifyingKey,
+    valid_until: Option<Instant>,
     registered: bool,
     /// When anything last arrived on this connection.
     heard: Instant,
@@ -299,9 +303,11 @@ impl Coordinator {
             .values()
             .filter(|s| s.registered)
             .map(|s| s.next_ping.min(s.heard + self.heartbeat.timeout));
+        let expiries = self.sessions.values().filter_map(|s| s.valid_until);
         rounds
             .chain(self.pending.iter().map(|p| p.until))
             .chain(heartbeats)
+            .chain(expiries)
             .min()
     }
 
@@ -314,9 +320,11 @@ impl Coordinator {
                 party,
                 certificate,
                 key,
+                valid_until,
             } => {
                 debug!(conn, %party, "connected");
-                if self.refuse_revoked(conn, &party, &certificate, &mut out) {
+                let cert = (&party, certificate.as_slice(), valid_until);
+                if self.refuse_unusable(conn, cert, now, &mut out) {
                     return out;
                 }
                 self.sessions.insert(
@@ -325,6 +333,7 @@ impl Coordinator {
                         party,
                         certificate,
                         key,
+                        valid_until,
                         registered: false,
                         heard: now,
                         next_ping: now + self.heartbeat.interval,
@@ -341,6 +350,7 @@ impl Coordinator {
             Input::Period(period) => self.period = period,
             Input::Revoked(revoked) => self.on_revoked(revoked, now, &mut out),
             Input::Tick => {
+                self.close_expired(now, &mut out);
                 self.heartbeats(now, &mut out);
                 let jobs: Vec<JobId> = self.rounds.keys().copied().collect();
                 for job in jobs {
@@ -450,6 +460,8 @@ impl Coordinator {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
+        // No expired certificate enters the roster, even between ticks.
+        self.close_expired(now, out);
         self.last_job += 1;
         let job = JobId(self.last_job);
         info!(%job, kind = spec.name(), nodes = self.nodes.len(), "starting job");

@@ -418,7 +418,8 @@ async fn core_loop(
                         // The key comes from a certificate the handshake verified.
                         let _ = ledger.trust_node(party.clone(), key.to_bytes());
                     }
-                    Input::Connected { conn, party, certificate, key }
+                    let valid_until = valid_until(&party, &certificate);
+                    Input::Connected { conn, party, certificate, key, valid_until }
                 }
                 Some(Event::Input(input)) => match input {
                     Input::Closed { conn, reason } => {
@@ -571,6 +572,28 @@ async fn core_loop(
         }
     }
     debug!("coordinator core stopped");
+}
+
+/// When `certificate` expires, on the core's clock; logs a warning when a node's certificate
+/// expires within 30, 7 or 1 days (security review H7), so its operator renews it in time.
+fn valid_until(
+    party: &fedprof_protocol::PartyId,
+    certificate: &[u8],
+) -> Option<std::time::Instant> {
+    let not_after = fedprof_transport::pki::not_after(certificate).ok()?;
+    let now = time::OffsetDateTime::now_utc();
+    if party.role == fedprof_protocol::Role::Node
+        && let Some(w) = fedprof_transport::pki::expiry_warning(not_after, now)
+    {
+        warn!(
+            node = %party.name,
+            hours_left = w.left.whole_hours(),
+            within_days = w.within_days,
+            "node certificate expires soon: renew it (fedprof federation renew)"
+        );
+    }
+    let left = std::time::Duration::try_from(not_after - now).unwrap_or(Duration::ZERO);
+    std::time::Instant::now().checked_add(left)
 }
 
 /// Each connection's outgoing queue.

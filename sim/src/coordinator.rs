@@ -255,6 +255,7 @@ fn run(
             party,
             certificate,
             key,
+            valid_until,
         } => {
             if party.role == fedprof_protocol::Role::Node {
                 let _ = p.ledger.trust_node(party.clone(), key.to_bytes());
@@ -264,6 +265,7 @@ fn run(
                 party,
                 certificate,
                 key,
+                valid_until,
             }
         }
         other => other,

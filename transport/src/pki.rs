@@ -280,8 +280,37 @@ pub fn server_names(der: &CertificateDer<'_>) -> Result<Vec<String>, PkiError> {
     Ok(names)
 }
 
+/// How many days before its expiry a certificate is warned about: the log says so at these
+/// distances (security review H7: nobody was told before a whole federation stopped).
+pub const EXPIRY_WARNING_DAYS: [i64; 3] = [30, 7, 1];
+
+/// A certificate that expires soon, or has expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryWarning {
+    /// Time left until `notAfter` (negative once expired).
+    pub left: Duration,
+    /// The smallest of [`EXPIRY_WARNING_DAYS`] that `left` is within (0 once expired).
+    pub within_days: i64,
+}
+
+/// Whether a certificate valid until `not_after` is to be warned about at `now`.
+pub fn expiry_warning(not_after: OffsetDateTime, now: OffsetDateTime) -> Option<ExpiryWarning> {
+    let left = not_after - now;
+    if left <= Duration::ZERO {
+        return Some(ExpiryWarning {
+            left,
+            within_days: 0,
+        });
+    }
+    EXPIRY_WARNING_DAYS
+        .iter()
+        .rev()
+        .find(|&&days| left <= Duration::days(days))
+        .map(|&within_days| ExpiryWarning { left, within_days })
+}
+
 /// When a certificate stops being valid (its `notAfter`).
-pub fn not_after(der: &CertificateDer<'_>) -> Result<OffsetDateTime, PkiError> {
+pub fn not_after(der: &[u8]) -> Result<OffsetDateTime, PkiError> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
     Ok(cert.validity().not_after.to_datetime())
@@ -476,6 +505,19 @@ mod tests {
             ca.renew(&old.cert_pem, &stranger.key_pem, validity()),
             Err(PkiError::KeyMismatch)
         ));
+    }
+
+    #[test]
+    fn expiry_is_warned_at_30_7_and_1_days() {
+        let now = OffsetDateTime::now_utc();
+        let within = |left: Duration| expiry_warning(now + left, now).map(|w| w.within_days);
+        assert_eq!(within(Duration::days(31)), None);
+        assert_eq!(within(Duration::days(30)), Some(30));
+        assert_eq!(within(Duration::days(8)), Some(30));
+        assert_eq!(within(Duration::days(7)), Some(7));
+        assert_eq!(within(Duration::hours(23)), Some(1));
+        assert_eq!(within(Duration::ZERO), Some(0));
+        assert_eq!(within(-Duration::days(3)), Some(0));
     }
 
     #[test]

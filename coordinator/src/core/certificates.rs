@@ -1,7 +1,8 @@
-//! Revoked certificates, decided in the coordinator's core (security review H6): a peer whose
-//! certificate is on the federation's revocation list is refused when it connects, and a live
-//! connection is closed as soon as the list naming it is loaded, so a revoked node leaves
-//! every round and never appears in a roster again.
+//! Certificates that may no longer be used, decided in the coordinator's core (security
+//! review H6, H7): a peer whose certificate is revoked or expired is refused when it connects,
+//! and a live connection is closed as soon as a list revoking it is loaded or its certificate
+//! expires (a deadline like any other), so such a node leaves every round and never appears
+//! in a roster again.
 //!
 //! The list itself (file, CA signature, sequence numbers) is read and checked by
 //! `fedprof_transport::revocation`; the shell hands the core the fingerprints in force with
@@ -19,6 +20,8 @@ use super::{ConnId, Coordinator, Output};
 /// The detail of the `Error` frame a revoked peer is closed with (code
 /// [`ErrorCode::RoleNotPermitted`]: its certificate may not send anything any more).
 pub const REVOKED: &str = "certificate revoked";
+/// The detail of the `Error` frame a peer is closed with when its certificate expires.
+pub const EXPIRED: &str = "certificate expired";
 
 impl Coordinator {
     /// Whether certificate `der` is revoked by the list in force.
@@ -50,23 +53,46 @@ impl Coordinator {
         }
     }
 
-    /// Refuses a new connection with a revoked certificate; returns whether it did.
-    pub(super) fn refuse_revoked(
+    /// Refuses a new connection whose certificate is revoked, or expired at `now` (it was
+    /// valid at the handshake, a moment ago); returns whether it did.
+    pub(super) fn refuse_unusable(
         &self,
         conn: ConnId,
-        party: &fedprof_protocol::PartyId,
-        der: &[u8],
+        (party, der, valid_until): (&fedprof_protocol::PartyId, &[u8], Option<Instant>),
+        now: Instant,
         out: &mut Vec<Output>,
     ) -> bool {
-        if !self.is_revoked(der) {
+        let detail = if self.is_revoked(der) {
+            REVOKED
+        } else if valid_until.is_some_and(|t| t <= now) {
+            EXPIRED
+        } else {
             return false;
-        }
-        warn!(peer = %party, "refusing a revoked certificate");
+        };
+        warn!(peer = %party, %detail, "refusing a connection");
         out.push(Output::Close {
             conn,
             code: ErrorCode::RoleNotPermitted,
-            detail: REVOKED.into(),
+            detail: detail.into(),
         });
         true
+    }
+
+    /// Closes every connection whose certificate has expired by `now` (called on every tick
+    /// and before a roster is built).
+    pub(super) fn close_expired(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let mut conns: Vec<ConnId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.valid_until.is_some_and(|t| t <= now))
+            .map(|(conn, _)| *conn)
+            .collect();
+        conns.sort_unstable();
+        for conn in conns {
+            if let Some(s) = self.sessions.get(&conn) {
+                warn!(peer = %s.party, "certificate expired; closing its connection");
+            }
+            self.reject(conn, ErrorCode::RoleNotPermitted, EXPIRED.into(), now, out);
+        }
     }
 }
