@@ -30,8 +30,11 @@ use crate::journal::{
 use crate::round::{Participant, Round, RoundEffect, RoundPolicy, RoundRequest};
 
 mod certificates;
+mod flow;
 mod heartbeat;
 pub use certificates::{EXPIRED, REVOKED};
+use flow::Flow;
+pub use flow::{MAX_STRAY_MESSAGES, MESSAGE_BURST, MESSAGES_PER_SECOND};
 pub use heartbeat::Heartbeat;
 
 /// How long a later release of a profiling job waits, by default, for lost nodes of the job.
@@ -182,6 +185,8 @@ struct Session {
     heard: Instant,
     /// When the next heartbeat ping is due (registered nodes only).
     next_ping: Instant,
+    /// Its message budget (floods, security review M8).
+    flow: Flow,
 }
 
 /// How releases are bounded and noised (from the coordinator config's `[privacy]`).
@@ -337,6 +342,7 @@ impl Coordinator {
                         registered: false,
                         heard: now,
                         next_ping: now + self.heartbeat.interval,
+                        flow: Flow::new(now),
                     },
                 );
             }
@@ -377,8 +383,21 @@ impl Coordinator {
             return; // Already closed; a message still in flight.
         };
         session.heard = now;
+        if let Err(flood) = session.flow.admit(now) {
+            self.reject(conn, ErrorCode::UnexpectedMessage, flood.detail(), now, out);
+            return;
+        }
         let Envelope { header, body } = envelope;
         let role = session.party.role;
+        if !matches!(
+            (role, &body),
+            (
+                Role::Node,
+                Body::Accept | Body::Refuse(_) | Body::SecAgg(_) | Body::Receipt(_)
+            )
+        ) {
+            session.flow.useful();
+        }
         match (role, body) {
             // Its arrival is the point (`heard`, above).
             (Role::Node, Body::Pong(_)) if session.registered => {}
@@ -412,6 +431,17 @@ impl Coordinator {
                 body @ (Body::Accept | Body::Refuse(_) | Body::SecAgg(_) | Body::Receipt(_)),
             ) if session.registered => {
                 let name = session.party.name.clone();
+                let live = self
+                    .rounds
+                    .get(&header.job)
+                    .is_some_and(|(round, _)| round.is_active(&name));
+                if live {
+                    session.flow.useful();
+                } else if let Err(flood) = session.flow.stray() {
+                    // Late answers are normal; a stream of them is a flood (M8).
+                    self.reject(conn, ErrorCode::UnexpectedMessage, flood.detail(), now, out);
+                    return;
+                }
                 let Some((round, _)) = self.rounds.get_mut(&header.job) else {
                     // A round that already settled (e.g. timed out): the node is too late, not
                     // misbehaving. Jobs never issued are a protocol error.

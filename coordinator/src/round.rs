@@ -315,6 +315,12 @@ impl Round {
         self.outcome.as_ref()
     }
 
+    /// Whether `node` is still an active member of a round that has not settled: a message
+    /// from anyone else for this round changes nothing (and counts as stray in the core).
+    pub fn is_active(&self, node: &PartyName) -> bool {
+        self.outcome.is_none() && self.members.get(node) == Some(&Member::Active)
+    }
+
     /// Handles a message from `node` about this round's job.
     pub fn on_message(
         &mut self,
@@ -499,6 +505,7 @@ impl Round {
                     .collect()
             }
             Ok(Step::Finished(sum)) => {
+                let misbehaving = secagg.misbehaving();
                 let contributors: Vec<PartyName> = sum
                     .contributors()
                     .iter()
@@ -521,6 +528,21 @@ impl Round {
                             .insert(name.clone(), Member::Failed("not in the sum".into()));
                     }
                 }
+                // Holders that revealed a share their owner's commitment refutes: the sum is
+                // right without them (secagg rebuilt from other holders), and each is told it
+                // broke the protocol and leaves the federation's connections (security review
+                // M3: the blame goes to the liar, not to the share's owner).
+                let liars: Vec<RoundEffect> = misbehaving
+                    .into_iter()
+                    .filter_map(|i| self.roster.get(i as usize).cloned())
+                    .map(|node| RoundEffect::Reject {
+                        node,
+                        code: ErrorCode::UnexpectedMessage,
+                        detail: "revealed a secret share that does not match its owner's \
+                                 commitment"
+                            .into(),
+                    })
+                    .collect();
                 let mut sorted = contributors;
                 sorted.sort();
                 let result = JobResult {
@@ -536,7 +558,7 @@ impl Round {
                     result,
                     failures: self.failures(),
                 });
-                Vec::new()
+                liars
             }
             Err(e) => {
                 self.abort(format!("secure aggregation ended without a result: {e}"));

@@ -18,11 +18,13 @@
 use std::sync::Mutex;
 
 use chacha20::ChaCha20Rng;
-use fedprof_ledger::{DebitReceipt, MechanismRecord, NodeLedger, Period, ReleaseId, StoreError};
-use fedprof_protocol::{JobAnnounce, JobSpec, Refusal, RefuseReason, ReleaseParams};
+use fedprof_ledger::{
+    DebitReceipt, MechanismRecord, NodeLedger, Period, ReleaseId, SigningKey, StoreError,
+};
+use fedprof_protocol::{JobAnnounce, JobSpec, PartyId, Refusal, RefuseReason, ReleaseParams};
 use tracing::{info, warn};
 
-use crate::config::{NodeConfig, NodeFloorConfig};
+use crate::config::{NodeFloorConfig, NodePrivacyConfig};
 use crate::floor::Spending;
 
 /// The node's ledger and what it has spent per job and analyst, behind one lock: the floor is
@@ -33,6 +35,54 @@ pub struct Books {
     pub ledger: NodeLedger,
     /// Spending per profiling job and analyst in the open period.
     pub spending: Spending,
+}
+
+/// Why the books cannot be opened at start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The budget ledger cannot be opened or extended (see docs/LEDGER.md for recovery).
+    #[error("budget ledger: {0}")]
+    Ledger(Box<StoreError>),
+    /// The configured budget period is not `YYYY-MM`.
+    #[error("privacy.period {0:?} is not a YYYY-MM month")]
+    Period(String),
+}
+
+impl Books {
+    /// Opens (and verifies) the ledger of `privacy` for `identity`, rebuilds the floor's
+    /// spending from it, opens the budget period (the pinned one, else the current UTC month)
+    /// and records a configured lifetime cap. What a node process does once at start, and
+    /// what a restart after a crash does again: the books on disk are the node's whole
+    /// memory of what it paid. Public so that a driver without the service's TLS material
+    /// (the simulator) starts a node exactly as the service does.
+    pub fn open(
+        privacy: &NodePrivacyConfig,
+        ledger_key: SigningKey,
+        identity: PartyId,
+    ) -> Result<Books, OpenError> {
+        let ledger_error = |e| OpenError::Ledger(Box::new(e));
+        let mut ledger =
+            NodeLedger::open(&privacy.ledger, ledger_key, identity).map_err(ledger_error)?;
+        let period = privacy.period.clone().unwrap_or_else(utc_month);
+        let period = Period::new(&period).map_err(|_| OpenError::Period(period.clone()))?;
+        let lifetime = privacy.lifetime_cap_rho.clone();
+        let mut spending = Spending::from_ledger(ledger.path());
+        let opened = crate::floor::roll_period(
+            &mut ledger,
+            &mut spending,
+            period,
+            &privacy.cap_rho,
+            lifetime.clone(),
+        )
+        .map_err(OpenError::Ledger)?;
+        if !opened
+            && let Some(cap) = lifetime
+            && ledger.book().lifetime_cap() != Some(&cap)
+        {
+            ledger.set_lifetime_cap(cap).map_err(ledger_error)?;
+        }
+        Ok(Books { ledger, spending })
+    }
 }
 
 fn policy(detail: String) -> Refusal {
@@ -118,8 +168,8 @@ pub fn utc_month() -> String {
 
 /// Opens the clock's budget period when the month rolled while the node ran (unless the config
 /// pins `privacy.period`): the period cap is a rate per month, not per process start.
-pub fn roll(books: &mut Books, config: &NodeConfig) -> Result<(), Refusal> {
-    if config.privacy.period.is_some() {
+pub fn roll(books: &mut Books, privacy: &NodePrivacyConfig) -> Result<(), Refusal> {
+    if privacy.period.is_some() {
         return Ok(());
     }
     let name = utc_month();
@@ -129,8 +179,8 @@ pub fn roll(books: &mut Books, config: &NodeConfig) -> Result<(), Refusal> {
         ledger,
         spending,
         period,
-        &config.privacy.cap_rho,
-        config.privacy.lifetime_cap_rho.clone(),
+        &privacy.cap_rho,
+        privacy.lifetime_cap_rho.clone(),
     ) {
         Ok(true) => {
             info!(period = %name, "new budget period opened");
@@ -150,8 +200,10 @@ pub type Computed = Result<Box<DebitReceipt>, Refusal>;
 
 /// What a debit is checked against again under the ledger lock.
 pub struct Paid<'a> {
-    /// The node's configuration (floor, period).
-    pub config: &'a NodeConfig,
+    /// The node's budget settings (cap, period).
+    pub privacy: &'a NodePrivacyConfig,
+    /// The node's own floor.
+    pub floor: &'a NodeFloorConfig,
     /// The announcement paid for.
     pub announce: &'a JobAnnounce,
     /// Its release id.
@@ -196,10 +248,10 @@ pub fn debit(
     let release = paid.release;
     // Checked again under the lock: two copies of one announcement may both have started.
     once(&books, &release)?;
-    roll(&mut books, paid.config)?;
+    roll(&mut books, paid.privacy)?;
     check_budget(
         &books,
-        &paid.config.floor,
+        paid.floor,
         paid.announce,
         &release,
         &mechanism,
@@ -223,6 +275,53 @@ pub fn debit(
         Err(e) => {
             warn!(error = %e, "budget ledger failed; refusing the job");
             Err(policy(format!("the node's ledger failed: {e}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fedprof_privacy::Rho;
+    use fedprof_protocol::{PartyName, Role};
+
+    use super::*;
+
+    fn privacy(dir: &std::path::Path, period: Option<&str>) -> NodePrivacyConfig {
+        NodePrivacyConfig {
+            ledger: dir.join("ledger"),
+            cap_rho: Rho::from_ratio(2, 1).unwrap_or_else(|e| unreachable!("{e}")),
+            period: period.map(str::to_owned),
+            lifetime_cap_rho: Some(Rho::from_ratio(24, 1).unwrap_or_else(|e| unreachable!("{e}"))),
+        }
+    }
+
+    fn me() -> PartyId {
+        PartyId {
+            role: Role::Node,
+            name: PartyName::new("a").unwrap_or_else(|e| unreachable!("{e}")),
+        }
+    }
+
+    #[test]
+    fn books_open_the_period_and_lifetime_cap_once_and_refuse_a_bad_period() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let key = || SigningKey::from_bytes(&[7; 32]);
+        let bad = Books::open(&privacy(dir.path(), Some("2026/13")), key(), me());
+        assert!(
+            matches!(&bad, Err(OpenError::Period(p)) if p == "2026/13"),
+            "{bad:?}"
+        );
+        // A restart opens the same books again: one period, the cap recorded once.
+        for _ in 0..2 {
+            let books = Books::open(&privacy(dir.path(), None), key(), me())
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            let book = books.ledger.book();
+            let periods: Vec<&str> = book.periods().iter().map(|p| p.period.as_str()).collect();
+            assert_eq!(periods, [utc_month().as_str()]);
+            assert_eq!(
+                book.lifetime_cap(),
+                privacy(dir.path(), None).lifetime_cap_rho.as_ref()
+            );
         }
     }
 }

@@ -332,6 +332,11 @@ impl<R: CryptoRng> NodeJob<R> {
             return Ok(None);
         };
         let (next, masked) = state.on_bundle(bundle, input)?;
+        for (sender, why) in next.unreadable() {
+            // The sender is at fault (or whoever relayed its envelope); this node stays in
+            // the round without that sender's shares (security review M3).
+            tracing::warn!(sender, error = %why, "a neighbour's envelope did not open; going on without its shares");
+        }
         self.phase = Phase::Unmask(next);
         self.input = None;
         self.pending_bundle = None;

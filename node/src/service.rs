@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-use fedprof_ledger::{NodeLedger, Period, StoreError};
 
 use fedprof_crypto::SigningKey;
 use fedprof_protocol::{Body, JobId, PartyId, Role, RoundId};
@@ -28,7 +27,6 @@ use tracing::{info, warn};
 use crate::books::{Books, Paid};
 use crate::config::NodeConfig;
 use crate::core::{Action, Compute, CoreParams, Input, MAX_CONCURRENT_JOBS, NodeCore, Now};
-use crate::floor::Spending;
 use fedprof_privacy::encoding::from_ring;
 
 use crate::work::{FeatureCache, Work};
@@ -48,12 +46,9 @@ pub enum NodeError {
     /// The private key is not the Ed25519 key the federation issues.
     #[error("the private key is not an Ed25519 PKCS#8 key")]
     BadKey,
-    /// The budget ledger cannot be opened or extended (see docs/LEDGER.md for recovery).
-    #[error("budget ledger: {0}")]
-    Ledger(Box<StoreError>),
-    /// The configured budget period is not `YYYY-MM`.
-    #[error("privacy.period {0:?} is not a YYYY-MM month")]
-    Period(String),
+    /// The budget books cannot be opened (ledger or period).
+    #[error(transparent)]
+    Books(#[from] crate::books::OpenError),
     /// The revocation list (`[tls] revoked`) is unreadable, unsigned or malformed.
     #[error(transparent)]
     Revocation(#[from] fedprof_transport::RevocationError),
@@ -99,33 +94,7 @@ impl NodeService {
             SigningKey::from_pkcs8_der(creds.key_pkcs8_der()).map_err(|_| NodeError::BadKey)?;
         let ledger_key = ed25519_dalek::SigningKey::from_pkcs8_der(creds.key_pkcs8_der())
             .map_err(|_| NodeError::BadKey)?;
-        let mut ledger =
-            NodeLedger::open(&config.privacy.ledger, ledger_key, creds.identity().clone())
-                .map_err(|e| NodeError::Ledger(Box::new(e)))?;
-        let period = config
-            .privacy
-            .period
-            .clone()
-            .unwrap_or_else(crate::books::utc_month);
-        let period = Period::new(&period).map_err(|_| NodeError::Period(period.clone()))?;
-        let lifetime = config.privacy.lifetime_cap_rho.clone();
-        let mut spending = Spending::from_ledger(ledger.path());
-        let opened = crate::floor::roll_period(
-            &mut ledger,
-            &mut spending,
-            period,
-            &config.privacy.cap_rho,
-            lifetime.clone(),
-        )
-        .map_err(NodeError::Ledger)?;
-        if !opened
-            && let Some(cap) = lifetime
-            && ledger.book().lifetime_cap() != Some(&cap)
-        {
-            ledger
-                .set_lifetime_cap(cap)
-                .map_err(|e| NodeError::Ledger(Box::new(e)))?;
-        }
+        let books = Books::open(&config.privacy, ledger_key, creds.identity().clone())?;
         let revocations = config.tls.revocations()?;
         let certificates = crate::job::Unrevoked {
             inner: Arc::clone(&creds),
@@ -143,7 +112,7 @@ impl NodeService {
             config: Arc::new(config),
             creds,
             params,
-            books: Arc::new(Mutex::new(Books { ledger, spending })),
+            books: Arc::new(Mutex::new(books)),
             features: Arc::default(),
             revocations,
         })
@@ -320,7 +289,7 @@ impl NodeService {
     /// does not wait for an fsync just to compare month names.
     fn roll_period(&self) {
         if let Ok(mut books) = self.books.try_lock() {
-            let _ = crate::books::roll(&mut books, &self.config);
+            let _ = crate::books::roll(&mut books, &self.config.privacy);
         }
     }
 
@@ -340,7 +309,8 @@ impl NodeService {
             let mut rng = chacha20::ChaCha20Rng::from_seed(work.noise_seed);
             let cancelled = || cancel.load(Ordering::SeqCst) || shutdown.is_triggered();
             let paid = Paid {
-                config: &config,
+                privacy: &config.privacy,
+                floor: &config.floor,
                 announce: &work.announce,
                 release: work.release,
                 reserve: work.reserve,

@@ -165,8 +165,22 @@ impl Work {
                 query,
             } => {
                 let table = features(config, &query.as_of, cache)?;
-                crate::query::evaluate(&table, query).map_err(|e| policy(e.to_string()))
+                answer_query(&table, query)
             }
         }
     }
+}
+
+/// This node's exact (noise-free) answer to `spec` from an already computed feature table,
+/// or the refusal to send instead: what [`Work`] does once the pipeline has run. Public so
+/// that a driver holding its features in memory (the simulator) answers with the same
+/// evaluation and the same refusal as the service.
+pub fn answer(table: &FeatureTable, spec: &JobSpec) -> Result<Vec<i64>, Refusal> {
+    match spec {
+        JobSpec::Features(q) => answer_query(table, q),
+    }
+}
+
+fn answer_query(table: &FeatureTable, query: &FeatureQuery) -> Result<Vec<i64>, Refusal> {
+    crate::query::evaluate(table, query).map_err(|e| policy(e.to_string()))
 }

@@ -1,11 +1,16 @@
 //! The envelope codec: `version (u16, big-endian) || postcard(Envelope)`.
 //!
 //! Decoding is strict and total. It refuses an unknown version before reading anything else,
-//! refuses trailing bytes, and allocates memory linear in the input's length (a one-byte varint
-//! becomes an 8-byte `u64`, so up to about 8x): postcard checks a string's or byte sequence's
-//! declared length against the bytes actually present, and serde caps a sequence's up-front
-//! reservation, so a length prefix of 2^60 costs nothing. Callers bound the input itself with
-//! [`crate::FrameLimit`]. Encodings are not canonical (postcard accepts overlong varints): hash
+//! refuses trailing bytes, and allocates memory linear in the input's length: postcard checks a
+//! string's or byte sequence's declared length against the bytes actually present, and serde
+//! caps a sequence's up-front reservation, so a length prefix of 2^60 costs nothing. The factor
+//! is not small for every type (security review M1): a one-byte `QueryPart::Count` decodes into
+//! about 56 bytes, a two-byte `RevealedShare` into 32. Hence two bounds: the secure-aggregation
+//! lists are refused above [`crate::bounded::MAX_PARTIES`] items before any is decoded (at most
+//! a few megabytes whatever the frame), and the frames of analysts, whose requests hold the
+//! query parts, are limited to 64 KiB by the coordinator (`FrameLimit::ANALYST`, at most about
+//! 3.5 MB decoded). Strings and byte strings decode one to one. Callers bound the input itself
+//! with [`crate::FrameLimit`]. Encodings are not canonical (postcard accepts overlong varints): hash
 //! or sign a re-encoding, never received bytes.
 
 use crate::PROTOCOL_VERSION;

@@ -9,6 +9,7 @@
 //! decoder here is total: any byte string yields a value or a typed error, never a panic, and
 //! never an allocation larger than the configured frame limit. See `docs/PROTOCOL.md`.
 
+pub mod bounded;
 pub mod codec;
 pub mod frame;
 pub mod identity;

@@ -49,6 +49,7 @@ pub struct KeyDirectory {
     /// The node this directory is for.
     pub recipient: u32,
     /// One advertisement per neighbour that advertised, sorted by sender.
+    #[serde(with = "crate::bounded::parties")]
     pub adverts: Vec<AdvertiseKeys>,
 }
 
@@ -69,6 +70,7 @@ pub struct ShareKeys {
     /// The sharing node.
     pub sender: u32,
     /// One envelope per other neighbour in the directory, sorted by recipient.
+    #[serde(with = "crate::bounded::parties")]
     pub shares: Vec<SealedShare>,
 }
 
@@ -90,6 +92,7 @@ pub struct ShareBundle {
     /// The node these envelopes are for.
     pub recipient: u32,
     /// The envelopes, sorted by sender.
+    #[serde(with = "crate::bounded::parties")]
     pub shares: Vec<RelayedShare>,
 }
 
@@ -115,6 +118,7 @@ pub struct UnmaskRequest {
     /// The node asked to unmask.
     pub recipient: u32,
     /// The survivors among the recipient's neighbourhood (itself included), sorted.
+    #[serde(with = "crate::bounded::parties")]
     pub survivors: Vec<u32>,
 }
 
@@ -136,8 +140,10 @@ pub struct UnmaskResponse {
     /// The responding node.
     pub sender: u32,
     /// Shares of `b_v` for each survivor `v`, sorted by owner.
+    #[serde(with = "crate::bounded::parties")]
     pub self_mask_shares: Vec<RevealedShare>,
     /// Shares of `s_v^SK` for each dropped `v`, sorted by owner.
+    #[serde(with = "crate::bounded::parties")]
     pub mask_key_shares: Vec<RevealedShare>,
 }
 

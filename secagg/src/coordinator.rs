@@ -13,7 +13,7 @@
 //!    rebuild each survivor's self-mask seed and each dropped node's mask key from `t` shares
 //!    and remove the masks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use fedprof_crypto::{KexPublic, KexSecret, Reconstructor, SecretKey32, Share};
@@ -53,6 +53,9 @@ pub struct Coordinator {
     self_mask_shares: Revealed,
     mask_key_shares: Revealed,
     abort: Option<AbortReason>,
+    /// Holders found to have revealed a share that does not rebuild its owner's committed
+    /// secret (security review M3): their other shares are not used, and the driver is told.
+    misbehaving: BTreeSet<u32>,
 }
 
 impl Coordinator {
@@ -73,6 +76,7 @@ impl Coordinator {
             self_mask_shares: BTreeMap::new(),
             mask_key_shares: BTreeMap::new(),
             abort: None,
+            misbehaving: BTreeSet::new(),
             config,
         }
     }
@@ -87,6 +91,14 @@ impl Coordinator {
     #[must_use]
     pub fn abort_reason(&self) -> Option<&AbortReason> {
         self.abort.as_ref()
+    }
+
+    /// Holders that revealed a share inconsistent with its owner's commitment in the unmask
+    /// phase (each found by rebuilding without it, see `Rebuild::verified`). The round's sum
+    /// is still right; the driver should treat them as having broken the protocol.
+    #[must_use]
+    pub fn misbehaving(&self) -> Vec<u32> {
+        self.misbehaving.iter().copied().collect()
     }
 
     /// Nodes expected in this phase that have not answered yet.
@@ -226,7 +238,10 @@ impl Coordinator {
         let parse = |list: &[RevealedShare],
                      owners: &[u32]|
          -> Result<Vec<(u32, Share)>, CoordinatorError> {
-            if list.len() != owners.len() || list.iter().zip(owners).any(|(r, o)| r.owner != *o) {
+            // In order and each at most once, from the owners this node may reveal for; it
+            // may leave some out (a sender whose envelope did not open for it: M3).
+            let mut allowed = owners.iter();
+            if !list.iter().all(|r| allowed.by_ref().any(|o| *o == r.owner)) {
                 return Err(malformed(
                     "revealed shares do not match the survivors and dropped nodes",
                 ));
@@ -414,30 +429,31 @@ impl Coordinator {
 
         let mut seeds = Vec::with_capacity(survivors.len());
         for &u in &survivors {
-            let seed = rebuild(&self.self_mask_shares, u, t, &mut cache, "self-mask seed")?;
             let committed = self.adverts[u as usize]
                 .as_ref()
                 .map(|a| a.self_mask_commitment);
-            if committed != Some(binding::self_mask_commitment(&seed, tag, u)) {
-                return Err(AbortReason::ReconstructionFailed {
-                    owner: u,
-                    what: "self-mask seed",
-                });
+            let seed = Rebuild {
+                revealed: &self.self_mask_shares,
+                t,
+                what: "self-mask seed",
             }
+            .verified(u, &mut cache, &mut self.misbehaving, |seed| {
+                committed == Some(binding::self_mask_commitment(seed, tag, u))
+            })?;
             seeds.push(seed);
         }
         let mut keys = Vec::with_capacity(dropped.len());
         for &v in &dropped {
-            let bytes = rebuild(&self.mask_key_shares, v, t, &mut cache, "mask key")?;
-            let key = KexSecret::from_secret(&bytes);
             let advertised = self.adverts[v as usize].as_ref().map(|a| a.mask_public);
-            if advertised != Some(key.public_key().to_bytes()) {
-                return Err(AbortReason::ReconstructionFailed {
-                    owner: v,
-                    what: "mask key",
-                });
+            let bytes = Rebuild {
+                revealed: &self.mask_key_shares,
+                t,
+                what: "mask key",
             }
-            keys.push(key);
+            .verified(v, &mut cache, &mut self.misbehaving, |bytes| {
+                advertised == Some(KexSecret::from_secret(bytes).public_key().to_bytes())
+            })?;
+            keys.push(KexSecret::from_secret(&bytes));
         }
         let mask_publics = self
             .adverts
@@ -539,24 +555,69 @@ impl Coordinator {
     }
 }
 
-/// Rebuilds `owner`'s secret from the first `t` revealed shares (sorted by holder).
-fn rebuild(
-    revealed: &Revealed,
-    owner: u32,
+/// Rebuilding owners' secrets from the shares their neighbours revealed.
+struct Rebuild<'a> {
+    revealed: &'a Revealed,
     t: usize,
-    cache: &mut BTreeMap<Vec<u64>, Reconstructor>,
     what: &'static str,
-) -> Result<SecretKey32, AbortReason> {
-    let failed = AbortReason::ReconstructionFailed { owner, what };
-    let mut shares: Vec<&(u32, Share)> = revealed
-        .get(&owner)
-        .map(|v| v.iter().collect())
-        .unwrap_or_default();
-    if shares.len() < t {
-        return Err(failed);
+}
+
+impl Rebuild<'_> {
+    /// `owner`'s secret from `t` of the shares revealed for it, checked by `ok` (its
+    /// commitment or its advertised public key). The first `t` shares by holder are tried
+    /// first; if they do not rebuild a secret `ok` accepts, one of them is wrong, and each of
+    /// them is left out in turn (the next share taking its place): the holder whose absence
+    /// gives a secret `ok` accepts revealed a bad share, goes into `misbehaving`, and none of
+    /// its shares is used again in this round. So one lying holder per owner costs the round
+    /// nothing, instead of aborting it with the blame on the owner (security review M3).
+    /// Shares of holders already in `misbehaving` are never used.
+    fn verified(
+        &self,
+        owner: u32,
+        cache: &mut BTreeMap<Vec<u64>, Reconstructor>,
+        misbehaving: &mut BTreeSet<u32>,
+        ok: impl Fn(&SecretKey32) -> bool,
+    ) -> Result<SecretKey32, AbortReason> {
+        let failed = AbortReason::ReconstructionFailed {
+            owner,
+            what: self.what,
+        };
+        let mut shares: Vec<&(u32, Share)> = self
+            .revealed
+            .get(&owner)
+            .map(|v| v.iter().filter(|(h, _)| !misbehaving.contains(h)).collect())
+            .unwrap_or_default();
+        shares.sort_unstable_by_key(|(holder, _)| *holder);
+        if shares.len() < self.t {
+            return Err(failed);
+        }
+        if let Some(secret) = try_subset(&shares[..self.t], cache).filter(|s| ok(s)) {
+            return Ok(secret);
+        }
+        if shares.len() > self.t {
+            for left_out in 0..self.t {
+                let subset: Vec<&(u32, Share)> = shares
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != left_out)
+                    .map(|(_, s)| *s)
+                    .take(self.t)
+                    .collect();
+                if let Some(secret) = try_subset(&subset, cache).filter(|s| ok(s)) {
+                    misbehaving.insert(shares[left_out].0);
+                    return Ok(secret);
+                }
+            }
+        }
+        Err(failed)
     }
-    shares.sort_unstable_by_key(|(holder, _)| *holder);
-    shares.truncate(t);
+}
+
+/// The secret `shares` (exactly `t`, distinct holders) rebuild, if they rebuild one.
+fn try_subset(
+    shares: &[&(u32, Share)],
+    cache: &mut BTreeMap<Vec<u64>, Reconstructor>,
+) -> Option<SecretKey32> {
     let points: Vec<u64> = shares
         .iter()
         .map(|(h, _)| binding::share_point(*h))
@@ -564,11 +625,11 @@ fn rebuild(
     let reconstructor = match cache.get(&points) {
         Some(r) => r,
         None => {
-            let r = Reconstructor::new(&points).map_err(|_| failed.clone())?;
+            let r = Reconstructor::new(&points).ok()?;
             cache.entry(points).or_insert(r)
         }
     };
     reconstructor
         .reconstruct(shares.iter().map(|(_, s)| s))
-        .map_err(|_| failed)
+        .ok()
 }

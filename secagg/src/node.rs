@@ -293,7 +293,9 @@ pub struct AwaitingBundle {
 }
 
 impl AwaitingBundle {
-    /// Opens every envelope (refusing any that fails to authenticate), then masks `input`:
+    /// Opens every envelope (holding no share of a sender whose envelope fails to
+    /// authenticate or holds malformed shares: see [`AwaitingUnmask::unreadable`]), then masks
+    /// `input`:
     /// `y = x + PRG(b_u) + sum_v (+/-) PRG(s_uv)` over the neighbours that shared, with `+` when
     /// this node's index is the smaller one. The mask secret key and seed are wiped when this
     /// returns.
@@ -319,6 +321,14 @@ impl AwaitingBundle {
             });
         }
         let mut held = BTreeMap::new();
+        // Senders whose envelope does not open (security review M3): this node masks with
+        // them all the same (the pairwise key needs only their advertised key, and the
+        // coordinator removes a pairwise mask for every sender it relayed), holds none of their
+        // shares, and stays in the round. Leaving would let one bad sender abort every round
+        // with the blame on its honest recipients; the sender's secrets are rebuilt from its
+        // other neighbours' shares, or its own round fails naming it.
+        let mut unreadable = BTreeMap::new();
+        let mut senders = Vec::with_capacity(bundle.shares.len());
         let mut last = None;
         for RelayedShare {
             sender: v,
@@ -328,23 +338,31 @@ impl AwaitingBundle {
             let v = *v;
             check_order(&mut last, v)?;
             let peer = self.peers.get(&v).ok_or(NodeError::NotANeighbour(v))?;
-            let shares = binding::open_shares(&peer.inbound, tag, v, me, ciphertext).map_err(
-                |e| match e {
-                    OpenError::Aead => NodeError::BadEnvelope(v),
-                    OpenError::Share => NodeError::MalformedShare(v),
-                },
-            )?;
-            held.insert(v, shares);
+            senders.push(v);
+            match binding::open_shares(&peer.inbound, tag, v, me, ciphertext) {
+                Ok(shares) => {
+                    held.insert(v, shares);
+                }
+                Err(e) => {
+                    unreadable.insert(
+                        v,
+                        match e {
+                            OpenError::Aead => NodeError::BadEnvelope(v),
+                            OpenError::Share => NodeError::MalformedShare(v),
+                        },
+                    );
+                }
+            }
         }
         check_threshold("masked-input", held.len() + 1, cfg.threshold())?;
 
         // All masks are folded in one pass, straight into the wire bytes (no copy of the input).
-        let mut masks = MaskStreams::with_capacity(held.len() + 1);
+        let mut masks = MaskStreams::with_capacity(senders.len() + 1);
         masks.push(
             &binding::self_mask_key(&self.self_seed, tag, me),
             MaskOp::Add,
         );
-        for &v in held.keys() {
+        for &v in &senders {
             let peer = &self.peers[&v];
             let key = binding::pairwise_mask_key(&self.mask, &peer.mask_public, tag, me, v)
                 .map_err(|_| NodeError::WeakKey(v))?;
@@ -364,6 +382,7 @@ impl AwaitingBundle {
             config: self.config,
             me,
             held,
+            unreadable,
         };
         Ok((
             next,
@@ -383,6 +402,8 @@ pub struct AwaitingUnmask {
     config: Arc<RoundConfig>,
     me: u32,
     held: BTreeMap<u32, (Share, Share)>,
+    /// Senders whose envelope did not open, and why; this node holds none of their shares.
+    unreadable: BTreeMap<u32, NodeError>,
 }
 
 impl AwaitingUnmask {
@@ -404,7 +425,7 @@ impl AwaitingUnmask {
         let mut last = None;
         for &v in &request.survivors {
             check_order(&mut last, v)?;
-            if !self.held.contains_key(&v) {
+            if !self.held.contains_key(&v) && !self.unreadable.contains_key(&v) {
                 return Err(NodeError::UnknownSurvivor(v));
             }
         }
@@ -449,6 +470,17 @@ impl AwaitingUnmask {
     #[must_use]
     pub fn holds_shares_of(&self) -> Vec<u32> {
         self.held.keys().copied().collect()
+    }
+
+    /// Senders whose envelope did not open ([`NodeError::BadEnvelope`] or
+    /// [`NodeError::MalformedShare`]): this node masked with them but holds none of their
+    /// shares. For the driver's log: it names the sender, not this node, as the fault.
+    #[must_use]
+    pub fn unreadable(&self) -> Vec<(u32, NodeError)> {
+        self.unreadable
+            .iter()
+            .map(|(v, e)| (*v, e.clone()))
+            .collect()
     }
 }
 

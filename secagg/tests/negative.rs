@@ -119,21 +119,78 @@ fn label_prefix_is_the_crypto_label_version() {
     assert_eq!(fedprof_protocol::PROTOCOL_VERSION, 3);
 }
 
+/// From the bundles to the result, every node answering: the sum over all five inputs.
+fn finish(
+    states: Vec<AwaitingBundle>,
+    bundles: &[ShareBundle],
+    mut coordinator: Coordinator,
+    tamper: impl Fn(u32, &mut fedprof_secagg::messages::UnmaskResponse),
+) -> (Vec<u64>, Coordinator) {
+    let xs = inputs(N, D, 9);
+    let mut waiting = Vec::new();
+    for (u, s) in states.into_iter().enumerate() {
+        let (s, reply) = s.on_bundle(&bundles[u], &xs[u]).unwrap();
+        coordinator
+            .receive(u as u32, NodeMessage::Masked(reply))
+            .unwrap();
+        waiting.push(s);
+    }
+    let requests = send(coordinator.close_phase().unwrap());
+    for (u, s) in waiting.into_iter().enumerate() {
+        let CoordinatorMessage::Unmask(request) = &requests[u].1 else {
+            panic!("not an unmask request")
+        };
+        let mut resp = s.on_unmask_request(request).unwrap();
+        tamper(u as u32, &mut resp);
+        coordinator
+            .receive(u as u32, NodeMessage::Unmask(resp))
+            .unwrap();
+    }
+    match coordinator.close_phase().unwrap() {
+        Step::Finished(sum) => {
+            assert_eq!(sum.contributors(), &[0, 1, 2, 3, 4]);
+            let all: Vec<u32> = (0..N as u32).collect();
+            assert_eq!(
+                sum.clone().into_values(),
+                common::expected_sum(&xs, &all, D)
+            );
+            (sum.into_values(), coordinator)
+        }
+        Step::Send(_) => panic!("no result"),
+    }
+}
+
+/// Security review M3: a tampered envelope used to make its honest recipient leave the round
+/// (so one bad sender aborted every round, blaming its victims). Now the recipient holds no
+/// share of that sender, names it, masks with it all the same, and the round finishes with
+/// the exact sum.
 #[test]
-fn tampered_share_is_refused_by_its_recipient() {
+fn a_tampered_envelope_costs_its_recipient_nothing_and_the_round_finishes() {
     let fed = fed();
     let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let (mut states, mut bundles, _) = shared(&fed, &mut rng);
+    let (states, mut bundles, coordinator) = shared(&fed, &mut rng);
     let victim = 2;
     let from = bundles[victim].shares[1].sender;
     bundles[victim].shares[1].ciphertext[7] ^= 0x01;
-    let state = states.remove(victim);
-    let err = state.on_bundle(&bundles[victim], &[0; D]).unwrap_err();
-    assert_eq!(err, NodeError::BadEnvelope(from));
+    // What the victim holds after the bundle (checked on a copy of the round's states).
+    let (probe, _, _) = shared(&fed, &mut ChaCha20Rng::seed_from_u64(1));
+    let after = probe
+        .into_iter()
+        .nth(victim)
+        .unwrap()
+        .on_bundle(&bundles[victim], &[0; D])
+        .unwrap()
+        .0;
+    assert_eq!(
+        after.unreadable(),
+        vec![(from, NodeError::BadEnvelope(from))]
+    );
+    assert!(!after.holds_shares_of().contains(&from));
+    finish(states, &bundles, coordinator, |_, _| {});
 }
 
 #[test]
-fn envelope_moved_to_another_recipient_is_refused() {
+fn envelope_moved_to_another_recipient_does_not_open() {
     let fed = fed();
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     let (mut states, mut bundles, _) = shared(&fed, &mut rng);
@@ -151,11 +208,44 @@ fn envelope_moved_to_another_recipient_is_refused() {
         .find(|s| s.sender == 0)
         .unwrap()
         .ciphertext = stolen;
-    let err = states
-        .remove(2)
-        .on_bundle(&bundles[2], &[0; D])
-        .unwrap_err();
-    assert_eq!(err, NodeError::BadEnvelope(0));
+    let (after, _) = states.remove(2).on_bundle(&bundles[2], &[0; D]).unwrap();
+    assert_eq!(after.unreadable(), vec![(0, NodeError::BadEnvelope(0))]);
+}
+
+/// Security review M3, the coordinator's side: a holder revealing a bad share used to abort the
+/// round as `ReconstructionFailed` naming the share's owner. With a spare share, the
+/// coordinator rebuilds without the liar, names it, and the sum is exact.
+#[test]
+fn a_lying_holder_is_named_and_the_round_finishes() {
+    let fed = fed();
+    // The coordinator rebuilds from the first t = 4 holders by index (0..3), so those are the
+    // holders whose lies matter; a lie by holder 4 is never used (checked below).
+    for (liar, owner) in [(1u32, 3u32), (0, 4), (3, 0), (2, 2)] {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let (states, bundles, coordinator) = shared(&fed, &mut rng);
+        let (_, coordinator) = finish(states, &bundles, coordinator, |u, resp| {
+            if u == liar {
+                for s in &mut resp.self_mask_shares {
+                    if s.owner == owner {
+                        s.share[0] ^= 1;
+                    }
+                }
+            }
+        });
+        assert_eq!(
+            coordinator.misbehaving(),
+            vec![liar],
+            "liar {liar} owner {owner}"
+        );
+    }
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let (states, bundles, coordinator) = shared(&fed, &mut rng);
+    let (_, coordinator) = finish(states, &bundles, coordinator, |u, resp| {
+        if u == 4 {
+            resp.self_mask_shares[0].share[0] ^= 1;
+        }
+    });
+    assert_eq!(coordinator.misbehaving(), Vec::<u32>::new());
 }
 
 #[test]
@@ -296,12 +386,10 @@ fn messages_for_another_round_are_refused() {
     let (_, other_bundles, _) = shared(&other, &mut rng);
     bundles[0].shares[0].ciphertext = other_bundles[0].shares[0].ciphertext.clone();
     let from = bundles[0].shares[0].sender;
+    let (after, _) = states.remove(0).on_bundle(&bundles[0], &[0; D]).unwrap();
     assert_eq!(
-        states
-            .remove(0)
-            .on_bundle(&bundles[0], &[0; D])
-            .unwrap_err(),
-        NodeError::BadEnvelope(from)
+        after.unreadable(),
+        vec![(from, NodeError::BadEnvelope(from))]
     );
 
     // A whole bundle tagged for the other round.
@@ -423,6 +511,8 @@ fn unmask_requests_a_node_must_not_answer() {
     // (`on_unmask_request` takes the state by value: a second request cannot even be written.)
 }
 
+/// With no spare share (only t = 4 of 5 answer), a bad revealed share cannot be told from a
+/// good one: the round aborts without a release (and names the owner it could not rebuild).
 #[test]
 fn tampered_revealed_share_aborts_without_release() {
     let fed = fed();

@@ -17,9 +17,13 @@
 //!   work as `service.rs` does it: the release ledger records a result before it is sent,
 //!   the journal is appended before the announcement it precedes, and a restart replays the
 //!   journal through `journal::Recovery`. A crash can fall between any two of those effects.
-//! - [`node`]: the only file that uses the node crate (so it can move to `NodeCore`): the
-//!   node's session and per-job secure aggregation, its floor, query evaluation and noise,
-//!   and a real `NodeLedger` that pays for each release before its vector may leave.
+//! - [`node`]: the only file that uses the node crate, a thin driver of the real
+//!   `fedprof_node::core::NodeCore` (what the node service runs): it hands the core each
+//!   delivered message and a tick at its deadlines, and carries out its actions (sends; the
+//!   computation via `work::answer` over an in-memory feature table, then the real
+//!   `books::debit` on a real `NodeLedger`; cancels). A node's books are opened from disk
+//!   with `Books::open` at every start, so a crashed node restarts from its ledger. The
+//!   simulator injects its stand-in CA as the core's `Certificates`.
 //! - [`analyst`]: profiling jobs of a few releases, each release one request id, sent again
 //!   after a lost connection (a resume) or an abort (a retry).
 //! - [`faults`]: every random decision, from one seeded stream.

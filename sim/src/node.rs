@@ -1,66 +1,65 @@
-//! The simulated node: the ONE file that uses the node crate's API.
+//! The simulated node: the ONE file that uses the node crate's API, and a thin driver of the
+//! node's real protocol core.
 //!
-//! It reassembles what `node/src/service.rs` does around its sans-IO pieces, without the
-//! socket: [`NodeSession`] routes messages, [`NodeJob`] runs one job's secure aggregation,
-//! [`fedprof_node::floor`] holds the node's own floor, [`fedprof_node::query`] evaluates the
-//! query over a feature table and draws the noise, and a real [`NodeLedger`] on disk debits
-//! every release before its vector may leave. When the node crate gains its sans-IO
-//! `NodeCore`, this file is the only one to port.
+//! It is `node/src/service.rs` without the socket: [`NodeCore`] decides everything (the
+//! session, admission with its roster, rho, floor, budget and headroom checks, each job's
+//! secure aggregation, expiry, the heartbeat), and this file only carries out its
+//! [`Action`]s at the virtual time: a send becomes a [`NodeOut::Send`] for the simulator to
+//! deliver, a work order becomes a [`Computation`] the simulator hands back after the compute
+//! time, and the computation itself is the service's: the real query evaluation
+//! ([`fedprof_node::work::answer`]) then the real debit ([`books::debit`]: checks again under
+//! the lock, noise, fsync) on a real `NodeLedger` on disk. A cancelled job does not pay, and
+//! nothing still computing pays once its session is over, as in the service.
 //!
-//! What the public API does not give, and how this adapter works around it (the service's
-//! own versions are private to `node/src/service.rs`):
-//! - `check_budget`, `once`, `roll` and `debit` (the admission and payment rules) are
-//!   re-written here from their public parts: `NodeBook::check_debit`,
-//!   `NodeBook::check_headroom`, `floor::check`, `floor::roll_period` and
-//!   `NodeLedger::prepare_release`, in the service's order.
-//! - `work::mechanism` and `work::Work` are `pub(crate)`: the rho and ledger record of a
-//!   release come from `fedprof_privacy::query::query_rho` and `MechanismRecord::for_release`
-//!   (what `work::mechanism` calls), and the vector from `query::evaluate` and
-//!   `query::noisy` over an in-memory [`FeatureTable`] (the pipeline that reads files is not
-//!   simulated).
+//! What differs from the service, and why:
+//! - Features come from an in-memory [`FeatureTable`] (the pipeline that reads files is not
+//!   simulated); the answer is computed from it by the service's own evaluation.
 //! - Roster certificates: the service verifies each against the federation CA
-//!   (`Credentials::verify_party`). The simulator has no PKI; a roster entry's
-//!   "certificate" is the node's 32-byte public key, checked against the simulator's
-//!   directory of node keys (the stand-in for the CA).
-//! - `MAX_CONCURRENT_JOBS` (4) and `JOB_LIFETIME_PHASES` (6) are private constants, copied.
+//!   (`Credentials`, the production [`Certificates`]). The simulator has no PKI; it injects
+//!   its own [`Certificates`] (the trait `NodeCore` takes), under which a roster entry's
+//!   "certificate" is the node's 32-byte public key, trusted when the simulator's directory
+//!   of node keys lists it. The core's roster checks (names, roles, keys, this node's place)
+//!   run unchanged on what it returns.
+//! - A node's process is its books (opened from disk by [`Books::open`], as the service
+//!   starts) and the core of its current connection. A crash drops both; a restart opens the
+//!   books again from the ledger on disk.
+//! - The simulator keeps an omniscient record of every vector each node paid for, across
+//!   crashes, for the invariants (the node's own copy is its ledger's vector cache).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chacha20::ChaCha20Rng;
 use fedprof_crypto::{SecretKey32, SigningKey, VerifyingKey};
-use fedprof_ledger::{
-    DebitReceipt, Digest, MechanismRecord, NodeBook, NodeLedger, Period, ReleaseId, StoreError,
-};
-use fedprof_node::config::NodeFloorConfig;
-use fedprof_node::floor::Spending;
-use fedprof_node::job::{NodeJob, VerifiedRoster, round_config};
+use fedprof_ledger::{NodeBody, NodeBook, ReleaseId};
+use fedprof_node::books::{self, Books, OpenError, Paid};
+use fedprof_node::config::{ConnectionConfig, NodeFloorConfig, NodePrivacyConfig};
+use fedprof_node::core::{Action, Compute, CoreParams, Input, MAX_CONCURRENT_JOBS, NodeCore};
+use fedprof_node::job::Certificates;
 use fedprof_node::pipeline::FeatureTable;
-use fedprof_node::session::{NodeAction, NodeSession};
 use fedprof_privacy::Rho;
-use fedprof_protocol::{
-    Body, Envelope, JobAnnounce, JobId, JobSpec, PartyId, PartyName, Refusal, RefuseReason, Role,
-    RoundId,
-};
+use fedprof_protocol::{Body, Envelope, JobId, PartyId, PartyName, Refusal, RefuseReason, Role};
 use rand_core::{Rng as _, SeedableRng as _};
 
-/// Copied from `node/src/service.rs` (private there).
-const MAX_CONCURRENT_JOBS: usize = 4;
-/// Copied from `node/src/service.rs` (private there).
-const JOB_LIFETIME_PHASES: u32 = 6;
+/// The time a node's core is handed (its monotonic and wall clocks), re-exported so that the
+/// rest of the simulator does not reach into the node crate.
+pub use fedprof_node::core::Now;
+
+/// What the node tells the coordinator it runs.
+const SOFTWARE: &str = "fedprof-sim";
 
 /// Why a simulated node cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeStartError {
-    /// Its ledger cannot be opened (corrupt, locked, unwritable).
-    #[error("node {node}: ledger: {error}")]
-    Ledger {
+    /// Its books cannot be opened (ledger corrupt, locked or unwritable; bad period).
+    #[error("node {node}: {error}")]
+    Books {
         /// The node.
         node: PartyName,
-        /// The store's error.
-        error: Box<StoreError>,
+        /// The node crate's error.
+        error: OpenError,
     },
 }
 
@@ -84,55 +83,83 @@ pub enum NodeOut {
     },
 }
 
-/// A release being computed (opaque to the simulator).
+/// A release being computed: the core's work order and its cancel flag (opaque to the
+/// simulator).
 #[derive(Debug)]
 pub struct Computation {
-    job: JobId,
     session: u64,
-    announce: Box<JobAnnounce>,
-    release: ReleaseId,
-    mechanism: MechanismRecord,
-    reserve: Rho,
+    work: Compute,
+    cancelled: Arc<AtomicBool>,
 }
 
 impl Computation {
     /// The release it pays for.
     pub fn release(&self) -> ReleaseId {
-        self.release
+        self.work.release
     }
 }
 
-struct ActiveJob {
-    secagg: NodeJob<ChaCha20Rng>,
-    expires: Instant,
-}
-
+/// One connection's core, and the cancel flags of its computations (the service's
+/// `cancels`).
 struct Session {
     id: u64,
-    state: NodeSession,
-    jobs: BTreeMap<JobId, ActiveJob>,
+    core: NodeCore,
+    cancels: BTreeMap<JobId, Arc<AtomicBool>>,
+}
+
+impl Session {
+    /// Carries out the core's actions as the service's session loop does; what needs the
+    /// simulator comes back as [`NodeOut`]s.
+    fn carry_out(&mut self, actions: Vec<Action>) -> Vec<NodeOut> {
+        let mut out = Vec::new();
+        for action in actions {
+            match action {
+                Action::Send { job, body } => out.push(NodeOut::Send { job, body }),
+                Action::Compute(work) => {
+                    let cancelled = Arc::new(AtomicBool::new(false));
+                    self.cancels.insert(work.job, Arc::clone(&cancelled));
+                    out.push(NodeOut::Compute(Box::new(Computation {
+                        session: self.id,
+                        work: *work,
+                        cancelled,
+                    })));
+                }
+                Action::Cancel { job } => {
+                    if let Some(flag) = self.cancels.remove(&job) {
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                }
+                Action::Released { job, .. } => {
+                    self.cancels.remove(&job);
+                }
+                Action::End { reason } => out.push(NodeOut::End { reason }),
+            }
+        }
+        out
+    }
+
+    /// The session is over: nothing still computing pays.
+    fn cancel_all(&mut self) {
+        for flag in std::mem::take(&mut self.cancels).into_values() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// What lives as long as the node's process.
 struct Process {
-    ledger: NodeLedger,
-    spending: Spending,
+    books: Mutex<Books>,
     session: Option<Session>,
+    /// Seeds each connection's core (the service draws them from the OS).
     rng: ChaCha20Rng,
 }
 
 /// One simulated node: its identity, data and state directory, and its process when up.
 pub struct SimNode {
-    party: PartyId,
     seed: [u8; 32],
-    key: SigningKey,
-    dir: PathBuf,
-    table: Arc<FeatureTable>,
-    floor: NodeFloorConfig,
-    cap: Rho,
-    period: Period,
-    /// Every node's public key by name: the simulator's stand-in for the federation CA.
-    directory: Arc<BTreeMap<PartyName, [u8; 32]>>,
+    params: Arc<CoreParams>,
+    privacy: NodePrivacyConfig,
+    table: FeatureTable,
     process: Option<Process>,
     starts: u64,
     sessions: u64,
@@ -146,7 +173,7 @@ pub struct SimNode {
 impl std::fmt::Debug for SimNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimNode")
-            .field("party", &self.party)
+            .field("party", &self.params.identity)
             .field("up", &self.process.is_some())
             .finish_non_exhaustive()
     }
@@ -175,29 +202,38 @@ pub fn synthetic_table(customers: usize, seed: u64) -> FeatureTable {
 }
 
 impl SimNode {
-    /// A node named `name` keeping its state in `dir`, with signing key seed `seed`, answering
-    /// from `table`, spending at most `cap` in `period`.
+    /// A node named `name` keeping its ledger in `dir`, with signing key seed `seed`,
+    /// answering from `table`, spending at most `cap` in the pinned budget period `period`
+    /// (`YYYY-MM`), trusting the roster keys `directory` lists.
     pub fn new(
         name: PartyName,
         seed: [u8; 32],
         dir: &Path,
         table: FeatureTable,
-        (cap, period): (Rho, Period),
-        directory: Arc<BTreeMap<PartyName, [u8; 32]>>,
+        (cap, period): (Rho, String),
+        directory: Arc<Directory>,
     ) -> SimNode {
-        SimNode {
-            party: PartyId {
+        let params = Arc::new(CoreParams {
+            identity: PartyId {
                 role: Role::Node,
                 name,
             },
-            seed,
             key: signing_key(seed),
-            dir: dir.to_owned(),
-            table: Arc::new(table),
+            certificates: directory,
             floor: NodeFloorConfig::default(),
-            cap,
-            period,
-            directory,
+            max_jobs: MAX_CONCURRENT_JOBS,
+            heartbeat_timeout: ConnectionConfig::default().heartbeat_timeout(),
+        });
+        SimNode {
+            seed,
+            params,
+            privacy: NodePrivacyConfig {
+                ledger: dir.to_owned(),
+                cap_rho: cap,
+                period: Some(period),
+                lifetime_cap_rho: None,
+            },
+            table,
             process: None,
             starts: 0,
             sessions: 0,
@@ -208,12 +244,12 @@ impl SimNode {
 
     /// Who it is.
     pub fn party(&self) -> &PartyId {
-        &self.party
+        &self.params.identity
     }
 
     /// Its certificate key.
     pub fn verifying_key(&self) -> VerifyingKey {
-        self.key.verifying_key()
+        self.params.key.verifying_key()
     }
 
     /// Whether its process is running.
@@ -221,31 +257,22 @@ impl SimNode {
         self.process.is_some()
     }
 
-    /// Starts the process as `NodeService::new` does: opens (and verifies) the ledger, rebuilds
-    /// the floor's spending from it and opens the period.
+    /// Starts the process as `NodeService::new` does: [`Books::open`] (opens and verifies the
+    /// ledger, rebuilds the floor's spending from it, opens the period).
     pub fn start(&mut self) -> Result<(), NodeStartError> {
-        let err = |error| NodeStartError::Ledger {
-            node: self.party.name.clone(),
-            error,
-        };
         let ledger_key = fedprof_ledger::SigningKey::from_bytes(&self.seed);
-        let mut ledger = NodeLedger::open(&self.dir, ledger_key, self.party.clone())
-            .map_err(|e| err(Box::new(e)))?;
-        let mut spending = Spending::from_ledger(ledger.path());
-        fedprof_node::floor::roll_period(
-            &mut ledger,
-            &mut spending,
-            self.period.clone(),
-            &self.cap,
-            None,
-        )
-        .map_err(err)?;
+        let books =
+            Books::open(&self.privacy, ledger_key, self.party().clone()).map_err(|error| {
+                NodeStartError::Books {
+                    node: self.party().name.clone(),
+                    error,
+                }
+            })?;
         self.starts += 1;
         let mut seed = self.seed;
         seed[..8].copy_from_slice(&self.starts.to_le_bytes());
         self.process = Some(Process {
-            ledger,
-            spending,
+            books: Mutex::new(books),
             session: None,
             rng: ChaCha20Rng::from_seed(seed),
         });
@@ -258,230 +285,77 @@ impl SimNode {
         self.process = None;
     }
 
-    /// A new connection: the session starts and registers.
-    pub fn connect(&mut self) -> Vec<NodeOut> {
+    /// A new connection at `now`: a new core starts and registers.
+    pub fn connect(&mut self, now: Now) -> Vec<NodeOut> {
         let Some(p) = self.process.as_mut() else {
             return Vec::new();
         };
         self.sessions += 1;
-        let (state, first) = NodeSession::start("fedprof-sim");
-        p.session = Some(Session {
+        let mut seed = [0u8; 32];
+        p.rng.fill_bytes(&mut seed);
+        let (core, actions) = NodeCore::start(Arc::clone(&self.params), SOFTWARE, seed, now);
+        let session = p.session.insert(Session {
             id: self.sessions,
-            state,
-            jobs: BTreeMap::new(),
+            core,
+            cancels: BTreeMap::new(),
         });
-        convert(vec![first])
+        session.carry_out(actions)
     }
 
-    /// The connection is gone; jobs of the session are dropped (computations already started
-    /// still finish and pay, as the service's blocking tasks do).
+    /// The connection is gone: its core goes with it, and nothing it started computing pays.
     pub fn disconnect(&mut self) {
-        if let Some(p) = self.process.as_mut() {
-            p.session = None;
+        if let Some(mut session) = self.process.as_mut().and_then(|p| p.session.take()) {
+            session.cancel_all();
         }
     }
 
     /// Whether a session is open and registered.
     pub fn is_registered(&self) -> bool {
-        self.process
-            .as_ref()
-            .and_then(|p| p.session.as_ref())
-            .is_some_and(|s| s.state.is_registered())
+        self.session().is_some_and(|s| s.core.is_registered())
     }
 
-    /// A message from the coordinator.
-    pub fn on_message(&mut self, envelope: Envelope, now: Instant) -> Vec<NodeOut> {
-        let Some(session) = self.process.as_mut().and_then(|p| p.session.as_mut()) else {
-            return Vec::new();
-        };
-        let actions = session.state.on_message(envelope);
-        let mut out = Vec::new();
-        for action in actions {
-            match action {
-                NodeAction::StartJob { job, announce } => {
-                    match self.start_job(job, announce, now) {
-                        Ok(mut o) => out.append(&mut o),
-                        Err(refusal) => out.push(NodeOut::Send {
-                            job,
-                            body: Body::Refuse(refusal),
-                        }),
-                    }
-                }
-                NodeAction::Relay { job, message } => {
-                    let Some(s) = self.session_mut() else {
-                        continue;
-                    };
-                    let Some(active) = s.jobs.get_mut(&job) else {
-                        continue; // A job this node already left or never took.
-                    };
-                    match active.secagg.on_relay(message) {
-                        Ok(Some(reply)) => out.push(NodeOut::Send {
-                            job,
-                            body: Body::SecAgg(reply),
-                        }),
-                        Ok(None) => {}
-                        Err(e) => {
-                            s.jobs.remove(&job);
-                            out.push(NodeOut::Send {
-                                job,
-                                body: Body::Refuse(policy(e.to_string())),
-                            });
-                        }
-                    }
-                }
-                // A round over (released, aborted, or left without this node) frees its slot.
-                NodeAction::Released { job, .. } | NodeAction::RoundOver { job, .. } => {
-                    if let Some(s) = self.session_mut() {
-                        s.jobs.remove(&job);
-                    }
-                }
-                other => out.extend(convert(vec![other])),
-            }
+    /// When the current core wants [`SimNode::tick`]: a job's expiry or the heartbeat.
+    pub fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.session().and_then(|s| s.core.next_deadline())
+    }
+
+    /// A message from the coordinator at `now`. As the service does, the budget period is
+    /// rolled first (a no-op here: the period is pinned).
+    pub fn on_message(&mut self, envelope: Envelope, now: Now) -> Vec<NodeOut> {
+        if let Some(p) = self.process.as_mut()
+            && let Ok(books) = p.books.get_mut()
+        {
+            let _ = books::roll(books, &self.privacy);
         }
-        out
+        self.handle(Input::Message(envelope), now)
     }
 
-    fn session_mut(&mut self) -> Option<&mut Session> {
-        self.process.as_mut().and_then(|p| p.session.as_mut())
+    /// Time passed: the core checks its deadlines.
+    pub fn tick(&mut self, now: Now) -> Vec<NodeOut> {
+        self.handle(Input::Tick, now)
     }
 
-    /// The service's `start_job`: roster, floor and budget checks, then accept.
-    fn start_job(
-        &mut self,
-        job: JobId,
-        announce: Box<JobAnnounce>,
-        now: Instant,
-    ) -> Result<Vec<NodeOut>, Refusal> {
+    fn handle(&mut self, input: Input, now: Now) -> Vec<NodeOut> {
         let Some(p) = self.process.as_mut() else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let Some(session) = p.session.as_mut() else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
-        session.jobs.retain(|_, j| j.expires > now);
-        if session.jobs.len() >= MAX_CONCURRENT_JOBS {
-            return Err(Refusal {
-                reason: RefuseReason::Busy,
-                detail: format!("already working on {} jobs", session.jobs.len()),
-            });
-        }
-        // As in the service, a second announcement of a running job starts it again (the
-        // transport's sequence check keeps duplicates out; the simulator may not).
-        let mut keys = Vec::with_capacity(announce.secagg.roster.len());
-        let mut me = None;
-        for (i, entry) in announce.secagg.roster.iter().enumerate() {
-            let known = self.directory.get(&entry.name);
-            let trusted = known.is_some_and(|k| entry.certificate.as_slice() == k.as_slice());
-            let key = match (trusted, known) {
-                (true, Some(k)) => VerifyingKey::from_bytes(k).ok(),
-                _ => None,
-            };
-            let Some(key) = key else {
-                return Err(policy(format!(
-                    "roster certificate of {} is not trusted",
-                    entry.name
-                )));
-            };
-            if entry.name == self.party.name {
-                me = u32::try_from(i).ok();
-            }
-            keys.push(key);
-        }
-        let me = me.ok_or_else(|| policy("this node is not in the roster".into()))?;
-        let (_rho, mechanism) = mechanism(&announce)?;
-        let _ = keys;
-        let certificates = Directory(&self.directory);
-        let roster = VerifiedRoster::verify(
-            &announce.secagg.roster,
-            &self.party,
-            &certificates,
-            std::time::SystemTime::now(),
-        )
-        .map_err(|e| policy(e.to_string()))?;
-        let config = round_config(job, &announce, &roster).map_err(|e| policy(e.to_string()))?;
-        let release = ReleaseId {
-            job,
-            round: RoundId(0),
-            nonce: Digest::from_bytes(config.digest()),
-        };
-        let reserve = reserve_of(&announce.spec);
-        check_period(&mut p.ledger, &mut p.spending, &self.period, &self.cap)?;
-        once(p.ledger.book(), &release)?;
-        check_budget(
-            (p.ledger.book(), &p.spending),
-            &self.floor,
-            &announce,
-            (&release, &mechanism),
-            &reserve,
-        )?;
-        let mut job_seed = [0u8; 32];
-        p.rng.fill_bytes(&mut job_seed);
-        let (secagg, advert) =
-            NodeJob::start(job, config, me, &self.key, ChaCha20Rng::from_seed(job_seed))
-                .map_err(|e| policy(e.to_string()))?;
-        let lifetime = Duration::from_millis(u64::from(announce.timeout_ms)) * JOB_LIFETIME_PHASES;
-        session.jobs.insert(
-            job,
-            ActiveJob {
-                secagg,
-                expires: now + lifetime,
-            },
-        );
-        Ok(vec![
-            NodeOut::Send {
-                job,
-                body: Body::Accept,
-            },
-            NodeOut::Send {
-                job,
-                body: Body::SecAgg(advert),
-            },
-            NodeOut::Compute(Box::new(Computation {
-                job,
-                session: session.id,
-                announce,
-                release,
-                mechanism,
-                reserve,
-            })),
-        ])
+        let actions = session.core.handle(input, now, &p.books);
+        session.carry_out(actions)
     }
 
-    /// The computation of `c` is done: evaluate, noise, debit (the service's `debit`), then
-    /// hand the vector to the job if its session is still the one that started it.
-    pub fn computed(&mut self, c: Computation) -> Vec<NodeOut> {
+    /// The computation of `c` is done at `now`: answer, then pay (the service's blocking
+    /// task), then hand the outcome to the core if its session is still the one that started
+    /// it (a later session never hears of it, as the service's per-session channel).
+    pub fn computed(&mut self, c: Computation, now: Now) -> Vec<NodeOut> {
         let result = self.pay(&c);
-        let Some(session) = self.session_mut().filter(|s| s.id == c.session) else {
+        if self.session().is_none_or(|s| s.id != c.session) {
             return Vec::new();
-        };
-        let job = c.job;
-        let Some(active) = session.jobs.get_mut(&job) else {
-            return Vec::new();
-        };
-        match result {
-            // The receipt goes first: the coordinator refuses a masked input from a node that
-            // has not shown it paid for the release.
-            Ok(receipt) => match active.secagg.set_input(receipt) {
-                Ok((line, masked)) => std::iter::once(Body::Receipt(line))
-                    .chain(masked.into_iter().map(Body::SecAgg))
-                    .map(|body| NodeOut::Send { job, body })
-                    .collect(),
-                Err(e) => {
-                    session.jobs.remove(&job);
-                    vec![NodeOut::Send {
-                        job,
-                        body: Body::Refuse(policy(e.to_string())),
-                    }]
-                }
-            },
-            Err(refusal) => {
-                session.jobs.remove(&job);
-                vec![NodeOut::Send {
-                    job,
-                    body: Body::Refuse(refusal),
-                }]
-            }
         }
+        let job = c.work.job;
+        self.handle(Input::Computed { job, result }, now)
     }
 
     /// Pays for a release, as a computation interrupted by a crash just after its fsync would
@@ -490,50 +364,55 @@ impl SimNode {
         let _ = self.pay(c);
     }
 
-    fn pay(&mut self, c: &Computation) -> Result<DebitReceipt, Refusal> {
-        let Some(p) = self.process.as_mut() else {
-            return Err(policy("node is down".into()));
+    /// The service's computation: the exact answer, then [`books::debit`].
+    fn pay(&mut self, c: &Computation) -> books::Computed {
+        let Some(p) = self.process.as_ref() else {
+            return Err(Refusal {
+                reason: RefuseReason::Policy,
+                detail: "node is down".into(),
+            });
         };
-        let JobSpec::Features(q) = &c.announce.spec;
-        let exact =
-            fedprof_node::query::evaluate(&self.table, q).map_err(|e| policy(e.to_string()))?;
-        let noisy = fedprof_node::query::noisy(&exact, &c.announce.release, &mut p.rng)
-            .map_err(|e| policy(e.to_string()))?;
-        once(p.ledger.book(), &c.release)?;
-        check_period(&mut p.ledger, &mut p.spending, &self.period, &self.cap)?;
-        check_budget(
-            (p.ledger.book(), &p.spending),
-            &self.floor,
-            &c.announce,
-            (&c.release, &c.mechanism),
-            &c.reserve,
-        )?;
-        let mut salt = [0u8; 32];
-        p.rng.fill_bytes(&mut salt);
-        match p
-            .ledger
-            .prepare_release(c.release, c.mechanism.clone(), salt, move || noisy)
-        {
-            Ok(receipt) => {
-                if !receipt.is_retry() {
-                    p.spending.record(receipt.entry());
-                    if let fedprof_ledger::NodeBody::Debit { mechanism, .. } =
-                        receipt.entry().body()
-                    {
-                        self.spent = &self.spent + &mechanism.rho();
-                    }
-                }
-                self.paid.insert(c.release, receipt.noisy_vector().to_vec());
-                Ok(receipt)
+        let work = &c.work;
+        let mut rng = ChaCha20Rng::from_seed(work.noise_seed);
+        let cancelled = || c.cancelled.load(Ordering::SeqCst);
+        let paid = Paid {
+            privacy: &self.privacy,
+            floor: &self.params.floor,
+            announce: &work.announce,
+            release: work.release,
+            reserve: work.reserve.clone(),
+            cancelled: &cancelled,
+        };
+        let result =
+            fedprof_node::work::answer(&self.table, &work.announce.spec).and_then(|exact| {
+                books::debit(
+                    &p.books,
+                    &paid,
+                    work.mechanism.clone(),
+                    &exact,
+                    &work.announce.release,
+                    &mut rng,
+                )
+                .map(Box::new)
+            });
+        if let Ok(receipt) = &result {
+            if !receipt.is_retry()
+                && let NodeBody::Debit { mechanism, .. } = receipt.entry().body()
+            {
+                self.spent = &self.spent + &mechanism.rho();
             }
-            Err(StoreError::Budget(e)) => Err(e.refusal()),
-            Err(e) => Err(policy(format!("the node's ledger failed: {e}"))),
+            self.paid
+                .insert(work.release, receipt.noisy_vector().to_vec());
         }
+        result
     }
 
-    /// The node's ledger as it is now (`None` while the node is down).
-    pub fn book(&self) -> Option<&NodeBook> {
-        self.process.as_ref().map(|p| p.ledger.book())
+    /// The node's name, its ledger as it is now (`None` while the node is down) and what the
+    /// simulator saw it pay in all, for the invariants (`&mut`: the books are behind the
+    /// core's lock, which nothing else holds between steps).
+    pub fn books(&mut self) -> Option<(&PartyName, &NodeBook, &Rho)> {
+        let books = self.process.as_mut()?.books.get_mut().ok()?;
+        Some((&self.params.identity.name, books.ledger.book(), &self.spent))
     }
 
     /// The vector this node paid for `release`, if it did.
@@ -551,130 +430,45 @@ impl SimNode {
         self.paid.len()
     }
 
-    /// The earliest expiry of a running job (the service drops expired jobs on the next
-    /// announcement; this is informational).
+    /// The jobs the current core is working on.
     pub fn running_jobs(&self) -> usize {
-        self.process
-            .as_ref()
-            .and_then(|p| p.session.as_ref())
-            .map_or(0, |s| s.jobs.len())
+        self.session().map_or(0, |s| s.core.jobs().len())
+    }
+
+    fn session(&self) -> Option<&Session> {
+        self.process.as_ref().and_then(|p| p.session.as_ref())
     }
 }
 
-fn convert(actions: Vec<NodeAction>) -> Vec<NodeOut> {
-    actions
-        .into_iter()
-        .filter_map(|a| match a {
-            NodeAction::Send { job, body } => Some(NodeOut::Send { job, body }),
-            NodeAction::End { reason } => Some(NodeOut::End { reason }),
-            // Routed by `on_message`.
-            NodeAction::StartJob { .. }
-            | NodeAction::Relay { .. }
-            | NodeAction::Released { .. }
-            | NodeAction::RoundOver { .. } => None,
-        })
-        .collect()
-}
+/// The simulator's stand-in for the federation CA, injected into the core as its
+/// [`Certificates`]: a roster "certificate" is the node's public key, trusted when the
+/// directory lists it (under the name it is listed with). Indexed by key: every node checks
+/// every roster entry of every announcement (a million look-ups per release at 1,000 nodes).
+/// One is shared by every node.
+#[derive(Debug)]
+pub struct Directory(BTreeMap<[u8; 32], PartyName>);
 
-fn policy(detail: String) -> Refusal {
-    Refusal {
-        reason: RefuseReason::Policy,
-        detail,
+impl Directory {
+    /// The directory of these nodes' public keys.
+    pub fn new(by_name: &BTreeMap<PartyName, [u8; 32]>) -> Self {
+        Directory(by_name.iter().map(|(n, k)| (*k, n.clone())).collect())
     }
 }
 
-/// `work::mechanism` (crate-private in the node): the release's rho and its ledger record.
-fn mechanism(announce: &JobAnnounce) -> Result<(Rho, MechanismRecord), Refusal> {
-    let refused = |e: &dyn std::fmt::Display| policy(format!("release parameters refused: {e}"));
-    let JobSpec::Features(q) = &announce.spec;
-    let rho = fedprof_privacy::query::query_rho(q, &announce.release).map_err(|e| refused(&e))?;
-    let record = MechanismRecord::for_release(&announce.spec, &announce.release, &announce.profile)
-        .map_err(|e| refused(&e))?;
-    Ok((rho, record))
-}
-
-fn reserve_of(spec: &JobSpec) -> Rho {
-    let JobSpec::Features(q) = spec;
-    Rho::from_ratio(q.reserve.numer, q.reserve.denom).unwrap_or_else(|_| Rho::zero())
-}
-
-/// The service's `roll`, with the period pinned (as `privacy.period` pins it).
-fn check_period(
-    ledger: &mut NodeLedger,
-    spending: &mut Spending,
-    period: &Period,
-    cap: &Rho,
-) -> Result<(), Refusal> {
-    fedprof_node::floor::roll_period(ledger, spending, period.clone(), cap, None)
-        .map(|_| ())
-        .map_err(|e| policy(format!("the node's ledger failed: {e}")))
-}
-
-/// The service's `once`: a release's vector goes into one masking round only.
-fn once(book: &NodeBook, release: &ReleaseId) -> Result<(), Refusal> {
-    match book.debit(release) {
-        None => Ok(()),
-        Some(d) => Err(policy(format!(
-            "release {release} was already paid for (ledger entry {})",
-            d.seq
-        ))),
-    }
-}
-
-/// The service's `check_budget`: period cap, the query's own budget, headroom, floor.
-fn check_budget(
-    (book, spending): (&NodeBook, &Spending),
-    floor: &NodeFloorConfig,
-    announce: &JobAnnounce,
-    (release, mechanism): (&ReleaseId, &MechanismRecord),
-    reserve: &Rho,
-) -> Result<(), Refusal> {
-    let rho = book
-        .check_debit(release, mechanism)
-        .map_err(|e| e.refusal())?;
-    let JobSpec::Features(q) = &announce.spec;
-    let asked = Rho::from_ratio(q.budget.numer, q.budget.denom).unwrap_or_else(|_| Rho::zero());
-    if rho > asked {
-        return Err(Refusal {
-            reason: RefuseReason::PrivacyFloor,
-            detail: format!("the announced noise costs rho {rho}, more than the query's {asked}"),
-        });
-    }
-    book.check_headroom(&rho, reserve)
-        .map_err(|e| e.refusal())?;
-    fedprof_node::floor::check(
-        floor,
-        spending,
-        &announce.release,
-        &announce.profile,
-        &rho,
-        reserve,
-    )
-    .map_err(|e| e.refusal())
-}
-
-/// The simulator's stand-in for the federation CA: a roster "certificate" is the node's public
-/// key, trusted when the directory lists it under that name.
-struct Directory<'a>(&'a BTreeMap<PartyName, [u8; 32]>);
-
-impl fedprof_node::job::Certificates for Directory<'_> {
+impl Certificates for Directory {
     fn verify_party(
         &self,
         der: &[u8],
         _now: std::time::SystemTime,
     ) -> Result<(PartyId, [u8; 32]), String> {
-        self.0
-            .iter()
-            .find(|(_, k)| k.as_slice() == der)
-            .map(|(name, k)| {
-                (
-                    PartyId {
-                        role: Role::Node,
-                        name: name.clone(),
-                    },
-                    *k,
-                )
-            })
-            .ok_or_else(|| "not in the directory".to_owned())
+        let key = <[u8; 32]>::try_from(der).map_err(|_| "not a 32-byte key".to_owned())?;
+        let name = self.0.get(&key).ok_or("not in the directory")?;
+        Ok((
+            PartyId {
+                role: Role::Node,
+                name: name.clone(),
+            },
+            key,
+        ))
     }
 }

@@ -151,3 +151,30 @@ fn coordinator_killed_before_the_bundles_of_a_later_release_still_completes_the_
         assert_eq!(report.completed, 2, "{phase}: {report:#?}");
     }
 }
+
+/// The node service cancels what a session started when the session ends, so a computation
+/// still running when the coordinator dies never pays (node/src/books.rs, the cancel flag
+/// checked under the ledger lock). Here the coordinator dies just after the first accept,
+/// nodes notice after the idle timeout (3 s) while still computing (10 s): no node may pay
+/// for that round, only for the release the restarted coordinator runs again.
+#[test]
+fn a_computation_whose_session_ended_never_pays() {
+    let mut config = SimConfig::small(21);
+    config.jobs = (1, 1);
+    config.compute_time = std::time::Duration::from_secs(10);
+    config.phase_timeout = std::time::Duration::from_secs(30);
+    let mut fed = Federation::new(config).unwrap();
+    at_phase(&mut fed, "accept", 1);
+    fed.kill_coordinator();
+    let report = fed.drive();
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(report.finished && report.completed == 1, "{report:#?}");
+    assert!(
+        fed.analyst.jobs[0].results.iter().all(|(job, _)| job.0 > 1),
+        "{report:#?}"
+    );
+    assert_eq!(report.recorded, 1, "{report:#?}");
+    for node in &fed.nodes {
+        assert_eq!(node.paid_count(), 1, "{node:?} paid for the cut-off round");
+    }
+}

@@ -694,3 +694,45 @@ fn announcements_carry_each_nodes_last_recorded_receipt() {
         "{out:?}"
     );
 }
+
+/// Security review M8: a registered node that streams messages faster than any protocol step
+/// needs, or keeps answering a round that settled, is closed; an honest node is not.
+#[test]
+fn floods_close_the_flooder_only() {
+    use crate::core::{MAX_STRAY_MESSAGES, MESSAGE_BURST};
+    let mut f = Fed::new(2);
+    f.register(1, "a");
+    f.register(2, "b");
+    // A burst of pongs, all at one instant: the first MESSAGE_BURST - 1 pass (the registration
+    // took one), then the connection is closed.
+    for i in 1..MESSAGE_BURST {
+        let out = f.say(1, 0, Body::Pong(i));
+        assert!(out.is_empty(), "message {i}: {out:?}");
+    }
+    let out = f.say(1, 0, Body::Pong(0));
+    assert!(
+        closes_with(&out, 1, ErrorCode::UnexpectedMessage),
+        "{out:?}"
+    );
+    // Late answers to a settled round: a few are ignored, a stream of them closes the sender.
+    f.register(3, "c");
+    f.input(Input::SubmitJob {
+        submission: sub(totals()),
+        requester: Requester::Local(1),
+    });
+    f.now += Duration::from_secs(6);
+    f.input(Input::Tick);
+    let job = 1;
+    for i in 0..MAX_STRAY_MESSAGES {
+        assert!(f.say(2, job, Body::Accept).is_empty(), "stray {i}");
+    }
+    let out = f.say(2, job, Body::Accept);
+    assert!(
+        closes_with(&out, 2, ErrorCode::UnexpectedMessage),
+        "{out:?}"
+    );
+    // The honest node that stayed quiet is still registered and keeps being served.
+    let out = f.say(3, 0, Body::Pong(1));
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(f.core.nodes(), vec![PartyName::new("c").unwrap()]);
+}

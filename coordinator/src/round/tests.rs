@@ -93,6 +93,10 @@ struct Fed {
     ledger_keys: BTreeMap<PartyName, ed25519_dalek::SigningKey>,
     /// Receipts sent instead of a node's honest debit (attacks).
     bad_receipts: BTreeMap<PartyName, String>,
+    /// A node that reveals a corrupted self-mask share (attack).
+    liar: Option<PartyName>,
+    /// Nodes the round rejected, with the detail.
+    rejected: Vec<(PartyName, String)>,
 }
 
 impl Fed {
@@ -186,6 +190,8 @@ impl Fed {
             sent: Vec::new(),
             ledger_keys,
             bad_receipts: BTreeMap::new(),
+            liar: None,
+            rejected: Vec::new(),
         };
         // Deliver the advertisements to the round.
         for (node, body) in inbox {
@@ -197,9 +203,12 @@ impl Fed {
 
     fn absorb(&mut self, effects: Vec<RoundEffect>) {
         for e in effects {
-            if let RoundEffect::Send { node, body } = e {
-                self.sent.push((node.clone(), body.clone()));
-                self.inbox.push((node, body));
+            match e {
+                RoundEffect::Send { node, body } => {
+                    self.sent.push((node.clone(), body.clone()));
+                    self.inbox.push((node, body));
+                }
+                RoundEffect::Reject { node, detail, .. } => self.rejected.push((node, detail)),
             }
         }
     }
@@ -226,10 +235,15 @@ impl Fed {
                     let (n, m) = s.on_bundle(&b, &input(roster_index)).unwrap();
                     (Sim::Unmask(n), NodeMessage::Masked(m))
                 }
-                (Sim::Unmask(s), CoordinatorMessage::Unmask(r)) => (
-                    Sim::Gone,
-                    NodeMessage::Unmask(s.on_unmask_request(&r).unwrap()),
-                ),
+                (Sim::Unmask(s), CoordinatorMessage::Unmask(r)) => {
+                    let mut response = s.on_unmask_request(&r).unwrap();
+                    if self.liar.as_ref() == Some(&node) {
+                        for share in &mut response.self_mask_shares {
+                            share.share[0] ^= 1;
+                        }
+                    }
+                    (Sim::Gone, NodeMessage::Unmask(response))
+                }
                 (other, _) => {
                     self.nodes[i].1 = other;
                     continue;
@@ -775,4 +789,36 @@ fn a_bad_receipt_drops_its_sender_not_the_release() {
             expected.screen(node, receipt, &key).unwrap();
         }
     }
+}
+
+/// Security review M3 through the round: a node that reveals corrupted shares of every other
+/// node's self-mask seed used to abort the round after everyone paid, naming an honest owner.
+/// With a spare share the round releases the exact sum over all four nodes, and the liar is
+/// the one rejected. (With exactly t responders nothing can be told apart: secagg's
+/// `tampered_revealed_share_aborts_without_release`.)
+#[test]
+fn a_node_revealing_bad_shares_is_rejected_and_the_release_goes_on() {
+    let mut f = Fed::start(&["a", "b", "c", "d"], 2);
+    f.liar = Some(name("a"));
+    for _ in 0..4 {
+        f.step(vector);
+    }
+    let Some(JobOutcome::Completed { result, .. }) = f.round.outcome() else {
+        panic!("{:?}", f.round.outcome())
+    };
+    assert_eq!(
+        result.contributors,
+        vec![name("a"), name("b"), name("c"), name("d")]
+    );
+    let sum: Vec<u64> = (0..3)
+        .map(|k| (0..4).fold(0u64, |acc, i| acc.wrapping_add(vector(i)[k])))
+        .collect();
+    assert_eq!(result.values, sum);
+    assert_eq!(f.rejected.len(), 1, "{:?}", f.rejected);
+    assert_eq!(f.rejected[0].0, name("a"));
+    assert!(
+        f.rejected[0]
+            .1
+            .contains("does not match its owner's commitment")
+    );
 }

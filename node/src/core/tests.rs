@@ -222,7 +222,8 @@ fn pay(n: &Node, c: &Compute, cancelled: bool) -> crate::books::Computed {
     let mut rng = ChaCha20Rng::from_seed(c.noise_seed);
     let is_cancelled = move || cancelled;
     let paid = Paid {
-        config: &n.config,
+        privacy: &n.config.privacy,
+        floor: &n.config.floor,
         announce: &c.announce,
         release: c.release,
         reserve: c.reserve.clone(),
@@ -557,7 +558,8 @@ fn no_noise_is_drawn_for_a_release_refused_at_the_debit() {
     let mut rng = ChaCha20Rng::from_seed(b.noise_seed);
     let never = || false;
     let paid = Paid {
-        config: &n.config,
+        privacy: &n.config.privacy,
+        floor: &n.config.floor,
         announce: &b.announce,
         release: b.release,
         reserve: b.reserve.clone(),
