@@ -115,15 +115,23 @@ pub struct IssueArgs {
     pub days: i64,
 }
 
-/// `fedprof federation renew`.
+/// A party of a federation directory (`renew`, `revoke`).
 #[derive(Debug, Args)]
-pub struct RenewArgs {
+pub struct PartyArgs {
     /// The federation directory (with ca.pem and ca.key).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// The party, as `<role>-<name>` (its directory under parties/), e.g. `node-branch-a`.
     #[arg(long, value_name = "ROLE-NAME", value_parser = parse_party)]
     pub party: PartyId,
+}
+
+/// `fedprof federation renew`.
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// Whose certificate.
+    #[command(flatten)]
+    pub of: PartyArgs,
     /// Days the new certificate is valid.
     #[arg(long, default_value_t = federation::PARTY_CERT_DAYS, value_parser = clap::value_parser!(i64).range(1..=3650))]
     pub days: i64,
@@ -132,12 +140,9 @@ pub struct RenewArgs {
 /// `fedprof federation revoke`.
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
-    /// The federation directory (with ca.pem and ca.key).
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// The party, as `<role>-<name>`, e.g. `node-branch-a`.
-    #[arg(long, value_name = "ROLE-NAME", value_parser = parse_party)]
-    pub party: PartyId,
+    /// Whose certificates.
+    #[command(flatten)]
+    pub of: PartyArgs,
     /// Why (kept in the list; at most 256 bytes).
     #[arg(long, default_value = "", value_name = "TEXT")]
     pub reason: String,
@@ -396,19 +401,19 @@ fn federation_command(cmd: FederationCommand) -> Result<String> {
             msg
         }
         FederationCommand::Renew(a) => {
-            let cert = certs::renew(&a.dir, &a.party, a.days, now)?;
+            let cert = certs::renew(&a.of.dir, &a.of.party, a.days, now)?;
             format!(
                 "Renewed {} for {} days, same key: {}\n",
-                a.party,
+                a.of.party,
                 a.days,
                 cert.display()
             )
         }
         FederationCommand::Revoke(a) => {
-            let done = certs::revoke(&a.dir, &a.party, &a.reason, now)?;
+            let done = certs::revoke(&a.of.dir, &a.of.party, &a.reason, now)?;
             let mut msg = format!(
                 "Revoked {} ({} certificate(s)); {} is now at sequence {}.\n",
-                a.party,
+                a.of.party,
                 done.revoked.len(),
                 done.path.display(),
                 done.sequence

@@ -94,68 +94,122 @@ async fn h6_a_revoked_node_is_cut_off_at_the_reload_and_cannot_register_again() 
     assert_eq!(report.releases, 2);
 }
 
-/// A SIGHUP reloads the revocation list of a running `fedprof coordinator` and never stops it,
-/// also when the new file is refused; a certificate about to expire is warned about at start.
+/// A running `fedprof` service (its log captured).
+struct Service(std::process::Child);
+
+impl Service {
+    fn start(args: &[&std::ffi::OsStr]) -> Service {
+        let child = Command::new(env!("CARGO_BIN_EXE_fedprof"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Service(child)
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    fn running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+
+    /// Stops it with SIGTERM; its log, after checking it exited 0.
+    fn stop(mut self) -> String {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "the service did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut log = String::new();
+        std::io::Read::read_to_string(self.0.stderr.as_mut().unwrap(), &mut log).unwrap();
+        let log = without_colours(&log);
+        assert_eq!(status.code(), Some(0), "{log}");
+        log
+    }
+}
+
+fn fedprof_ok(args: &[&std::ffi::OsStr]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_fedprof"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A SIGHUP reloads the revocation list of a running `fedprof coordinator` and `fedprof node`
+/// and never stops them, also when the new file is refused; a certificate about to expire is
+/// warned about at start.
 #[test]
-fn sighup_reloads_the_list_and_the_coordinator_keeps_running() {
+fn sighup_reloads_the_list_and_the_services_keep_running() {
     let dir = tempfile::tempdir().unwrap();
     let p =
         fedprof::demo::prepare(dir.path(), 2, 50, 3, &fedprof::progress::Progress::new()).unwrap();
-    let fed = p.fed_dir.clone();
+    let fed = p.fed_dir.as_os_str();
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
     // A coordinator certificate valid for one more day: the start is warned about.
-    let renew = Command::new(env!("CARGO_BIN_EXE_fedprof"))
-        .args(["federation", "renew", "--dir"])
-        .arg(&fed)
-        .args(["--party", "coordinator-coordinator", "--days", "1"])
-        .output()
-        .unwrap();
-    assert!(renew.status.success(), "{renew:?}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fedprof"))
-        .args(["coordinator", "--config"])
-        .arg(&p.coordinator)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    let signal = |sig: &str| {
-        let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
-        assert!(ok.success());
-    };
-    std::thread::sleep(Duration::from_millis(1500));
-    let revoke = Command::new(env!("CARGO_BIN_EXE_fedprof"))
-        .args(["federation", "revoke", "--dir"])
-        .arg(&fed)
-        .args(["--party", "node-branch-2", "--reason", "test"])
-        .output()
-        .unwrap();
-    assert!(revoke.status.success(), "{revoke:?}");
-    assert!(String::from_utf8_lossy(&revoke.stdout).contains("sequence 1"));
-    signal("-HUP");
-    std::thread::sleep(Duration::from_millis(500));
-    std::fs::write(fed.join("revoked.json"), "not a list").unwrap();
-    signal("-HUP");
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the coordinator stopped on SIGHUP"
+    let party = [
+        os("--party"),
+        os("coordinator-coordinator"),
+        os("--days"),
+        os("1"),
+    ];
+    fedprof_ok(
+        &[
+            &[os("federation"), os("renew"), os("--dir"), fed][..],
+            &party,
+        ]
+        .concat(),
     );
-    signal("-TERM");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the coordinator did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut log = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
-    let log = without_colours(&log);
-    assert_eq!(status.code(), Some(0), "{log}");
-    assert!(log.contains("revocation list in force"), "{log}");
-    assert!(log.contains("sequence=1"), "{log}");
-    assert!(log.contains("not reloaded"), "{log}");
+    let mut coordinator =
+        Service::start(&[os("coordinator"), os("--config"), p.coordinator.as_os_str()]);
+    let mut node = Service::start(&[os("node"), os("--config"), p.node_paths[0].as_os_str()]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let party = [
+        os("--party"),
+        os("node-branch-2"),
+        os("--reason"),
+        os("test"),
+    ];
+    let out = fedprof_ok(
+        &[
+            &[os("federation"), os("revoke"), os("--dir"), fed][..],
+            &party,
+        ]
+        .concat(),
+    );
+    assert!(out.contains("sequence 1"), "{out}");
+    for service in [&coordinator, &node] {
+        service.signal("-HUP");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(p.fed_dir.join("revoked.json"), "not a list").unwrap();
+    for service in [&coordinator, &node] {
+        service.signal("-HUP");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(coordinator.running(), "the coordinator stopped on SIGHUP");
+    assert!(node.running(), "the node stopped on SIGHUP");
+    let (node_log, coordinator_log) = (node.stop(), coordinator.stop());
+    for log in [&node_log, &coordinator_log] {
+        assert!(log.contains("revocation list in force sequence=1"), "{log}");
+        assert!(log.contains("not reloaded"), "{log}");
+    }
+    let log = coordinator_log;
     assert!(log.contains("certificate expires soon"), "{log}");
     assert!(log.contains("within_days=1"), "{log}");
 }

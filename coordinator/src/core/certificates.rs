@@ -15,7 +15,7 @@ use fedprof_protocol::ErrorCode;
 use fedprof_transport::Fingerprint;
 use tracing::warn;
 
-use super::{ConnId, Coordinator, Output};
+use super::{ConnId, Coordinator, Output, Session};
 
 /// The detail of the `Error` frame a revoked peer is closed with (code
 /// [`ErrorCode::RoleNotPermitted`]: its certificate may not send anything any more).
@@ -37,20 +37,8 @@ impl Coordinator {
         out: &mut Vec<Output>,
     ) {
         self.revoked = revoked;
-        // In connection order, so the same inputs give the same outputs (sessions are hashed).
-        let mut conns: Vec<ConnId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| self.is_revoked(&s.certificate))
-            .map(|(conn, _)| *conn)
-            .collect();
-        conns.sort_unstable();
-        for conn in conns {
-            if let Some(s) = self.sessions.get(&conn) {
-                warn!(peer = %s.party, "certificate revoked; closing its connection");
-            }
-            self.reject(conn, ErrorCode::RoleNotPermitted, REVOKED.into(), now, out);
-        }
+        let revoked = |c: &Self, s: &Session| c.is_revoked(&s.certificate);
+        self.close_where(revoked, REVOKED, now, out);
     }
 
     /// Refuses a new connection whose certificate is revoked, or expired at `now` (it was
@@ -81,18 +69,31 @@ impl Coordinator {
     /// Closes every connection whose certificate has expired by `now` (called on every tick
     /// and before a roster is built).
     pub(super) fn close_expired(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let expired = |_: &Self, s: &Session| s.valid_until.is_some_and(|t| t <= now);
+        self.close_where(expired, EXPIRED, now, out);
+    }
+
+    /// Closes every connection whose session is `unusable`, with `detail`.
+    fn close_where(
+        &mut self,
+        unusable: impl Fn(&Self, &Session) -> bool,
+        detail: &str,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        // In connection order, so the same inputs give the same outputs (sessions are hashed).
         let mut conns: Vec<ConnId> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.valid_until.is_some_and(|t| t <= now))
+            .filter(|(_, s)| unusable(self, s))
             .map(|(conn, _)| *conn)
             .collect();
         conns.sort_unstable();
         for conn in conns {
             if let Some(s) = self.sessions.get(&conn) {
-                warn!(peer = %s.party, "certificate expired; closing its connection");
+                warn!(peer = %s.party, %detail, "closing its connection");
             }
-            self.reject(conn, ErrorCode::RoleNotPermitted, EXPIRED.into(), now, out);
+            self.reject(conn, ErrorCode::RoleNotPermitted, detail.into(), now, out);
         }
     }
 }
