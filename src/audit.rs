@@ -18,7 +18,9 @@ use clap::{Args, Subcommand};
 use fedprof_ledger::audit::{self, AuditFailure, AuditInput, AuditReport, LedgerText};
 use fedprof_ledger::{KeyRing, Rho, epsilon_at_delta, epsilon_simple_at_delta};
 use fedprof_protocol::{PartyId, PartyName, Role};
-use fedprof_transport::pki::verify_party_cert;
+
+mod certs;
+pub use certs::CertsAt;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -52,15 +54,11 @@ pub struct AuditArgs {
     #[arg(long = "max-holders", value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_holders: Option<u32>,
     /// Check the certificates as valid at TIME (RFC 3339, e.g. `2026-11-30T00:00:00Z`)
-    /// instead of now: ledgers written while their certificates were valid still verify
-    /// after the certificates expired. Entries dated after now are still reported.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub at: Option<OffsetDateTime>,
-}
-
-fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-30T00:00:00Z: {e}"))
+    /// instead of now, or `written`: each ledger against its writer's certificates over the
+    /// time its entries were written. Ledgers written while their certificates were valid so
+    /// still verify after the certificates expired. Entries dated after now are reported.
+    #[arg(long, value_name = "TIME|written")]
+    pub at: Option<CertsAt>,
 }
 
 fn parse_delta(s: &str) -> Result<f64, String> {
@@ -77,7 +75,8 @@ pub fn run(cmd: &AuditCommand) -> Result<String, (String, AuditFailure)> {
         AuditCommand::Report(a) => (a, true),
     };
     let now = OffsetDateTime::now_utc();
-    match verify_dir_at(&args.dir, args.at.unwrap_or(now), now, args.max_holders) {
+    let certs_at = args.at.unwrap_or(CertsAt::Time(now));
+    match verify_dir_at(&args.dir, certs_at, now, args.max_holders) {
         Ok(report) if args.json => Ok(format!("{:#}\n", to_json(&report, args.delta))),
         Ok(report) if table => Ok(render_table(&report, args.delta)),
         Ok(report) => Ok(render_ok(&report)),
@@ -104,16 +103,16 @@ pub fn verify_dir_with(
     at: OffsetDateTime,
     max_holders_per_person: Option<u32>,
 ) -> Result<AuditReport, AuditFailure> {
-    verify_dir_at(dir, at, at, max_holders_per_person)
+    verify_dir_at(dir, CertsAt::Time(at), at, max_holders_per_person)
 }
 
 /// [`verify_dir_with`] with the certificates checked as valid at `certs_at` (`--at`) and
 /// entries dated after `now` reported. A party's certificate is any of `cert.pem` and the
-/// `cert.<n>.pem` a renewal kept (`fedprof federation renew`: the same key) that is valid
-/// at `certs_at`.
+/// `cert.<n>.pem` a renewal kept (`fedprof federation renew`: the same key), see
+/// [`certs`].
 pub fn verify_dir_at(
     dir: &Path,
-    certs_at: OffsetDateTime,
+    certs_at: CertsAt,
     now: OffsetDateTime,
     max_holders_per_person: Option<u32>,
 ) -> Result<AuditReport, AuditFailure> {
@@ -124,23 +123,15 @@ pub fn verify_dir_at(
         reason,
     };
     let ca = fs::read(dir.join("ca.pem")).map_err(|e| whole("ca.pem", e.to_string()))?;
+    let parties = certs::read_parties(dir, &ca, certs_at)?;
     let mut keys = KeyRing::new();
     let mut coordinators = Vec::new();
-    for (rel, path) in list(dir, "parties", |name| Some(name.to_owned()))? {
-        let rel = format!("parties/{rel}/cert.pem");
-        let pem = fs::read(path.join("cert.pem")).map_err(|e| whole(&rel, e.to_string()))?;
-        let current = verify_party_cert(&ca, &pem, certs_at);
-        let (party, key) = match current {
-            Ok(verified) => verified,
-            // A renewed party's earlier certificate may be the one valid at `certs_at`.
-            Err(e) => {
-                renewed_away(&path, &ca, certs_at).ok_or_else(|| whole(&rel, e.to_string()))?
-            }
-        };
-        if party.role == Role::Coordinator {
-            coordinators.push(party.clone());
+    for p in &parties {
+        if p.party.role == Role::Coordinator {
+            coordinators.push(p.party.clone());
         }
-        keys.insert(party, key)
+        let rel = format!("parties/{}", fedprof_transport::pki::party_label(&p.party));
+        keys.insert(p.party.clone(), p.key)
             .map_err(|e| whole(&rel, e.to_string()))?;
     }
     let node_files = list(dir, "ledgers", |f| {
@@ -197,18 +188,11 @@ pub fn verify_dir_at(
             .ok()
             .map(fedprof_ledger::Timestamp),
     };
-    audit::verify(&input)
-}
-
-/// The party and key of the first `cert.<n>.pem` in `party_dir` valid at `at`.
-fn renewed_away(party_dir: &Path, ca: &[u8], at: OffsetDateTime) -> Option<(PartyId, [u8; 32])> {
-    let kept = list(party_dir, ".", |f| {
-        let n = f.strip_prefix("cert.")?.strip_suffix(".pem")?;
-        n.parse::<u32>().ok().map(|n| format!("{n:010}"))
-    })
-    .ok()?;
-    kept.iter()
-        .find_map(|(_, path)| verify_party_cert(ca, &fs::read(path).ok()?, at).ok())
+    let report = audit::verify(&input)?;
+    if certs_at == CertsAt::Written {
+        certs::check_written(&report, &parties)?;
+    }
+    Ok(report)
 }
 
 /// Entries of `dir/sub` whose file name `select` maps to a key, sorted by that key.

@@ -536,11 +536,16 @@ fn certificates_must_come_from_the_federation_ca() {
 /// Every party's certificate replaced by one for the same key valid from `from` to `until`
 /// (relative to now), as `FederationCa::renew` makes them.
 fn reissue_all(s: &Setup, from: time::Duration, until: time::Duration) {
-    let ca = fedprof::certs::load_ca(&s.fed).unwrap();
     let now = time::OffsetDateTime::now_utc();
+    reissue_all_for(s, now + from, now + until);
+}
+
+/// [`reissue_all`] for a window given in absolute times.
+fn reissue_all_for(s: &Setup, not_before: time::OffsetDateTime, not_after: time::OffsetDateTime) {
+    let ca = fedprof::certs::load_ca(&s.fed).unwrap();
     let validity = fedprof_transport::Validity {
-        not_before: now + from,
-        not_after: now + until,
+        not_before,
+        not_after,
     };
     for entry in fs::read_dir(s.fed.join("parties")).unwrap() {
         let dir = entry.unwrap().path();
@@ -616,4 +621,34 @@ fn renewed_certificates_keep_every_ledger_verifiable() {
     let o = fedprof(&["federation", "renew", "--dir", dir, "--party", "node-zz"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a party"));
+}
+
+/// H7: `--at written` checks each ledger against its writer's certificates over the time its
+/// entries were written (2026-11-15 here): it passes after every certificate expired, and
+/// fails when no certificate covered the writing.
+#[test]
+fn audit_at_written_checks_each_ledger_against_its_writers_certificates() {
+    let s = setup();
+    let t = |text: &str| {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    // As issued by `init` today: valid from an hour ago, after the entries were written.
+    let (ok, _, err) = audit(&s, &["--at", "written"]);
+    assert!(!ok, "entries older than every certificate passed");
+    assert!(
+        err.contains("not all within the validity of a certificate"),
+        "{err}"
+    );
+    // Valid from November until yesterday: expired now, but valid when the ledgers were written.
+    let yesterday = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    reissue_all_for(&s, t("2026-11-01T00:00:00Z"), yesterday);
+    let (ok, _, _) = audit(&s, &[]);
+    assert!(!ok, "expired certificates pass at now");
+    let (ok, out, err) = audit(&s, &["--at", "written"]);
+    assert!(ok, "{out}{err}");
+    // Valid only from after the writing: refused, naming a ledger.
+    reissue_all_for(&s, t("2026-11-20T00:00:00Z"), yesterday);
+    let (ok, _, err) = audit(&s, &["--at", "written"]);
+    assert!(!ok);
+    assert!(err.contains("ledgers/"), "{err}");
 }

@@ -311,9 +311,17 @@ pub fn expiry_warning(not_after: OffsetDateTime, now: OffsetDateTime) -> Option<
 
 /// When a certificate stops being valid (its `notAfter`).
 pub fn not_after(der: &[u8]) -> Result<OffsetDateTime, PkiError> {
+    Ok(validity_of(der)?.not_after)
+}
+
+/// A certificate's validity period (`notBefore`, `notAfter`), as read (not verified).
+pub fn validity_of(der: &[u8]) -> Result<Validity, PkiError> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
-    Ok(cert.validity().not_after.to_datetime())
+    Ok(Validity {
+        not_before: cert.validity().not_before.to_datetime(),
+        not_after: cert.validity().not_after.to_datetime(),
+    })
 }
 
 /// A party as `<role>-<name>` (`node-branch-a`), as in `parties/<role>-<name>/` and the
