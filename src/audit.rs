@@ -5,7 +5,8 @@
 //! the ledgers are copied in; private keys are neither needed nor read):
 //! ```text
 //! DIR/ca.pem                              federation CA certificate
-//! DIR/parties/<role>-<name>/cert.pem      every party's certificate
+//! DIR/parties/<role>-<name>/cert.pem      every party's certificate (and the cert.<n>.pem
+//!                                         that renewals kept, for the same key)
 //! DIR/ledgers/node-<name>.jsonl           each node's budget ledger
 //! DIR/ledgers/coordinator.jsonl           the coordinator's release ledger
 //! ```
