@@ -76,9 +76,15 @@ pub fn renew(dir: &Path, party: &PartyId, days: i64, now: OffsetDateTime) -> Res
         .map(|n| party_dir.join(format!("cert.{n}.pem")))
         .find(|p| !p.exists())
         .context("no free name for the old certificate")?;
-    fs::rename(&cert_path, &kept)
-        .with_context(|| format!("cannot move {} aside", cert_path.display()))?;
-    crate::federation::write_file(&cert_path, renewed.as_bytes(), 0o644)?;
+    // cert.pem exists at every moment: the old one is kept under a second name, then the
+    // new one replaces it with one rename.
+    fs::hard_link(&cert_path, &kept)
+        .with_context(|| format!("cannot keep {} as {}", cert_path.display(), kept.display()))?;
+    let fresh = party_dir.join("cert.pem.new");
+    crate::federation::write_file(&fresh, renewed.as_bytes(), 0o644)?;
+    fs::rename(&fresh, &cert_path)
+        .with_context(|| format!("cannot replace {}", cert_path.display()))?;
+    fedprof_ledger::file::sync_dir(&party_dir)?;
     Ok(cert_path)
 }
 
