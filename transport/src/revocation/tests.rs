@@ -185,3 +185,38 @@ fn the_watch_refuses_a_replayed_older_file_and_keeps_its_list() {
     assert!(watch.clone().current().is_revoked(b"b"));
     assert_eq!(watch.current().sequence(), 2);
 }
+
+#[test]
+fn the_configured_list_must_exist_and_the_default_may_not() {
+    let ca = ca("t");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+    let mut files = crate::TlsFiles {
+        ca: "ca.pem".into(),
+        cert: "cert.pem".into(),
+        key: "key.pem".into(),
+        revoked: Some("revoked.json".into()),
+    };
+    files.resolve_against(dir.path());
+    assert_eq!(
+        files.revoked.as_deref(),
+        Some(dir.path().join("revoked.json").as_path())
+    );
+    assert!(matches!(
+        files.revocations(),
+        Err(RevocationError::Read { .. })
+    ));
+    files.revoked = None;
+    let watch = files.revocations().unwrap();
+    assert_eq!(
+        watch.path(),
+        Some(dir.path().join("revoked.json").as_path())
+    );
+    assert_eq!(watch.current().sequence(), 0);
+    // Once the file appears beside ca.pem, a reload picks it up.
+    let list = RevocationList::empty()
+        .extended([entry(b"a", "a", "")], OffsetDateTime::now_utc())
+        .unwrap();
+    std::fs::write(dir.path().join("revoked.json"), signed(&ca, &list)).unwrap();
+    assert!(watch.reload().unwrap().is_revoked(b"a"));
+}
