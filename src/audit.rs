@@ -5,7 +5,8 @@
 //! the ledgers are copied in; private keys are neither needed nor read):
 //! ```text
 //! DIR/ca.pem                              federation CA certificate
-//! DIR/parties/<role>-<name>/cert.pem      every party's certificate
+//! DIR/parties/<role>-<name>/cert.pem      every party's certificate (and the cert.<n>.pem
+//!                                         that renewals kept, for the same key)
 //! DIR/ledgers/node-<name>.jsonl           each node's budget ledger
 //! DIR/ledgers/coordinator.jsonl           the coordinator's release ledger
 //! ```
@@ -18,7 +19,9 @@ use clap::{Args, Subcommand};
 use fedprof_ledger::audit::{self, AuditFailure, AuditInput, AuditReport, LedgerText};
 use fedprof_ledger::{KeyRing, Rho, epsilon_at_delta, epsilon_simple_at_delta};
 use fedprof_protocol::{PartyId, PartyName, Role};
-use fedprof_transport::pki::verify_party_cert;
+
+mod certs;
+pub use certs::CertsAt;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -51,6 +54,12 @@ pub struct AuditArgs {
     /// Default: the number of node ledgers (every node may hold the same person).
     #[arg(long = "max-holders", value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_holders: Option<u32>,
+    /// Check the certificates as valid at TIME (RFC 3339, e.g. `2026-11-30T00:00:00Z`)
+    /// instead of now, or `written`: each ledger against its writer's certificates over the
+    /// time its entries were written. Ledgers written while their certificates were valid so
+    /// still verify after the certificates expired. Entries dated after now are reported.
+    #[arg(long, value_name = "TIME|written")]
+    pub at: Option<CertsAt>,
 }
 
 fn parse_delta(s: &str) -> Result<f64, String> {
@@ -66,7 +75,9 @@ pub fn run(cmd: &AuditCommand) -> Result<String, (String, AuditFailure)> {
         AuditCommand::Verify(a) => (a, false),
         AuditCommand::Report(a) => (a, true),
     };
-    match verify_dir_with(&args.dir, OffsetDateTime::now_utc(), args.max_holders) {
+    let now = OffsetDateTime::now_utc();
+    let certs_at = args.at.unwrap_or(CertsAt::Time(now));
+    match verify_dir_at(&args.dir, certs_at, now, args.max_holders) {
         Ok(report) if args.json => Ok(format!("{:#}\n", to_json(&report, args.delta))),
         Ok(report) if table => Ok(render_table(&report, args.delta)),
         Ok(report) => Ok(render_ok(&report)),
@@ -93,6 +104,19 @@ pub fn verify_dir_with(
     at: OffsetDateTime,
     max_holders_per_person: Option<u32>,
 ) -> Result<AuditReport, AuditFailure> {
+    verify_dir_at(dir, CertsAt::Time(at), at, max_holders_per_person)
+}
+
+/// [`verify_dir_with`] with the certificates checked as valid at `certs_at` (`--at`) and
+/// entries dated after `now` reported. A party's certificate is any of `cert.pem` and the
+/// `cert.<n>.pem` a renewal kept (`fedprof federation renew`: the same key), see
+/// [`certs`].
+pub fn verify_dir_at(
+    dir: &Path,
+    certs_at: CertsAt,
+    now: OffsetDateTime,
+    max_holders_per_person: Option<u32>,
+) -> Result<AuditReport, AuditFailure> {
     let whole = |file: &str, reason: String| AuditFailure {
         file: file.to_owned(),
         line: 0,
@@ -100,17 +124,15 @@ pub fn verify_dir_with(
         reason,
     };
     let ca = fs::read(dir.join("ca.pem")).map_err(|e| whole("ca.pem", e.to_string()))?;
+    let parties = certs::read_parties(dir, &ca, certs_at)?;
     let mut keys = KeyRing::new();
     let mut coordinators = Vec::new();
-    for (rel, path) in list(dir, "parties", |name| Some(name.to_owned()))? {
-        let rel = format!("parties/{rel}/cert.pem");
-        let pem = fs::read(path.join("cert.pem")).map_err(|e| whole(&rel, e.to_string()))?;
-        let (party, key) =
-            verify_party_cert(&ca, &pem, at).map_err(|e| whole(&rel, e.to_string()))?;
-        if party.role == Role::Coordinator {
-            coordinators.push(party.clone());
+    for p in &parties {
+        if p.party.role == Role::Coordinator {
+            coordinators.push(p.party.clone());
         }
-        keys.insert(party, key)
+        let rel = format!("parties/{}", fedprof_transport::pki::party_label(&p.party));
+        keys.insert(p.party.clone(), p.key)
             .map_err(|e| whole(&rel, e.to_string()))?;
     }
     let node_files = list(dir, "ledgers", |f| {
@@ -163,11 +185,15 @@ pub fn verify_dir_with(
         ),
         max_holders_per_person,
         // Entries dated after the audit's own time are reported (a writer's clock ran ahead).
-        now: u64::try_from(at.unix_timestamp())
+        now: u64::try_from(now.unix_timestamp())
             .ok()
             .map(fedprof_ledger::Timestamp),
     };
-    audit::verify(&input)
+    let report = audit::verify(&input)?;
+    if certs_at == CertsAt::Written {
+        certs::check_written(&report, &parties)?;
+    }
+    Ok(report)
 }
 
 /// Entries of `dir/sub` whose file name `select` maps to a key, sorted by that key.

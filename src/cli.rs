@@ -8,11 +8,13 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use fedprof_coordinator::{CoordinatorConfig, CoordinatorService};
 use fedprof_node::{NodeConfig, NodeService};
-use fedprof_protocol::{JobOutcome, JobSpec, PartyName};
+use fedprof_protocol::{JobOutcome, JobSpec, PartyId, PartyName, Role};
 use fedprof_transport::ShutdownSignal;
 use tracing::info;
 
-use crate::{analyst, audit, demo, features, federation, gen_data, label, local, report, schedule};
+use crate::{
+    analyst, audit, certs, demo, features, federation, gen_data, label, local, report, schedule,
+};
 
 /// Privacy-preserving federated customer profiling.
 ///
@@ -79,6 +81,77 @@ pub struct DemoArgs {
 pub enum FederationCommand {
     /// Create a federation directory: CA, one certificate and key per party, sample configs.
     Init(InitArgs),
+    /// Add a party to an existing federation: certificate and key (and config) from its CA.
+    Issue(IssueArgs),
+    /// Give a party a new certificate for its existing key (its ledger stays verifiable).
+    Renew(RenewArgs),
+    /// Revoke every certificate of a party: extends the CA-signed DIR/revoked.json, which the
+    /// coordinator and nodes enforce from their next SIGHUP (or start).
+    Revoke(RevokeArgs),
+}
+
+/// `fedprof federation issue`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("party").required(true).multiple(false)))]
+pub struct IssueArgs {
+    /// The federation directory (with ca.pem and ca.key).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// A new node: cert, key and pseudonym key under parties/node-NAME/, and node-NAME.toml.
+    #[arg(long, group = "party", value_name = "NAME")]
+    pub node: Option<PartyName>,
+    /// A new analyst: cert and key, and analyst-NAME.toml.
+    #[arg(long, group = "party", value_name = "NAME")]
+    pub analyst: Option<PartyName>,
+    /// A new auditor: cert and key.
+    #[arg(long, group = "party", value_name = "NAME")]
+    pub auditor: Option<PartyName>,
+    /// Where the new party's config dials the coordinator, HOST:PORT (default: what the
+    /// federation's other node and analyst configs dial).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub coordinator: Option<String>,
+    /// Days the certificate is valid.
+    #[arg(long, default_value_t = federation::PARTY_CERT_DAYS, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub days: i64,
+}
+
+/// A party of a federation directory (`renew`, `revoke`).
+#[derive(Debug, Args)]
+pub struct PartyArgs {
+    /// The federation directory (with ca.pem and ca.key).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The party, as `<role>-<name>` (its directory under parties/), e.g. `node-branch-a`.
+    #[arg(long, value_name = "ROLE-NAME", value_parser = parse_party)]
+    pub party: PartyId,
+}
+
+/// `fedprof federation renew`.
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// Whose certificate.
+    #[command(flatten)]
+    pub of: PartyArgs,
+    /// Days the new certificate is valid.
+    #[arg(long, default_value_t = federation::PARTY_CERT_DAYS, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub days: i64,
+}
+
+/// `fedprof federation revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Whose certificates.
+    #[command(flatten)]
+    pub of: PartyArgs,
+    /// Why (kept in the list; at most 256 bytes).
+    #[arg(long, default_value = "", value_name = "TEXT")]
+    pub reason: String,
+}
+
+fn parse_party(s: &str) -> Result<PartyId, String> {
+    fedprof_transport::pki::party_from_label(s).ok_or_else(|| {
+        format!("{s:?} is not <role>-<name> (role: coordinator, node, analyst or auditor)")
+    })
 }
 
 /// `fedprof federation init`.
@@ -178,41 +251,37 @@ pub async fn run(cli: Cli) -> Result<()> {
             })
             .await?;
         }
-        Command::Federation(FederationCommand::Init(a)) => {
-            let fed = federation::init(&federation::FederationPlan {
-                dir: a.dir,
-                name: a.name,
-                coordinator: a.coordinator,
-                nodes: a.nodes,
-                analysts: a.analysts,
-                auditors: a.auditors,
-            })?;
-            let mut msg = format!("Federation created in {}\n", fed.dir.display());
-            msg.push_str(&format!(
-                "  coordinator: {}\n",
-                fed.coordinator_config.display()
-            ));
-            for (name, path) in fed.node_configs.iter().chain(&fed.analyst_configs) {
-                msg.push_str(&format!("  {name}: {}\n", path.display()));
-            }
-            msg.push_str("Move ca.key offline; give each party only its own config, cert and key, plus ca.pem.\n");
-            print_stdout(&msg);
-        }
+        Command::Federation(cmd) => print_stdout(&federation_command(cmd)?),
         Command::Coordinator(a) => {
+            // Before anything else: a SIGHUP's default action would end the process.
+            let mut hangups = hangups()?;
             let config = CoordinatorConfig::load(&a.config)?;
             let service = CoordinatorService::bind(&config)?;
             info!(listen = %service.local_addr()?, "coordinator started");
+            tokio::spawn(warn_own_expiry(config.tls.cert.clone()));
             let (trigger, shutdown) = ShutdownSignal::new();
             let (handle, server) = service.start(shutdown.clone());
             let scheduler = (!config.schedule.is_empty()).then(|| {
                 info!(jobs = config.schedule.len(), "scheduled profiling enabled");
-                tokio::spawn(schedule::run_forever(handle, config.clone(), shutdown))
+                tokio::spawn(schedule::run_forever(
+                    handle.clone(),
+                    config.clone(),
+                    shutdown,
+                ))
             });
             let mut server = server;
-            tokio::select! {
-                signal = interrupted() => info!(signal = signal?, "shutting down"),
-                ended = &mut server => {
-                    anyhow::bail!("the coordinator's service ended by itself ({ended:?}); see the log above");
+            let stop = interrupted();
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    signal = &mut stop => {
+                        info!(signal = signal?, "shutting down");
+                        break;
+                    }
+                    ended = &mut server => {
+                        anyhow::bail!("the coordinator's service ended by itself ({ended:?}); see the log above");
+                    }
+                    _ = hangups.recv() => log_reload(handle.reload_revocations().await.map_err(Into::into)),
                 }
             }
             trigger.trigger();
@@ -222,14 +291,27 @@ pub async fn run(cli: Cli) -> Result<()> {
             server.await.context("coordinator task failed")?;
         }
         Command::Node(a) => {
-            let node = NodeService::new(NodeConfig::load(&a.config)?)?;
+            let mut hangups = hangups()?;
+            let config = NodeConfig::load(&a.config)?;
+            let cert = config.tls.cert.clone();
+            let node = NodeService::new(config)?;
             info!(node = %node.identity(), "node started");
+            tokio::spawn(warn_own_expiry(cert));
+            let revocations = node.revocations().clone();
             let (trigger, shutdown) = ShutdownSignal::new();
             let mut task = tokio::spawn(node.run(shutdown));
-            tokio::select! {
-                signal = interrupted() => info!(signal = signal?, "shutting down"),
-                ended = &mut task => {
-                    anyhow::bail!("the node's service ended by itself ({ended:?}); see the log above");
+            let stop = interrupted();
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    signal = &mut stop => {
+                        info!(signal = signal?, "shutting down");
+                        break;
+                    }
+                    ended = &mut task => {
+                        anyhow::bail!("the node's service ended by itself ({ended:?}); see the log above");
+                    }
+                    _ = hangups.recv() => log_reload(revocations.reload().map_err(Into::into)),
                 }
             }
             trigger.trigger();
@@ -273,6 +355,123 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Label(a) => print_stdout(&label::run(&a)?),
     }
     Ok(())
+}
+
+/// `fedprof federation ...`: returns what to print.
+fn federation_command(cmd: FederationCommand) -> Result<String> {
+    let now = time::OffsetDateTime::now_utc();
+    Ok(match cmd {
+        FederationCommand::Init(a) => {
+            let fed = federation::init(&federation::FederationPlan {
+                dir: a.dir,
+                name: a.name,
+                coordinator: a.coordinator,
+                nodes: a.nodes,
+                analysts: a.analysts,
+                auditors: a.auditors,
+            })?;
+            let mut msg = format!("Federation created in {}\n", fed.dir.display());
+            msg.push_str(&format!(
+                "  coordinator: {}\n",
+                fed.coordinator_config.display()
+            ));
+            for (name, path) in fed.node_configs.iter().chain(&fed.analyst_configs) {
+                msg.push_str(&format!("  {name}: {}\n", path.display()));
+            }
+            msg.push_str("Move ca.key offline; give each party only its own config, cert and key, plus ca.pem.\n");
+            msg
+        }
+        FederationCommand::Issue(a) => {
+            let (role, name) = match (a.node, a.analyst, a.auditor) {
+                (Some(n), _, _) => (Role::Node, n),
+                (_, Some(n), _) => (Role::Analyst, n),
+                (_, _, Some(n)) => (Role::Auditor, n),
+                // clap's required group rules this out.
+                (None, None, None) => anyhow::bail!("give --node, --analyst or --auditor"),
+            };
+            let party = PartyId { role, name };
+            let config = certs::issue(&a.dir, &party, a.coordinator.as_deref(), a.days, now)?;
+            let mut msg = format!(
+                "Issued {party}: {}/\n",
+                a.dir.join(federation::party_rel(&party)).display()
+            );
+            if let Some(config) = config {
+                msg.push_str(&format!("  config: {}\n", config.display()));
+            }
+            msg
+        }
+        FederationCommand::Renew(a) => {
+            let cert = certs::renew(&a.of.dir, &a.of.party, a.days, now)?;
+            format!(
+                "Renewed {} for {} days, same key: {}\n",
+                a.of.party,
+                a.days,
+                cert.display()
+            )
+        }
+        FederationCommand::Revoke(a) => {
+            let done = certs::revoke(&a.of.dir, &a.of.party, &a.reason, now)?;
+            let mut msg = format!(
+                "Revoked {} ({} certificate(s)); {} is now at sequence {}.\n",
+                a.of.party,
+                done.revoked.len(),
+                done.path.display(),
+                done.sequence
+            );
+            for f in &done.revoked {
+                msg.push_str(&format!("  {f}\n"));
+            }
+            msg.push_str(
+                "Copy it beside ca.pem on the coordinator and every node, then send them SIGHUP.\n",
+            );
+            msg
+        }
+    })
+}
+
+/// Listens for SIGHUP, which reloads the revocation list. Registered before a service starts:
+/// once registered, a SIGHUP never ends the process (its default action would).
+fn hangups() -> Result<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup()).context("cannot listen for SIGHUP")
+}
+
+/// Warns at start and then once a day while this party's own certificate `cert` expires
+/// within 30, 7 or 1 days, or has expired (security review H7: a whole federation once
+/// stopped on the same day without a word). Runs until the process ends.
+async fn warn_own_expiry(cert: PathBuf) {
+    use fedprof_transport::pki;
+    loop {
+        let now = time::OffsetDateTime::now_utc();
+        let warning = std::fs::read_to_string(&cert)
+            .ok()
+            .and_then(|pem| pki::pem_certificate(&pem).ok())
+            .and_then(|der| pki::not_after(&der).ok())
+            .and_then(|not_after| pki::expiry_warning(not_after, now));
+        if let Some(w) = warning {
+            tracing::warn!(
+                cert = %cert.display(),
+                hours_left = w.left.whole_hours(),
+                within_days = w.within_days,
+                "this party's certificate expires soon: renew it (fedprof federation renew) and restart"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+    }
+}
+
+/// Logs the outcome of a SIGHUP reload; a refused list leaves the one in force.
+fn log_reload(reloaded: Result<std::sync::Arc<fedprof_transport::RevocationList>>) {
+    match reloaded {
+        Ok(list) => info!(
+            sequence = list.sequence(),
+            revoked = list.entries().len(),
+            "SIGHUP: revocation list in force"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "SIGHUP: revocation list not reloaded; the one in force stays")
+        }
+    }
 }
 
 /// Waits for Ctrl-C (SIGINT) or SIGTERM (what service managers send), whichever comes first,

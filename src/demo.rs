@@ -198,6 +198,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
             json: false,
             delta: 1e-6,
             max_holders: None,
+            at: None,
         },
     ));
     let paths = fedprof_profile::rundir::finish(&dir.join("profile"), &report, &model)?;

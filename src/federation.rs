@@ -22,8 +22,8 @@ use anyhow::{Context, Result, bail};
 use fedprof_protocol::{PartyId, PartyName, Role};
 use fedprof_transport::{DialTarget, FederationCa, Validity};
 
-/// Days a party certificate is valid.
-const PARTY_CERT_DAYS: i64 = 397;
+/// Days a party certificate is valid (also the default of `issue` and `renew`).
+pub(crate) const PARTY_CERT_DAYS: i64 = 397;
 /// Days the CA certificate is valid.
 const CA_CERT_DAYS: i64 = 3650;
 
@@ -76,33 +76,19 @@ pub fn init(plan: &FederationPlan) -> Result<Federation> {
     write_file(&dir.join("ca.pem"), ca.cert_pem().as_bytes(), 0o644)?;
     write_file(&dir.join("ca.key"), ca.key_pem().as_bytes(), 0o600)?;
     let validity = Validity::days_from(now, PARTY_CERT_DAYS);
-
-    let issue = |role: Role, name: &PartyName, server_names: &[String]| -> Result<String> {
-        let party = PartyId {
-            role,
-            name: name.clone(),
-        };
-        let issued = ca.issue(&party, server_names, validity)?;
-        let rel = format!("parties/{role}-{name}");
-        fs::create_dir_all(dir.join(&rel))?;
-        write_file(
-            &dir.join(&rel).join("cert.pem"),
-            issued.cert_pem.as_bytes(),
-            0o644,
-        )?;
-        write_file(
-            &dir.join(&rel).join("key.pem"),
-            issued.key_pem.as_bytes(),
-            0o600,
-        )?;
-        Ok(rel)
+    let party = |role, name: &PartyName| PartyId {
+        role,
+        name: name.clone(),
     };
 
-    let coordinator_name = PartyName::new("coordinator")?;
-    let rel = issue(
-        Role::Coordinator,
-        &coordinator_name,
+    let coordinator = party(Role::Coordinator, &PartyName::new("coordinator")?);
+    add_party(
+        dir,
+        &ca,
+        &coordinator,
         std::slice::from_ref(&host),
+        validity,
+        "",
     )?;
     let listen = match host.parse::<IpAddr>() {
         Ok(IpAddr::V6(_)) => format!("[{host}]:{port}"),
@@ -112,36 +98,33 @@ pub fn init(plan: &FederationPlan) -> Result<Federation> {
     let coordinator_config = dir.join("coordinator.toml");
     write_file(
         &coordinator_config,
-        coordinator_toml(&plan.name, &listen, &rel).as_bytes(),
+        coordinator_toml(&plan.name, &listen, &party_rel(&coordinator)).as_bytes(),
         0o644,
     )?;
 
     let mut node_configs = Vec::new();
-    for name in &plan.nodes {
-        let rel = issue(Role::Node, name, &[])?;
-        // The key under which the node pseudonymizes its customer ids; it never leaves the node.
-        fedprof_node::pipeline::key::create_key_file(&dir.join(&rel).join("pseudonym.key"))?;
-        let path = dir.join(format!("node-{name}.toml"));
-        write_file(
-            &path,
-            node_toml(name, &plan.coordinator, &rel).as_bytes(),
-            0o644,
-        )?;
-        node_configs.push((name.clone(), path));
-    }
     let mut analyst_configs = Vec::new();
-    for name in &plan.analysts {
-        let rel = issue(Role::Analyst, name, &[])?;
-        let path = dir.join(format!("analyst-{name}.toml"));
-        write_file(
-            &path,
-            analyst_toml(name, &plan.coordinator, &rel).as_bytes(),
-            0o644,
-        )?;
-        analyst_configs.push((name.clone(), path));
-    }
-    for name in &plan.auditors {
-        issue(Role::Auditor, name, &[])?;
+    let roles = [
+        (Role::Node, &plan.nodes),
+        (Role::Analyst, &plan.analysts),
+        (Role::Auditor, &plan.auditors),
+    ];
+    for (role, names) in roles {
+        for name in names {
+            let config = add_party(
+                dir,
+                &ca,
+                &party(role, name),
+                &[],
+                validity,
+                &plan.coordinator,
+            )?;
+            match (role, config) {
+                (Role::Node, Some(path)) => node_configs.push((name.clone(), path)),
+                (Role::Analyst, Some(path)) => analyst_configs.push((name.clone(), path)),
+                _ => {}
+            }
+        }
     }
     Ok(Federation {
         dir: dir.clone(),
@@ -149,6 +132,66 @@ pub fn init(plan: &FederationPlan) -> Result<Federation> {
         node_configs,
         analyst_configs,
     })
+}
+
+/// `parties/<role>-<name>`: where a party's certificate and keys live, relative to the
+/// federation directory (and to the configs in it).
+pub(crate) fn party_rel(party: &PartyId) -> String {
+    format!("parties/{}", fedprof_transport::pki::party_label(party))
+}
+
+/// Adds `party` to the federation in `dir`: a new key and a certificate from `ca` in
+/// `parties/<role>-<name>/` (key mode 0600), for a node also its pseudonym key, and for a
+/// node or an analyst its config `<role>-<name>.toml` dialling `coordinator` (returned). The
+/// party's directory must not exist: keys are never overwritten. Used by `init` for every
+/// party and by `fedprof federation issue` for one.
+pub(crate) fn add_party(
+    dir: &Path,
+    ca: &FederationCa,
+    party: &PartyId,
+    server_names: &[String],
+    validity: Validity,
+    coordinator: &str,
+) -> Result<Option<PathBuf>> {
+    let issued = ca.issue(party, server_names, validity)?;
+    let rel = party_rel(party);
+    fs::create_dir_all(dir.join("parties"))?;
+    fs::create_dir(dir.join(&rel)).with_context(|| {
+        format!(
+            "cannot create {} (is {party} already in the federation?)",
+            dir.join(&rel).display()
+        )
+    })?;
+    write_file(
+        &dir.join(&rel).join("cert.pem"),
+        issued.cert_pem.as_bytes(),
+        0o644,
+    )?;
+    write_file(
+        &dir.join(&rel).join("key.pem"),
+        issued.key_pem.as_bytes(),
+        0o600,
+    )?;
+    let name = &party.name;
+    let config = match party.role {
+        Role::Node => {
+            // The key under which the node pseudonymizes its customer ids; it never leaves
+            // the node.
+            fedprof_node::pipeline::key::create_key_file(&dir.join(&rel).join("pseudonym.key"))?;
+            Some((
+                dir.join(format!("node-{name}.toml")),
+                node_toml(name, coordinator, &rel),
+            ))
+        }
+        Role::Analyst => Some((
+            dir.join(format!("analyst-{name}.toml")),
+            analyst_toml(name, coordinator, &rel),
+        )),
+        Role::Coordinator | Role::Auditor => None,
+    };
+    config
+        .map(|(path, text)| write_file(&path, text.as_bytes(), 0o644).map(|()| path))
+        .transpose()
 }
 
 fn check_unique(plan: &FederationPlan) -> Result<()> {
@@ -171,7 +214,7 @@ fn check_unique(plan: &FederationPlan) -> Result<()> {
 }
 
 /// Writes a new file with `mode`; never overwrites.
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)

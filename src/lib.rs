@@ -7,6 +7,7 @@
 
 pub mod analyst;
 pub mod audit;
+pub mod certs;
 pub mod cli;
 pub mod demo;
 pub mod features;

@@ -532,3 +532,123 @@ fn certificates_must_come_from_the_federation_ca() {
         "{err}"
     );
 }
+
+/// Every party's certificate replaced by one for the same key valid from `from` to `until`
+/// (relative to now), as `FederationCa::renew` makes them.
+fn reissue_all(s: &Setup, from: time::Duration, until: time::Duration) {
+    let now = time::OffsetDateTime::now_utc();
+    reissue_all_for(s, now + from, now + until);
+}
+
+/// [`reissue_all`] for a window given in absolute times.
+fn reissue_all_for(s: &Setup, not_before: time::OffsetDateTime, not_after: time::OffsetDateTime) {
+    let ca = fedprof::certs::load_ca(&s.fed).unwrap();
+    let validity = fedprof_transport::Validity {
+        not_before,
+        not_after,
+    };
+    for entry in fs::read_dir(s.fed.join("parties")).unwrap() {
+        let dir = entry.unwrap().path();
+        let cert = fs::read_to_string(dir.join("cert.pem")).unwrap();
+        let key = fs::read_to_string(dir.join("key.pem")).unwrap();
+        fs::write(
+            dir.join("cert.pem"),
+            ca.renew(&cert, &key, validity).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+/// H7: ledgers written while the certificates were valid verify `--at` such a time after
+/// every certificate expired, and not at a time no certificate covers.
+#[test]
+fn audit_at_a_past_time_verifies_ledgers_whose_certificates_expired() {
+    let s = setup();
+    let day = time::Duration::days(1);
+    reissue_all(&s, day * -10, -day);
+    let (ok, _, err) = audit(&s, &[]);
+    assert!(!ok, "expired certificates pass at now");
+    assert!(err.contains("not trusted by the federation CA"), "{err}");
+    let two_days_ago: time::OffsetDateTime = time::OffsetDateTime::now_utc() - day * 2;
+    let at = two_days_ago
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (ok, out, err) = audit(&s, &["--at", &at]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("OK"), "{out}");
+    let (ok, _, err) = audit(&s, &["--at", "2000-01-01T00:00:00Z"]);
+    assert!(!ok && err.contains("not trusted"), "{err}");
+    let (ok, _, err) = audit(&s, &["--at", "yesterday"]);
+    assert!(!ok && err.contains("RFC 3339"), "{err}");
+}
+
+/// H7: `fedprof federation renew` keeps each party's key, so every old ledger still verifies,
+/// and the renewed-away certificate still covers the times before the new one.
+#[test]
+fn renewed_certificates_keep_every_ledger_verifiable() {
+    let s = setup();
+    let dir = s.fed.to_str().unwrap();
+    for entry in fs::read_dir(s.fed.join("parties")).unwrap() {
+        let party = entry.unwrap().file_name().into_string().unwrap();
+        let party = party.as_str();
+        let o = fedprof(&[
+            "federation",
+            "renew",
+            "--dir",
+            dir,
+            "--party",
+            party,
+            "--days",
+            "30",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            s.fed
+                .join("parties")
+                .join(party)
+                .join("cert.1.pem")
+                .is_file()
+        );
+    }
+    let (ok, out, err) = audit(&s, &[]);
+    assert!(ok, "{out}{err}");
+    // A current certificate that is not valid yet: the kept one (cert.1.pem) covers now.
+    let day = time::Duration::days(1);
+    reissue_all(&s, day, day * 30);
+    let (ok, out, err) = audit(&s, &[]);
+    assert!(ok, "{out}{err}");
+    // A party that does not exist is refused.
+    let o = fedprof(&["federation", "renew", "--dir", dir, "--party", "node-zz"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a party"));
+}
+
+/// H7: `--at written` checks each ledger against its writer's certificates over the time its
+/// entries were written (2026-11-15 here): it passes after every certificate expired, and
+/// fails when no certificate covered the writing.
+#[test]
+fn audit_at_written_checks_each_ledger_against_its_writers_certificates() {
+    let s = setup();
+    let t = |text: &str| {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    // As issued by `init` today: valid from an hour ago, after the entries were written.
+    let (ok, _, err) = audit(&s, &["--at", "written"]);
+    assert!(!ok, "entries older than every certificate passed");
+    assert!(
+        err.contains("not all within the validity of a certificate"),
+        "{err}"
+    );
+    // Valid from November until yesterday: expired now, but valid when the ledgers were written.
+    let yesterday = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    reissue_all_for(&s, t("2026-11-01T00:00:00Z"), yesterday);
+    let (ok, _, _) = audit(&s, &[]);
+    assert!(!ok, "expired certificates pass at now");
+    let (ok, out, err) = audit(&s, &["--at", "written"]);
+    assert!(ok, "{out}{err}");
+    // Valid only from after the writing: refused, naming a ledger.
+    reissue_all_for(&s, t("2026-11-20T00:00:00Z"), yesterday);
+    let (ok, _, err) = audit(&s, &["--at", "written"]);
+    assert!(!ok);
+    assert!(err.contains("ledgers/"), "{err}");
+}

@@ -29,8 +29,10 @@ use crate::journal::{
 };
 use crate::round::{Participant, Round, RoundEffect, RoundPolicy, RoundRequest};
 
+mod certificates;
 mod flow;
 mod heartbeat;
+pub use certificates::{EXPIRED, REVOKED};
 use flow::Flow;
 pub use flow::{MAX_STRAY_MESSAGES, MESSAGE_BURST, MESSAGES_PER_SECOND};
 pub use heartbeat::Heartbeat;
@@ -63,6 +65,9 @@ pub enum Input {
         certificate: Vec<u8>,
         /// The Ed25519 key in that certificate.
         key: VerifyingKey,
+        /// When that certificate expires, on the core's clock (the shell converts its
+        /// `notAfter`); `None` if not known. The connection is closed then.
+        valid_until: Option<Instant>,
     },
     /// A message arrived (already decoded and sequence-checked by the transport).
     Message {
@@ -94,6 +99,10 @@ pub enum Input {
     /// The budget period (`YYYY-MM`, UTC) the shell's clock is in; sent at start and
     /// whenever it changes. Analysts' quotas count per period.
     Period(String),
+    /// The certificates revoked now (the whole list in force, from
+    /// `fedprof_transport::RevocationWatch`): their connections are closed and refused from
+    /// now on. Sent at start and after every reload of the list.
+    Revoked(BTreeSet<fedprof_transport::Fingerprint>),
     /// Time passed; deadlines are checked.
     Tick,
 }
@@ -170,6 +179,7 @@ struct Session {
     party: PartyId,
     certificate: Vec<u8>,
     key: VerifyingKey,
+    valid_until: Option<Instant>,
     registered: bool,
     /// When anything last arrived on this connection.
     heard: Instant,
@@ -223,6 +233,8 @@ pub struct Coordinator {
     /// Each node's latest receipt in the release ledger, told to it in every announcement so
     /// that a node restored from an older copy of its state refuses (review finding L9).
     last_receipts: BTreeMap<PartyName, ReceiptHead>,
+    /// Fingerprints of revoked certificates ([`Input::Revoked`]).
+    revoked: BTreeSet<fedprof_transport::Fingerprint>,
 }
 
 impl Coordinator {
@@ -248,6 +260,7 @@ impl Coordinator {
             heartbeat: Heartbeat::default(),
             pings: 0,
             last_receipts: BTreeMap::new(),
+            revoked: BTreeSet::new(),
         }
     }
 
@@ -295,9 +308,11 @@ impl Coordinator {
             .values()
             .filter(|s| s.registered)
             .map(|s| s.next_ping.min(s.heard + self.heartbeat.timeout));
+        let expiries = self.sessions.values().filter_map(|s| s.valid_until);
         rounds
             .chain(self.pending.iter().map(|p| p.until))
             .chain(heartbeats)
+            .chain(expiries)
             .min()
     }
 
@@ -310,14 +325,20 @@ impl Coordinator {
                 party,
                 certificate,
                 key,
+                valid_until,
             } => {
                 debug!(conn, %party, "connected");
+                let cert = (&party, certificate.as_slice(), valid_until);
+                if self.refuse_unusable(conn, cert, now, &mut out) {
+                    return out;
+                }
                 self.sessions.insert(
                     conn,
                     Session {
                         party,
                         certificate,
                         key,
+                        valid_until,
                         registered: false,
                         heard: now,
                         next_ping: now + self.heartbeat.interval,
@@ -333,7 +354,9 @@ impl Coordinator {
             } => self.submit(submission, requester, now, &mut out),
             Input::RecordFailed { job } => self.record_failed(job),
             Input::Period(period) => self.period = period,
+            Input::Revoked(revoked) => self.on_revoked(revoked, now, &mut out),
             Input::Tick => {
+                self.close_expired(now, &mut out);
                 self.heartbeats(now, &mut out);
                 let jobs: Vec<JobId> = self.rounds.keys().copied().collect();
                 for job in jobs {
@@ -472,6 +495,8 @@ impl Coordinator {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
+        // No expired certificate enters the roster, even between ticks.
+        self.close_expired(now, out);
         self.last_job += 1;
         let job = JobId(self.last_job);
         info!(%job, kind = spec.name(), nodes = self.nodes.len(), "starting job");

@@ -15,8 +15,8 @@ use fedprof_protocol::{
     Submission,
 };
 use fedprof_transport::{
-    Credentials, PeerConnection, ServerLimits, ShutdownSignal, TransportError, close_code, serve,
-    server_endpoint,
+    Credentials, PeerConnection, RevocationError, RevocationList, RevocationWatch, ServerLimits,
+    ShutdownSignal, TransportError, close_code, serve, server_endpoint,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -51,6 +51,9 @@ pub enum ServiceError {
     /// The coordinator stopped before answering.
     #[error("the coordinator is shutting down")]
     ShuttingDown,
+    /// The revocation list could not be reloaded; the one in force stays.
+    #[error(transparent)]
+    Revocation(#[from] RevocationError),
 }
 
 enum Event {
@@ -92,6 +95,9 @@ pub enum StartError {
     /// The job journal cannot be opened or replayed.
     #[error("job journal: {0}")]
     Journal(#[from] JournalError),
+    /// The revocation list (`[tls] revoked`) is unreadable, unsigned or malformed.
+    #[error(transparent)]
+    Revocation(#[from] RevocationError),
 }
 
 /// A bound coordinator, ready to start.
@@ -105,6 +111,7 @@ pub struct CoordinatorService {
     journal: Option<(JournalFile, Recovery)>,
     rejoin_timeout: Option<Duration>,
     heartbeat: Heartbeat,
+    revocations: RevocationWatch,
 }
 
 impl CoordinatorService {
@@ -144,6 +151,7 @@ impl CoordinatorService {
         service.journal = Some(journal);
         service.rejoin_timeout = Some(Duration::from_secs(config.rounds.rejoin_timeout_secs));
         service.heartbeat = config.limits.heartbeat();
+        service.revocations = config.tls.revocations()?;
         Ok(service)
     }
 
@@ -172,6 +180,7 @@ impl CoordinatorService {
             journal: None,
             rejoin_timeout: None,
             heartbeat: Heartbeat::default(),
+            revocations: RevocationWatch::none(),
         })
     }
 
@@ -180,6 +189,13 @@ impl CoordinatorService {
     pub fn with_journal(mut self, dir: &std::path::Path) -> Result<Self, StartError> {
         self.journal = Some(JournalFile::open(dir)?);
         Ok(self)
+    }
+
+    /// Enforces the revocation list `watch` (a service bound with [`Self::bind_with`] has
+    /// none; [`Self::bind`] reads `[tls] revoked`).
+    pub fn with_revocations(mut self, watch: RevocationWatch) -> Self {
+        self.revocations = watch;
+        self
     }
 
     /// The bound address.
@@ -200,6 +216,7 @@ impl CoordinatorService {
                 self.heartbeat,
             ),
             (self.ledger, self.journal),
+            self.revocations.current(),
             events_rx,
             nodes_tx,
             shutdown.clone(),
@@ -222,6 +239,7 @@ impl CoordinatorService {
             CoordinatorHandle {
                 events: events_tx,
                 nodes: nodes_rx,
+                revocations: self.revocations,
             },
             server,
         )
@@ -233,6 +251,7 @@ impl CoordinatorService {
 pub struct CoordinatorHandle {
     events: mpsc::Sender<Event>,
     nodes: watch::Receiver<Vec<PartyName>>,
+    revocations: RevocationWatch,
 }
 
 impl std::fmt::Debug for Event {
@@ -269,6 +288,19 @@ impl CoordinatorHandle {
             .await
             .map_err(|_| ServiceError::ShuttingDown)?;
         rx.await.map_err(|_| ServiceError::ShuttingDown)
+    }
+
+    /// Reads the revocation list again (what SIGHUP does) and, if it may replace the one in
+    /// force, closes the connections of every certificate it revokes and refuses them from
+    /// now on. On an error the list in force stays.
+    pub async fn reload_revocations(&self) -> Result<Arc<RevocationList>, ServiceError> {
+        let list = self.revocations.reload()?;
+        let input = Input::Revoked(list.fingerprints().clone());
+        self.events
+            .send(Event::Input(input))
+            .await
+            .map_err(|_| ServiceError::ShuttingDown)?;
+        Ok(list)
     }
 
     /// The nodes registered now.
@@ -325,6 +357,7 @@ pub fn open_ledger(
 async fn core_loop(
     (policy, release, rejoin, heartbeat): (RoundPolicy, ReleasePolicy, Option<Duration>, Heartbeat),
     (mut ledger, journal): (CoordinatorLedger, Option<(JournalFile, Recovery)>),
+    revoked: Arc<RevocationList>,
     mut events: mpsc::Receiver<Event>,
     nodes: watch::Sender<Vec<PartyName>>,
     mut shutdown: ShutdownSignal,
@@ -344,6 +377,10 @@ async fn core_loop(
     rng.fill_bytes(&mut seed);
     let mut core = Coordinator::new(policy, release, seed);
     core.set_heartbeat(heartbeat);
+    let _ = core.handle(
+        Input::Revoked(revoked.fingerprints().clone()),
+        std::time::Instant::now(),
+    );
     if let Some(timeout) = rejoin {
         core.set_rejoin_timeout(timeout);
     }
@@ -381,7 +418,8 @@ async fn core_loop(
                         // The key comes from a certificate the handshake verified.
                         let _ = ledger.trust_node(party.clone(), key.to_bytes());
                     }
-                    Input::Connected { conn, party, certificate, key }
+                    let valid_until = valid_until(&party, &certificate);
+                    Input::Connected { conn, party, certificate, key, valid_until }
                 }
                 Some(Event::Input(input)) => match input {
                     Input::Closed { conn, reason } => {
@@ -534,6 +572,28 @@ async fn core_loop(
         }
     }
     debug!("coordinator core stopped");
+}
+
+/// When `certificate` expires, on the core's clock; logs a warning when a node's certificate
+/// expires within 30, 7 or 1 days (security review H7), so its operator renews it in time.
+fn valid_until(
+    party: &fedprof_protocol::PartyId,
+    certificate: &[u8],
+) -> Option<std::time::Instant> {
+    let not_after = fedprof_transport::pki::not_after(certificate).ok()?;
+    let now = time::OffsetDateTime::now_utc();
+    if party.role == fedprof_protocol::Role::Node
+        && let Some(w) = fedprof_transport::pki::expiry_warning(not_after, now)
+    {
+        warn!(
+            node = %party.name,
+            hours_left = w.left.whole_hours(),
+            within_days = w.within_days,
+            "node certificate expires soon: renew it (fedprof federation renew)"
+        );
+    }
+    let left = std::time::Duration::try_from(not_after - now).unwrap_or(Duration::ZERO);
+    std::time::Instant::now().checked_add(left)
 }
 
 /// Each connection's outgoing queue.

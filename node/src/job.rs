@@ -53,6 +53,28 @@ impl Certificates for fedprof_transport::Credentials {
     }
 }
 
+/// [`Certificates`] that also refuses every certificate on the federation's revocation list
+/// (security review H6): a revoked node never enters a round this node takes part in, even
+/// if the coordinator still announced it. The list is the one in force at each check, so a
+/// reload (SIGHUP) applies to the next announcement.
+#[derive(Debug)]
+pub struct Unrevoked<C> {
+    /// The CA check.
+    pub inner: std::sync::Arc<C>,
+    /// The list in force.
+    pub revocations: fedprof_transport::RevocationWatch,
+}
+
+impl<C: Certificates> Certificates for Unrevoked<C> {
+    fn verify_party(&self, der: &[u8], now: SystemTime) -> Result<(PartyId, [u8; 32]), String> {
+        let verified = self.inner.verify_party(der, now)?;
+        if self.revocations.current().is_revoked(der) {
+            return Err("the certificate is revoked".into());
+        }
+        Ok(verified)
+    }
+}
+
 /// A roster whose every certificate was verified against the federation CA, names the node
 /// its entry names, and carries a valid Ed25519 key; with this node's position in it. The
 /// only way to get one is [`VerifiedRoster::verify`], and [`round_config`] takes nothing
@@ -322,5 +344,62 @@ impl<R: CryptoRng> NodeJob<R> {
         self.input = None;
         self.pending_bundle = None;
         Ok(Some(NodeMessage::Masked(masked)))
+    }
+}
+
+#[cfg(test)]
+mod unrevoked_tests {
+    use super::*;
+    use fedprof_transport::revocation::{Fingerprint, Revoked};
+    use fedprof_transport::{FederationCa, RevocationList, RevocationWatch, Validity};
+    use time::OffsetDateTime;
+
+    /// Trusts every certificate as node `a` (the CA check is not what is tested here).
+    struct AnyCert;
+
+    impl Certificates for AnyCert {
+        fn verify_party(&self, _: &[u8], _: SystemTime) -> Result<(PartyId, [u8; 32]), String> {
+            Ok((
+                PartyId {
+                    role: Role::Node,
+                    name: PartyName::new("a").unwrap(),
+                },
+                [1; 32],
+            ))
+        }
+    }
+
+    #[test]
+    fn roster_certificates_on_the_reloaded_list_are_refused() {
+        let now = OffsetDateTime::now_utc();
+        let ca = FederationCa::generate("t", Validity::days_from(now, 1)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revoked.json");
+        let watch = RevocationWatch::open(Some(path.clone()), &ca.cert_pem()).unwrap();
+        let certs = Unrevoked {
+            inner: std::sync::Arc::new(AnyCert),
+            revocations: watch.clone(),
+        };
+        let t = SystemTime::now();
+        assert!(certs.verify_party(b"revoked", t).is_ok());
+        let list = RevocationList::empty()
+            .extended(
+                [Revoked {
+                    fingerprint: Fingerprint::of(b"revoked"),
+                    party: AnyCert.verify_party(b"", t).unwrap().0,
+                    revoked_at: now,
+                    reason: "test".into(),
+                }],
+                now,
+            )
+            .unwrap();
+        std::fs::write(&path, list.sign(&ca).unwrap()).unwrap();
+        // Not before the reload (SIGHUP) ...
+        assert!(certs.verify_party(b"revoked", t).is_ok());
+        watch.reload().unwrap();
+        // ... and from then on.
+        let err = certs.verify_party(b"revoked", t).unwrap_err();
+        assert!(err.contains("revoked"), "{err}");
+        assert!(certs.verify_party(b"another", t).is_ok());
     }
 }

@@ -49,6 +49,9 @@ pub enum NodeError {
     /// The budget books cannot be opened (ledger or period).
     #[error(transparent)]
     Books(#[from] crate::books::OpenError),
+    /// The revocation list (`[tls] revoked`) is unreadable, unsigned or malformed.
+    #[error(transparent)]
+    Revocation(#[from] fedprof_transport::RevocationError),
 }
 
 /// Why one connection's session ended.
@@ -77,6 +80,7 @@ pub struct NodeService {
     params: Arc<CoreParams>,
     books: Arc<Mutex<Books>>,
     features: Arc<FeatureCache>,
+    revocations: fedprof_transport::RevocationWatch,
 }
 
 impl NodeService {
@@ -91,10 +95,15 @@ impl NodeService {
         let ledger_key = ed25519_dalek::SigningKey::from_pkcs8_der(creds.key_pkcs8_der())
             .map_err(|_| NodeError::BadKey)?;
         let books = Books::open(&config.privacy, ledger_key, creds.identity().clone())?;
+        let revocations = config.tls.revocations()?;
+        let certificates = crate::job::Unrevoked {
+            inner: Arc::clone(&creds),
+            revocations: revocations.clone(),
+        };
         let params = Arc::new(CoreParams {
             identity: creds.identity().clone(),
             key,
-            certificates: Arc::clone(&creds) as Arc<dyn crate::job::Certificates>,
+            certificates: Arc::new(certificates) as Arc<dyn crate::job::Certificates>,
             floor: config.floor.clone(),
             max_jobs: MAX_CONCURRENT_JOBS,
             heartbeat_timeout: config.connection.heartbeat_timeout(),
@@ -105,7 +114,14 @@ impl NodeService {
             params,
             books: Arc::new(Mutex::new(books)),
             features: Arc::default(),
+            revocations,
         })
+    }
+
+    /// The revocation list this node enforces on roster certificates; `reload` it on SIGHUP
+    /// (the next announcement is checked against the list then in force).
+    pub fn revocations(&self) -> &fedprof_transport::RevocationWatch {
+        &self.revocations
     }
 
     /// Who this node is, from its certificate.

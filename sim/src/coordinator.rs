@@ -260,6 +260,7 @@ fn run(
             party,
             certificate,
             key,
+            valid_until,
         } => {
             if party.role == fedprof_protocol::Role::Node {
                 let _ = p.ledger.trust_node(party.clone(), key.to_bytes());
@@ -269,6 +270,7 @@ fn run(
                 party,
                 certificate,
                 key,
+                valid_until,
             }
         }
         other => other,

@@ -136,7 +136,9 @@ impl TestFed {
             ledger,
         )
         .unwrap()
-        .with_heartbeat(heartbeat);
+        .with_heartbeat(heartbeat)
+        // `fed/revoked.json`, once `fedprof federation revoke` writes it (tests/certs.rs).
+        .with_revocations(config.tls.revocations().unwrap());
         let addr = service.local_addr().unwrap();
         let (trigger, shutdown) = ShutdownSignal::new();
         let (handle, server) = service.start(shutdown.clone());
@@ -193,6 +195,7 @@ impl TestFed {
             ca: self.fed.dir.join("ca.pem"),
             cert: party.join("cert.pem"),
             key: party.join("key.pem"),
+            revoked: None,
         }
     }
 

@@ -2,15 +2,17 @@
 //! certificate-based identities, and framed, sequence-checked message streams.
 //!
 //! Owns: the federation PKI ([`pki`]), endpoint configuration and limits ([`tls`]),
-//! authenticated connections and message streams ([`connection`]) and the accept loop with
-//! graceful shutdown ([`server`]). Does not own any business rule: what a message means, and
-//! which role may send it, is decided by the node and coordinator crates from the identity this
-//! crate hands them. That identity comes only from the peer's verified certificate.
+//! authenticated connections and message streams ([`connection`]), the accept loop with
+//! graceful shutdown ([`server`]) and the CA-signed deny list of revoked certificates
+//! ([`revocation`]). Does not own any business rule: what a message means, which role may
+//! send it, and what a revoked peer is refused, is decided by the node and coordinator crates
+//! from the identity and certificate this crate hands them. That identity comes only from the peer's verified certificate.
 
 pub mod address;
 pub mod admission;
 pub mod connection;
 pub mod pki;
+pub mod revocation;
 pub mod secret_file;
 pub mod server;
 pub mod tls;
@@ -26,6 +28,7 @@ pub use connection::{
 pub use pki::{FederationCa, IssuedParty, PkiError, Validity, identity_from_cert};
 /// The QUIC endpoint type, re-exported so callers need not depend on quinn.
 pub use quinn::Endpoint;
+pub use revocation::{Fingerprint, RevocationError, RevocationList, RevocationWatch};
 pub use server::{ShutdownSignal, ShutdownTrigger, serve};
 pub use tls::{
     ClientLimits, Credentials, ServerLimits, TlsFiles, client_endpoint, server_endpoint,

@@ -12,8 +12,8 @@
 
 use fedprof_protocol::{PartyId, PartyName, Role};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls_pki_types::{CertificateDer, ServerName};
 use time::{Duration, OffsetDateTime};
@@ -39,6 +39,13 @@ pub enum PkiError {
     /// The `fedprof://` URI is not `fedprof://<role>/<name>` with a known role and a valid name.
     #[error("certificate names an invalid party {0:?}")]
     BadIdentity(String),
+    /// A private key is not an Ed25519 PKCS#8 PEM key (the only kind the federation issues).
+    #[error("the private key is not an Ed25519 PKCS#8 PEM key")]
+    BadKey,
+    /// A private key does not belong to the certificate it was given with (the CA's, or the
+    /// party's being renewed).
+    #[error("the private key does not match the certificate")]
+    KeyMismatch,
 }
 
 /// How long issued certificates are valid, counted from `now` (passed in, so tests and
@@ -78,9 +85,12 @@ impl std::fmt::Debug for IssuedParty {
     }
 }
 
-/// A federation certificate authority held in memory while issuing.
+/// A federation certificate authority held in memory while issuing: created by
+/// [`FederationCa::generate`] once, and read back from its files by [`FederationCa::load`]
+/// for every later issue, renewal or revocation.
 pub struct FederationCa {
-    issuer: CertifiedIssuer<'static, KeyPair>,
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
 }
 
 impl std::fmt::Debug for FederationCa {
@@ -106,14 +116,33 @@ impl FederationCa {
         params.not_before = validity.not_before;
         params.not_after = validity.not_after;
         let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+        let cert_pem = params.self_signed(&key)?.pem();
         Ok(FederationCa {
-            issuer: CertifiedIssuer::self_signed(params, key)?,
+            issuer: Issuer::new(params, key),
+            cert_pem,
+        })
+    }
+
+    /// Reads a CA back from its certificate and private key (`ca.pem`, `ca.key`), to add,
+    /// renew or revoke parties of an existing federation. The issuer name and key identifier
+    /// come from the certificate itself, so new certificates chain to the CA every party
+    /// already trusts; a key that is not the certificate's is refused.
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let key = ed25519_key(key_pem)?;
+        let der = pem_certificate(cert_pem)?;
+        if ed25519_public_key(&der)? != key.public_key_raw() {
+            return Err(PkiError::KeyMismatch);
+        }
+        let issuer = Issuer::from_ca_cert_der(&der, key)?;
+        Ok(FederationCa {
+            issuer,
+            cert_pem: cert_pem.to_owned(),
         })
     }
 
     /// The CA certificate (PEM), which every party trusts.
     pub fn cert_pem(&self) -> String {
-        self.issuer.pem()
+        self.cert_pem.clone()
     }
 
     /// The CA private key (PKCS#8 PEM). Only needed to issue more certificates: keep offline.
@@ -121,14 +150,55 @@ impl FederationCa {
         zeroize::Zeroizing::new(self.issuer.key().serialize_pem())
     }
 
-    /// Issues a certificate for `party`. `server_names` (DNS names or IP addresses) are only
-    /// meaningful for the coordinator, the one party that accepts connections.
+    /// The CA key as a signing key for records the CA vouches for outside X.509 (the
+    /// revocation list, [`crate::revocation`]).
+    pub fn signing_key(&self) -> Result<fedprof_crypto::SigningKey, PkiError> {
+        let der = zeroize::Zeroizing::new(self.issuer.key().serialize_der());
+        fedprof_crypto::SigningKey::from_pkcs8_der(&der).map_err(|_| PkiError::BadKey)
+    }
+
+    /// Issues a certificate for `party` with a new key. `server_names` (DNS names or IP
+    /// addresses) are only meaningful for the coordinator, the one party that accepts
+    /// connections.
     pub fn issue(
         &self,
         party: &PartyId,
         server_names: &[String],
         validity: Validity,
     ) -> Result<IssuedParty, PkiError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+        Ok(IssuedParty {
+            cert_pem: self.certify(party, server_names, validity, &key)?,
+            key_pem: zeroize::Zeroizing::new(key.serialize_pem()),
+        })
+    }
+
+    /// A new certificate (PEM) for the party, server names and key of `old_cert_pem`, signed
+    /// with `key_pem` (the party's existing private key, which must match): the party keeps
+    /// its key, so everything it signed before (ledger entries) still verifies under the new
+    /// certificate.
+    pub fn renew(
+        &self,
+        old_cert_pem: &str,
+        key_pem: &str,
+        validity: Validity,
+    ) -> Result<String, PkiError> {
+        let key = ed25519_key(key_pem)?;
+        let old = pem_certificate(old_cert_pem)?;
+        if ed25519_public_key(&old)? != key.public_key_raw() {
+            return Err(PkiError::KeyMismatch);
+        }
+        let party = identity_from_cert(&old)?;
+        self.certify(&party, &server_names(&old)?, validity, &key)
+    }
+
+    fn certify(
+        &self,
+        party: &PartyId,
+        server_names: &[String],
+        validity: Validity,
+        key: &KeyPair,
+    ) -> Result<String, PkiError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
         params
@@ -164,13 +234,110 @@ impl FederationCa {
         params.use_authority_key_identifier_extension = true;
         params.not_before = validity.not_before;
         params.not_after = validity.not_after;
-        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(IssuedParty {
-            cert_pem: cert.pem(),
-            key_pem: zeroize::Zeroizing::new(key.serialize_pem()),
-        })
+        Ok(params.signed_by(key, &self.issuer)?.pem())
     }
+}
+
+/// An Ed25519 key pair from PKCS#8 PEM; any other kind of key is refused.
+fn ed25519_key(key_pem: &str) -> Result<KeyPair, PkiError> {
+    KeyPair::from_pem_and_sign_algo(key_pem, &rcgen::PKCS_ED25519).map_err(|_| PkiError::BadKey)
+}
+
+/// The first certificate of a PEM text.
+pub fn pem_certificate(pem: &str) -> Result<CertificateDer<'static>, PkiError> {
+    use rustls_pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| PkiError::Parse(e.to_string()))
+}
+
+/// The DNS names and IP addresses a certificate is issued for (the coordinator's), in the
+/// certificate's order, as text a dialling party would use.
+pub fn server_names(der: &CertificateDer<'_>) -> Result<Vec<String>, PkiError> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| PkiError::Parse(e.to_string()))?;
+    let mut names = Vec::new();
+    for name in san.iter().flat_map(|ext| ext.value.general_names.iter()) {
+        match name {
+            GeneralName::DNSName(dns) => names.push((*dns).to_owned()),
+            GeneralName::IPAddress(bytes) => {
+                let ip = match bytes.len() {
+                    4 => <[u8; 4]>::try_from(*bytes).map(std::net::IpAddr::from).ok(),
+                    16 => <[u8; 16]>::try_from(*bytes)
+                        .map(std::net::IpAddr::from)
+                        .ok(),
+                    _ => None,
+                };
+                names.push(
+                    ip.ok_or_else(|| PkiError::Parse("a malformed IP address SAN".into()))?
+                        .to_string(),
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
+/// How many days before its expiry a certificate is warned about: the log says so at these
+/// distances (security review H7: nobody was told before a whole federation stopped).
+pub const EXPIRY_WARNING_DAYS: [i64; 3] = [30, 7, 1];
+
+/// A certificate that expires soon, or has expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryWarning {
+    /// Time left until `notAfter` (negative once expired).
+    pub left: Duration,
+    /// The smallest of [`EXPIRY_WARNING_DAYS`] that `left` is within (0 once expired).
+    pub within_days: i64,
+}
+
+/// Whether a certificate valid until `not_after` is to be warned about at `now`.
+pub fn expiry_warning(not_after: OffsetDateTime, now: OffsetDateTime) -> Option<ExpiryWarning> {
+    let left = not_after - now;
+    if left <= Duration::ZERO {
+        return Some(ExpiryWarning {
+            left,
+            within_days: 0,
+        });
+    }
+    EXPIRY_WARNING_DAYS
+        .iter()
+        .rev()
+        .find(|&&days| left <= Duration::days(days))
+        .map(|&within_days| ExpiryWarning { left, within_days })
+}
+
+/// When a certificate stops being valid (its `notAfter`).
+pub fn not_after(der: &[u8]) -> Result<OffsetDateTime, PkiError> {
+    Ok(validity_of(der)?.not_after)
+}
+
+/// A certificate's validity period (`notBefore`, `notAfter`), as read (not verified).
+pub fn validity_of(der: &[u8]) -> Result<Validity, PkiError> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
+    Ok(Validity {
+        not_before: cert.validity().not_before.to_datetime(),
+        not_after: cert.validity().not_after.to_datetime(),
+    })
+}
+
+/// A party as `<role>-<name>` (`node-branch-a`), as in `parties/<role>-<name>/` and the
+/// `--party` argument of the certificate commands. Roles contain no `-`, so it reads back
+/// unambiguously with [`party_from_label`].
+pub fn party_label(party: &PartyId) -> String {
+    format!("{}-{}", party.role, party.name)
+}
+
+/// Reads a [`party_label`] back.
+pub fn party_from_label(label: &str) -> Option<PartyId> {
+    let (role, name) = label.split_once('-')?;
+    Some(PartyId {
+        role: Role::from_label(role)?,
+        name: PartyName::new(name).ok()?,
+    })
 }
 
 fn identity_uri(party: &PartyId) -> String {
@@ -294,6 +461,80 @@ mod tests {
             "fedprof://node/a/b",
         ] {
             assert_eq!(parse_identity_uri(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_loaded_ca_issues_certificates_the_old_ca_certificate_verifies() {
+        let now = OffsetDateTime::now_utc();
+        let ca = FederationCa::generate("test", validity()).unwrap();
+        let loaded = FederationCa::load(&ca.cert_pem(), &ca.key_pem()).unwrap();
+        let p = party(Role::Node, "late");
+        let issued = loaded.issue(&p, &[], validity()).unwrap();
+        let (got, _) =
+            verify_party_cert(ca.cert_pem().as_bytes(), issued.cert_pem.as_bytes(), now).unwrap();
+        assert_eq!(got, p);
+        // Another CA's key, or a party key, is not this CA's key.
+        let other = FederationCa::generate("other", validity()).unwrap();
+        assert!(matches!(
+            FederationCa::load(&ca.cert_pem(), &other.key_pem()),
+            Err(PkiError::KeyMismatch)
+        ));
+        assert!(matches!(
+            FederationCa::load(&ca.cert_pem(), "not a key"),
+            Err(PkiError::BadKey)
+        ));
+    }
+
+    #[test]
+    fn renewal_keeps_the_key_the_party_and_the_server_names() {
+        let now = OffsetDateTime::now_utc();
+        let ca = FederationCa::generate("test", validity()).unwrap();
+        let coord = party(Role::Coordinator, "c");
+        let names = vec!["127.0.0.1".to_owned(), "coord.example".to_owned()];
+        let old = ca
+            .issue(&coord, &names, Validity::days_from(now, 1))
+            .unwrap();
+        let renewed = ca
+            .renew(&old.cert_pem, &old.key_pem, Validity::days_from(now, 30))
+            .unwrap();
+        let ca_pem = ca.cert_pem();
+        let (p1, k1) = verify_party_cert(ca_pem.as_bytes(), old.cert_pem.as_bytes(), now).unwrap();
+        let later = now + Duration::days(10);
+        let (p2, k2) = verify_party_cert(ca_pem.as_bytes(), renewed.as_bytes(), later).unwrap();
+        assert_eq!((p1, k1), (p2, k2));
+        assert!(verify_party_cert(ca_pem.as_bytes(), old.cert_pem.as_bytes(), later).is_err());
+        let der = pem_certificate(&renewed).unwrap();
+        assert_eq!(server_names(&der).unwrap(), names);
+        assert!(not_after(&der).unwrap() > later);
+        // Renewing with someone else's key is refused.
+        let stranger = ca.issue(&party(Role::Node, "x"), &[], validity()).unwrap();
+        assert!(matches!(
+            ca.renew(&old.cert_pem, &stranger.key_pem, validity()),
+            Err(PkiError::KeyMismatch)
+        ));
+    }
+
+    #[test]
+    fn expiry_is_warned_at_30_7_and_1_days() {
+        let now = OffsetDateTime::now_utc();
+        let within = |left: Duration| expiry_warning(now + left, now).map(|w| w.within_days);
+        assert_eq!(within(Duration::days(31)), None);
+        assert_eq!(within(Duration::days(30)), Some(30));
+        assert_eq!(within(Duration::days(8)), Some(30));
+        assert_eq!(within(Duration::days(7)), Some(7));
+        assert_eq!(within(Duration::hours(23)), Some(1));
+        assert_eq!(within(Duration::ZERO), Some(0));
+        assert_eq!(within(-Duration::days(3)), Some(0));
+    }
+
+    #[test]
+    fn party_labels_read_back() {
+        let p = party(Role::Node, "branch-a");
+        assert_eq!(party_label(&p), "node-branch-a");
+        assert_eq!(party_from_label("node-branch-a"), Some(p));
+        for bad in ["node", "admin-a", "node-A", "-a"] {
+            assert_eq!(party_from_label(bad), None, "{bad}");
         }
     }
 

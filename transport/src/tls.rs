@@ -29,16 +29,52 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// This party's private key (PKCS#8 PEM, mode 0600).
     pub key: PathBuf,
+    /// The CA-signed list of revoked certificates ([`crate::revocation`]), re-read on SIGHUP.
+    /// Default: `revoked.json` beside the CA certificate, if it exists; a file named here must
+    /// exist.
+    #[serde(default)]
+    pub revoked: Option<PathBuf>,
 }
+
+/// The file name of the revocation list beside the CA certificate (the default).
+pub const REVOCATION_FILE: &str = "revoked.json";
 
 impl TlsFiles {
     /// Makes relative paths relative to `base` (the config file's directory).
     pub fn resolve_against(&mut self, base: &Path) {
-        for p in [&mut self.ca, &mut self.cert, &mut self.key] {
+        let revoked = self.revoked.iter_mut();
+        for p in [&mut self.ca, &mut self.cert, &mut self.key]
+            .into_iter()
+            .chain(revoked)
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
         }
+    }
+
+    /// The revocation list this party enforces, read now (see [`TlsFiles::revoked`]).
+    pub fn revocations(&self) -> Result<crate::RevocationWatch, crate::RevocationError> {
+        let ca =
+            std::fs::read_to_string(&self.ca).map_err(|source| crate::RevocationError::Read {
+                path: self.ca.clone(),
+                source,
+            })?;
+        let path = match &self.revoked {
+            Some(path) if !path.exists() => {
+                return Err(crate::RevocationError::Read {
+                    path: path.clone(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                });
+            }
+            Some(path) => path.clone(),
+            None => self
+                .ca
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(REVOCATION_FILE),
+        };
+        crate::RevocationWatch::open(Some(path), &ca)
     }
 }
 

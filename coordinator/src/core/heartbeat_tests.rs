@@ -57,6 +57,7 @@ fn register(core: &mut Coordinator, conn: ConnId, node: &str, now: Instant) {
         party,
         certificate: vec![],
         key,
+        valid_until: None,
     };
     assert!(core.handle(connected, now).is_empty());
     let register = Body::Register(Register {

@@ -77,6 +77,7 @@ impl Fed {
             party: party(role, name),
             certificate: vec![],
             key,
+            valid_until: None,
         };
         assert!(self.input(connected).is_empty());
     }
@@ -255,6 +256,105 @@ fn a_reconnecting_node_replaces_its_old_connection() {
         reason: "replaced".into(),
     });
     assert_eq!(f.core.nodes().len(), 1);
+}
+
+/// H6: a revoked certificate is refused when it connects, and a live registered node whose
+/// certificate the reloaded list names is closed and leaves the roster; others stay.
+#[test]
+fn h6_revoked_certificates_are_refused_and_live_ones_closed() {
+    use fedprof_transport::Fingerprint;
+    let mut f = Fed::new(1);
+    // `Fed::connect` gives every peer an empty certificate: the revoked one differs.
+    let revoked_cert = b"cert of a".to_vec();
+    let key = |n: u8| {
+        fedprof_crypto::SigningKey::from_seed(&fedprof_crypto::SecretKey32::from_bytes([n; 32]))
+            .verifying_key()
+    };
+    let connect_a = |conn: ConnId| Input::Connected {
+        conn,
+        party: party(Role::Node, "a"),
+        certificate: revoked_cert.clone(),
+        key: key(9),
+        valid_until: None,
+    };
+    assert!(f.input(connect_a(1)).is_empty());
+    f.say(
+        1,
+        0,
+        Body::Register(Register {
+            software: "t".into(),
+        }),
+    );
+    f.register(2, "b");
+    assert_eq!(f.core.nodes().len(), 2);
+    let list: BTreeSet<Fingerprint> = [Fingerprint::of(&revoked_cert)].into();
+    let out = f.input(Input::Revoked(list.clone()));
+    assert!(closes_with(&out, 1, ErrorCode::RoleNotPermitted), "{out:?}");
+    assert!(
+        !closes_with(&out, 2, ErrorCode::RoleNotPermitted),
+        "{out:?}"
+    );
+    assert_eq!(f.core.nodes(), vec![PartyName::new("b").unwrap()]);
+    // Reconnecting with the revoked certificate is refused at once, and nothing it sends
+    // registers it.
+    let out = f.input(connect_a(3));
+    assert!(closes_with(&out, 3, ErrorCode::RoleNotPermitted), "{out:?}");
+    f.say(
+        3,
+        0,
+        Body::Register(Register {
+            software: "t".into(),
+        }),
+    );
+    assert_eq!(f.core.nodes(), vec![PartyName::new("b").unwrap()]);
+    // The same list again closes nothing more; an empty one lets the certificate back in.
+    assert!(!closes_with(
+        &f.input(Input::Revoked(list)),
+        2,
+        ErrorCode::RoleNotPermitted
+    ));
+    f.input(Input::Revoked(BTreeSet::new()));
+    assert!(f.input(connect_a(4)).is_empty());
+}
+
+/// H7: a node is closed when its certificate expires (a deadline of the core), so it is in
+/// no roster after; a certificate already expired is refused at connection.
+#[test]
+fn h7_expired_certificates_leave_and_are_refused() {
+    let mut f = Fed::new(1);
+    let key =
+        fedprof_crypto::SigningKey::from_seed(&fedprof_crypto::SecretKey32::from_bytes([7; 32]))
+            .verifying_key();
+    // Within the heartbeat timeout (30 s), so b, which sends no pongs here, stays.
+    let expires = f.now + Duration::from_secs(20);
+    let connect = |conn: ConnId, valid_until| Input::Connected {
+        conn,
+        party: party(Role::Node, "a"),
+        certificate: vec![1],
+        key,
+        valid_until: Some(valid_until),
+    };
+    assert!(f.input(connect(1, expires)).is_empty());
+    f.say(
+        1,
+        0,
+        Body::Register(Register {
+            software: "t".into(),
+        }),
+    );
+    f.register(2, "b");
+    assert_eq!(f.core.nodes().len(), 2);
+    assert!(f.core.next_deadline().is_some_and(|d| d <= expires));
+    f.now = expires;
+    let out = f.input(Input::Tick);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Close { conn: 1, detail, .. } if detail == EXPIRED)),
+        "{out:?}"
+    );
+    assert_eq!(f.core.nodes(), vec![PartyName::new("b").unwrap()]);
+    let out = f.input(connect(3, f.now));
+    assert!(closes_with(&out, 3, ErrorCode::RoleNotPermitted), "{out:?}");
 }
 
 #[test]

@@ -163,6 +163,7 @@ impl Federation {
             party,
             certificate: key.to_bytes().to_vec(),
             key,
+            valid_until: None,
         });
         match peer {
             Peer::Node(i) => {
