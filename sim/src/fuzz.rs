@@ -163,8 +163,12 @@ pub fn coordinator_core(data: &[u8]) {
         };
         let input = match op % 9 {
             0 => {
-                let role = [Role::Node, Role::Node, Role::Analyst, Role::Auditor]
-                    [usize::from(bytes.byte().unwrap_or(0) % 4)];
+                // The low bits pick the role; a high bit set gives the certificate an expiry
+                // up to two minutes away.
+                let r = bytes.byte().unwrap_or(0);
+                let role =
+                    [Role::Node, Role::Node, Role::Analyst, Role::Auditor][usize::from(r % 4)];
+                let valid_until = (r >= 128).then(|| now + Duration::from_secs(u64::from(r - 128)));
                 let i = usize::from(bytes.byte().unwrap_or(0)) % NAMES.len();
                 let conn = next_conn;
                 next_conn += 1;
@@ -174,6 +178,7 @@ pub fn coordinator_core(data: &[u8]) {
                     party: party(role, NAMES[i]),
                     certificate: vec![u8::try_from(i).unwrap_or(0)],
                     key: signing_key(u8::try_from(i).unwrap_or(0)).verifying_key(),
+                    valid_until,
                 }
             }
             1..=4 => {
