@@ -275,7 +275,16 @@ async fn a_padded_upper_case_id_is_the_same_customer_in_the_totals() {
     assert!(sd[0] < 0.1, "noise sd {} customers", sd[0]);
     // a and b: 2 customers, 4 rows of 1.00 each; c: one customer, 3 rows, 6.00.
     assert!((values[0] - 5.0).abs() < 0.5, "customers {}", values[0]);
-    assert!((values[1] - 11.0).abs() < 1.0, "transactions {}", values[1]);
+    // Transactions carry more noise (a customer adds up to its row bound): within 4 of its
+    // standard deviations (the test failed 1 run in 12 with a fixed tolerance of 1).
+    assert!(sd[1] < 1.0, "noise sd {} transactions", sd[1]);
+    let tol = (4.0 * sd[1]).max(1.0);
+    assert!(
+        (values[1] - 11.0).abs() < tol,
+        "transactions {} (sd {})",
+        values[1],
+        sd[1]
+    );
     fed.stop().await;
 }
 
